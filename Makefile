@@ -1,0 +1,31 @@
+# Two commands (see README): `make run` sets up and runs; `make test` sets up and runs every check.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# glibc keeps durable_rules' per-evaluation state at the heap top; see ENGINE-NOTES §1.2.
+export MALLOC_TRIM_THRESHOLD_ ?= 268435456
+
+.PHONY: run test setup bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or 3.12 is required (durable-rules does not import on 3.13)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/pathway packs
+	$(BIN)/pathway evaluate --check tests/rules/cases/golden/*.json tests/rules/cases/spec/*.json
+	$(BIN)/pathway evaluate tests/rules/cases/golden/bp-crisis-with-headache.json
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.rules

@@ -1,0 +1,1 @@
+"""The 三高共管 care-pathway domain: readings, snapshots, targets and assessments."""

@@ -1,0 +1,297 @@
+"""From fired rules to an assessment: tier, level, referral, follow-up and tasks (PATHWAY.md §4–5).
+
+Worst tier wins; the most urgent referral wins; the shortest follow-up interval wins. Every part
+of the result names the rule that caused it and the pack (id, version, sha256) it came from.
+The policy (levels, referral and task catalogues, default interval) is pack data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from pathway.clock import CLINIC_TZ
+from pathway.conditions import FactValue
+from pathway.snapshot import ANCHOR_LATEST_ENCOUNTER, Snapshot, check_anchor
+from pathway.tiers import ManagementLevel, ReferralUrgency, RiskTier, TaskKind
+from pathway.vocabulary import CareCheck
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Message(_Strict):
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class Outcome(_Strict):
+    """What a rule calls for when it fires."""
+
+    referral: ReferralUrgency | None = None
+    follow_up_days: PositiveInt | None = None
+    tasks: list[TaskKind] = Field(default_factory=list)
+    message: Message
+
+
+Anchor = Literal["as_of", "unconfirmed_crisis_reading", "ldl_c_measured", "follow_up_due", "last_check"]
+
+
+class TaskDue(_Strict):
+    """Due = anchor + after; ``not_before_as_of`` clamps to the assessment moment.
+
+    ``last_check`` anchors on the last time the task's check was done, or ``as_of`` if never.
+    """
+
+    anchor: Anchor
+    after_hours: int = Field(default=0, ge=0)
+    after_days: int = Field(default=0, ge=0)
+    not_before_as_of: bool = False
+
+
+class TaskSpec(_Strict):
+    priority: PositiveInt | None = None
+    priority_by_tier: dict[RiskTier, PositiveInt] | None = None
+    due: TaskDue
+    source: str
+
+    @model_validator(mode="after")
+    def _one_priority(self) -> TaskSpec:
+        if (self.priority is None) == (self.priority_by_tier is None):
+            raise ValueError("a task needs exactly one of priority or priority_by_tier")
+        if self.priority_by_tier is not None and set(self.priority_by_tier) != set(RiskTier):
+            raise ValueError("priority_by_tier needs a priority for every tier")
+        return self
+
+
+class ReferralSpec(_Strict):
+    rank: PositiveInt = Field(description="1 is the most urgent")
+    task: TaskKind
+    follow_up_task: TaskKind | None = None
+
+
+class Policy(_Strict):
+    source: str
+    levels: dict[RiskTier, ManagementLevel]
+    default_follow_up_days: PositiveInt
+    follow_up_task: TaskKind
+    referrals: dict[ReferralUrgency, ReferralSpec]
+    tasks: dict[TaskKind, TaskSpec]
+
+    @model_validator(mode="after")
+    def _complete(self) -> Policy:
+        if set(self.levels) != set(RiskTier):
+            raise ValueError("levels needs a management level for every tier")
+        if set(self.referrals) != set(ReferralUrgency):
+            raise ValueError("referrals needs every urgency")
+        named = {self.follow_up_task} | {r.task for r in self.referrals.values()}
+        named |= {r.follow_up_task for r in self.referrals.values() if r.follow_up_task}
+        missing = named - set(self.tasks)
+        if missing:
+            raise ValueError(f"tasks missing from the task catalogue: {sorted(missing)}")
+        return self
+
+
+# --- Results -----------------------------------------------------------------------------------
+
+
+class PackRef(BaseModel):
+    id: str
+    version: str
+    sha256: str
+
+
+class Reason(BaseModel):
+    rule_id: str
+    tier: RiskTier
+    message: str
+    message_en: str
+    evidence: dict[str, FactValue]
+    source: str
+
+
+class ReferralDecision(BaseModel):
+    urgency: ReferralUrgency
+    rule_id: str
+
+
+class FollowUp(BaseModel):
+    interval_days: int
+    due: date
+    rule_id: str | None
+
+
+class DueTask(BaseModel):
+    kind: TaskKind
+    subject: str | None = None
+    due: datetime
+    priority: int
+    rule_id: str
+    rule_ids: list[str]
+
+
+class Assessment(BaseModel):
+    pack: PackRef
+    as_of: datetime
+    tier: RiskTier
+    level: ManagementLevel
+    referral: ReferralDecision | None
+    follow_up: FollowUp
+    reasons: list[Reason]
+    tasks: list[DueTask]
+    facts: dict[str, FactValue]
+
+
+@dataclass(frozen=True)
+class FiredRule:
+    rule_id: str
+    tier: RiskTier
+    outcome: Outcome
+    evidence: dict[str, FactValue]
+    source: str
+
+
+@dataclass(frozen=True)
+class FiredSchedule:
+    schedule_id: str
+    task: TaskKind
+    check: CareCheck
+
+
+def assess(
+    snapshot: Snapshot,
+    fired: Sequence[FiredRule],
+    schedules: Sequence[FiredSchedule],
+    policy: Policy,
+    pack: PackRef,
+    tz: ZoneInfo = CLINIC_TZ,
+) -> Assessment:
+    """Combine the fired rules of one evaluation into the patient's assessment."""
+    as_of = snapshot.as_of
+    tier = max((f.tier for f in fired), key=lambda t: t.severity, default=RiskTier.BLUE)
+    reasons = [
+        Reason(
+            rule_id=f.rule_id,
+            tier=f.tier,
+            message=f.outcome.message.zh,
+            message_en=f.outcome.message.en,
+            evidence=f.evidence,
+            source=f.source,
+        )
+        for f in sorted(fired, key=lambda f: -f.tier.severity)
+    ]
+    referring = [f for f in fired if f.outcome.referral is not None]
+    referral = None
+    if referring:
+        top = min(referring, key=lambda f: policy.referrals[_urgency(f)].rank)
+        referral = ReferralDecision(urgency=_urgency(top), rule_id=top.rule_id)
+
+    intervals = [f for f in fired if f.outcome.follow_up_days is not None]
+    shortest = min(intervals, key=lambda f: (f.outcome.follow_up_days or 0, -f.tier.severity), default=None)
+    interval = (
+        shortest.outcome.follow_up_days
+        if shortest is not None and shortest.outcome.follow_up_days is not None
+        else policy.default_follow_up_days
+    )
+    latest_encounter = snapshot.anchors.get(ANCHOR_LATEST_ENCOUNTER)
+    today = as_of.astimezone(tz).date()
+    base = latest_encounter.astimezone(tz).date() if latest_encounter else today
+    follow_up = FollowUp(
+        interval_days=interval,
+        due=max(base + timedelta(days=interval), today),
+        rule_id=shortest.rule_id if shortest else None,
+    )
+
+    builder = _TaskList(snapshot, policy, tier, follow_up, tz)
+    if referral is not None:
+        spec = policy.referrals[referral.urgency]
+        builder.add(spec.task, referral.rule_id)
+        if spec.follow_up_task is not None:
+            builder.add(spec.follow_up_task, referral.rule_id)
+    builder.add(policy.follow_up_task, follow_up.rule_id or "policy.default_follow_up")
+    for f in fired:
+        for kind in f.outcome.tasks:
+            builder.add(kind, f.rule_id)
+    for s in schedules:
+        builder.add(s.task, s.schedule_id, check=s.check)
+
+    return Assessment(
+        pack=pack,
+        as_of=as_of,
+        tier=tier,
+        level=policy.levels[tier],
+        referral=referral,
+        follow_up=follow_up,
+        reasons=reasons,
+        tasks=builder.tasks(),
+        facts=snapshot.facts,
+    )
+
+
+def _urgency(fired: FiredRule) -> ReferralUrgency:
+    assert fired.outcome.referral is not None
+    return fired.outcome.referral
+
+
+class _TaskList:
+    """Tasks keyed by (kind, subject): one each, with the earliest due and every rule behind it."""
+
+    def __init__(
+        self, snapshot: Snapshot, policy: Policy, tier: RiskTier, follow_up: FollowUp, tz: ZoneInfo
+    ) -> None:
+        self._snapshot = snapshot
+        self._policy = policy
+        self._tier = tier
+        self._follow_up = follow_up
+        self._tz = tz
+        self._tasks: dict[tuple[TaskKind, str | None], DueTask] = {}
+
+    def add(self, kind: TaskKind, rule_id: str, check: CareCheck | None = None) -> None:
+        spec = self._policy.tasks[kind]
+        due = self._due(spec.due, check)
+        if due is None:
+            return
+        priority = spec.priority if spec.priority is not None else (spec.priority_by_tier or {})[self._tier]
+        subject = check.value if check is not None and check.value != kind.value else None
+        key = (kind, subject)
+        existing = self._tasks.get(key)
+        if existing is None:
+            self._tasks[key] = DueTask(
+                kind=kind, subject=subject, due=due, priority=priority, rule_id=rule_id, rule_ids=[rule_id]
+            )
+            return
+        rule_ids = [*existing.rule_ids, rule_id] if rule_id not in existing.rule_ids else existing.rule_ids
+        if due < existing.due:
+            self._tasks[key] = existing.model_copy(update={"due": due, "rule_id": rule_id, "rule_ids": rule_ids})
+        else:
+            self._tasks[key] = existing.model_copy(update={"rule_ids": rule_ids})
+
+    def _due(self, due: TaskDue, check: CareCheck | None) -> datetime | None:
+        as_of = self._snapshot.as_of
+        anchors = self._snapshot.anchors
+        start: datetime | None
+        if due.anchor == "as_of":
+            start = as_of
+        elif due.anchor == "follow_up_due":
+            start = datetime.combine(self._follow_up.due, time(0), tzinfo=self._tz)
+        elif due.anchor == "last_check":
+            start = anchors.get(check_anchor(check)) if check is not None else None
+            if start is None:
+                return as_of
+        else:
+            start = anchors.get(due.anchor)
+        if start is None:
+            return None
+        at = start + timedelta(days=due.after_days, hours=due.after_hours)
+        if due.not_before_as_of and at < as_of:
+            at = as_of
+        return at.astimezone(as_of.tzinfo)
+
+    def tasks(self) -> list[DueTask]:
+        return sorted(self._tasks.values(), key=lambda t: (t.priority, t.due, t.kind.value))

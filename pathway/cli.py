@@ -1,0 +1,91 @@
+"""The ``pathway`` command: a thin shell over the functions the API and scheduler use.
+
+    pathway evaluate CASE.json                 print the assessment as JSON
+    pathway evaluate --check CASE.json ...     compare each case with its expect block
+    pathway packs                              list the rule packs and versions loaded
+
+Exit codes: 0 ok, 1 a case differs from its expectation, 2 bad input (one line naming the field).
+This is the composition root: it builds the registry and the engine, and imports them lazily.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pathway.errors import PathwayError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pathway", description="三高共管 care-pathway engine")
+    commands = parser.add_subparsers(dest="command", required=True)
+    evaluate = commands.add_parser("evaluate", help="evaluate case files with the rule engine (no database)")
+    evaluate.add_argument("cases", nargs="+", type=Path, metavar="CASE.json")
+    evaluate.add_argument("--check", action="store_true", help="compare each result with the case's expect block")
+    evaluate.add_argument("--pack", type=Path, help="a rule-pack YAML file to use instead of the built-in packs")
+    evaluate.add_argument("--pack-version", help="a built-in pack version (default: the one in force at as_of)")
+    commands.add_parser("packs", help="list the rule packs and versions loaded")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "packs":
+            return _packs()
+        return _evaluate(args.cases, check=args.check, pack_file=args.pack, version=args.pack_version)
+    except PathwayError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _packs() -> int:
+    from rules.registry import PackRegistry
+
+    for loaded in PackRegistry.from_directory().all():
+        pack = loaded.pack
+        print(f"{pack.id}\t{pack.version}\teffective {pack.effective_from}\t{len(pack.rules)} rules\t{loaded.sha256}")
+    return 0
+
+
+def _evaluate(paths: list[Path], *, check: bool, pack_file: Path | None, version: str | None) -> int:
+    from pathway.cases import case_history, differences, read_case
+    from rules.evaluation import Evaluator
+    from rules.registry import DEFAULT_PACK_ID, PackRegistry, load_pack
+
+    registry = PackRegistry([load_pack(pack_file)]) if pack_file else PackRegistry.from_directory()
+    evaluator = Evaluator(registry)
+    if not check and len(paths) != 1:
+        print("error: evaluate takes one CASE.json (use --check for several)", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in paths:
+        try:
+            case = read_case(path)
+            pinned = registry.get(pack_file and registry.all()[0].pack.id or DEFAULT_PACK_ID, version)
+            loaded = pinned if (pack_file or version) else None
+            pack = loaded or registry.in_force(DEFAULT_PACK_ID, on=case.as_of.date())
+            history = case_history(case, pack.pack.units, pack.pack.plausibility)
+        except PathwayError as error:
+            print(f"error: {path}: {error}", file=sys.stderr)
+            return 2
+        result = evaluator.assess(history, case.as_of, pack)
+        if not check:
+            print(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2))
+            continue
+        if case.expect is None:
+            print(f"error: {path}: no expect block to check against", file=sys.stderr)
+            return 2
+        problems = differences(case.expect, result)
+        label = case.name or path.stem
+        if problems:
+            failed += 1
+            print(f"FAIL {path.name}: {label}: {'; '.join(problems)}")
+        else:
+            print(f"ok   {path.name}: {label}")
+    if check:
+        print(f"{len(paths) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""One error base with stable, machine-readable codes.
+
+    PathwayError(code, detail, field)          status 400 unless a subclass says otherwise
+    ├── InvalidInput            invalid-input           422  malformed case / request data
+    ├── ImplausibleValue        implausible-value       422  outside the pack's plausibility range
+    ├── UnknownUnit             unknown-unit            422  a unit the pack cannot convert
+    ├── UnknownCode             unknown-code            422  unknown condition, symptom, kind, source
+    ├── FutureTimestamp         future-timestamp        422  measured after as_of + tolerance
+    ├── InvalidRulePack         invalid-rule-pack       500  a pack failed validation (names the rule)
+    ├── UnknownRulePack         unknown-rule-pack       404  no pack with that id / version
+    └── RuleEvaluationError     rule-evaluation-failed  500  the engine failed (names rule and pack)
+"""
+
+from __future__ import annotations
+
+
+class PathwayError(Exception):
+    """Base class of every error the product raises on purpose."""
+
+    code = "pathway-error"
+    status = 400
+
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+    def __str__(self) -> str:
+        where = f" ({self.field})" if self.field else ""
+        return f"{self.code}{where}: {self.detail}"
+
+    def as_dict(self) -> dict[str, str]:
+        body = {"code": self.code, "message": self.detail}
+        if self.field:
+            body["field"] = self.field
+        return body
+
+
+class InvalidInput(PathwayError):
+    code = "invalid-input"
+    status = 422
+
+
+class ImplausibleValue(InvalidInput):
+    code = "implausible-value"
+
+
+class UnknownUnit(InvalidInput):
+    code = "unknown-unit"
+
+
+class UnknownCode(InvalidInput):
+    code = "unknown-code"
+
+
+class FutureTimestamp(InvalidInput):
+    code = "future-timestamp"
+
+
+class InvalidRulePack(PathwayError):
+    code = "invalid-rule-pack"
+    status = 500
+
+
+class UnknownRulePack(PathwayError):
+    code = "unknown-rule-pack"
+    status = 404
+
+
+class RuleEvaluationError(PathwayError):
+    code = "rule-evaluation-failed"
+    status = 500

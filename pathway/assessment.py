@@ -268,7 +268,9 @@ class _TaskList:
             return
         rule_ids = [*existing.rule_ids, rule_id] if rule_id not in existing.rule_ids else existing.rule_ids
         if due < existing.due:
-            self._tasks[key] = existing.model_copy(update={"due": due, "rule_id": rule_id, "rule_ids": rule_ids})
+            self._tasks[key] = existing.model_copy(
+                update={"due": due, "rule_id": rule_id, "rule_ids": rule_ids}
+            )
         else:
             self._tasks[key] = existing.model_copy(update={"rule_ids": rule_ids})
 

@@ -118,7 +118,9 @@ def read_case(path: Path) -> CaseFile:
 def case_history(case: CaseFile, units: Units, plausibility: Plausibility) -> PatientHistory:
     """The canonical history of a case (replay semantics: nothing is rejected for being after as_of)."""
 
-    def reading(item: CaseReading, field: str, source: ReadingSource | None, at: datetime | None) -> Measurement:
+    def reading(
+        item: CaseReading, field: str, source: ReadingSource | None, at: datetime | None
+    ) -> Measurement:
         if source is None:
             raise InvalidInput("a reading outside an encounter needs a source", f"{field}.source")
         when = item.measured_at or at
@@ -147,7 +149,9 @@ def case_history(case: CaseFile, units: Units, plausibility: Plausibility) -> Pa
             if item.source not in (None, ReadingSource.CLINIC):
                 raise InvalidInput("readings inside an encounter are clinic readings", f"{field}.source")
             readings.append(reading(item, field, ReadingSource.CLINIC, encounter.at))
-        encounters.append(Encounter(at=encounter.at, readings=tuple(readings), symptoms=tuple(encounter.symptoms)))
+        encounters.append(
+            Encounter(at=encounter.at, readings=tuple(readings), symptoms=tuple(encounter.symptoms))
+        )
     loose = tuple(reading(item, f"readings.{i}", item.source, None) for i, item in enumerate(case.readings))
     patient = case.patient
     profile = PatientProfile(
@@ -174,7 +178,9 @@ def differences(expect: Expectation, result: Assessment) -> list[str]:
         found.append(f"tier {result.tier.value} (expected {expect.tier.value})")
     referral = result.referral.urgency if result.referral else None
     if referral != expect.referral:
-        found.append(f"referral {referral and referral.value} (expected {expect.referral and expect.referral.value})")
+        found.append(
+            f"referral {referral and referral.value} (expected {expect.referral and expect.referral.value})"
+        )
     if result.follow_up.interval_days != expect.follow_up_days:
         found.append(f"follow_up_days {result.follow_up.interval_days} (expected {expect.follow_up_days})")
     if result.level != expect.level:

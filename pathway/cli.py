@@ -24,9 +24,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     evaluate = commands.add_parser("evaluate", help="evaluate case files with the rule engine (no database)")
     evaluate.add_argument("cases", nargs="+", type=Path, metavar="CASE.json")
-    evaluate.add_argument("--check", action="store_true", help="compare each result with the case's expect block")
-    evaluate.add_argument("--pack", type=Path, help="a rule-pack YAML file to use instead of the built-in packs")
-    evaluate.add_argument("--pack-version", help="a built-in pack version (default: the one in force at as_of)")
+    evaluate.add_argument(
+        "--check", action="store_true", help="compare each result with the case's expect block"
+    )
+    evaluate.add_argument(
+        "--pack", type=Path, help="a rule-pack YAML file to use instead of the built-in packs"
+    )
+    evaluate.add_argument(
+        "--pack-version", help="a built-in pack version (default: the one in force at as_of)"
+    )
     commands.add_parser("packs", help="list the rule packs and versions loaded")
     args = parser.parse_args(argv)
     try:
@@ -43,7 +49,8 @@ def _packs() -> int:
 
     for loaded in PackRegistry.from_directory().all():
         pack = loaded.pack
-        print(f"{pack.id}\t{pack.version}\teffective {pack.effective_from}\t{len(pack.rules)} rules\t{loaded.sha256}")
+        counts = f"{len(pack.rules)} rules, {len(pack.schedules)} schedules"
+        print(f"{pack.id}\t{pack.version}\teffective {pack.effective_from}\t{counts}\tsha256 {loaded.sha256}")
     return 0
 
 

@@ -1,14 +1,14 @@
 """One error base with stable, machine-readable codes.
 
-    PathwayError(code, detail, field)          status 400 unless a subclass says otherwise
-    ├── InvalidInput            invalid-input           422  malformed case / request data
-    ├── ImplausibleValue        implausible-value       422  outside the pack's plausibility range
-    ├── UnknownUnit             unknown-unit            422  a unit the pack cannot convert
-    ├── UnknownCode             unknown-code            422  unknown condition, symptom, kind, source
-    ├── FutureTimestamp         future-timestamp        422  measured after as_of + tolerance
-    ├── InvalidRulePack         invalid-rule-pack       500  a pack failed validation (names the rule)
-    ├── UnknownRulePack         unknown-rule-pack       404  no pack with that id / version
-    └── RuleEvaluationError     rule-evaluation-failed  500  the engine failed (names rule and pack)
+PathwayError(code, detail, field)          status 400 unless a subclass says otherwise
+├── InvalidInput            invalid-input           422  malformed case / request data
+├── ImplausibleValue        implausible-value       422  outside the pack's plausibility range
+├── UnknownUnit             unknown-unit            422  a unit the pack cannot convert
+├── UnknownCode             unknown-code            422  unknown condition, symptom, kind, source
+├── FutureTimestamp         future-timestamp        422  measured after as_of + tolerance
+├── InvalidRulePack         invalid-rule-pack       500  a pack failed validation (names the rule)
+├── UnknownRulePack         unknown-rule-pack       404  no pack with that id / version
+└── RuleEvaluationError     rule-evaluation-failed  500  the engine failed (names rule and pack)
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from pathway.conditions import Condition
-from pathway.vocabulary import CareCheck, Complication, Condition as ConditionCode, ReadingKind, ReadingSource
-from pathway.vocabulary import Symptom
+from pathway.vocabulary import CareCheck, Complication, ReadingKind, ReadingSource, Symptom
+from pathway.vocabulary import Condition as ConditionCode
 
 
 class _Strict(BaseModel):

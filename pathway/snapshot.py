@@ -9,7 +9,7 @@ Elapsed-time windows include both ends; calendar dates are taken in the clinic's
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -220,7 +220,10 @@ def build_snapshot(
     pregnancy_window = [r for r in glucose if within(r.at, days=windows.pregnancy_glucose_window_days)]
     _put_extreme(facts, "recent_fpg_max", max, [r for r in pregnancy_window if r.kind is ReadingKind.FPG])
     _put_extreme(
-        facts, "recent_nonfasting_glucose_max", max, [r for r in pregnancy_window if r.kind is not ReadingKind.FPG]
+        facts,
+        "recent_nonfasting_glucose_max",
+        max,
+        [r for r in pregnancy_window if r.kind is not ReadingKind.FPG],
     )
     latest_glucose = next(
         (
@@ -356,7 +359,10 @@ def _encounter_glucose(encounter: Encounter) -> tuple[Decimal, bool] | None:
 
 
 def _put_extreme(
-    facts: dict[str, FactValue], name: str, pick: type[max] | type[min], readings: list[Measurement]
+    facts: dict[str, FactValue],
+    name: str,
+    pick: Callable[[list[Decimal]], Decimal],
+    readings: list[Measurement],
 ) -> None:
     values = [r.value for r in readings if r.value is not None]
     if values:
@@ -470,9 +476,9 @@ def _last_checks(
 ) -> dict[CareCheck, datetime]:
     """When each scheduled check was last done: recorded checks, or lab evidence of all its kinds."""
     last: dict[CareCheck, datetime] = {}
-    for check in history.checks:
-        if check.at <= as_of and (check.kind not in last or check.at > last[check.kind]):
-            last[check.kind] = check.at
+    for done_check in history.checks:
+        if done_check.at <= as_of and (done_check.kind not in last or done_check.at > last[done_check.kind]):
+            last[done_check.kind] = done_check.at
     for check, kinds in windows.lab_evidence_of_checks.items():
         if kinds and all(by_kind[k] for k in kinds):
             done = min(by_kind[k][-1].at for k in kinds)

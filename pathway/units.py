@@ -39,7 +39,8 @@ def check_plausible(
         allowed = ranges.get(name)
         if allowed is not None and not allowed.min <= value <= allowed.max:
             raise ImplausibleValue(
-                f"{kind.value} {name} {value} is outside the plausible range {allowed.min}–{allowed.max}", field
+                f"{kind.value} {name} {value} is outside the plausible range {allowed.min}–{allowed.max}",
+                field,
             )
     if (
         plausibility.systolic_above_diastolic

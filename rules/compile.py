@@ -37,8 +37,10 @@ def compile_pack(pack: RulePack) -> dict[str, dict[str, Any]]:
     """
     marker = {MARKER_FIELD: 1}
     ruleset: dict[str, dict[str, Any]] = {SENTINEL_RULE: {"all": [{"m": marker}]}}
-    for item in [*pack.rules, *pack.schedules]:
-        ruleset[durable_rule_name(item.id)] = {"all": [{"m": {"$and": [marker, compile_condition(item.when)]}}]}
+    for item in pack.conditional_items():
+        ruleset[durable_rule_name(item.id)] = {
+            "all": [{"m": {"$and": [marker, compile_condition(item.when)]}}]
+        }
     return ruleset
 
 
@@ -51,7 +53,9 @@ def compile_condition(condition: AllOf | AnyOf | Comparison) -> dict[str, Any]:
     if op == "exists":
         return {"$ex" if operand else "$nex": {fact: 1}}
     if isinstance(operand, FactRef):
-        test = {fact: {"$m": operand.fact}} if op == "eq" else {_DURABLE_OPS[op]: {fact: {"$m": operand.fact}}}
+        test = (
+            {fact: {"$m": operand.fact}} if op == "eq" else {_DURABLE_OPS[op]: {fact: {"$m": operand.fact}}}
+        )
         return {"$and": [{"$ex": {fact: 1}}, {"$ex": {operand.fact: 1}}, test]}
     if op == "eq":
         return {fact: operand}

@@ -45,7 +45,7 @@ class DurableEngine:
         for pack in packs:
             name = ruleset_name(pack)
             compiled = compile_pack(pack)
-            names = {durable_rule_name(item.id): item.id for item in [*pack.rules, *pack.schedules]}
+            names = {durable_rule_name(item.id): item.id for item in pack.conditional_items()}
             self._rule_ids[name] = names
             for rule_name, definition in compiled.items():
                 definition["run"] = self._action(rule_name)

@@ -73,4 +73,4 @@ def _evidence(condition: AllOf | AnyOf | Comparison, facts: Mapping[str, FactVal
 
 def reference_fired_rule_ids(pack: RulePack, facts: Mapping[str, FactValue]) -> list[str]:
     """The rules and schedules whose conditions hold, evaluated in plain Python (the oracle)."""
-    return [item.id for item in [*pack.rules, *pack.schedules] if holds(item.when, facts)]
+    return [item.id for item in pack.conditional_items() if holds(item.when, facts)]

@@ -61,7 +61,7 @@ class RulePack(_Strict):
     @model_validator(mode="after")
     def _coherent(self) -> RulePack:
         seen: set[str] = set()
-        for item in [*self.rules, *self.schedules]:
+        for item in self.conditional_items():
             if item.id in seen:
                 raise ValueError(f"rule '{item.id}': id used twice in pack {self.id}")
             seen.add(item.id)
@@ -72,12 +72,18 @@ class RulePack(_Strict):
                 raise ValueError(f"rule '{rule.id}': tasks {unknown} are not in the policy's task catalogue")
         for schedule in self.schedules:
             if schedule.task not in self.policy.tasks:
-                raise ValueError(f"rule '{schedule.id}': task '{schedule.task.value}' is not in the catalogue")
+                raise ValueError(
+                    f"rule '{schedule.id}': task '{schedule.task.value}' is not in the catalogue"
+                )
         for band in self.targets.blood_pressure:
             _check_facts(f"targets.blood_pressure.{band.label}", band.when)
         for stratum in self.targets.lipids.strata:
             _check_facts(f"targets.lipids.{stratum.stratum}", stratum.when)
         return self
+
+    def conditional_items(self) -> list[Rule | Schedule]:
+        """Rules and schedules: everything the engine evaluates, in pack order."""
+        return [*self.rules, *self.schedules]
 
     def rule(self, rule_id: str) -> Rule:
         return next(r for r in self.rules if r.id == rule_id)
@@ -93,7 +99,9 @@ def _check_facts(owner: str, condition: AllOf | AnyOf | Comparison) -> None:
         if isinstance(operand, FactRef):
             other = _fact_type(owner, operand.fact)
             if _family(other) != _family(fact_type):
-                raise ValueError(f"rule '{owner}': '{comparison.fact}' and '{operand.fact}' are not comparable")
+                raise ValueError(
+                    f"rule '{owner}': '{comparison.fact}' and '{operand.fact}' are not comparable"
+                )
             continue
         if _family(type(operand)) != _family(fact_type):
             raise ValueError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from pathway.clock import CLINIC_TZ
 from pathway.history import (
     CheckDone,
     ComplicationRecord,
@@ -18,7 +19,6 @@ from pathway.history import (
     SymptomReport,
 )
 from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
-from pathway.clock import CLINIC_TZ
 
 AS_OF = datetime(2026, 3, 1, 9, 0, tzinfo=CLINIC_TZ)
 
@@ -37,17 +37,30 @@ def born_years_before(years: int, on: datetime = AS_OF) -> date:
     return day.replace(year=day.year - years)
 
 
-def bp(systolic: float, diastolic: float, at: datetime = AS_OF, source: ReadingSource = ReadingSource.CLINIC) -> Measurement:
+def bp(
+    systolic: float, diastolic: float, at: datetime = AS_OF, source: ReadingSource = ReadingSource.CLINIC
+) -> Measurement:
     return Measurement(
-        kind=ReadingKind.BP, source=source, at=at, systolic=Decimal(str(systolic)), diastolic=Decimal(str(diastolic))
+        kind=ReadingKind.BP,
+        source=source,
+        at=at,
+        systolic=Decimal(str(systolic)),
+        diastolic=Decimal(str(diastolic)),
     )
 
 
-def lab(kind: ReadingKind, value: float, at: datetime = AS_OF, source: ReadingSource = ReadingSource.LAB) -> Measurement:
+def lab(
+    kind: ReadingKind, value: float, at: datetime = AS_OF, source: ReadingSource = ReadingSource.LAB
+) -> Measurement:
     return Measurement(kind=kind, source=source, at=at, value=Decimal(str(value)))
 
 
-def glucose(value: float, at: datetime = AS_OF, source: ReadingSource = ReadingSource.CLINIC, kind: ReadingKind = ReadingKind.FPG) -> Measurement:
+def glucose(
+    value: float,
+    at: datetime = AS_OF,
+    source: ReadingSource = ReadingSource.CLINIC,
+    kind: ReadingKind = ReadingKind.FPG,
+) -> Measurement:
     return lab(kind, value, at, source)
 
 
@@ -94,7 +107,9 @@ def history(
 
 def controlled_hypertensive(age: int = 60) -> PatientHistory:
     """A hypertensive at target (128/78) seen 10 days ago: blue."""
-    return history(patient(Condition.HYPERTENSION, age=age), encounters=(visit(days_before(10), bp(128, 78)),))
+    return history(
+        patient(Condition.HYPERTENSION, age=age), encounters=(visit(days_before(10), bp(128, 78)),)
+    )
 
 
 def controlled_diabetic(age: int = 60) -> PatientHistory:
@@ -103,4 +118,6 @@ def controlled_diabetic(age: int = 60) -> PatientHistory:
 
 
 def bp_crisis_at_clinic(systolic: float = 186, diastolic: float = 104) -> PatientHistory:
-    return history(patient(Condition.HYPERTENSION), encounters=(visit(hours_before(1), bp(systolic, diastolic)),))
+    return history(
+        patient(Condition.HYPERTENSION), encounters=(visit(hours_before(1), bp(systolic, diastolic)),)
+    )

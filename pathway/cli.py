@@ -56,6 +56,7 @@ def _packs() -> int:
 
 def _evaluate(paths: list[Path], *, check: bool, pack_file: Path | None, version: str | None) -> int:
     from pathway.cases import case_history, differences, read_case
+    from pathway.clock import clinic_date
     from rules.evaluation import Evaluator
     from rules.registry import DEFAULT_PACK_ID, PackRegistry, load_pack
 
@@ -68,9 +69,12 @@ def _evaluate(paths: list[Path], *, check: bool, pack_file: Path | None, version
     for path in paths:
         try:
             case = read_case(path)
-            pinned = registry.get(pack_file and registry.all()[0].pack.id or DEFAULT_PACK_ID, version)
-            loaded = pinned if (pack_file or version) else None
-            pack = loaded or registry.in_force(DEFAULT_PACK_ID, on=case.as_of.date())
+            if pack_file is not None:
+                pack = registry.all()[0]
+            elif version is not None:
+                pack = registry.get(DEFAULT_PACK_ID, version)
+            else:
+                pack = registry.in_force(DEFAULT_PACK_ID, on=clinic_date(case.as_of))
             history = case_history(case, pack.pack.units, pack.pack.plausibility)
         except PathwayError as error:
             print(f"error: {path}: {error}", file=sys.stderr)

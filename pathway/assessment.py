@@ -176,7 +176,7 @@ def assess(
     as_of = snapshot.as_of
     tier = max((f.tier for f in fired), key=lambda t: t.severity, default=RiskTier.BLUE)
     reasons = [
-        Reason(
+        Reason.model_construct(
             rule_id=f.rule_id,
             tier=f.tier,
             message=f.outcome.message.zh,
@@ -190,7 +190,7 @@ def assess(
     referral = None
     if referring:
         top = min(referring, key=lambda f: policy.referrals[_urgency(f)].rank)
-        referral = ReferralDecision(urgency=_urgency(top), rule_id=top.rule_id)
+        referral = ReferralDecision.model_construct(urgency=_urgency(top), rule_id=top.rule_id)
 
     intervals = [f for f in fired if f.outcome.follow_up_days is not None]
     shortest = min(intervals, key=lambda f: (f.outcome.follow_up_days or 0, -f.tier.severity), default=None)
@@ -202,7 +202,7 @@ def assess(
     latest_encounter = snapshot.anchors.get(ANCHOR_LATEST_ENCOUNTER)
     today = as_of.astimezone(tz).date()
     base = latest_encounter.astimezone(tz).date() if latest_encounter else today
-    follow_up = FollowUp(
+    follow_up = FollowUp.model_construct(
         interval_days=interval,
         due=max(base + timedelta(days=interval), today),
         rule_id=shortest.rule_id if shortest else None,
@@ -221,7 +221,7 @@ def assess(
     for s in schedules:
         builder.add(s.task, s.schedule_id, check=s.check)
 
-    return Assessment(
+    return Assessment.model_construct(
         pack=pack,
         as_of=as_of,
         tier=tier,
@@ -239,6 +239,16 @@ def _urgency(fired: FiredRule) -> ReferralUrgency:
     return fired.outcome.referral
 
 
+@dataclass
+class _PendingTask:
+    kind: TaskKind
+    subject: str | None
+    due: datetime
+    priority: int
+    rule_id: str
+    rule_ids: list[str]
+
+
 class _TaskList:
     """Tasks keyed by (kind, subject): one each, with the earliest due and every rule behind it."""
 
@@ -250,7 +260,7 @@ class _TaskList:
         self._tier = tier
         self._follow_up = follow_up
         self._tz = tz
-        self._tasks: dict[tuple[TaskKind, str | None], DueTask] = {}
+        self._tasks: dict[tuple[TaskKind, str | None], _PendingTask] = {}
 
     def add(self, kind: TaskKind, rule_id: str, check: CareCheck | None = None) -> None:
         spec = self._policy.tasks[kind]
@@ -259,20 +269,15 @@ class _TaskList:
             return
         priority = spec.priority if spec.priority is not None else (spec.priority_by_tier or {})[self._tier]
         subject = check.value if check is not None and check.value != kind.value else None
-        key = (kind, subject)
-        existing = self._tasks.get(key)
+        existing = self._tasks.get((kind, subject))
         if existing is None:
-            self._tasks[key] = DueTask(
-                kind=kind, subject=subject, due=due, priority=priority, rule_id=rule_id, rule_ids=[rule_id]
-            )
+            self._tasks[(kind, subject)] = _PendingTask(kind, subject, due, priority, rule_id, [rule_id])
             return
-        rule_ids = [*existing.rule_ids, rule_id] if rule_id not in existing.rule_ids else existing.rule_ids
+        if rule_id not in existing.rule_ids:
+            existing.rule_ids.append(rule_id)
         if due < existing.due:
-            self._tasks[key] = existing.model_copy(
-                update={"due": due, "rule_id": rule_id, "rule_ids": rule_ids}
-            )
-        else:
-            self._tasks[key] = existing.model_copy(update={"rule_ids": rule_ids})
+            existing.due = due
+            existing.rule_id = rule_id
 
     def _due(self, due: TaskDue, check: CareCheck | None) -> datetime | None:
         as_of = self._snapshot.as_of
@@ -296,4 +301,15 @@ class _TaskList:
         return at.astimezone(as_of.tzinfo)
 
     def tasks(self) -> list[DueTask]:
-        return sorted(self._tasks.values(), key=lambda t: (t.priority, t.due, t.kind.value))
+        ordered = sorted(self._tasks.values(), key=lambda t: (t.priority, t.due, t.kind.value))
+        return [
+            DueTask.model_construct(
+                kind=t.kind,
+                subject=t.subject,
+                due=t.due,
+                priority=t.priority,
+                rule_id=t.rule_id,
+                rule_ids=t.rule_ids,
+            )
+            for t in ordered
+        ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterator, Mapping
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Tag, model_validator
@@ -57,11 +58,11 @@ class Comparison(BaseModel):
             )
         return self
 
-    @property
+    @cached_property
     def op(self) -> str:
         return next(op for op in (*COMPARISON_OPS, "exists") if getattr(self, op) is not None)
 
-    @property
+    @cached_property
     def operand(self) -> Operand | bool:
         value: Operand | bool = getattr(self, self.op)
         return value

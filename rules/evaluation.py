@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 
 from pathway.assessment import Assessment, FiredRule, FiredSchedule, assess
 from pathway.clock import CLINIC_TZ
-from pathway.conditions import AllOf, AnyOf, Comparison, FactValue, holds, referenced_facts
+from pathway.conditions import FactValue, holds
 from pathway.history import PatientHistory
 from pathway.snapshot import Snapshot, build_snapshot
 from rules.engine import DurableEngine
 from rules.registry import DEFAULT_PACK_ID, LoadedPack, PackRegistry
-from rules.schema import RulePack
+from rules.schema import Rule, RulePack
 
 
 class Evaluator:
@@ -55,7 +55,7 @@ def assessment_from(snapshot: Snapshot, loaded: LoadedPack, fired_ids: list[str]
             rule_id=rule.id,
             tier=rule.tier,
             outcome=rule.then,
-            evidence=_evidence(rule.when, snapshot.facts),
+            evidence=_evidence(rule, snapshot.facts),
             source=rule.source,
         )
         for rule in pack.rules
@@ -67,8 +67,8 @@ def assessment_from(snapshot: Snapshot, loaded: LoadedPack, fired_ids: list[str]
     return assess(snapshot, rules, schedules, pack.policy, loaded.ref, tz)
 
 
-def _evidence(condition: AllOf | AnyOf | Comparison, facts: Mapping[str, FactValue]) -> dict[str, FactValue]:
-    return {name: facts[name] for name in referenced_facts(condition) if name in facts}
+def _evidence(rule: Rule, facts: Mapping[str, FactValue]) -> dict[str, FactValue]:
+    return {name: facts[name] for name in rule.facts_read if name in facts}
 
 
 def reference_fired_rule_ids(pack: RulePack, facts: Mapping[str, FactValue]) -> list[str]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from pathway.assessment import Message, Outcome, Policy
-from pathway.conditions import AllOf, AnyOf, Comparison, Condition, FactRef, comparisons
+from pathway.conditions import AllOf, AnyOf, Comparison, Condition, FactRef, comparisons, referenced_facts
 from pathway.parameters import Plausibility, SnapshotWindows, Targets, Units
 from pathway.snapshot import FACT_TYPES
 from pathway.tiers import RiskTier, TaskKind
@@ -32,6 +32,17 @@ class Rule(_Strict):
     when: Condition
     then: Outcome
     source: str = Field(min_length=1)
+    _facts_read: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _remember_facts_read(self) -> Rule:
+        self._facts_read = tuple(referenced_facts(self.when))
+        return self
+
+    @property
+    def facts_read(self) -> tuple[str, ...]:
+        """The facts the condition reads: a fired rule's evidence."""
+        return self._facts_read
 
 
 class Schedule(_Strict):

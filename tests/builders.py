@@ -5,6 +5,7 @@ Times are given relative to ``AS_OF`` so a boundary reads as what it is: ``hours
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -65,7 +66,8 @@ def glucose(
 
 
 def visit(at: datetime, *readings: Measurement, symptoms: tuple[Symptom, ...] = ()) -> Encounter:
-    return Encounter(at=at, readings=tuple(readings), symptoms=symptoms)
+    """A clinic visit at ``at``; its readings are taken at the visit (their own times are replaced)."""
+    return Encounter(at=at, readings=tuple(replace(r, at=at) for r in readings), symptoms=symptoms)
 
 
 def patient(

@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # glibc keeps durable_rules' per-evaluation state at the heap top; see ENGINE-NOTES §1.2.
 export MALLOC_TRIM_THRESHOLD_ ?= 268435456
+# ...and with the trim threshold set, glibc stops adapting its mmap threshold: every ~250 KB session
+# would be mmapped and unmapped per call (4x slower, measured in bench/rules.py). Pin it too.
+export MALLOC_MMAP_THRESHOLD_ ?= 1048576
 
 .PHONY: run test setup bench
 

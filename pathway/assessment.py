@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, TypeAdapter, model_validator
 
 from pathway.clock import CLINIC_TZ
 from pathway.conditions import FactValue
@@ -101,13 +101,15 @@ class Policy(_Strict):
 # --- Results -----------------------------------------------------------------------------------
 
 
-class PackRef(BaseModel):
+@dataclass(frozen=True)
+class PackRef:
     id: str
     version: str
     sha256: str
 
 
-class Reason(BaseModel):
+@dataclass(frozen=True)
+class Reason:
     rule_id: str
     tier: RiskTier
     message: str
@@ -116,27 +118,33 @@ class Reason(BaseModel):
     source: str
 
 
-class ReferralDecision(BaseModel):
+@dataclass(frozen=True)
+class ReferralDecision:
     urgency: ReferralUrgency
     rule_id: str
 
 
-class FollowUp(BaseModel):
+@dataclass(frozen=True)
+class FollowUp:
     interval_days: int
     due: date
     rule_id: str | None
 
 
-class DueTask(BaseModel):
+@dataclass(frozen=True)
+class DueTask:
     kind: TaskKind
-    subject: str | None = None
     due: datetime
     priority: int
     rule_id: str
     rule_ids: list[str]
+    subject: str | None = None
 
 
-class Assessment(BaseModel):
+@dataclass(frozen=True)
+class Assessment:
+    """The result of one evaluation (plain values: built on the hot path, serialised on demand)."""
+
     pack: PackRef
     as_of: datetime
     tier: RiskTier
@@ -146,6 +154,11 @@ class Assessment(BaseModel):
     reasons: list[Reason]
     tasks: list[DueTask]
     facts: dict[str, FactValue]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (ISO dates and times, enum values)."""
+        data: dict[str, Any] = _ASSESSMENT_JSON.dump_python(self, mode="json")
+        return data
 
 
 @dataclass(frozen=True)
@@ -176,7 +189,7 @@ def assess(
     as_of = snapshot.as_of
     tier = max((f.tier for f in fired), key=lambda t: t.severity, default=RiskTier.BLUE)
     reasons = [
-        Reason.model_construct(
+        Reason(
             rule_id=f.rule_id,
             tier=f.tier,
             message=f.outcome.message.zh,
@@ -190,7 +203,7 @@ def assess(
     referral = None
     if referring:
         top = min(referring, key=lambda f: policy.referrals[_urgency(f)].rank)
-        referral = ReferralDecision.model_construct(urgency=_urgency(top), rule_id=top.rule_id)
+        referral = ReferralDecision(urgency=_urgency(top), rule_id=top.rule_id)
 
     intervals = [f for f in fired if f.outcome.follow_up_days is not None]
     shortest = min(intervals, key=lambda f: (f.outcome.follow_up_days or 0, -f.tier.severity), default=None)
@@ -202,7 +215,7 @@ def assess(
     latest_encounter = snapshot.anchors.get(ANCHOR_LATEST_ENCOUNTER)
     today = as_of.astimezone(tz).date()
     base = latest_encounter.astimezone(tz).date() if latest_encounter else today
-    follow_up = FollowUp.model_construct(
+    follow_up = FollowUp(
         interval_days=interval,
         due=max(base + timedelta(days=interval), today),
         rule_id=shortest.rule_id if shortest else None,
@@ -221,7 +234,7 @@ def assess(
     for s in schedules:
         builder.add(s.task, s.schedule_id, check=s.check)
 
-    return Assessment.model_construct(
+    return Assessment(
         pack=pack,
         as_of=as_of,
         tier=tier,
@@ -303,7 +316,7 @@ class _TaskList:
     def tasks(self) -> list[DueTask]:
         ordered = sorted(self._tasks.values(), key=lambda t: (t.priority, t.due, t.kind.value))
         return [
-            DueTask.model_construct(
+            DueTask(
                 kind=t.kind,
                 subject=t.subject,
                 due=t.due,
@@ -313,3 +326,6 @@ class _TaskList:
             )
             for t in ordered
         ]
+
+
+_ASSESSMENT_JSON: TypeAdapter[Assessment] = TypeAdapter(Assessment)

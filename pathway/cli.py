@@ -81,7 +81,7 @@ def _evaluate(paths: list[Path], *, check: bool, pack_file: Path | None, version
             return 2
         result = evaluator.assess(history, case.as_of, pack)
         if not check:
-            print(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2))
+            print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
             continue
         if case.expect is None:
             print(f"error: {path}: no expect block to check against", file=sys.stderr)

@@ -16,29 +16,36 @@ from pathway.conditions import AllOf, AnyOf, Comparison, FactRef
 from rules.schema import RulePack
 
 MARKER_FIELD = "pathway_snapshot"
-SENTINEL_RULE = "pathway__evaluated"
+SENTINEL_RULE = "evaluated"
 
 _DURABLE_OPS = {"ne": "$neq", "lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 
 
 def ruleset_name(pack: RulePack) -> str:
-    """``<pack>__v<version>`` with only characters durable_rules keeps intact."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", f"{pack.id}__v{pack.version}")
+    """``<pack>__v<version>`` in characters durable_rules keeps intact (``-`` → ``_m``, ``.`` → ``_d``).
+
+    The mapping is injective for the ids and versions the schema allows, so two packs never share
+    a ruleset.
+    """
+    escaped = f"{pack.id}__v{pack.version}".replace("_", "__").replace("-", "_m").replace(".", "_d")
+    return re.sub(r"[^A-Za-z0-9_]", "_", escaped)
 
 
-def durable_rule_name(rule_id: str) -> str:
-    return rule_id.replace(".", "__")
+def durable_rule_name(position: int) -> str:
+    """The engine-side name of the pack's ``position``-th rule or schedule (never collides)."""
+    return f"r{position}"
 
 
 def compile_pack(pack: RulePack) -> dict[str, dict[str, Any]]:
     """The durable_rules JSON definition of a pack: one rule per rule and schedule, plus the sentinel.
 
-    Rule names are the rule ids (dots as ``__``); actions are attached by the engine.
+    Rules are named by position (``r0``, ``r1``…, in ``pack.conditional_items()`` order), so no two
+    rule ids can collide on the engine side; the engine maps names back to rule ids.
     """
     marker = {MARKER_FIELD: 1}
     ruleset: dict[str, dict[str, Any]] = {SENTINEL_RULE: {"all": [{"m": marker}]}}
-    for item in pack.conditional_items():
-        ruleset[durable_rule_name(item.id)] = {
+    for position, item in enumerate(pack.conditional_items()):
+        ruleset[durable_rule_name(position)] = {
             "all": [{"m": {"$and": [marker, compile_condition(item.when)]}}]
         }
     return ruleset

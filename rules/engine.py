@@ -39,7 +39,7 @@ _HANDLED = 0  # durable_rules' assert result codes: 1 not handled, 2 already obs
 def _rule_name(action: str) -> str:
     """The rule name of a queued action ``{"<rule name>": {matched fact}}``.
 
-    Rule names are ``[a-z0-9_]`` (see ``rules/compile.py``), so the key ends at the next quote;
+    Rule names are ``r<n>`` (see ``rules/compile.py``), so the key ends at the next quote;
     reading it this way skips decoding the whole matched snapshot once per fired rule.
     """
     if action.startswith('{"'):
@@ -54,7 +54,7 @@ def _rule_name(action: str) -> str:
 class _CompiledPack:
     def __init__(self, pack: RulePack) -> None:
         self.name = ruleset_name(pack)
-        self.rule_ids = {durable_rule_name(item.id): item.id for item in pack.conditional_items()}
+        self.rule_ids = {durable_rule_name(i): item.id for i, item in enumerate(pack.conditional_items())}
         self.facts_read = frozenset(
             name for item in pack.conditional_items() for name in referenced_facts(item.when)
         )

@@ -59,7 +59,8 @@ def _describe(error: ValidationError, data: dict[str, Any]) -> str:
         where = ".".join(str(part) for part in loc)
         if len(loc) >= 2 and loc[0] in ("rules", "schedules") and isinstance(loc[1], int):
             entries = data.get(str(loc[0])) or []
-            rule_id = entries[loc[1]].get("id", f"#{loc[1]}") if loc[1] < len(entries) else f"#{loc[1]}"
+            entry = entries[loc[1]] if isinstance(entries, list) and loc[1] < len(entries) else None
+            rule_id = entry.get("id", f"#{loc[1]}") if isinstance(entry, dict) else f"#{loc[1]}"
             where = f"rule '{rule_id}'" + ("." + ".".join(str(p) for p in loc[2:]) if loc[2:] else "")
         message = item["msg"].removeprefix("Value error, ")
         lines.append(f"{where}: {message}" if where else message)

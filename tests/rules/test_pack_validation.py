@@ -319,11 +319,6 @@ def test_the_loaded_packs_sha256_is_the_files_and_changes_when_the_file_changes(
     assert edited.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.xfail(
-    raises=AttributeError,
-    strict=True,
-    reason="product bug: registry._describe calls .get on a rule entry that is not a mapping",
-)
 @pytest.mark.parametrize(
     "bad_entry", [None, "bp.crisis", ["bp.crisis"]], ids=["empty-item", "string", "list"]
 )

@@ -18,7 +18,11 @@ from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, 
 
 @dataclass(frozen=True)
 class Measurement:
-    """One reading in canonical units (``value`` for single-valued kinds, systolic/diastolic for BP)."""
+    """One reading in canonical units (``value`` for single-valued kinds, systolic/diastolic for BP).
+
+    ``received`` keeps the numbers exactly as they arrived, in ``unit_received`` (PATHWAY.md §1:
+    the stored reading keeps the value and unit as received beside the canonical value).
+    """
 
     kind: ReadingKind
     source: ReadingSource
@@ -28,6 +32,7 @@ class Measurement:
     diastolic: Decimal | None = None
     pulse: Decimal | None = None
     unit_received: str | None = None
+    received: tuple[Decimal, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ def measure(
             diastolic=canonical["diastolic"],
             pulse=pulse,
             unit_received=unit,
+            received=(systolic, diastolic),
         )
     if value is None:
         raise InvalidInput(f"a {kind.value} reading needs a value", f"{field_prefix}.value")
@@ -135,4 +141,6 @@ def measure(
         raise InvalidInput(f"a {kind.value} reading has a value, not systolic/diastolic", field_prefix)
     converted = to_canonical(kind, value, unit, units, f"{field_prefix}.unit")
     check_plausible(kind, {"value": converted}, plausibility, field_prefix)
-    return Measurement(kind=kind, source=source, at=at, value=converted, unit_received=unit)
+    return Measurement(
+        kind=kind, source=source, at=at, value=converted, unit_received=unit, received=(value,)
+    )

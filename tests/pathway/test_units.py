@@ -117,6 +117,7 @@ def test_measure_stores_the_canonical_value_and_the_unit_received(
     assert reading.value == Decimal(expected)
     assert str(reading.value) == expected
     assert reading.unit_received == unit
+    assert reading.received == (Decimal(value),)
 
 
 def test_measure_converts_both_bp_components_from_kpa(default_pack: LoadedPack) -> None:
@@ -124,6 +125,7 @@ def test_measure_converts_both_bp_components_from_kpa(default_pack: LoadedPack) 
 
     assert (reading.systolic, reading.diastolic) == (Decimal(180), Decimal(90))
     assert reading.unit_received == "kPa"
+    assert reading.received == (Decimal("24.0"), Decimal("12.0"))
 
 
 @pytest.mark.parametrize(

@@ -25,11 +25,6 @@ DM = Condition.DIABETES
 MINUTE = timedelta(minutes=1)
 
 
-def _seen(at: datetime, *readings: Measurement, symptoms: tuple[Symptom, ...] = ()) -> Encounter:
-    """A visit at ``at`` whose readings were measured at the visit."""
-    return visit(at, *(replace(r, at=at) for r in readings), symptoms=symptoms)
-
-
 def _home_bps(
     count: int,
     days: int,
@@ -63,7 +58,7 @@ def _hypertensive(*encounters: Encounter, age: int = 60) -> PatientHistory:
     ],
 )
 def test_office_bp_counts_only_within_90_days(pathway: Pathway, age: timedelta, present: bool) -> None:
-    facts = pathway.snapshot(_hypertensive(_seen(AS_OF - age, bp(150, 95)))).facts
+    facts = pathway.snapshot(_hypertensive(visit(AS_OF - age, bp(150, 95)))).facts
 
     if present:
         assert (facts["office_sbp"], facts["office_dbp"]) == (150.0, 95.0)
@@ -77,9 +72,9 @@ def test_office_bp_counts_only_within_90_days(pathway: Pathway, age: timedelta, 
 def test_office_bp_is_the_unrounded_mean_of_the_latest_encounter_with_bp(pathway: Pathway) -> None:
     facts = pathway.snapshot(
         _hypertensive(
-            _seen(days_before(20), bp(200, 120)),
-            _seen(days_before(10), bp(179, 100), bp(180, 109)),
-            _seen(days_before(2), glucose(6.0)),  # the newest encounter has no BP: skipped
+            visit(days_before(20), bp(200, 120)),
+            visit(days_before(10), bp(179, 100), bp(180, 109)),
+            visit(days_before(2), glucose(6.0)),  # the newest encounter has no BP: skipped
         )
     ).facts
 
@@ -89,7 +84,7 @@ def test_office_bp_is_the_unrounded_mean_of_the_latest_encounter_with_bp(pathway
 
 def test_office_bp_is_absent_when_the_latest_bp_encounter_is_older_than_90_days(pathway: Pathway) -> None:
     facts = pathway.snapshot(
-        _hypertensive(_seen(days_before(120), bp(150, 95)), _seen(days_before(91)))
+        _hypertensive(visit(days_before(120), bp(150, 95)), visit(days_before(91)))
     ).facts
 
     assert "office_sbp" not in facts
@@ -217,7 +212,7 @@ def test_unconfirmed_crisis_anchors_a_bp_recheck_2_hours_after_the_reading(pathw
     reading_at = hours_before(3)
     case = history(
         patient(HTN),
-        encounters=(_seen(days_before(10), bp(128, 78)),),
+        encounters=(visit(days_before(10), bp(128, 78)),),
         readings=(bp(186, 102, at=reading_at, source=HOME),),
     )
 
@@ -253,7 +248,7 @@ def test_confirmed_crisis_has_no_recheck_anchor(pathway: Pathway) -> None:
 def test_office_crisis_stays_confirmed_while_latest_but_is_recent_only_for_24_hours(
     pathway: Pathway, visit_age: timedelta, recent: bool
 ) -> None:
-    facts = pathway.snapshot(_hypertensive(_seen(AS_OF - visit_age, bp(186, 104)))).facts
+    facts = pathway.snapshot(_hypertensive(visit(AS_OF - visit_age, bp(186, 104)))).facts
 
     assert facts["bp_crisis_confirmed"] is True
     assert facts["bp_crisis_recent"] is recent
@@ -315,7 +310,7 @@ GOOD_FPG = glucose(6.9)
 def test_consecutive_uncontrolled_hypertension_counts_the_newest_run(
     pathway: Pathway, visits: tuple[Measurement, ...], count: int
 ) -> None:
-    encounters = tuple(_seen(days_before(10 + 20 * (len(visits) - 1 - i)), r) for i, r in enumerate(visits))
+    encounters = tuple(visit(days_before(10 + 20 * (len(visits) - 1 - i)), r) for i, r in enumerate(visits))
 
     facts = pathway.snapshot(_hypertensive(*encounters)).facts
 
@@ -337,7 +332,7 @@ def test_consecutive_uncontrolled_hypertension_counts_the_newest_run(
 def test_consecutive_uncontrolled_diabetes_counts_the_newest_run(
     pathway: Pathway, visits: tuple[Measurement, ...], count: int
 ) -> None:
-    encounters = tuple(_seen(days_before(10 + 20 * (len(visits) - 1 - i)), r) for i, r in enumerate(visits))
+    encounters = tuple(visit(days_before(10 + 20 * (len(visits) - 1 - i)), r) for i, r in enumerate(visits))
 
     facts = pathway.snapshot(history(patient(DM), encounters=encounters)).facts
 
@@ -348,9 +343,9 @@ def test_encounters_are_classified_per_disease_the_patient_has(pathway: Pathway)
     case = history(
         patient(HTN, DM),
         encounters=(
-            _seen(days_before(30), UP, GOOD_FPG),
-            _seen(days_before(20), OK),
-            _seen(days_before(10), HIGH_FPG),
+            visit(days_before(30), UP, GOOD_FPG),
+            visit(days_before(20), OK),
+            visit(days_before(10), HIGH_FPG),
         ),
     )
 
@@ -364,7 +359,7 @@ def test_encounters_are_classified_per_disease_the_patient_has(pathway: Pathway)
 
 
 def test_a_patient_without_the_disease_gets_no_classification_for_it(pathway: Pathway) -> None:
-    snapshot = pathway.snapshot(_hypertensive(_seen(days_before(10), UP, HIGH_FPG)))
+    snapshot = pathway.snapshot(_hypertensive(visit(days_before(10), UP, HIGH_FPG)))
 
     assert [(e.hypertension, e.diabetes) for e in snapshot.encounters] == [(UNCONTROLLED, None)]
     assert "consecutive_uncontrolled_diabetes" not in snapshot.facts
@@ -380,7 +375,7 @@ def test_a_patient_without_the_disease_gets_no_classification_for_it(pathway: Pa
 def test_encounters_older_than_180_days_are_not_classified(
     pathway: Pathway, oldest_age: timedelta, classified: int, count: int
 ) -> None:
-    snapshot = pathway.snapshot(_hypertensive(_seen(AS_OF - oldest_age, UP), _seen(days_before(10), UP)))
+    snapshot = pathway.snapshot(_hypertensive(visit(AS_OF - oldest_age, UP), visit(days_before(10), UP)))
 
     assert len(snapshot.encounters) == classified
     assert snapshot.facts["consecutive_uncontrolled_hypertension"] == count
@@ -392,27 +387,27 @@ RPG = ReadingKind.RPG
 PPG2H = ReadingKind.PPG2H
 
 ENCOUNTER_GLUCOSE_CASES = [
-    pytest.param((_seen(days_before(5), glucose(6.0), glucose(7.0)),), (6.5, True, 7.0), id="fpg-mean"),
+    pytest.param((visit(days_before(5), glucose(6.0), glucose(7.0)),), (6.5, True, 7.0), id="fpg-mean"),
     pytest.param(
-        (_seen(days_before(5), glucose(6.0), glucose(12.0, kind=RPG)),), (6.0, True, 7.0), id="fpg-beats-rpg"
+        (visit(days_before(5), glucose(6.0), glucose(12.0, kind=RPG)),), (6.0, True, 7.0), id="fpg-beats-rpg"
     ),
     pytest.param(
-        (_seen(days_before(5), glucose(9.0, kind=RPG), glucose(12.0, kind=PPG2H)),),
+        (visit(days_before(5), glucose(9.0, kind=RPG), glucose(12.0, kind=PPG2H)),),
         (10.5, False, 10.0),
         id="rpg-ppg2h-mean-against-10.0",
     ),
     pytest.param(
-        (_seen(days_before(20), glucose(6.4)), _seen(days_before(5), bp(130, 80))),
+        (visit(days_before(20), glucose(6.4)), visit(days_before(5), bp(130, 80))),
         (6.4, True, 7.0),
         id="newest-encounter-without-glucose-is-skipped",
     ),
     pytest.param(
-        (_seen(days_before(20), glucose(6.4)), _seen(days_before(5), glucose(8.8))),
+        (visit(days_before(20), glucose(6.4)), visit(days_before(5), glucose(8.8))),
         (8.8, True, 7.0),
         id="newest-encounter-wins",
     ),
-    pytest.param((_seen(days_before(90), glucose(6.4)),), (6.4, True, 7.0), id="exactly-90-days"),
-    pytest.param((_seen(days_before(90) - MINUTE, glucose(6.4)),), None, id="90-days-1-min"),
+    pytest.param((visit(days_before(90), glucose(6.4)),), (6.4, True, 7.0), id="exactly-90-days"),
+    pytest.param((visit(days_before(90) - MINUTE, glucose(6.4)),), None, id="90-days-1-min"),
 ]
 
 
@@ -479,7 +474,7 @@ def test_readings_after_as_of_are_ignored(pathway: Pathway) -> None:
     later = AS_OF + MINUTE
     case = history(
         patient(HTN, DM),
-        encounters=(_seen(days_before(10), bp(128, 78)), _seen(later, bp(186, 112), glucose(12.0))),
+        encounters=(visit(days_before(10), bp(128, 78)), visit(later, bp(186, 112), glucose(12.0))),
         readings=(
             bp(190, 115, at=later, source=HOME),
             lab(ReadingKind.LDL_C, 5.0, later),
@@ -514,7 +509,7 @@ def test_readings_after_as_of_are_ignored(pathway: Pathway) -> None:
 
 
 def test_snapshot_replays_a_past_moment(pathway: Pathway) -> None:
-    case = _hypertensive(_seen(days_before(40), bp(150, 95)), _seen(days_before(10), bp(128, 78)))
+    case = _hypertensive(visit(days_before(40), bp(150, 95)), visit(days_before(10), bp(128, 78)))
 
     facts = pathway.snapshot(case, as_of=days_before(20)).facts
 
@@ -552,7 +547,7 @@ def test_loose_clinic_reading_joins_the_encounter_of_its_shanghai_calendar_day(
 ) -> None:
     case = history(
         patient(HTN),
-        encounters=(_seen(EXPLICIT_AT, bp(150, 96)),),
+        encounters=(visit(EXPLICIT_AT, bp(150, 96)),),
         readings=(bp(130, 70, at=loose_at, source=CLINIC),),
     )
 
@@ -622,7 +617,7 @@ def test_symptoms_count_for_24_hours(
 def test_symptoms_reported_at_a_visit_are_dated_at_the_visit(
     pathway: Pathway, age: timedelta, danger: bool
 ) -> None:
-    case = _hypertensive(_seen(AS_OF - age, bp(130, 80), symptoms=(Symptom.CHEST_PAIN,)))
+    case = _hypertensive(visit(AS_OF - age, bp(130, 80), symptoms=(Symptom.CHEST_PAIN,)))
 
     assert pathway.snapshot(case).facts["bp_danger_symptom"] is danger
 
@@ -778,7 +773,7 @@ def test_lipids_older_than_365_days_do_not_count(pathway: Pathway, age: timedelt
 def test_every_fact_is_in_the_catalogue_with_its_type(pathway: Pathway) -> None:
     case = history(
         patient(HTN, DM, Condition.DYSLIPIDEMIA, complications=OLD_CHD, smoker=True),
-        encounters=(_seen(days_before(10), bp(150, 95), glucose(7.2)),),
+        encounters=(visit(days_before(10), bp(150, 95), glucose(7.2)),),
         readings=(
             *_home_bps(6, 3),
             glucose(3.5, at=days_before(1), source=CGM),

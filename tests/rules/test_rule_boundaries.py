@@ -7,7 +7,6 @@ other rules of the family must not). Times are relative to AS_OF (2026-03-01 09:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -53,11 +52,6 @@ TODAY = AS_OF.date()
 OLD_ONSET = date(2025, 1, 10)
 
 
-def _seen(at: datetime, *readings: Measurement, symptoms: tuple[Symptom, ...] = ()) -> Encounter:
-    """A visit at ``at`` whose readings were measured at the visit."""
-    return visit(at, *(replace(r, at=at) for r in readings), symptoms=symptoms)
-
-
 def _home_bps(systolic: float, diastolic: float) -> tuple[Measurement, ...]:
     """Six home readings on three days in the last week: enough for a home BP mean."""
     return tuple(
@@ -67,7 +61,7 @@ def _home_bps(systolic: float, diastolic: float) -> tuple[Measurement, ...]:
 
 def _at_clinic(*conditions: Condition, readings: tuple[Measurement, ...], age: int = 60) -> PatientHistory:
     """A patient seen one hour ago with ``readings`` taken at the visit."""
-    return history(patient(*conditions, age=age), encounters=(_seen(hours_before(1), *readings),))
+    return history(patient(*conditions, age=age), encounters=(visit(hours_before(1), *readings),))
 
 
 def _with(*conditions: Condition, readings: tuple[Measurement, ...] = (), age: int = 60) -> PatientHistory:
@@ -106,20 +100,20 @@ BP_CRISIS_CASES = [
         _at_clinic(HTN, readings=(bp(179, 100), bp(180, 100))), set(), id="office-mean-179.5-is-not-a-crisis"
     ),
     pytest.param(
-        history(patient(HTN), encounters=(_seen(days_before(30), bp(186, 104)),)),
+        history(patient(HTN), encounters=(visit(days_before(30), bp(186, 104)),)),
         {"bp.crisis"},
         id="office-crisis-counts-while-it-is-the-latest-office-bp",
     ),
     pytest.param(
         history(
             patient(HTN),
-            encounters=(_seen(days_before(30), bp(186, 104)), _seen(days_before(10), bp(128, 78))),
+            encounters=(visit(days_before(30), bp(186, 104)), visit(days_before(10), bp(128, 78))),
         ),
         set(),
         id="office-crisis-replaced-by-a-newer-office-bp",
     ),
     pytest.param(
-        history(patient(HTN), encounters=(_seen(days_before(90) - MINUTE, bp(186, 104)),)),
+        history(patient(HTN), encounters=(visit(days_before(90) - MINUTE, bp(186, 104)),)),
         set(),
         id="office-crisis-older-than-90-days",
     ),
@@ -154,7 +148,7 @@ BP_CRISIS_CASES = [
     pytest.param(
         history(
             patient(HTN),
-            encounters=(_seen(hours_before(1), bp(180, 100), symptoms=(Symptom.SEVERE_HEADACHE,)),),
+            encounters=(visit(hours_before(1), bp(180, 100), symptoms=(Symptom.SEVERE_HEADACHE,)),),
         ),
         {"bp.crisis", "bp.crisis.symptomatic"},
         id="office-crisis-with-headache",
@@ -162,7 +156,7 @@ BP_CRISIS_CASES = [
     pytest.param(
         history(
             patient(HTN),
-            encounters=(_seen(hours_before(1), bp(179, 109), symptoms=(Symptom.SEVERE_HEADACHE,)),),
+            encounters=(visit(hours_before(1), bp(179, 109), symptoms=(Symptom.SEVERE_HEADACHE,)),),
         ),
         set(),
         id="office-179-109-with-headache",
@@ -179,7 +173,7 @@ BP_CRISIS_CASES = [
     pytest.param(
         history(
             patient(HTN),
-            encounters=(_seen(hours_before(1), bp(186, 104)),),
+            encounters=(visit(hours_before(1), bp(186, 104)),),
             symptoms=((Symptom.ACETONE_BREATH, hours_before(1)),),
         ),
         {"bp.crisis"},
@@ -188,7 +182,7 @@ BP_CRISIS_CASES = [
     pytest.param(
         history(
             patient(HTN),
-            encounters=(_seen(hours_before(1), bp(186, 104)),),
+            encounters=(visit(hours_before(1), bp(186, 104)),),
             symptoms=((Symptom.SEVERE_HEADACHE, hours_before(24) - MINUTE),),
         ),
         {"bp.crisis"},
@@ -197,7 +191,7 @@ BP_CRISIS_CASES = [
     pytest.param(
         history(
             patient(HTN),
-            encounters=(_seen(days_before(2), bp(186, 104)),),
+            encounters=(visit(days_before(2), bp(186, 104)),),
             symptoms=((Symptom.SEVERE_HEADACHE, hours_before(1)),),
         ),
         {"bp.crisis"},
@@ -206,7 +200,7 @@ BP_CRISIS_CASES = [
     pytest.param(
         history(
             patient(HTN),
-            encounters=(_seen(hours_before(24), bp(186, 104)),),
+            encounters=(visit(hours_before(24), bp(186, 104)),),
             symptoms=((Symptom.LIMB_WEAKNESS, hours_before(1)),),
         ),
         {"bp.crisis", "bp.crisis.symptomatic"},
@@ -419,7 +413,7 @@ def _visits(condition: Condition, *readings: Measurement, oldest_days: float | N
         ages[0] = oldest_days
     return history(
         patient(condition),
-        encounters=tuple(_seen(days_before(a), r) for a, r in zip(ages, readings, strict=True)),
+        encounters=tuple(visit(days_before(a), r) for a, r in zip(ages, readings, strict=True)),
     )
 
 
@@ -596,10 +590,10 @@ def _pregnant(
 @pytest.mark.parametrize(
     ("case", "fires"),
     [
-        pytest.param(_pregnant((_seen(days_before(5), bp(139, 89)),)), False, id="office-139-89"),
-        pytest.param(_pregnant((_seen(days_before(5), bp(140, 80)),)), True, id="office-sbp-140"),
-        pytest.param(_pregnant((_seen(days_before(5), bp(130, 90)),)), True, id="office-dbp-90"),
-        pytest.param(_pregnant((_seen(days_before(91), bp(150, 95)),)), False, id="office-bp-91-days-old"),
+        pytest.param(_pregnant((visit(days_before(5), bp(139, 89)),)), False, id="office-139-89"),
+        pytest.param(_pregnant((visit(days_before(5), bp(140, 80)),)), True, id="office-sbp-140"),
+        pytest.param(_pregnant((visit(days_before(5), bp(130, 90)),)), True, id="office-dbp-90"),
+        pytest.param(_pregnant((visit(days_before(91), bp(150, 95)),)), False, id="office-bp-91-days-old"),
         pytest.param(_pregnant(readings=(glucose(6.9, days_before(5), HOME),)), False, id="home-fpg-6.9"),
         pytest.param(_pregnant(readings=(glucose(7.0, days_before(5), HOME),)), True, id="home-fpg-7.0"),
         pytest.param(
@@ -617,7 +611,7 @@ def _pregnant(
         pytest.param(_pregnant(readings=(glucose(11.1, days_before(5), CGM, RPG),)), True, id="cgm-rpg-11.1"),
         pytest.param(_pregnant(readings=(glucose(10.0, days_before(5), CGM, RPG),)), False, id="rpg-10.0"),
         pytest.param(
-            _pregnant((_seen(days_before(5), bp(150, 95)),), pregnant=False), False, id="not-pregnant-150-95"
+            _pregnant((visit(days_before(5), bp(150, 95)),), pregnant=False), False, id="not-pregnant-150-95"
         ),
     ],
 )
@@ -639,7 +633,7 @@ BP_UNCONTROLLED = _family("bp.uncontrolled")
 
 def _office(systolic: float, diastolic: float, *conditions: Condition, age: int = 60) -> PatientHistory:
     return history(
-        patient(*conditions, age=age), encounters=(_seen(days_before(10), bp(systolic, diastolic)),)
+        patient(*conditions, age=age), encounters=(visit(days_before(10), bp(systolic, diastolic)),)
     )
 
 
@@ -670,7 +664,7 @@ def _home(systolic: float, diastolic: float, *conditions: Condition, age: int = 
         pytest.param(_home(130, 79, HTN, DM), True, id="diabetic-home-130-79"),
         pytest.param(_office(150, 95), False, id="not-hypertensive-office-150-95"),
         pytest.param(
-            history(patient(HTN), encounters=(_seen(days_before(90) - MINUTE, bp(150, 95)),)),
+            history(patient(HTN), encounters=(visit(days_before(90) - MINUTE, bp(150, 95)),)),
             False,
             id="office-bp-older-than-90-days",
         ),
@@ -694,7 +688,7 @@ GLU_UNCONTROLLED = _family("glu.uncontrolled")
             _visits(DM, glucose(6.0), glucose(8.0, kind=RPG)), False, id="newest-rpg-8.0-controlled"
         ),
         pytest.param(
-            history(patient(DM), encounters=(_seen(days_before(90) - MINUTE, glucose(8.0)),)),
+            history(patient(DM), encounters=(visit(days_before(90) - MINUTE, glucose(8.0)),)),
             False,
             id="fpg-8.0-older-than-90-days",
         ),
@@ -718,12 +712,12 @@ DATA_GAP = _family("data.gap")
     [
         pytest.param(_office(128, 78, HTN), False, id="htn-bp-10-days-ago"),
         pytest.param(
-            history(patient(HTN), encounters=(_seen(days_before(90), bp(128, 78)),)),
+            history(patient(HTN), encounters=(visit(days_before(90), bp(128, 78)),)),
             False,
             id="htn-bp-90-days-ago",
         ),
         pytest.param(
-            history(patient(HTN), encounters=(_seen(days_before(90) - MINUTE, bp(128, 78)),)),
+            history(patient(HTN), encounters=(visit(days_before(90) - MINUTE, bp(128, 78)),)),
             True,
             id="htn-bp-90-days-1-min-ago",
         ),
@@ -784,7 +778,7 @@ LDL_SEVERE = _lab(LDL, 5.0)
         pytest.param(controlled_hypertensive(), RiskTier.BLUE, ManagementLevel.HOME, id="blue-is-home"),
         pytest.param(_office(150, 95, HTN), RiskTier.YELLOW, ManagementLevel.BASE, id="yellow-is-base"),
         pytest.param(
-            history(patient(HTN), encounters=(_seen(days_before(10), bp(150, 95)),), readings=(LDL_SEVERE,)),
+            history(patient(HTN), encounters=(visit(days_before(10), bp(150, 95)),), readings=(LDL_SEVERE,)),
             RiskTier.RED,
             ManagementLevel.CENTER,
             id="red-and-yellow-is-red-center",
@@ -807,7 +801,7 @@ def test_worst_tier_wins_and_sets_the_management_level(
 
 
 def test_reasons_of_every_tier_are_kept(pathway: Pathway) -> None:
-    case = history(patient(HTN), encounters=(_seen(days_before(10), bp(150, 95)),), readings=(LDL_SEVERE,))
+    case = history(patient(HTN), encounters=(visit(days_before(10), bp(150, 95)),), readings=(LDL_SEVERE,))
 
     reasons = {r.rule_id: r.tier for r in pathway.assess(case).reasons}
 
@@ -828,7 +822,7 @@ REFERRAL_TASKS = (TaskKind.EMERGENCY_REFERRAL, TaskKind.URGENT_REFERRAL, TaskKin
             id="emergency-beats-urgent-and-routine",
         ),
         pytest.param(
-            history(patient(HTN), encounters=(_seen(hours_before(1), bp(186, 104)),), readings=(LDL_SEVERE,)),
+            history(patient(HTN), encounters=(visit(hours_before(1), bp(186, 104)),), readings=(LDL_SEVERE,)),
             ReferralUrgency.URGENT,
             "bp.crisis",
             id="urgent-beats-routine",
@@ -872,7 +866,7 @@ def test_most_urgent_referral_wins_with_one_referral_task(
         pytest.param(
             history(
                 patient(HTN),
-                encounters=(_seen(hours_before(1), bp(186, 104), symptoms=(Symptom.SEVERE_HEADACHE,)),),
+                encounters=(visit(hours_before(1), bp(186, 104), symptoms=(Symptom.SEVERE_HEADACHE,)),),
             ),
             TaskKind.EMERGENCY_REFERRAL,
             AS_OF,
@@ -916,7 +910,7 @@ def test_referral_creates_its_task_and_a_follow_up_14_days_later(
         pytest.param(
             history(
                 patient(HTN, DM),
-                encounters=(_seen(days_before(10), bp(150, 95)),),
+                encounters=(visit(days_before(10), bp(150, 95)),),
                 readings=(_self(3.5),),
             ),
             7,
@@ -964,12 +958,12 @@ def test_shortest_follow_up_interval_wins(
     [
         pytest.param(_office(150, 95, HTN), date(2026, 3, 5), id="visit-10-days-ago-plus-14"),
         pytest.param(
-            history(patient(HTN), encounters=(_seen(days_before(14), bp(150, 95)),)),
+            history(patient(HTN), encounters=(visit(days_before(14), bp(150, 95)),)),
             date(2026, 3, 1),
             id="visit-14-days-ago-plus-14-is-today",
         ),
         pytest.param(
-            history(patient(HTN), encounters=(_seen(days_before(100), bp(150, 95)), _seen(days_before(60)))),
+            history(patient(HTN), encounters=(visit(days_before(100), bp(150, 95)), visit(days_before(60)))),
             date(2026, 3, 1),
             id="overdue-is-clamped-to-today",
         ),
@@ -978,7 +972,7 @@ def test_shortest_follow_up_interval_wins(
         pytest.param(_with(HTN), date(2026, 3, 15), id="no-encounter-today-plus-14"),
         pytest.param(
             history(
-                patient(HTN), encounters=(_seen(datetime(2026, 2, 19, 16, 30, tzinfo=UTC), bp(150, 95)),)
+                patient(HTN), encounters=(visit(datetime(2026, 2, 19, 16, 30, tzinfo=UTC), bp(150, 95)),)
             ),
             date(2026, 3, 6),
             id="encounter-date-is-the-shanghai-date",
@@ -1046,8 +1040,8 @@ def test_no_lipid_recheck_below_target(pathway: Pathway) -> None:
 BUSY = history(
     patient(HTN, DM, DYS, complications=((Complication.CHD, OLD_ONSET),), smoker=True),
     encounters=(
-        _seen(days_before(40), bp(150, 95), glucose(7.5)),
-        _seen(hours_before(1), bp(186, 104), glucose(7.8), symptoms=(Symptom.SEVERE_HEADACHE,)),
+        visit(days_before(40), bp(150, 95), glucose(7.5)),
+        visit(hours_before(1), bp(186, 104), glucose(7.8), symptoms=(Symptom.SEVERE_HEADACHE,)),
     ),
     readings=(_self(3.5), _lab(LDL, 5.0), _lab(TG, 3.0), _lab(HBA1C, 7.6)),
 )

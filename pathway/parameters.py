@@ -30,6 +30,7 @@ class Conversion(_Strict):
 
 class UnitRule(_Strict):
     canonical: str
+    aliases: list[str] = Field(default_factory=list, description="other spellings of the canonical unit")
     precision: int = Field(ge=0, le=4, description="decimals kept after converting a non-canonical unit")
     accepted: dict[str, Conversion] = Field(default_factory=dict)
 

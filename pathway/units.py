@@ -1,8 +1,9 @@
 """Unit conversion and plausibility (PATHWAY.md §1), driven by the pack's unit table.
 
 Values in the canonical unit are used exactly as received; a value in another accepted unit is
-converted and rounded half up to the precision the guidelines publish thresholds at. This is the
-only module that converts units.
+converted and rounded half up to the precision the guidelines publish thresholds at. Unit names
+match without regard to case or surrounding spaces ("mg/dl" is mg/dL); a pack may list other
+spellings of a canonical unit (the UCUM "mm[Hg]"). This is the only module that converts units.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from pathway.vocabulary import ReadingKind
 def to_canonical(kind: ReadingKind, value: Decimal, unit: str | None, units: Units, field: str) -> Decimal:
     """``value`` (in ``unit``; ``None`` means canonical) in the kind's canonical unit."""
     rule = units.kinds[kind]
-    if unit is None or unit == rule.canonical:
+    if unit is None:
         return value
-    conversion = rule.accepted.get(unit)
+    spelled = unit.strip().casefold()
+    if spelled in (name.casefold() for name in (rule.canonical, *rule.aliases)):
+        return value
+    conversion = next((c for name, c in rule.accepted.items() if name.casefold() == spelled), None)
     if conversion is None:
-        accepted = ", ".join([rule.canonical, *rule.accepted])
+        accepted = ", ".join([rule.canonical, *rule.aliases, *rule.accepted])
         raise UnknownUnit(f"unit '{unit}' is not accepted for {kind.value}; accepted: {accepted}", field)
     converted = value * conversion.multiply / conversion.divide + conversion.add
     return converted.quantize(Decimal(1).scaleb(-rule.precision), rounding=ROUND_HALF_UP)

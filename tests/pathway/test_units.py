@@ -135,7 +135,7 @@ def test_measure_converts_both_bp_components_from_kpa(default_pack: LoadedPack) 
         pytest.param(K.HBA1C, "mg/dL", id="hba1c-mg-per-dL"),
         pytest.param(K.LDL_C, "mmol/mol", id="ldl-mmol-per-mol"),
         pytest.param(K.EGFR, "mL/min", id="egfr-has-no-alternative-unit"),
-        pytest.param(K.FPG, "MG/DL", id="units-are-case-sensitive"),
+        pytest.param(K.FPG, "mmol", id="glucose-mmol-without-volume"),
     ],
 )
 def test_unknown_unit_is_rejected_naming_the_field(
@@ -385,3 +385,23 @@ def test_glucose_without_a_value_is_rejected(default_pack: LoadedPack) -> None:
         _reading(default_pack, K.FPG)
 
     assert raised.value.field == f"{PREFIX}.value"
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "unit", "expected"),
+    [
+        pytest.param(K.FPG, "126", "mg/dl", "7.0", id="lower-case-mg-per-dl"),
+        pytest.param(K.FPG, "7.04", " MMOL/L ", "7.04", id="canonical-any-case-kept-exactly"),
+        pytest.param(K.EGFR, "59.5", "mL/min/1.73m²", "59.5", id="egfr-alias-kept-exactly"),
+    ],
+)
+def test_unit_names_match_regardless_of_case_and_aliases_are_canonical(
+    default_pack: LoadedPack, kind: ReadingKind, value: str, unit: str, expected: str
+) -> None:
+    units = default_pack.pack.units
+    assert str(to_canonical(kind, Decimal(value), unit, units, "readings.0.unit")) == expected
+
+
+def test_the_ucum_spelling_of_mmhg_is_canonical(default_pack: LoadedPack) -> None:
+    units = default_pack.pack.units
+    assert to_canonical(K.BP, Decimal("179.5"), "mm[Hg]", units, "readings.0.unit") == Decimal("179.5")

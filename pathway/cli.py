@@ -33,12 +33,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument(
         "--pack-version", help="a built-in pack version (default: the one in force at as_of)"
     )
+    evaluate.add_argument(
+        "--coverage",
+        action="store_true",
+        help="with --check: list the pack's rules no case fired (exit 1 if any)",
+    )
     commands.add_parser("packs", help="list the rule packs and versions loaded")
     args = parser.parse_args(argv)
     try:
         if args.command == "packs":
             return _packs()
-        return _evaluate(args.cases, check=args.check, pack_file=args.pack, version=args.pack_version)
+        return _evaluate(
+            args.cases,
+            check=args.check,
+            pack_file=args.pack,
+            version=args.pack_version,
+            coverage=args.coverage,
+        )
     except PathwayError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -54,11 +65,13 @@ def _packs() -> int:
     return 0
 
 
-def _evaluate(paths: list[Path], *, check: bool, pack_file: Path | None, version: str | None) -> int:
+def _evaluate(
+    paths: list[Path], *, check: bool, pack_file: Path | None, version: str | None, coverage: bool = False
+) -> int:
     from pathway.cases import case_history, differences, read_case
     from pathway.clock import clinic_date
     from rules.evaluation import Evaluator
-    from rules.registry import DEFAULT_PACK_ID, PackRegistry, load_pack
+    from rules.registry import DEFAULT_PACK_ID, LoadedPack, PackRegistry, load_pack
 
     registry = PackRegistry([load_pack(pack_file)]) if pack_file else PackRegistry.from_directory()
     evaluator = Evaluator(registry)
@@ -66,6 +79,8 @@ def _evaluate(paths: list[Path], *, check: bool, pack_file: Path | None, version
         print("error: evaluate takes one CASE.json (use --check for several)", file=sys.stderr)
         return 2
     failed = 0
+    fired: dict[tuple[str, str], set[str]] = {}
+    used: dict[tuple[str, str], LoadedPack] = {}
     for path in paths:
         try:
             case = read_case(path)
@@ -80,6 +95,9 @@ def _evaluate(paths: list[Path], *, check: bool, pack_file: Path | None, version
             print(f"error: {path}: {error}", file=sys.stderr)
             return 2
         result = evaluator.assess(history, case.as_of, pack)
+        key = (pack.pack.id, pack.pack.version)
+        used[key] = pack
+        fired.setdefault(key, set()).update(r.rule_id for r in result.reasons)
         if not check:
             print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
             continue
@@ -95,6 +113,14 @@ def _evaluate(paths: list[Path], *, check: bool, pack_file: Path | None, version
             print(f"ok   {path.name}: {label}")
     if check:
         print(f"{len(paths) - failed} passed, {failed} failed")
+    if check and coverage:
+        for key, loaded in used.items():
+            never = [rule.id for rule in loaded.pack.rules if rule.id not in fired[key]]
+            total = len(loaded.pack.rules)
+            print(f"rule coverage {key[0]} {key[1]}: {total - len(never)}/{total} rules fired by these cases")
+            for rule_id in never:
+                print(f"  never fired: {rule_id}")
+            failed += len(never)
     return 1 if failed else 0
 
 

@@ -51,10 +51,17 @@ def _pathway(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_check_passes_every_case_through_the_command() -> None:
-    run = _pathway("evaluate", "--check", *map(str, GOLDEN + SPEC))
+def test_check_passes_every_case_and_the_cases_fire_every_rule() -> None:
+    run = _pathway("evaluate", "--check", "--coverage", *map(str, GOLDEN + SPEC))
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"{len(GOLDEN + SPEC)} passed, 0 failed" in run.stdout
+    assert "rule coverage sangao-cn 2020.1: 19/19 rules fired" in run.stdout
+
+
+def test_coverage_names_the_rules_no_case_fired() -> None:
+    run = _pathway("evaluate", "--check", "--coverage", str(CASES / "golden" / "htn-controlled-blue.json"))
+    assert run.returncode == 1
+    assert "never fired: bp.crisis" in run.stdout
 
 
 def test_check_fails_and_says_why_when_a_case_differs(tmp_path: Path) -> None:

@@ -1,0 +1,40 @@
+"""One Settings object, read from the environment (``PATHWAY_*``) once, failing fast on bad values.
+
+Nothing reads the environment at import: the composition root (``pathway.cli``) builds Settings.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///pathway.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PATHWAY_", frozen=True, extra="forbid")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    clinic_timezone: str = "Asia/Shanghai"
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        if not url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("PATHWAY_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        return url
+
+    @field_validator("clinic_timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {name!r}") from error
+        return name
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.clinic_timezone)

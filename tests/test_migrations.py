@@ -1,0 +1,147 @@
+"""Alembic is the only way the schema changes: migrations build exactly the models, on both dialects."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel
+
+from pathway.db import alembic_config, make_engine, migrate
+from pathway.models import Patient, Reading
+
+POSTGRES_URL = os.environ.get("PATHWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TABLES = {
+    "team",
+    "patient",
+    "patient_complication",
+    "encounter",
+    "reading",
+    "symptom_report",
+    "assessment",
+    "referral",
+}
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'pathway.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"pathway_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(
+        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _database(request: pytest.FixtureRequest, dialect: str) -> str:
+    return str(request.getfixturevalue("postgres_url" if dialect == "postgresql" else "sqlite_url"))
+
+
+DIALECTS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_migrations_build_exactly_the_models(request: pytest.FixtureRequest, dialect: str) -> None:
+    url = _database(request, dialect)
+    migrate(url)
+    migrate(url)  # a second run is a no-op
+    engine = make_engine(url)
+    try:
+        assert set(inspect(engine).get_table_names()) >= TABLES
+        with engine.connect() as connection:
+            drift = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+        assert drift == []
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_migrations_downgrade_to_nothing(request: pytest.FixtureRequest, dialect: str) -> None:
+    url = _database(request, dialect)
+    migrate(url)
+    command.downgrade(alembic_config(url), "base")
+    engine = make_engine(url)
+    try:
+        assert set(inspect(engine).get_table_names()) & TABLES == set()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_reading_is_stored_once_per_natural_key_with_instants_in_utc(
+    request: pytest.FixtureRequest, dialect: str
+) -> None:
+    url = _database(request, dialect)
+    migrate(url)
+    engine = make_engine(url)
+    now = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+    try:
+        with Session(engine) as session:
+            patient = Patient(
+                source_system="ehr-a",
+                external_id="p1",
+                sex="male",
+                birth_date=date(1960, 1, 1),
+                conditions=["hypertension"],
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(patient)
+            session.commit()
+            session.refresh(patient)
+            assert patient.id is not None
+
+            def reading(source_id: str) -> Reading:
+                return Reading(
+                    patient_id=patient.id or 0,
+                    kind="bp",
+                    source="home",
+                    measured_at=now,
+                    received_at=now,
+                    systolic=150,
+                    diastolic=95,
+                    values_received=["20.0", "12.7"],
+                    unit_received="kPa",
+                    device_key="cuff-1",
+                    device_id="cuff-1",
+                    source_system="gw",
+                    source_reading_id=source_id,
+                )
+
+            session.add(reading("r1"))
+            session.commit()
+            session.add(reading("r2"))  # same patient, kind, instant and device: the same reading
+            with pytest.raises(IntegrityError):
+                session.commit()
+            session.rollback()
+            stored = session.get(Reading, 1)
+            assert stored is not None
+            assert stored.measured_at == now
+            assert stored.measured_at.utcoffset() is not None
+            assert stored.values_received == ["20.0", "12.7"]
+    finally:
+        engine.dispose()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from pathway.assessment import Assessment
 from pathway.history import PatientHistory
@@ -49,3 +54,51 @@ class Pathway:
 @pytest.fixture(scope="session")
 def pathway(evaluator: Evaluator, default_pack: LoadedPack) -> Pathway:
     return Pathway(evaluator, default_pack)
+
+
+# --- Databases: a fresh SQLite file or a fresh PostgreSQL database per test ---------------------
+
+POSTGRES_URL = os.environ.get("PATHWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TABLES = {
+    "team",
+    "patient",
+    "patient_complication",
+    "encounter",
+    "reading",
+    "symptom_report",
+    "assessment",
+    "referral",
+}
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'pathway.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"pathway_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(
+        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def database(request: pytest.FixtureRequest, dialect: str) -> str:
+    """The URL of a fresh, empty database of ``dialect`` for the requesting test."""
+    return str(request.getfixturevalue("postgres_url" if dialect == "postgresql" else "sqlite_url"))
+
+
+DIALECTS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]

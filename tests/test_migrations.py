@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
 from pathway.db import alembic_config, make_engine, migrate
 from pathway.models import Patient, Reading
+from tests.conftest import DIALECTS, database
 
-POSTGRES_URL = os.environ.get("PATHWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = {
     "team",
     "patient",
@@ -32,41 +28,9 @@ TABLES = {
 }
 
 
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'pathway.db'}"
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"pathway_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(
-        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def _database(request: pytest.FixtureRequest, dialect: str) -> str:
-    return str(request.getfixturevalue("postgres_url" if dialect == "postgresql" else "sqlite_url"))
-
-
-DIALECTS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-]
-
-
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_migrations_build_exactly_the_models(request: pytest.FixtureRequest, dialect: str) -> None:
-    url = _database(request, dialect)
+    url = database(request, dialect)
     migrate(url)
     migrate(url)  # a second run is a no-op
     engine = make_engine(url)
@@ -81,7 +45,7 @@ def test_migrations_build_exactly_the_models(request: pytest.FixtureRequest, dia
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_migrations_downgrade_to_nothing(request: pytest.FixtureRequest, dialect: str) -> None:
-    url = _database(request, dialect)
+    url = database(request, dialect)
     migrate(url)
     command.downgrade(alembic_config(url), "base")
     engine = make_engine(url)
@@ -95,7 +59,7 @@ def test_migrations_downgrade_to_nothing(request: pytest.FixtureRequest, dialect
 def test_a_reading_is_stored_once_per_natural_key_with_instants_in_utc(
     request: pytest.FixtureRequest, dialect: str
 ) -> None:
-    url = _database(request, dialect)
+    url = database(request, dialect)
     migrate(url)
     engine = make_engine(url)
     now = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)

@@ -1,0 +1,34 @@
+"""Dependencies as Annotated aliases: the session (one transaction per request), the clock, the pathway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+
+from pathway.clock import Clock
+from pathway.service import PathwayConfig
+
+
+def _session(request: Request) -> Iterator[Session]:
+    """One session per request. Writing routes commit before they answer (so a 2xx means stored);
+    anything not committed is rolled back when the session closes."""
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+def _clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+def _pathway(request: Request) -> PathwayConfig:
+    config: PathwayConfig = request.app.state.pathway
+    return config
+
+
+SessionDep = Annotated[Session, Depends(_session)]
+ClockDep = Annotated[Clock, Depends(_clock)]
+PathwayDep = Annotated[PathwayConfig, Depends(_pathway)]

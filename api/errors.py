@@ -1,0 +1,52 @@
+"""One JSON shape for every error: ``{"code", "message", "field"?}``; never a stack trace.
+
+PathwayError subclasses carry their status; request-validation errors become ``invalid-input``
+(422) naming the first bad field; an unreachable database is ``database-unavailable`` (503) with
+``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
+
+from pathway.errors import PathwayError
+
+log = logging.getLogger("pathway.api")
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """``responses=`` for a route: the error model under each status it can return."""
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PathwayError)
+    async def pathway_error(_request: Request, error: PathwayError) -> JSONResponse:
+        return JSONResponse(status_code=error.status, content=error.as_dict())
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+        loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+        body = {"code": "invalid-input", "message": str(first.get("msg", "invalid request"))}
+        if loc:
+            body["field"] = ".".join(loc)
+        return JSONResponse(status_code=422, content=body)
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(_request: Request, error: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", error.orig)
+        body = {"code": "database-unavailable", "message": "the database is unavailable; retry shortly"}
+        return JSONResponse(status_code=503, content=body, headers={"Retry-After": "5"})

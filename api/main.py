@@ -1,0 +1,40 @@
+"""The FastAPI application, built from Settings by :func:`create_app` (no app at import time)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api import errors, patients
+from pathway.clock import Clock, SystemClock
+from pathway.db import make_engine
+from pathway.service import PathwayConfig
+from pathway.settings import Settings
+from rules.evaluation import Evaluator
+from rules.registry import DEFAULT_PACK_ID, PackRegistry
+
+
+def pathway_config(evaluator: Evaluator, settings: Settings) -> PathwayConfig:
+    """The pack in force today, as the service needs it."""
+    tz = settings.tz
+    pack = evaluator.registry.in_force(DEFAULT_PACK_ID, on=None)
+    return PathwayConfig(
+        units=pack.pack.units,
+        plausibility=pack.pack.plausibility,
+        assess=lambda history, as_of: evaluator.assess(history, as_of, pack, tz),
+        tz=tz,
+    )
+
+
+def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evaluator | None = None) -> FastAPI:
+    app = FastAPI(
+        title="三高共管 care-pathway engine",
+        version="0.1.0",
+        description="Ingest readings, tier patients (red/yellow/blue), refer and schedule follow-up.",
+    )
+    evaluator = evaluator or Evaluator(PackRegistry.from_directory())
+    app.state.engine = make_engine(settings.database_url)
+    app.state.clock = clock or SystemClock(settings.tz)
+    app.state.pathway = pathway_config(evaluator, settings)
+    errors.install(app)
+    app.include_router(patients.router)
+    return app

@@ -1,0 +1,101 @@
+"""Patients and their assessments: thin routes over pathway.service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Response, status
+
+from api.deps import ClockDep, PathwayDep, SessionDep
+from api.errors import error_responses
+from api.schemas import AssessmentRead, BatchResult, PatientRead, PatientSummary
+from pathway import repository, service
+from pathway.errors import InvalidInput
+from pathway.ingest import MAX_BATCH, ItemResult, PatientIn, ReadingIn
+
+router = APIRouter(prefix="/v1/patients", tags=["patients"])
+
+
+@router.post(
+    "",
+    response_model=PatientRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(422, 503),
+    operation_id="patients-upsert",
+)
+def upsert_patient(
+    data: PatientIn, session: SessionDep, clock: ClockDep, pathway: PathwayDep, response: Response
+) -> PatientRead:
+    """Create or update a patient by (source_system, external_id), then reassess."""
+    now = clock.now()
+    patient, created = service.upsert_patient(session, data, now)
+    service.reassess(session, patient, pathway, now)
+    session.commit()
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return PatientRead.of(patient)
+
+
+@router.get(
+    "/{patient_id}",
+    response_model=PatientSummary,
+    responses=error_responses(404, 503),
+    operation_id="patients-read",
+)
+def read_patient(patient_id: int, session: SessionDep) -> PatientSummary:
+    """The patient with the current tier, level, reasons and next follow-up."""
+    patient = service.require_patient(session, patient_id)
+    record = repository.latest_assessment(session, patient_id)
+    return PatientSummary(
+        patient=PatientRead.of(patient), assessment=AssessmentRead.of(record) if record else None
+    )
+
+
+@router.post(
+    "/{patient_id}/readings",
+    response_model=BatchResult,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(404, 422, 503),
+    operation_id="readings-batch",
+)
+def post_readings(
+    patient_id: int,
+    readings: Annotated[list[ReadingIn], Body(min_length=1)],
+    session: SessionDep,
+    clock: ClockDep,
+    pathway: PathwayDep,
+    source_system: str = "gateway",
+) -> BatchResult:
+    """Store a batch of readings (each at most once) and re-tier the patient in the same transaction."""
+    if len(readings) > MAX_BATCH:
+        raise InvalidInput(f"a batch holds at most {MAX_BATCH} readings, got {len(readings)}", "readings")
+    now = clock.now()
+    patient = service.require_patient(session, patient_id)
+    items = service.record_readings(
+        session, patient, readings, source_system=source_system, config=pathway, now=now
+    )
+    record = service.reassess(session, patient, pathway, now)
+    session.commit()
+    return BatchResult(
+        created=_count(items, "created"),
+        duplicate=_count(items, "duplicate"),
+        rejected=_count(items, "rejected"),
+        items=items,
+        assessment=AssessmentRead.of(record),
+    )
+
+
+def _count(items: list[ItemResult], status_name: str) -> int:
+    return sum(1 for item in items if item.status == status_name)
+
+
+@router.get(
+    "/{patient_id}/assessments",
+    response_model=list[AssessmentRead],
+    responses=error_responses(404, 503),
+    operation_id="assessments-history",
+)
+def assessment_history(patient_id: int, session: SessionDep) -> list[AssessmentRead]:
+    """Every assessment of the patient, newest first, with pack id, version and sha256."""
+    service.require_patient(session, patient_id)
+    return [AssessmentRead.of(r) for r in repository.assessments_of(session, patient_id)]

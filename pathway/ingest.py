@@ -1,0 +1,99 @@
+"""What integrators send and get back for patients and readings (not table models).
+
+These are validated before anything reaches the store; the API uses them as its request models.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex
+
+MAX_BATCH = 1000
+
+
+class ComplicationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: Complication
+    onset: date
+
+
+class PatientIn(BaseModel):
+    """A patient as the EHR knows it; upserted by (source_system, external_id)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "source_system": "ehr-jimo",
+                    "external_id": "370282-000123",
+                    "name": "王建国",
+                    "sex": "male",
+                    "birth_date": "1958-04-10",
+                    "conditions": ["hypertension", "diabetes"],
+                    "complications": [{"code": "chd", "onset": "2019-05-01"}],
+                    "smoker": False,
+                    "pregnant": False,
+                }
+            ]
+        },
+    )
+    source_system: str = Field(min_length=1, max_length=64)
+    external_id: str = Field(min_length=1, max_length=128)
+    name: str | None = Field(default=None, max_length=200)
+    sex: Sex
+    birth_date: date
+    conditions: list[Condition] = Field(default_factory=list)
+    complications: list[ComplicationIn] = Field(default_factory=list)
+    smoker: bool = False
+    pregnant: bool = False
+
+
+class ReadingIn(BaseModel):
+    """One measurement; ``unit`` may be left out for the canonical unit (PATHWAY.md §1)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "bp",
+                    "systolic": 152,
+                    "diastolic": 94,
+                    "unit": "mmHg",
+                    "source": "wearable",
+                    "measured_at": "2026-03-01T07:30:00+08:00",
+                    "device_id": "omron-hem-7361t-0042",
+                    "source_reading_id": "gw-88-000912",
+                }
+            ]
+        },
+    )
+    kind: ReadingKind
+    value: Decimal | None = Field(default=None, allow_inf_nan=False)
+    systolic: Decimal | None = Field(default=None, allow_inf_nan=False)
+    diastolic: Decimal | None = Field(default=None, allow_inf_nan=False)
+    pulse: Decimal | None = Field(default=None, allow_inf_nan=False)
+    unit: str | None = Field(default=None, max_length=32)
+    source: ReadingSource
+    measured_at: AwareDatetime
+    device_id: str | None = Field(default=None, max_length=128)
+    source_reading_id: str | None = Field(default=None, max_length=128)
+
+
+class ItemError(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ItemResult(BaseModel):
+    index: int
+    status: Literal["created", "duplicate", "rejected"]
+    reading_id: int | None = None
+    error: ItemError | None = None

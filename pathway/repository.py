@@ -1,0 +1,107 @@
+"""Every SQL statement of the product, including the dialect switch for ON CONFLICT.
+
+Functions take a Session and never commit: the request, job or command owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from pathway.models import (
+    AssessmentRecord,
+    Encounter,
+    Patient,
+    PatientComplication,
+    Reading,
+    SymptomReport,
+)
+
+
+def patient_by_external_id(session: Session, source_system: str, external_id: str) -> Patient | None:
+    statement = select(Patient).where(
+        Patient.source_system == source_system, Patient.external_id == external_id
+    )
+    return session.exec(statement).first()
+
+
+def patient_by_id(session: Session, patient_id: int) -> Patient | None:
+    return session.get(Patient, patient_id)
+
+
+def complications_of(session: Session, patient_id: int) -> Sequence[PatientComplication]:
+    statement = select(PatientComplication).where(PatientComplication.patient_id == patient_id)
+    return session.exec(statement.order_by(col(PatientComplication.onset))).all()
+
+
+def replace_complications(session: Session, patient_id: int, items: list[PatientComplication]) -> None:
+    session.execute(delete(PatientComplication).where(col(PatientComplication.patient_id) == patient_id))
+    session.add_all(items)
+
+
+def add(session: Session, row: Any) -> None:
+    session.add(row)
+    session.flush()
+
+
+def insert_reading_once(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert a reading unless one with the same source id or natural key exists; its id, or None."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Reading).values(**values).on_conflict_do_nothing().returning(col(Reading.id))
+    row = session.execute(statement).first()
+    return int(row[0]) if row is not None else None
+
+
+def existing_reading_id(session: Session, values: dict[str, Any]) -> int | None:
+    """The id of the stored reading a duplicate insert collided with."""
+    statement = select(Reading.id).where(
+        Reading.patient_id == values["patient_id"],
+        Reading.kind == values["kind"],
+        Reading.measured_at == values["measured_at"],
+        Reading.device_key == values["device_key"],
+    )
+    found = session.exec(statement).first()
+    if found is None and values.get("source_reading_id") is not None:
+        statement = select(Reading.id).where(
+            Reading.source_system == values["source_system"],
+            Reading.source_reading_id == values["source_reading_id"],
+        )
+        found = session.exec(statement).first()
+    return found
+
+
+def encounters_of(session: Session, patient_id: int) -> Sequence[Encounter]:
+    return session.exec(select(Encounter).where(Encounter.patient_id == patient_id)).all()
+
+
+def readings_of(session: Session, patient_id: int) -> Sequence[Reading]:
+    statement = select(Reading).where(Reading.patient_id == patient_id).order_by(col(Reading.measured_at))
+    return session.exec(statement).all()
+
+
+def symptoms_of(session: Session, patient_id: int) -> Sequence[SymptomReport]:
+    return session.exec(select(SymptomReport).where(SymptomReport.patient_id == patient_id)).all()
+
+
+def latest_assessment(session: Session, patient_id: int) -> AssessmentRecord | None:
+    statement = (
+        select(AssessmentRecord)
+        .where(AssessmentRecord.patient_id == patient_id)
+        .order_by(col(AssessmentRecord.evaluated_at).desc(), col(AssessmentRecord.id).desc())
+    )
+    return session.exec(statement).first()
+
+
+def assessments_of(session: Session, patient_id: int, limit: int = 100) -> Sequence[AssessmentRecord]:
+    statement = (
+        select(AssessmentRecord)
+        .where(AssessmentRecord.patient_id == patient_id)
+        .order_by(col(AssessmentRecord.evaluated_at).desc(), col(AssessmentRecord.id).desc())
+        .limit(limit)
+    )
+    return session.exec(statement).all()

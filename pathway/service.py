@@ -1,0 +1,232 @@
+"""Use-cases: register patients, record readings, reassess. They never commit.
+
+The caller (a request, a job, a command) owns the transaction, so "readings + new assessment" is
+stored atomically: the tier on the patient summary is never behind an acknowledged reading.
+The rule pack reaches the service through :class:`PathwayConfig`, built by the composition root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from pathway import repository
+from pathway.assessment import Assessment
+from pathway.errors import PathwayError
+from pathway.history import (
+    ComplicationRecord,
+    Encounter,
+    Measurement,
+    PatientHistory,
+    PatientProfile,
+    SymptomReport,
+    measure,
+)
+from pathway.ingest import ItemError, ItemResult, PatientIn, ReadingIn
+from pathway.models import AssessmentRecord, Patient, PatientComplication, Reading
+from pathway.parameters import Plausibility, Units
+from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
+
+
+class UnknownPatient(PathwayError):
+    code = "unknown-patient"
+    status = 404
+
+
+@dataclass(frozen=True)
+class PathwayConfig:
+    """What the service needs of the rule pack in force: its tables and its evaluation."""
+
+    units: Units
+    plausibility: Plausibility
+    assess: Callable[[PatientHistory, datetime], Assessment]
+    tz: ZoneInfo
+
+
+def upsert_patient(session: Session, data: PatientIn, now: datetime) -> tuple[Patient, bool]:
+    """Create or update the patient of (source_system, external_id); whether it was created."""
+    patient = repository.patient_by_external_id(session, data.source_system, data.external_id)
+    created = patient is None
+    if patient is None:
+        patient = Patient(
+            source_system=data.source_system,
+            external_id=data.external_id,
+            sex=data.sex.value,
+            birth_date=data.birth_date,
+            created_at=now,
+            updated_at=now,
+        )
+    patient.name = data.name
+    patient.sex = data.sex.value
+    patient.birth_date = data.birth_date
+    patient.conditions = sorted(c.value for c in data.conditions)
+    patient.smoker = data.smoker
+    patient.pregnant = data.pregnant
+    patient.updated_at = now
+    repository.add(session, patient)
+    assert patient.id is not None
+    complications = [
+        PatientComplication(patient_id=patient.id, code=c.code.value, onset=c.onset)
+        for c in data.complications
+    ]
+    repository.replace_complications(session, patient.id, complications)
+    return patient, created
+
+
+def require_patient(session: Session, patient_id: int) -> Patient:
+    patient = repository.patient_by_id(session, patient_id)
+    if patient is None:
+        raise UnknownPatient(f"no patient with id {patient_id}", "patient_id")
+    return patient
+
+
+def record_readings(
+    session: Session,
+    patient: Patient,
+    items: Sequence[ReadingIn],
+    *,
+    source_system: str,
+    config: PathwayConfig,
+    now: datetime,
+) -> list[ItemResult]:
+    """Validate and store each reading once; one bad item never fails the others."""
+    assert patient.id is not None
+    results: list[ItemResult] = []
+    for index, item in enumerate(items):
+        prefix = f"readings.{index}"
+        try:
+            measurement = measure(
+                kind=item.kind,
+                source=item.source,
+                at=item.measured_at,
+                unit=item.unit,
+                value=item.value,
+                systolic=item.systolic,
+                diastolic=item.diastolic,
+                pulse=item.pulse,
+                units=config.units,
+                plausibility=config.plausibility,
+                received_at=now,
+                field_prefix=prefix,
+            )
+        except PathwayError as error:
+            results.append(ItemResult(index=index, status="rejected", error=ItemError(**error.as_dict())))
+            continue
+        values = _reading_row(patient.id, measurement, item, source_system, now)
+        reading_id = repository.insert_reading_once(session, values)
+        if reading_id is not None:
+            results.append(ItemResult(index=index, status="created", reading_id=reading_id))
+        else:
+            existing = repository.existing_reading_id(session, values)
+            results.append(ItemResult(index=index, status="duplicate", reading_id=existing))
+    return results
+
+
+def _reading_row(
+    patient_id: int, m: Measurement, item: ReadingIn, source_system: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "patient_id": patient_id,
+        "kind": m.kind.value,
+        "source": m.source.value,
+        "measured_at": m.at,
+        "received_at": now,
+        "value": _float(m.value),
+        "systolic": _float(m.systolic),
+        "diastolic": _float(m.diastolic),
+        "pulse": _float(m.pulse),
+        "unit_received": m.unit_received,
+        "values_received": [str(v) for v in m.received],
+        "device_id": item.device_id,
+        "device_key": item.device_id or "",
+        "source_system": source_system,
+        "source_reading_id": item.source_reading_id,
+    }
+
+
+def _float(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _decimal(value: float | None) -> Decimal | None:
+    return Decimal(repr(value)) if value is not None else None
+
+
+def history_of(session: Session, patient: Patient) -> PatientHistory:
+    """The patient's stored history as the snapshot builder sees it."""
+    assert patient.id is not None
+    profile = PatientProfile(
+        sex=Sex(patient.sex),
+        birth_date=patient.birth_date,
+        conditions=frozenset(Condition(c) for c in patient.conditions),
+        complications=tuple(
+            ComplicationRecord(Complication(c.code), c.onset)
+            for c in repository.complications_of(session, patient.id)
+        ),
+        smoker=patient.smoker,
+        pregnant=patient.pregnant,
+    )
+    by_encounter: dict[int, list[Measurement]] = {}
+    loose: list[Measurement] = []
+    for row in repository.readings_of(session, patient.id):
+        measurement = _measurement(row)
+        if row.encounter_id is None:
+            loose.append(measurement)
+        else:
+            by_encounter.setdefault(row.encounter_id, []).append(measurement)
+    symptoms = repository.symptoms_of(session, patient.id)
+    encounters = tuple(
+        Encounter(
+            at=e.at,
+            readings=tuple(by_encounter.get(e.id or 0, ())),
+            symptoms=tuple(Symptom(s.code) for s in symptoms if s.encounter_id == e.id),
+        )
+        for e in repository.encounters_of(session, patient.id)
+    )
+    return PatientHistory(
+        profile=profile,
+        encounters=encounters,
+        readings=tuple(loose),
+        symptoms=tuple(SymptomReport(Symptom(s.code), s.at) for s in symptoms if s.encounter_id is None),
+    )
+
+
+def _measurement(row: Reading) -> Measurement:
+    return Measurement(
+        kind=ReadingKind(row.kind),
+        source=ReadingSource(row.source),
+        at=row.measured_at,
+        value=_decimal(row.value),
+        systolic=_decimal(row.systolic),
+        diastolic=_decimal(row.diastolic),
+        pulse=_decimal(row.pulse),
+        unit_received=row.unit_received,
+        received=tuple(Decimal(v) for v in row.values_received),
+    )
+
+
+def reassess(session: Session, patient: Patient, config: PathwayConfig, now: datetime) -> AssessmentRecord:
+    """Evaluate the patient's stored history as of ``now`` and store the assessment."""
+    assert patient.id is not None
+    result = config.assess(history_of(session, patient), now)
+    record = AssessmentRecord(
+        patient_id=patient.id,
+        as_of=now,
+        evaluated_at=now,
+        pack_id=result.pack.id,
+        pack_version=result.pack.version,
+        pack_sha256=result.pack.sha256,
+        tier=result.tier.value,
+        level=result.level.value,
+        referral_urgency=result.referral.urgency.value if result.referral else None,
+        follow_up_due=result.follow_up.due,
+        result=result.to_json(),
+    )
+    repository.add(session, record)
+    return record

@@ -1,0 +1,194 @@
+"""The ingest API end to end, on SQLite and on PostgreSQL: patients, reading batches, assessments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from pathway.cases import case_history, read_case
+from pathway.clock import FixedClock
+from pathway.db import migrate
+from pathway.settings import Settings
+from rules.evaluation import Evaluator
+from rules.registry import LoadedPack
+from tests.builders import AS_OF
+from tests.conftest import DIALECTS, database
+
+PATIENT: dict[str, Any] = {
+    "source_system": "ehr-jimo",
+    "external_id": "370282-000123",
+    "name": "王建国",
+    "sex": "male",
+    "birth_date": "1962-04-10",
+    "conditions": ["hypertension"],
+    "complications": [],
+}
+
+
+@pytest.fixture(params=DIALECTS)
+def client(request: pytest.FixtureRequest, evaluator: Evaluator) -> Iterator[TestClient]:
+    url = database(request, request.param)
+    migrate(url)
+    app = create_app(Settings(database_url=url), clock=FixedClock(AS_OF), evaluator=evaluator)
+    with TestClient(app) as test_client:
+        yield test_client
+    app.state.engine.dispose()
+
+
+def _patient(client: TestClient, **changes: Any) -> int:
+    response = client.post("/v1/patients", json={**PATIENT, **changes})
+    assert response.status_code in (200, 201), response.text
+    patient_id: int = response.json()["id"]
+    return patient_id
+
+
+def _bp(systolic: int, diastolic: int, at: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": "bp",
+        "systolic": systolic,
+        "diastolic": diastolic,
+        "source": "home",
+        "measured_at": at,
+        **extra,
+    }
+
+
+def test_registering_twice_updates_the_same_patient(client: TestClient) -> None:
+    first = client.post("/v1/patients", json=PATIENT)
+    again = client.post("/v1/patients", json={**PATIENT, "conditions": ["hypertension", "diabetes"]})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    assert again.json()["conditions"] == ["diabetes", "hypertension"]
+
+
+def test_a_posted_crisis_re_tiers_the_patient_in_the_same_request(client: TestClient) -> None:
+    patient_id = _patient(client)
+    batch = [
+        _bp(186, 104, "2026-03-01T07:00:00+08:00", source_reading_id="r1"),
+        _bp(188, 106, "2026-03-01T07:10:00+08:00", source_reading_id="r2"),
+    ]
+    response = client.post(f"/v1/patients/{patient_id}/readings", json=batch)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["created"], body["duplicate"], body["rejected"]) == (2, 0, 0)
+    assert body["assessment"]["tier"] == "red"
+    assert body["assessment"]["referral_urgency"] == "urgent"
+    summary = client.get(f"/v1/patients/{patient_id}").json()
+    assert summary["assessment"]["tier"] == "red"
+    assert summary["assessment"]["pack_version"] == "2020.1"
+
+
+def test_replaying_a_batch_stores_each_reading_once(client: TestClient) -> None:
+    patient_id = _patient(client)
+    batch = [
+        _bp(130 + i % 20, 80, f"2026-02-{1 + i // 10:02d}T{8 + i % 10:02d}:00:00+08:00") for i in range(100)
+    ]
+    first = client.post(f"/v1/patients/{patient_id}/readings", json=batch).json()
+    replays = [client.post(f"/v1/patients/{patient_id}/readings", json=batch).json() for _ in range(2)]
+    assert first["created"] == 100
+    for replay in replays:
+        assert (replay["created"], replay["duplicate"]) == (0, 100)
+        assert [i["reading_id"] for i in replay["items"]] == [i["reading_id"] for i in first["items"]]
+
+
+def test_a_bad_item_is_rejected_with_its_field_and_the_rest_are_stored(client: TestClient) -> None:
+    patient_id = _patient(client)
+    batch = [
+        _bp(130, 80, "2026-02-27T08:00:00+08:00"),
+        _bp(310, 80, "2026-02-27T09:00:00+08:00"),
+        {
+            "kind": "fpg",
+            "value": 6,
+            "unit": "g/L",
+            "source": "home",
+            "measured_at": "2026-02-27T10:00:00+08:00",
+        },
+        _bp(130, 80, "2026-03-01T10:00:00+08:00"),  # an hour after the clock: in the future
+    ]
+    body = client.post(f"/v1/patients/{patient_id}/readings", json=batch).json()
+    assert [i["status"] for i in body["items"]] == ["created", "rejected", "rejected", "rejected"]
+    errors = [i["error"] for i in body["items"][1:]]
+    assert [(e["code"], e["field"]) for e in errors] == [
+        ("implausible-value", "readings.1.systolic"),
+        ("unknown-unit", "readings.2.unit"),
+        ("future-timestamp", "readings.3.measured_at"),
+    ]
+
+
+def test_mg_per_dl_and_kpa_are_converted_and_kept_as_received(client: TestClient) -> None:
+    patient_id = _patient(client, conditions=["diabetes"])
+    batch = [
+        {
+            "kind": "rpg",
+            "value": 69,
+            "unit": "mg/dL",
+            "source": "cgm",
+            "measured_at": "2026-02-28T03:15:00+08:00",
+        },
+        {**_bp(0, 0, "2026-02-28T08:00:00+08:00"), "systolic": "24.0", "diastolic": "12.0", "unit": "kPa"},
+    ]
+    body = client.post(f"/v1/patients/{patient_id}/readings", json=batch).json()
+    assert body["created"] == 2
+    facts = body["assessment"]["result"]["facts"]
+    assert facts["self_monitored_glucose_min"] == 3.8
+    assert "glu.hypo.mild" in [r["rule_id"] for r in body["assessment"]["result"]["reasons"]]
+
+
+def test_errors_have_one_shape(client: TestClient) -> None:
+    missing = client.get("/v1/patients/999999")
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "code": "unknown-patient",
+        "message": "no patient with id 999999",
+        "field": "patient_id",
+    }
+    invalid = client.post("/v1/patients", json={**PATIENT, "conditions": ["gout"]})
+    assert invalid.status_code == 422
+    assert invalid.json()["code"] == "invalid-input"
+    assert invalid.json()["field"] == "conditions.0"
+    too_many = client.post("/v1/patients/1/readings", json=[_bp(130, 80, "2026-02-27T08:00:00+08:00")] * 1001)
+    assert too_many.status_code == 422
+    assert too_many.json()["field"] == "readings"
+
+
+def test_the_assessment_after_a_post_matches_pathway_evaluate(
+    client: TestClient, evaluator: Evaluator, default_pack: LoadedPack
+) -> None:
+    from pathlib import Path
+
+    case_path = (
+        Path(__file__).parents[1] / "rules" / "cases" / "golden" / "single-home-crisis-needs-recheck.json"
+    )
+    case = read_case(case_path)
+    patient_id = _patient(client, sex="female", birth_date="1965-09-09")
+    readings = [
+        {
+            "kind": "bp",
+            "systolic": 135,
+            "diastolic": 85,
+            "source": "clinic",
+            "measured_at": "2026-02-10T10:00:00+08:00",
+        },
+        _bp(185, 100, "2026-03-01T07:30:00+08:00"),
+    ]
+    body = client.post(f"/v1/patients/{patient_id}/readings", json=readings).json()
+    expected = evaluator.assess(
+        case_history(case, default_pack.pack.units, default_pack.pack.plausibility), case.as_of, default_pack
+    )
+    stored = body["assessment"]["result"]
+    assert stored["tier"] == expected.tier.value
+    assert stored["follow_up"]["due"] == expected.follow_up.due.isoformat()
+    assert sorted(r["rule_id"] for r in stored["reasons"]) == sorted(r.rule_id for r in expected.reasons)
+    assert {t["kind"] for t in stored["tasks"]} == {t.kind.value for t in expected.tasks}
+
+
+def test_the_history_lists_every_assessment_with_provenance(client: TestClient) -> None:
+    patient_id = _patient(client)
+    client.post(f"/v1/patients/{patient_id}/readings", json=[_bp(130, 80, "2026-02-27T08:00:00+08:00")])
+    history = client.get(f"/v1/patients/{patient_id}/assessments").json()
+    assert len(history) == 2
+    assert all(len(a["pack_sha256"]) == 64 for a in history)

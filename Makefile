@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/pathway packs
 	$(BIN)/pathway evaluate --check --coverage tests/rules/cases/golden/*.json tests/rules/cases/spec/*.json
-	$(BIN)/pathway evaluate tests/rules/cases/golden/bp-crisis-with-headache.json
+	$(BIN)/pathway serve
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@
     pathway evaluate CASE.json                 print the assessment as JSON
     pathway evaluate --check CASE.json ...     compare each case with its expect block
     pathway packs                              list the rule packs and versions loaded
+    pathway serve [--host H] [--port P]        apply migrations, serve the HTTP API
 
 Exit codes: 0 ok, 1 a case differs from its expectation, 2 bad input (one line naming the field).
 This is the composition root: it builds the registry and the engine, and imports them lazily.
@@ -39,10 +40,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --check: list the pack's rules no case fired (exit 1 if any)",
     )
     commands.add_parser("packs", help="list the rule packs and versions loaded")
+    serve = commands.add_parser(
+        "serve", help="apply migrations and serve the HTTP API (PATHWAY_DATABASE_URL)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
     try:
         if args.command == "packs":
             return _packs()
+        if args.command == "serve":
+            return _serve(args.host, args.port)
         return _evaluate(
             args.cases,
             check=args.check,
@@ -53,6 +61,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PathwayError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def _serve(host: str, port: int) -> int:
+    import uvicorn
+
+    from api.main import create_app
+    from pathway.db import migrate
+    from pathway.settings import Settings
+
+    settings = Settings()
+    migrate(settings.database_url)
+    print(f"pathway: API on http://{host}:{port}/docs (database {settings.database_url})", flush=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    return 0
 
 
 def _packs() -> int:

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Body, Response, status
 
 from api.deps import ClockDep, PathwayDep, SessionDep
 from api.errors import error_responses
-from api.schemas import AssessmentRead, BatchResult, PatientRead, PatientSummary
+from api.schemas import AssessmentRead, BatchResult, EncounterResult, PatientRead, PatientSummary
 from pathway import repository, service
 from pathway.errors import InvalidInput
-from pathway.ingest import MAX_BATCH, ItemResult, PatientIn, ReadingIn
+from pathway.ingest import MAX_BATCH, EncounterIn, ItemResult, PatientIn, ReadingIn
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
@@ -99,3 +99,32 @@ def assessment_history(patient_id: int, session: SessionDep) -> list[AssessmentR
     """Every assessment of the patient, newest first, with pack id, version and sha256."""
     service.require_patient(session, patient_id)
     return [AssessmentRead.of(r) for r in repository.assessments_of(session, patient_id)]
+
+
+@router.post(
+    "/{patient_id}/encounters",
+    response_model=EncounterResult,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(404, 422, 503),
+    operation_id="encounters-create",
+)
+def post_encounter(
+    patient_id: int,
+    data: EncounterIn,
+    session: SessionDep,
+    clock: ClockDep,
+    pathway: PathwayDep,
+    response: Response,
+    source_system: str = "ehr",
+) -> EncounterResult:
+    """Store a clinic visit with its readings and symptoms, then re-tier the patient."""
+    now = clock.now()
+    patient = service.require_patient(session, patient_id)
+    encounter_id, created = service.record_encounter(
+        session, patient, data, source_system=source_system, config=pathway, now=now
+    )
+    record = service.reassess(session, patient, pathway, now)
+    session.commit()
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return EncounterResult(encounter_id=encounter_id, created=created, assessment=AssessmentRead.of(record))

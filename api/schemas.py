@@ -84,3 +84,9 @@ class BatchResult(BaseModel):
     rejected: int
     items: list[ItemResult]
     assessment: AssessmentRead
+
+
+class EncounterResult(BaseModel):
+    encounter_id: int
+    created: bool = Field(description="false when the visit was already stored under its source id")
+    assessment: AssessmentRead

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex
+from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 
 MAX_BATCH = 1000
 
@@ -97,3 +97,41 @@ class ItemResult(BaseModel):
     status: Literal["created", "duplicate", "rejected"]
     reading_id: int | None = None
     error: ItemError | None = None
+
+
+class EncounterReadingIn(BaseModel):
+    """A reading taken at the visit: clinic source, measured at the visit unless ``measured_at`` says."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: ReadingKind
+    value: Decimal | None = Field(default=None, allow_inf_nan=False)
+    systolic: Decimal | None = Field(default=None, allow_inf_nan=False)
+    diastolic: Decimal | None = Field(default=None, allow_inf_nan=False)
+    pulse: Decimal | None = Field(default=None, allow_inf_nan=False)
+    unit: str | None = Field(default=None, max_length=32)
+    measured_at: AwareDatetime | None = None
+
+
+class EncounterIn(BaseModel):
+    """A clinic visit (随访/门诊) with its readings and the symptoms reported there."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "at": "2026-03-01T08:40:00+08:00",
+                    "source_encounter_id": "visit-2026-000311",
+                    "readings": [
+                        {"kind": "bp", "systolic": 186, "diastolic": 104},
+                        {"kind": "fpg", "value": 7.4},
+                    ],
+                    "symptoms": ["severe_headache"],
+                }
+            ]
+        },
+    )
+    at: AwareDatetime
+    source_encounter_id: str | None = Field(default=None, max_length=128)
+    readings: list[EncounterReadingIn] = Field(default_factory=list, max_length=100)
+    symptoms: list[Symptom] = Field(default_factory=list, max_length=32)

@@ -105,3 +105,18 @@ def assessments_of(session: Session, patient_id: int, limit: int = 100) -> Seque
         .limit(limit)
     )
     return session.exec(statement).all()
+
+
+def encounter_by_source_id(
+    session: Session, source_system: str, source_encounter_id: str
+) -> Encounter | None:
+    statement = select(Encounter).where(
+        Encounter.source_system == source_system, Encounter.source_encounter_id == source_encounter_id
+    )
+    return session.exec(statement).first()
+
+
+def insert_symptom_once(session: Session, values: dict[str, Any]) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(SymptomReport).values(**values).on_conflict_do_nothing())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from pathway import repository
 from pathway.assessment import Assessment
-from pathway.errors import PathwayError
+from pathway.errors import FutureTimestamp, InvalidInput, PathwayError
 from pathway.history import (
     ComplicationRecord,
     Encounter,
@@ -28,8 +28,9 @@ from pathway.history import (
     SymptomReport,
     measure,
 )
-from pathway.ingest import ItemError, ItemResult, PatientIn, ReadingIn
+from pathway.ingest import EncounterIn, ItemError, ItemResult, PatientIn, ReadingIn
 from pathway.models import AssessmentRecord, Patient, PatientComplication, Reading
+from pathway.models import Encounter as EncounterRow
 from pathway.parameters import Plausibility, Units
 from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 
@@ -128,8 +129,71 @@ def record_readings(
     return results
 
 
+def record_encounter(
+    session: Session,
+    patient: Patient,
+    data: EncounterIn,
+    *,
+    source_system: str,
+    config: PathwayConfig,
+    now: datetime,
+) -> tuple[int, bool]:
+    """Store a clinic visit with its readings and symptoms, atomically and once.
+
+    A visit is one item: a bad reading rejects the whole visit (naming the field). A visit already
+    stored under the same (source_system, source_encounter_id) is not stored again.
+    """
+    assert patient.id is not None
+    if data.source_encounter_id is not None:
+        existing = repository.encounter_by_source_id(session, source_system, data.source_encounter_id)
+        if existing is not None and existing.id is not None:
+            if existing.patient_id != patient.id:
+                raise InvalidInput(
+                    "this source_encounter_id belongs to another patient", "source_encounter_id"
+                )
+            return existing.id, False
+    if data.at - now > timedelta(minutes=config.plausibility.max_future_minutes):
+        raise FutureTimestamp(f"visit at {data.at.isoformat()} is in the future", "at")
+    measurements = [
+        measure(
+            kind=item.kind,
+            source=ReadingSource.CLINIC,
+            at=item.measured_at or data.at,
+            unit=item.unit,
+            value=item.value,
+            systolic=item.systolic,
+            diastolic=item.diastolic,
+            pulse=item.pulse,
+            units=config.units,
+            plausibility=config.plausibility,
+            received_at=now,
+            field_prefix=f"readings.{index}",
+        )
+        for index, item in enumerate(data.readings)
+    ]
+    encounter = EncounterRow(
+        patient_id=patient.id,
+        at=data.at,
+        source_system=source_system,
+        source_encounter_id=data.source_encounter_id,
+        received_at=now,
+    )
+    repository.add(session, encounter)
+    assert encounter.id is not None
+    for measurement in measurements:
+        row = _reading_row(patient.id, measurement, None, source_system, now)
+        row["encounter_id"] = encounter.id
+        repository.insert_reading_once(session, row)
+    for code in dict.fromkeys(data.symptoms):
+        repository.insert_symptom_once(
+            session,
+            {"patient_id": patient.id, "encounter_id": encounter.id, "code": code.value, "at": data.at},
+        )
+    return encounter.id, True
+
+
 def _reading_row(
-    patient_id: int, m: Measurement, item: ReadingIn, source_system: str, now: datetime
+    patient_id: int, m: Measurement, item: ReadingIn | None, source_system: str, now: datetime
 ) -> dict[str, Any]:
     return {
         "patient_id": patient_id,
@@ -143,10 +207,10 @@ def _reading_row(
         "pulse": _float(m.pulse),
         "unit_received": m.unit_received,
         "values_received": [str(v) for v in m.received],
-        "device_id": item.device_id,
-        "device_key": item.device_id or "",
+        "device_id": item.device_id if item else None,
+        "device_key": (item.device_id or "") if item else "",
         "source_system": source_system,
-        "source_reading_id": item.source_reading_id,
+        "source_reading_id": item.source_reading_id if item else None,
     }
 
 

@@ -192,3 +192,13 @@ def test_the_history_lists_every_assessment_with_provenance(client: TestClient) 
     history = client.get(f"/v1/patients/{patient_id}/assessments").json()
     assert len(history) == 2
     assert all(len(a["pack_sha256"]) == 64 for a in history)
+
+
+def test_an_unreachable_database_is_503_with_retry_after(evaluator: Evaluator) -> None:
+    settings = Settings(database_url="postgresql://postgres@127.0.0.1:1/nowhere")
+    app = create_app(settings, clock=FixedClock(AS_OF), evaluator=evaluator)
+    with TestClient(app) as client:
+        response = client.get("/v1/patients/1")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["code"] == "database-unavailable"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import errors, patients
+from api import errors, patients, rule_packs
 from pathway.clock import Clock, SystemClock
 from pathway.db import make_engine
 from pathway.service import PathwayConfig
@@ -18,6 +18,7 @@ def pathway_config(evaluator: Evaluator, settings: Settings) -> PathwayConfig:
     tz = settings.tz
     pack = evaluator.registry.in_force(DEFAULT_PACK_ID, on=None)
     return PathwayConfig(
+        pack=pack.ref,
         units=pack.pack.units,
         plausibility=pack.pack.plausibility,
         assess=lambda history, as_of: evaluator.assess(history, as_of, pack, tz),
@@ -36,5 +37,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.state.clock = clock or SystemClock(settings.tz)
     app.state.pathway = pathway_config(evaluator, settings)
     errors.install(app)
+    app.state.registry = evaluator.registry
     app.include_router(patients.router)
+    app.include_router(rule_packs.router)
     return app

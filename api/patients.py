@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response, status
+from pydantic import AwareDatetime
 
 from api.deps import ClockDep, PathwayDep, SessionDep
 from api.errors import error_responses
 from api.schemas import AssessmentRead, BatchResult, EncounterResult, PatientRead, PatientSummary
 from pathway import repository, service
 from pathway.errors import InvalidInput
-from pathway.ingest import MAX_BATCH, EncounterIn, ItemResult, PatientIn, ReadingIn
+from pathway.ingest import MAX_BATCH, EncounterIn, ItemResult, PatientIn, ReadingIn, SymptomIn
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
@@ -128,3 +129,61 @@ def post_encounter(
     if not created:
         response.status_code = status.HTTP_200_OK
     return EncounterResult(encounter_id=encounter_id, created=created, assessment=AssessmentRead.of(record))
+
+
+@router.post(
+    "/{patient_id}/symptoms",
+    response_model=AssessmentRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(404, 422, 503),
+    operation_id="symptoms-report",
+)
+def post_symptoms(
+    patient_id: int,
+    symptoms: Annotated[list[SymptomIn], Body(min_length=1, max_length=100)],
+    session: SessionDep,
+    clock: ClockDep,
+    pathway: PathwayDep,
+) -> AssessmentRead:
+    """Record symptoms reported outside a visit (each once), then re-tier the patient."""
+    now = clock.now()
+    patient = service.require_patient(session, patient_id)
+    service.record_symptoms(session, patient, symptoms, config=pathway, now=now)
+    record = service.reassess(session, patient, pathway, now)
+    session.commit()
+    return AssessmentRead.of(record)
+
+
+@router.get(
+    "/{patient_id}/assessment",
+    response_model=AssessmentRead,
+    responses=error_responses(404, 503),
+    operation_id="assessment-current",
+)
+def current_assessment(
+    patient_id: int, session: SessionDep, clock: ClockDep, pathway: PathwayDep
+) -> AssessmentRead:
+    """The current assessment: the stored one if made today under the pack in force, else re-evaluated."""
+    now = clock.now()
+    patient = service.require_patient(session, patient_id)
+    record = repository.latest_assessment(session, patient_id)
+    if record is None or not service.is_current(record, pathway, now):
+        record = service.reassess(session, patient, pathway, now)
+        session.commit()
+    return AssessmentRead.of(record)
+
+
+@router.post(
+    "/{patient_id}/assessment:preview",
+    response_model=dict[str, Any],
+    responses=error_responses(404, 422, 503),
+    operation_id="assessment-preview",
+)
+def preview_assessment(
+    patient_id: int, as_of: AwareDatetime, session: SessionDep, clock: ClockDep, pathway: PathwayDep
+) -> dict[str, Any]:
+    """Replay the stored history as of any past moment (nothing is stored; readings after it are ignored)."""
+    if as_of > clock.now():
+        raise InvalidInput("as_of must not be in the future", "as_of")
+    patient = service.require_patient(session, patient_id)
+    return service.preview(session, patient, pathway, as_of).to_json()

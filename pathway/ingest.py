@@ -135,3 +135,11 @@ class EncounterIn(BaseModel):
     source_encounter_id: str | None = Field(default=None, max_length=128)
     readings: list[EncounterReadingIn] = Field(default_factory=list, max_length=100)
     symptoms: list[Symptom] = Field(default_factory=list, max_length=32)
+
+
+class SymptomIn(BaseModel):
+    """A symptom reported outside a visit (by a gateway, a call, the patient), with its time."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: Symptom
+    at: AwareDatetime

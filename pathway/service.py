@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from pathway import repository
-from pathway.assessment import Assessment
+from pathway.assessment import Assessment, PackRef
 from pathway.errors import FutureTimestamp, InvalidInput, PathwayError
 from pathway.history import (
     ComplicationRecord,
@@ -28,7 +28,7 @@ from pathway.history import (
     SymptomReport,
     measure,
 )
-from pathway.ingest import EncounterIn, ItemError, ItemResult, PatientIn, ReadingIn
+from pathway.ingest import EncounterIn, ItemError, ItemResult, PatientIn, ReadingIn, SymptomIn
 from pathway.models import AssessmentRecord, Patient, PatientComplication, Reading
 from pathway.models import Encounter as EncounterRow
 from pathway.parameters import Plausibility, Units
@@ -44,6 +44,7 @@ class UnknownPatient(PathwayError):
 class PathwayConfig:
     """What the service needs of the rule pack in force: its tables and its evaluation."""
 
+    pack: PackRef
     units: Units
     plausibility: Plausibility
     assess: Callable[[PatientHistory, datetime], Assessment]
@@ -190,6 +191,42 @@ def record_encounter(
             {"patient_id": patient.id, "encounter_id": encounter.id, "code": code.value, "at": data.at},
         )
     return encounter.id, True
+
+
+def record_symptoms(
+    session: Session, patient: Patient, items: Sequence[SymptomIn], *, config: PathwayConfig, now: datetime
+) -> None:
+    """Store reported symptoms once each (patient, code, time); future reports are rejected."""
+    assert patient.id is not None
+    limit = timedelta(minutes=config.plausibility.max_future_minutes)
+    for index, item in enumerate(items):
+        if item.at - now > limit:
+            raise FutureTimestamp(
+                f"symptom reported for {item.at.isoformat()}, in the future", f"symptoms.{index}.at"
+            )
+    for item in items:
+        repository.insert_symptom_once(
+            session, {"patient_id": patient.id, "encounter_id": None, "code": item.code.value, "at": item.at}
+        )
+
+
+def is_current(record: AssessmentRecord, config: PathwayConfig, now: datetime) -> bool:
+    """An assessment is current on the clinic date it was made, under the pack (and file) in force.
+
+    Every ingest reassesses, so only time and a new pack make an assessment stale.
+    """
+    made = record.evaluated_at.astimezone(config.tz).date()
+    same_pack = (record.pack_id, record.pack_version, record.pack_sha256) == (
+        config.pack.id,
+        config.pack.version,
+        config.pack.sha256,
+    )
+    return made == now.astimezone(config.tz).date() and same_pack
+
+
+def preview(session: Session, patient: Patient, config: PathwayConfig, as_of: datetime) -> Assessment:
+    """The assessment of the stored history as of any moment (a replay; nothing is stored)."""
+    return config.assess(history_of(session, patient), as_of)
 
 
 def _reading_row(

@@ -2,7 +2,7 @@
 
 PathwayError subclasses carry their status; request-validation errors become ``invalid-input``
 (422) naming the first bad field; an unreachable database is ``database-unavailable`` (503) with
-``Retry-After``.
+``Retry-After``; a write that loses a race on a unique key is ``conflict`` (409), safe to retry.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from pathway.errors import PathwayError
 
@@ -44,6 +44,12 @@ def install(app: FastAPI) -> None:
         if loc:
             body["field"] = ".".join(loc)
         return JSONResponse(status_code=422, content=body)
+
+    @app.exception_handler(IntegrityError)
+    async def conflict(_request: Request, error: IntegrityError) -> JSONResponse:
+        log.info("write conflict: %s", error.orig)
+        body = {"code": "conflict", "message": "a concurrent request wrote the same data; retry the request"}
+        return JSONResponse(status_code=409, content=body)
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(_request: Request, error: OperationalError) -> JSONResponse:

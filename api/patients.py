@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Header, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from api.deps import ClockDep, PathwayDep, SessionDep
@@ -56,7 +57,7 @@ def read_patient(patient_id: int, session: SessionDep) -> PatientSummary:
     "/{patient_id}/readings",
     response_model=BatchResult,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(404, 422, 503),
+    responses=error_responses(404, 409, 422, 503),
     operation_id="readings-batch",
 )
 def post_readings(
@@ -66,24 +67,43 @@ def post_readings(
     clock: ClockDep,
     pathway: PathwayDep,
     source_system: str = "gateway",
-) -> BatchResult:
-    """Store a batch of readings (each at most once) and re-tier the patient in the same transaction."""
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> BatchResult | JSONResponse:
+    """Store a batch of readings (each at most once) and re-tier the patient in the same transaction.
+
+    With an ``Idempotency-Key``, a replay of the same body returns the first answer unchanged
+    (header ``Idempotent-Replayed: true``); the same key with another body is a 409.
+    """
     if len(readings) > MAX_BATCH:
         raise InvalidInput(f"a batch holds at most {MAX_BATCH} readings, got {len(readings)}", "readings")
     now = clock.now()
     patient = service.require_patient(session, patient_id)
+    scope = f"readings:{patient_id}:{source_system}"
+    fingerprint = service.request_fingerprint([r.model_dump(mode="json") for r in readings])
+    if idempotency_key is not None:
+        prior = service.replayed_answer(session, scope, idempotency_key, fingerprint)
+        if prior is not None:
+            return JSONResponse(
+                prior.response, status_code=prior.status_code, headers={"Idempotent-Replayed": "true"}
+            )
     items = service.record_readings(
         session, patient, readings, source_system=source_system, config=pathway, now=now
     )
     record = service.reassess(session, patient, pathway, now)
-    session.commit()
-    return BatchResult(
+    result = BatchResult(
         created=_count(items, "created"),
         duplicate=_count(items, "duplicate"),
         rejected=_count(items, "rejected"),
         items=items,
         assessment=AssessmentRead.of(record),
     )
+    if idempotency_key is not None:
+        body = result.model_dump(mode="json")
+        service.remember_answer(
+            session, scope, idempotency_key, fingerprint, status.HTTP_201_CREATED, body, now
+        )
+    session.commit()
+    return result
 
 
 def _count(items: list[ItemResult], status_name: str) -> int:

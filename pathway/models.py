@@ -147,3 +147,17 @@ class Referral(SQLModel, table=True):
     outcome: str | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class IdempotentRequest(SQLModel, table=True):
+    """A write answered under an ``Idempotency-Key``: replaying the key returns the same answer."""
+
+    __tablename__ = "idempotent_request"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=200)
+    key: str = Field(max_length=200)
+    request_sha256: str = Field(max_length=64)
+    status_code: int
+    response: dict[str, Any] = Field(default_factory=dict, sa_type=JSON_TYPE)
+    created_at: datetime

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from pathway.models import (
     AssessmentRecord,
     Encounter,
+    IdempotentRequest,
     Patient,
     PatientComplication,
     Reading,
@@ -120,3 +121,10 @@ def insert_symptom_once(session: Session, values: dict[str, Any]) -> None:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(insert(SymptomReport).values(**values).on_conflict_do_nothing())
+
+
+def idempotent_answer(session: Session, scope: str, key: str) -> IdempotentRequest | None:
+    statement = select(IdempotentRequest).where(
+        IdempotentRequest.scope == scope, IdempotentRequest.key == key
+    )
+    return session.exec(statement).first()

@@ -7,6 +7,8 @@ The rule pack reaches the service through :class:`PathwayConfig`, built by the c
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,7 +31,7 @@ from pathway.history import (
     measure,
 )
 from pathway.ingest import EncounterIn, ItemError, ItemResult, PatientIn, ReadingIn, SymptomIn
-from pathway.models import AssessmentRecord, Patient, PatientComplication, Reading
+from pathway.models import AssessmentRecord, IdempotentRequest, Patient, PatientComplication, Reading
 from pathway.models import Encounter as EncounterRow
 from pathway.parameters import Plausibility, Units
 from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
@@ -38,6 +40,49 @@ from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSour
 class UnknownPatient(PathwayError):
     code = "unknown-patient"
     status = 404
+
+
+class IdempotencyKeyReused(PathwayError):
+    code = "idempotency-key-reused"
+    status = 409
+
+
+def request_fingerprint(payload: Any) -> str:
+    """sha256 of a request body in canonical JSON (key order and spacing do not matter)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def replayed_answer(session: Session, scope: str, key: str, fingerprint: str) -> IdempotentRequest | None:
+    """The stored answer to an earlier request with this key, or None; a different body is a 409."""
+    prior = repository.idempotent_answer(session, scope, key)
+    if prior is not None and prior.request_sha256 != fingerprint:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used for a different request body", "Idempotency-Key"
+        )
+    return prior
+
+
+def remember_answer(
+    session: Session,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    status_code: int,
+    body: dict[str, Any],
+    now: datetime,
+) -> None:
+    repository.add(
+        session,
+        IdempotentRequest(
+            scope=scope,
+            key=key,
+            request_sha256=fingerprint,
+            status_code=status_code,
+            response=body,
+            created_at=now,
+        ),
+    )
 
 
 @dataclass(frozen=True)

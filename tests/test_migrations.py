@@ -17,6 +17,7 @@ from pathway.models import Patient, Reading
 from tests.conftest import DIALECTS, database
 
 TABLES = {
+    "idempotent_request",
     "team",
     "patient",
     "patient_complication",

@@ -202,3 +202,18 @@ def test_an_unreachable_database_is_503_with_retry_after(evaluator: Evaluator) -
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.json()["code"] == "database-unavailable"
+
+
+def test_an_idempotency_key_replays_the_first_answer(client: TestClient) -> None:
+    patient_id = _patient(client)
+    batch = [_bp(150, 95, "2026-02-27T08:00:00+08:00"), _bp(152, 96, "2026-02-28T08:00:00+08:00")]
+    headers = {"Idempotency-Key": "gw-7-batch-000042"}
+    first = client.post(f"/v1/patients/{patient_id}/readings", json=batch, headers=headers)
+    again = client.post(f"/v1/patients/{patient_id}/readings", json=batch, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert len(client.get(f"/v1/patients/{patient_id}/assessments").json()) == 2  # registration + one batch
+    other = client.post(f"/v1/patients/{patient_id}/readings", json=batch[:1], headers=headers)
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency-key-reused"

@@ -217,3 +217,40 @@ def test_an_idempotency_key_replays_the_first_answer(client: TestClient) -> None
     other = client.post(f"/v1/patients/{patient_id}/readings", json=batch[:1], headers=headers)
     assert other.status_code == 409
     assert other.json()["code"] == "idempotency-key-reused"
+
+
+def _device_batch(size: int) -> list[dict[str, Any]]:
+    """A wearable's burst: one reading a minute, deterministic values, each with its gateway id."""
+    return [
+        {
+            **_bp(
+                120 + i % 40,
+                70 + i % 25,
+                f"2026-02-2{1 + i // 600}T{(i // 60) % 10 + 8:02d}:{i % 60:02d}:00+08:00",
+            ),
+            "source": "wearable",
+            "device_id": "band-001",
+            "source_reading_id": f"band-001-{i}",
+        }
+        for i in range(size)
+    ]
+
+
+def test_replaying_a_1000_reading_batch_three_times_stores_1000_rows(client: TestClient) -> None:
+    patient_id = _patient(client)
+    batch = _device_batch(1000)
+    answers = [client.post(f"/v1/patients/{patient_id}/readings", json=batch).json() for _ in range(3)]
+    assert [(a["created"], a["duplicate"]) for a in answers] == [(1000, 0), (0, 1000), (0, 1000)]
+    assert len({i["reading_id"] for a in answers for i in a["items"]}) == 1000
+
+
+def test_a_batch_with_10_bad_items_stores_the_other_990_and_names_the_10(client: TestClient) -> None:
+    patient_id = _patient(client)
+    batch = _device_batch(1000)
+    bad = list(range(5, 1000, 100))
+    for index in bad:
+        batch[index] = {**batch[index], "systolic": 400}
+    body = client.post(f"/v1/patients/{patient_id}/readings", json=batch).json()
+    assert (body["created"], body["rejected"]) == (990, 10)
+    rejected = [(i["index"], i["error"]["field"]) for i in body["items"] if i["status"] == "rejected"]
+    assert rejected == [(index, f"readings.{index}.systolic") for index in bad]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlmodel import Session
 
 from pathway.clock import Clock
@@ -32,3 +32,6 @@ def _pathway(request: Request) -> PathwayConfig:
 SessionDep = Annotated[Session, Depends(_session)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 PathwayDep = Annotated[PathwayConfig, Depends(_pathway)]
+
+# Row ids are 32-bit integers on PostgreSQL: anything outside is simply not a patient we know.
+PatientId = Annotated[int, Path(ge=1, le=2_147_483_647, description="the patient's id in this system")]

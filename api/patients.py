@@ -6,14 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
-from api.deps import ClockDep, PathwayDep, SessionDep
+from api.deps import ClockDep, PathwayDep, PatientId, SessionDep
 from api.errors import error_responses
 from api.schemas import AssessmentRead, BatchResult, EncounterResult, PatientRead, PatientSummary
 from pathway import repository, service
 from pathway.errors import InvalidInput
-from pathway.ingest import MAX_BATCH, EncounterIn, ItemResult, PatientIn, ReadingIn, SymptomIn
+from pathway.ingest import MAX_BATCH, EncounterIn, Instant, ItemResult, PatientIn, ReadingIn, SymptomIn
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
@@ -44,7 +43,7 @@ def upsert_patient(
     responses=error_responses(404, 503),
     operation_id="patients-read",
 )
-def read_patient(patient_id: int, session: SessionDep) -> PatientSummary:
+def read_patient(patient_id: PatientId, session: SessionDep) -> PatientSummary:
     """The patient with the current tier, level, reasons and next follow-up."""
     patient = service.require_patient(session, patient_id)
     record = repository.latest_assessment(session, patient_id)
@@ -61,7 +60,7 @@ def read_patient(patient_id: int, session: SessionDep) -> PatientSummary:
     operation_id="readings-batch",
 )
 def post_readings(
-    patient_id: int,
+    patient_id: PatientId,
     readings: Annotated[list[ReadingIn], Body(min_length=1)],
     session: SessionDep,
     clock: ClockDep,
@@ -116,7 +115,7 @@ def _count(items: list[ItemResult], status_name: str) -> int:
     responses=error_responses(404, 503),
     operation_id="assessments-history",
 )
-def assessment_history(patient_id: int, session: SessionDep) -> list[AssessmentRead]:
+def assessment_history(patient_id: PatientId, session: SessionDep) -> list[AssessmentRead]:
     """Every assessment of the patient, newest first, with pack id, version and sha256."""
     service.require_patient(session, patient_id)
     return [AssessmentRead.of(r) for r in repository.assessments_of(session, patient_id)]
@@ -130,7 +129,7 @@ def assessment_history(patient_id: int, session: SessionDep) -> list[AssessmentR
     operation_id="encounters-create",
 )
 def post_encounter(
-    patient_id: int,
+    patient_id: PatientId,
     data: EncounterIn,
     session: SessionDep,
     clock: ClockDep,
@@ -159,7 +158,7 @@ def post_encounter(
     operation_id="symptoms-report",
 )
 def post_symptoms(
-    patient_id: int,
+    patient_id: PatientId,
     symptoms: Annotated[list[SymptomIn], Body(min_length=1, max_length=100)],
     session: SessionDep,
     clock: ClockDep,
@@ -181,7 +180,7 @@ def post_symptoms(
     operation_id="assessment-current",
 )
 def current_assessment(
-    patient_id: int, session: SessionDep, clock: ClockDep, pathway: PathwayDep
+    patient_id: PatientId, session: SessionDep, clock: ClockDep, pathway: PathwayDep
 ) -> AssessmentRead:
     """The current assessment: the stored one if made today under the pack in force, else re-evaluated."""
     now = clock.now()
@@ -200,7 +199,7 @@ def current_assessment(
     operation_id="assessment-preview",
 )
 def preview_assessment(
-    patient_id: int, as_of: AwareDatetime, session: SessionDep, clock: ClockDep, pathway: PathwayDep
+    patient_id: PatientId, as_of: Instant, session: SessionDep, clock: ClockDep, pathway: PathwayDep
 ) -> dict[str, Any]:
     """Replay the stored history as of any past moment (nothing is stored; readings after it are ignored)."""
     if as_of > clock.now():

@@ -8,11 +8,11 @@ bad file is one clear error naming the field.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pathway.assessment import Assessment
 from pathway.errors import InvalidInput
@@ -26,6 +26,7 @@ from pathway.history import (
     SymptomReport,
     measure,
 )
+from pathway.ingest import Day, Instant
 from pathway.parameters import Plausibility, Units
 from pathway.tiers import ManagementLevel, ReferralUrgency, RiskTier, TaskKind
 from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
@@ -43,33 +44,33 @@ class CaseReading(_Strict):
     pulse: Decimal | None = None
     unit: str | None = None
     source: ReadingSource | None = None
-    measured_at: AwareDatetime | None = None
+    measured_at: Instant | None = None
 
 
 class CaseEncounter(_Strict):
-    at: AwareDatetime
+    at: Instant
     readings: list[CaseReading] = Field(default_factory=list)
     symptoms: list[Symptom] = Field(default_factory=list)
 
 
 class CaseSymptom(_Strict):
     code: Symptom
-    at: AwareDatetime
+    at: Instant
 
 
 class CaseComplication(_Strict):
     code: Complication
-    onset: date
+    onset: Day
 
 
 class CaseCheck(_Strict):
     kind: CareCheck
-    at: AwareDatetime
+    at: Instant
 
 
 class CasePatient(_Strict):
     sex: Sex
-    birth_date: date
+    birth_date: Day
     conditions: list[Condition] = Field(default_factory=list)
     complications: list[CaseComplication] = Field(default_factory=list)
     smoker: bool = False
@@ -88,7 +89,7 @@ class CaseFile(BaseModel):
     """Unknown top-level keys (notes, authorship) are allowed; everything clinical is strict."""
 
     name: str = ""
-    as_of: AwareDatetime
+    as_of: Instant
     patient: CasePatient
     encounters: list[CaseEncounter] = Field(default_factory=list)
     readings: list[CaseReading] = Field(default_factory=list)

@@ -5,21 +5,40 @@ These are validated before anything reaches the store; the API uses them as its 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 
 MAX_BATCH = 1000
+EARLIEST_YEAR = 1900  # data validity, not clinical: anything earlier is a typo or a default value
+LATEST_YEAR = 2200
+
+
+def _plausible_instant(at: datetime) -> datetime:
+    if not EARLIEST_YEAR <= at.year <= LATEST_YEAR:
+        raise ValueError(f"timestamp year must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return at
+
+
+def _plausible_date(day: date) -> date:
+    if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+        raise ValueError(f"date year must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return day
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_plausible_instant)]
+"""An aware timestamp in a plausible range (offset required)."""
+Day = Annotated[date, AfterValidator(_plausible_date)]
 
 
 class ComplicationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: Complication
-    onset: date
+    onset: Day
 
 
 class PatientIn(BaseModel):
@@ -47,7 +66,7 @@ class PatientIn(BaseModel):
     external_id: str = Field(min_length=1, max_length=128)
     name: str | None = Field(default=None, max_length=200)
     sex: Sex
-    birth_date: date
+    birth_date: Day
     conditions: list[Condition] = Field(default_factory=list)
     complications: list[ComplicationIn] = Field(default_factory=list)
     smoker: bool = False
@@ -81,7 +100,7 @@ class ReadingIn(BaseModel):
     pulse: Decimal | None = Field(default=None, allow_inf_nan=False)
     unit: str | None = Field(default=None, max_length=32)
     source: ReadingSource
-    measured_at: AwareDatetime
+    measured_at: Instant
     device_id: str | None = Field(default=None, max_length=128)
     source_reading_id: str | None = Field(default=None, max_length=128)
 
@@ -109,7 +128,7 @@ class EncounterReadingIn(BaseModel):
     diastolic: Decimal | None = Field(default=None, allow_inf_nan=False)
     pulse: Decimal | None = Field(default=None, allow_inf_nan=False)
     unit: str | None = Field(default=None, max_length=32)
-    measured_at: AwareDatetime | None = None
+    measured_at: Instant | None = None
 
 
 class EncounterIn(BaseModel):
@@ -131,7 +150,7 @@ class EncounterIn(BaseModel):
             ]
         },
     )
-    at: AwareDatetime
+    at: Instant
     source_encounter_id: str | None = Field(default=None, max_length=128)
     readings: list[EncounterReadingIn] = Field(default_factory=list, max_length=100)
     symptoms: list[Symptom] = Field(default_factory=list, max_length=32)
@@ -142,4 +161,4 @@ class SymptomIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     code: Symptom
-    at: AwareDatetime
+    at: Instant

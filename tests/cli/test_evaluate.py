@@ -105,6 +105,7 @@ BAD_CASES = {
         "encounters.0.symptoms.0",
     ),
     "naive-as-of": ({"as_of": "2026-03-01T09:00:00"}, "as_of"),
+    "year-one": ({"as_of": "0001-01-01T00:00:00+00:00"}, "as_of"),
     "misspelt-field": (
         {
             "encounters": [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import errors, patients, rule_packs
+from api import errors, patients, referrals, rule_packs
 from pathway.clock import Clock, SystemClock
 from pathway.db import make_engine
 from pathway.service import PathwayConfig
@@ -39,5 +39,6 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     errors.install(app)
     app.state.registry = evaluator.registry
     app.include_router(patients.router)
+    app.include_router(referrals.router)
     app.include_router(rule_packs.router)
     return app

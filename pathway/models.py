@@ -142,11 +142,17 @@ class Referral(SQLModel, table=True):
     urgency: str = Field(max_length=16)
     rule_id: str | None = Field(default=None, max_length=64)
     pack_version: str | None = Field(default=None, max_length=32)
-    status: str = Field(default="open", max_length=16)
+    status: str = Field(default="open", max_length=16, index=True)
+    reason: str | None = Field(default=None, max_length=500)
     receiving_institution: str | None = Field(default=None, max_length=200)
     outcome: str | None = None
+    return_note: str | None = None
+    return_follow_up_due: date | None = None
     created_at: datetime
     updated_at: datetime
+    accepted_at: datetime | None = None
+    completed_at: datetime | None = None
+    returned_at: datetime | None = None
 
 
 class IdempotentRequest(SQLModel, table=True):

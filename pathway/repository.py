@@ -19,6 +19,7 @@ from pathway.models import (
     Patient,
     PatientComplication,
     Reading,
+    Referral,
     SymptomReport,
 )
 
@@ -128,3 +129,23 @@ def idempotent_answer(session: Session, scope: str, key: str) -> IdempotentReque
         IdempotentRequest.scope == scope, IdempotentRequest.key == key
     )
     return session.exec(statement).first()
+
+
+def active_referral(session: Session, patient_id: int, statuses: Sequence[str]) -> Referral | None:
+    statement = (
+        select(Referral)
+        .where(Referral.patient_id == patient_id, col(Referral.status).in_(statuses))
+        .order_by(col(Referral.created_at).desc())
+    )
+    return session.exec(statement).first()
+
+
+def referral_by_id(session: Session, referral_id: int) -> Referral | None:
+    return session.get(Referral, referral_id)
+
+
+def referrals_of(session: Session, patient_id: int) -> Sequence[Referral]:
+    statement = (
+        select(Referral).where(Referral.patient_id == patient_id).order_by(col(Referral.created_at).desc())
+    )
+    return session.exec(statement).all()

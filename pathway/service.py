@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway import repository
+from pathway import referrals, repository
 from pathway.assessment import Assessment, PackRef
 from pathway.errors import FutureTimestamp, InvalidInput, PathwayError
 from pathway.history import (
@@ -375,4 +375,5 @@ def reassess(session: Session, patient: Patient, config: PathwayConfig, now: dat
         result=result.to_json(),
     )
     repository.add(session, record)
+    referrals.refer_from_assessment(session, record, now)
     return record

@@ -1,0 +1,138 @@
+"""The referral loop: opened by rules or by hand, then accepted, completed and returned (下转)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import ClockDep, PathwayDep, PatientId, SessionDep
+from api.errors import error_responses
+from pathway import referrals, repository, service
+from pathway.models import Referral
+from pathway.tiers import ReferralUrgency
+
+router = APIRouter(tags=["referrals"])
+ReferralId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+
+
+class ReferralRead(BaseModel):
+    id: int
+    patient_id: int
+    urgency: str
+    status: str
+    rule_id: str | None
+    pack_version: str | None
+    reason: str | None
+    receiving_institution: str | None
+    outcome: str | None
+    return_note: str | None
+    return_follow_up_due: date | None
+    created_at: datetime
+    accepted_at: datetime | None
+    completed_at: datetime | None
+    returned_at: datetime | None
+
+    @classmethod
+    def of(cls, referral: Referral) -> ReferralRead:
+        return cls.model_validate(referral, from_attributes=True)
+
+
+class ReferralIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    urgency: ReferralUrgency
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Acceptance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    receiving_institution: str = Field(min_length=1, max_length=200)
+
+
+class Completion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: str = Field(min_length=1, max_length=4000, description="the receiving institution's findings")
+
+
+class Return(BaseModel):
+    """下转: back to the GP team, with the follow-up it should do."""
+
+    model_config = ConfigDict(extra="forbid")
+    follow_up_in_days: int = Field(ge=1, le=365)
+    note: str = Field(default="", max_length=4000)
+
+
+@router.get(
+    "/v1/patients/{patient_id}/referrals",
+    response_model=list[ReferralRead],
+    responses=error_responses(404, 503),
+    operation_id="referrals-list",
+)
+def list_referrals(patient_id: PatientId, session: SessionDep) -> list[ReferralRead]:
+    """Every referral of the patient, newest first."""
+    service.require_patient(session, patient_id)
+    return [ReferralRead.of(r) for r in repository.referrals_of(session, patient_id)]
+
+
+@router.post(
+    "/v1/patients/{patient_id}/referrals",
+    response_model=ReferralRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(404, 422, 503),
+    operation_id="referrals-create",
+)
+def refer_by_hand(
+    patient_id: PatientId, data: ReferralIn, session: SessionDep, clock: ClockDep
+) -> ReferralRead:
+    """A referral the GP decides on, outside the rules."""
+    service.require_patient(session, patient_id)
+    referral = referrals.refer_by_hand(session, patient_id, data.urgency, data.reason, clock.now())
+    session.commit()
+    return ReferralRead.of(referral)
+
+
+@router.post(
+    "/v1/referrals/{referral_id}/accept",
+    response_model=ReferralRead,
+    responses=error_responses(404, 409, 422, 503),
+    operation_id="referrals-accept",
+)
+def accept(referral_id: ReferralId, data: Acceptance, session: SessionDep, clock: ClockDep) -> ReferralRead:
+    referral = referrals.advance(
+        session, referral_id, "accept", clock.now(), receiving_institution=data.receiving_institution
+    )
+    session.commit()
+    return ReferralRead.of(referral)
+
+
+@router.post(
+    "/v1/referrals/{referral_id}/complete",
+    response_model=ReferralRead,
+    responses=error_responses(404, 409, 422, 503),
+    operation_id="referrals-complete",
+)
+def complete(referral_id: ReferralId, data: Completion, session: SessionDep, clock: ClockDep) -> ReferralRead:
+    referral = referrals.advance(session, referral_id, "complete", clock.now(), outcome=data.outcome)
+    session.commit()
+    return ReferralRead.of(referral)
+
+
+@router.post(
+    "/v1/referrals/{referral_id}/return",
+    response_model=ReferralRead,
+    responses=error_responses(404, 409, 422, 503),
+    operation_id="referrals-return",
+)
+def return_to_team(
+    referral_id: ReferralId, data: Return, session: SessionDep, clock: ClockDep, pathway: PathwayDep
+) -> ReferralRead:
+    """下转: the patient goes back to the GP team, with a follow-up due in the given days."""
+    now = clock.now()
+    due = now.astimezone(pathway.tz).date() + timedelta(days=data.follow_up_in_days)
+    referral = referrals.advance(
+        session, referral_id, "return", now, return_note=data.note, return_follow_up_due=due
+    )
+    session.commit()
+    return ReferralRead.of(referral)

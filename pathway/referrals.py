@@ -1,0 +1,117 @@
+"""The closed referral loop (双向转诊): open → accepted → completed → returned (下转).
+
+A rule-driven referral is opened by the assessment that calls for it; while a referral is active
+(open or accepted), a more urgent call upgrades an open one instead of opening a second. GP teams
+and receiving institutions move it along; every other transition is refused with a 409.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Session
+
+from pathway import repository
+from pathway.errors import PathwayError
+from pathway.models import AssessmentRecord, Referral
+from pathway.tiers import ReferralUrgency
+
+ACTIVE = ("open", "accepted")
+# The urgencies from most to least urgent (the order of the vocabulary, PATHWAY.md §4).
+_URGENCY_ORDER = [
+    u.value for u in (ReferralUrgency.EMERGENCY, ReferralUrgency.URGENT, ReferralUrgency.ROUTINE)
+]
+_NEXT = {
+    "accept": ("open", "accepted"),
+    "complete": ("accepted", "completed"),
+    "return": ("completed", "returned"),
+}
+
+
+class UnknownReferral(PathwayError):
+    code = "unknown-referral"
+    status = 404
+
+
+class InvalidTransition(PathwayError):
+    code = "invalid-transition"
+    status = 409
+
+
+def refer_from_assessment(session: Session, record: AssessmentRecord, now: datetime) -> Referral | None:
+    """Open (or upgrade) the referral an assessment calls for; None when it calls for none."""
+    urgency = record.referral_urgency
+    if urgency is None:
+        return None
+    result_referral = record.result.get("referral") or {}
+    rule_id = result_referral.get("rule_id")
+    active = repository.active_referral(session, record.patient_id, ACTIVE)
+    if active is not None:
+        if active.status == "open" and _URGENCY_ORDER.index(urgency) < _URGENCY_ORDER.index(active.urgency):
+            active.urgency = urgency
+            active.rule_id = rule_id
+            active.assessment_id = record.id
+            active.pack_version = record.pack_version
+            active.updated_at = now
+            repository.add(session, active)
+        return active
+    referral = Referral(
+        patient_id=record.patient_id,
+        assessment_id=record.id,
+        urgency=urgency,
+        rule_id=rule_id,
+        pack_version=record.pack_version,
+        created_at=now,
+        updated_at=now,
+    )
+    repository.add(session, referral)
+    return referral
+
+
+def refer_by_hand(
+    session: Session, patient_id: int, urgency: ReferralUrgency, reason: str, now: datetime
+) -> Referral:
+    referral = Referral(
+        patient_id=patient_id,
+        urgency=urgency.value,
+        reason=reason,
+        rule_id=None,
+        created_at=now,
+        updated_at=now,
+    )
+    repository.add(session, referral)
+    return referral
+
+
+def advance(
+    session: Session,
+    referral_id: int,
+    step: str,
+    now: datetime,
+    *,
+    receiving_institution: str | None = None,
+    outcome: str | None = None,
+    return_note: str | None = None,
+    return_follow_up_due: date | None = None,
+) -> Referral:
+    """Move a referral one step along the loop (accept, complete, return)."""
+    referral = repository.referral_by_id(session, referral_id)
+    if referral is None:
+        raise UnknownReferral(f"no referral with id {referral_id}", "referral_id")
+    before, after = _NEXT[step]
+    if referral.status != before:
+        raise InvalidTransition(f"a referral that is {referral.status} cannot be {after}", "status")
+    referral.status = after
+    referral.updated_at = now
+    if step == "accept":
+        referral.receiving_institution = receiving_institution
+        referral.accepted_at = now
+    elif step == "complete":
+        referral.outcome = outcome
+        referral.completed_at = now
+    else:
+        referral.return_note = return_note
+        referral.return_follow_up_due = return_follow_up_due
+        referral.returned_at = now
+    repository.add(session, referral)
+    return referral

@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ClockDep, PathwayDep, PatientId, SessionDep
 from api.errors import error_responses
+from api.referrals import ReferralRead
 from api.schemas import AssessmentRead, BatchResult, EncounterResult, PatientRead, PatientSummary
-from pathway import repository, service
+from pathway import referrals, repository, service
 from pathway.errors import InvalidInput
 from pathway.ingest import MAX_BATCH, EncounterIn, Instant, ItemResult, PatientIn, ReadingIn, SymptomIn
 
@@ -47,8 +48,11 @@ def read_patient(patient_id: PatientId, session: SessionDep) -> PatientSummary:
     """The patient with the current tier, level, reasons and next follow-up."""
     patient = service.require_patient(session, patient_id)
     record = repository.latest_assessment(session, patient_id)
+    referral = repository.active_referral(session, patient_id, referrals.ACTIVE)
     return PatientSummary(
-        patient=PatientRead.of(patient), assessment=AssessmentRead.of(record) if record else None
+        patient=PatientRead.of(patient),
+        assessment=AssessmentRead.of(record) if record else None,
+        active_referral=ReferralRead.of(referral) if referral else None,
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.referrals import ReferralRead
 from pathway.ingest import ItemResult
 from pathway.models import AssessmentRecord, Patient
 
@@ -72,8 +73,11 @@ class AssessmentRead(BaseModel):
 
 
 class PatientSummary(BaseModel):
+    """The patient, the current tier with its reasons and next follow-up, and any active referral."""
+
     patient: PatientRead
     assessment: AssessmentRead | None
+    active_referral: ReferralRead | None = None
 
 
 class BatchResult(BaseModel):

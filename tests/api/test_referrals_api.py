@@ -54,6 +54,8 @@ def test_a_rule_opens_one_referral_and_a_more_urgent_call_upgrades_it(client: Te
     _visit(client, patient_id, 188, "2026-03-01T08:30:00+08:00", symptoms=["chest_pain"])
     referrals = client.get(f"/v1/patients/{patient_id}/referrals").json()
     assert [(r["urgency"], r["rule_id"]) for r in referrals] == [("emergency", "bp.crisis.symptomatic")]
+    summary = client.get(f"/v1/patients/{patient_id}").json()
+    assert summary["active_referral"]["urgency"] == "emergency"
 
 
 def test_the_loop_accept_complete_return(client: TestClient) -> None:

@@ -6,43 +6,18 @@ profile go in through the public endpoints; the stored assessment must equal a f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
 from pathway.cases import CaseFile, case_history, differences, read_case
-from pathway.db import migrate
-from pathway.settings import Settings
 from rules.evaluation import Evaluator
 from rules.registry import LoadedPack
-from tests.builders import AS_OF
-from tests.conftest import DIALECTS, database
+from tests.api.conftest import SettableClock
 
 CASES = sorted((Path(__file__).parents[1] / "rules" / "cases").glob("*/*.json"))
-
-
-class SettableClock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-
-@pytest.fixture(params=DIALECTS)
-def api(request: pytest.FixtureRequest, evaluator: Evaluator) -> Iterator[tuple[TestClient, SettableClock]]:
-    url = database(request, request.param)
-    migrate(url)
-    clock = SettableClock(AS_OF)
-    app = create_app(Settings(database_url=url), clock=clock, evaluator=evaluator)
-    with TestClient(app) as client:
-        yield client, clock
-    app.state.engine.dispose()
 
 
 def _post_case(client: TestClient, case: CaseFile, external_id: str) -> dict[str, Any]:
@@ -85,9 +60,8 @@ def _post_case(client: TestClient, case: CaseFile, external_id: str) -> dict[str
 
 
 def test_every_case_posted_over_http_matches_pathway_evaluate(
-    api: tuple[TestClient, SettableClock], evaluator: Evaluator, default_pack: LoadedPack
+    client: TestClient, clock: SettableClock, evaluator: Evaluator, default_pack: LoadedPack
 ) -> None:
-    client, clock = api
     replayed = 0
     for path in CASES:
         case = read_case(path)
@@ -113,8 +87,7 @@ def test_every_case_posted_over_http_matches_pathway_evaluate(
     assert replayed == len(CASES)
 
 
-def test_a_visit_is_stored_once_and_a_bad_visit_stores_nothing(api: tuple[TestClient, SettableClock]) -> None:
-    client, _clock = api
+def test_a_visit_is_stored_once_and_a_bad_visit_stores_nothing(client: TestClient) -> None:
     patient = {
         "source_system": "ehr",
         "external_id": "v1",
@@ -143,9 +116,9 @@ def test_a_visit_is_stored_once_and_a_bad_visit_stores_nothing(api: tuple[TestCl
 
 
 def test_the_current_assessment_is_reused_today_and_renewed_tomorrow(
-    api: tuple[TestClient, SettableClock],
+    client: TestClient,
+    clock: SettableClock,
 ) -> None:
-    client, clock = api
     patient = {
         "source_system": "ehr",
         "external_id": "c1",
@@ -168,8 +141,7 @@ def test_the_current_assessment_is_reused_today_and_renewed_tomorrow(
     assert "data.gap" in [r["rule_id"] for r in later["result"]["reasons"]]
 
 
-def test_a_preview_replays_any_past_moment_without_storing(api: tuple[TestClient, SettableClock]) -> None:
-    client, _clock = api
+def test_a_preview_replays_any_past_moment_without_storing(client: TestClient) -> None:
     patient = {
         "source_system": "ehr",
         "external_id": "p1",
@@ -200,10 +172,7 @@ def test_a_preview_replays_any_past_moment_without_storing(api: tuple[TestClient
     assert future.status_code == 422
 
 
-def test_the_rule_packs_in_force_are_listed(
-    api: tuple[TestClient, SettableClock], default_pack: LoadedPack
-) -> None:
-    client, _clock = api
+def test_the_rule_packs_in_force_are_listed(client: TestClient, default_pack: LoadedPack) -> None:
     packs = client.get("/v1/rule-packs").json()
     assert [(p["id"], p["version"], p["sha256"]) for p in packs] == [
         ("sangao-cn", "2020.1", default_pack.sha256)

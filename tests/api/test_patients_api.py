@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from pathway.cases import case_history, read_case
 from pathway.clock import FixedClock
-from pathway.db import migrate
 from pathway.settings import Settings
 from rules.evaluation import Evaluator
 from rules.registry import LoadedPack
 from tests.builders import AS_OF
-from tests.conftest import DIALECTS, database
 
 PATIENT: dict[str, Any] = {
     "source_system": "ehr-jimo",
@@ -27,16 +23,6 @@ PATIENT: dict[str, Any] = {
     "conditions": ["hypertension"],
     "complications": [],
 }
-
-
-@pytest.fixture(params=DIALECTS)
-def client(request: pytest.FixtureRequest, evaluator: Evaluator) -> Iterator[TestClient]:
-    url = database(request, request.param)
-    migrate(url)
-    app = create_app(Settings(database_url=url), clock=FixedClock(AS_OF), evaluator=evaluator)
-    with TestClient(app) as test_client:
-        yield test_client
-    app.state.engine.dispose()
 
 
 def _patient(client: TestClient, **changes: Any) -> int:

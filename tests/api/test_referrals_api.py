@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
-
-from api.main import create_app
-from pathway.clock import FixedClock
-from pathway.db import migrate
-from pathway.settings import Settings
-from rules.evaluation import Evaluator
-from tests.builders import AS_OF
-from tests.conftest import DIALECTS, database
 
 PATIENT = {
     "source_system": "ehr",
@@ -22,16 +11,6 @@ PATIENT = {
     "birth_date": "1960-01-01",
     "conditions": ["hypertension"],
 }
-
-
-@pytest.fixture(params=DIALECTS)
-def client(request: pytest.FixtureRequest, evaluator: Evaluator) -> Iterator[TestClient]:
-    url = database(request, request.param)
-    migrate(url)
-    app = create_app(Settings(database_url=url), clock=FixedClock(AS_OF), evaluator=evaluator)
-    with TestClient(app) as test_client:
-        yield test_client
-    app.state.engine.dispose()
 
 
 def _visit(

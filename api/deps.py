@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -14,8 +15,17 @@ from pathway.service import PathwayConfig
 
 def _session(request: Request) -> Iterator[Session]:
     """One session per request. Writing routes commit before they answer (so a 2xx means stored);
-    anything not committed is rolled back when the session closes."""
-    with Session(request.app.state.engine) as session:
+    anything not committed is rolled back when the session closes.
+
+    SQLite has one writer at a time: on the embedded store, writing requests of this process take
+    turns here instead of timing out on the database lock (which would be a 503).
+    """
+    write_lock: threading.Lock | None = request.app.state.write_lock
+    if write_lock is None or request.method == "GET":
+        with Session(request.app.state.engine) as session:
+            yield session
+        return
+    with write_lock, Session(request.app.state.engine) as session:
         yield session
 
 

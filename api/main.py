@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from fastapi import FastAPI
 
 from api import errors, patients, referrals, rule_packs
@@ -34,6 +36,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     )
     evaluator = evaluator or Evaluator(PackRegistry.from_directory())
     app.state.engine = make_engine(settings.database_url)
+    app.state.write_lock = threading.Lock() if app.state.engine.dialect.name == "sqlite" else None
     app.state.clock = clock or SystemClock(settings.tz)
     app.state.pathway = pathway_config(evaluator, settings)
     errors.install(app)

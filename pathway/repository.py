@@ -6,6 +6,7 @@ Functions take a Session and never commit: the request, job or command owns the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete
@@ -57,6 +58,60 @@ def insert_reading_once(session: Session, values: dict[str, Any]) -> int | None:
     statement = insert(Reading).values(**values).on_conflict_do_nothing().returning(col(Reading.id))
     row = session.execute(statement).first()
     return int(row[0]) if row is not None else None
+
+
+NaturalKey = tuple[str, datetime, str]
+
+
+def natural_key(values: dict[str, Any]) -> NaturalKey:
+    """(kind, measured_at, device_key): aware datetimes compare and hash by instant."""
+    return (values["kind"], values["measured_at"], values["device_key"])
+
+
+def insert_readings_once(session: Session, rows: list[dict[str, Any]]) -> dict[NaturalKey, int]:
+    """Insert many readings of one patient in one statement, skipping any already stored.
+
+    Returns the ids of the rows inserted, by natural key (a key twice in ``rows`` is inserted once).
+    """
+    if not rows:
+        return {}
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(Reading)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .returning(col(Reading.id), col(Reading.kind), col(Reading.measured_at), col(Reading.device_key))
+    )
+    return {(kind, at, device): int(row_id) for row_id, kind, at, device in session.execute(statement)}
+
+
+def stored_reading_ids(
+    session: Session, patient_id: int, keys: list[NaturalKey], source_system: str, source_ids: list[str]
+) -> tuple[dict[NaturalKey, int], dict[str, int]]:
+    """Ids of stored readings by natural key, and by source reading id (for duplicates)."""
+    by_key: dict[NaturalKey, int] = {}
+    if keys:
+        instants = sorted({at for _, at, _ in keys})
+        statement = select(Reading.id, Reading.kind, Reading.measured_at, Reading.device_key).where(
+            Reading.patient_id == patient_id,
+            col(Reading.measured_at) >= instants[0],
+            col(Reading.measured_at) <= instants[-1],
+            col(Reading.kind).in_({kind for kind, _, _ in keys}),
+        )
+        wanted = set(keys)
+        for row_id, kind, at, device in session.execute(statement):
+            if (kind, at, device) in wanted and row_id is not None:
+                by_key[(kind, at, device)] = int(row_id)
+    by_source: dict[str, int] = {}
+    if source_ids:
+        statement2 = select(Reading.id, Reading.source_reading_id).where(
+            Reading.source_system == source_system, col(Reading.source_reading_id).in_(source_ids)
+        )
+        for row_id, source_id in session.execute(statement2):
+            if row_id is not None and source_id is not None:
+                by_source[source_id] = int(row_id)
+    return by_key, by_source
 
 
 def existing_reading_id(session: Session, values: dict[str, Any]) -> int | None:

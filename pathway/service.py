@@ -142,9 +142,15 @@ def record_readings(
     config: PathwayConfig,
     now: datetime,
 ) -> list[ItemResult]:
-    """Validate and store each reading once; one bad item never fails the others."""
+    """Validate and store each reading once; one bad item never fails the others.
+
+    The valid readings go in with one multi-row ``INSERT … ON CONFLICT DO NOTHING``; those the
+    database skipped (already stored, or twice in this batch) are reported as duplicates with the
+    id of the stored row.
+    """
     assert patient.id is not None
-    results: list[ItemResult] = []
+    results: dict[int, ItemResult] = {}
+    rows: dict[int, dict[str, Any]] = {}
     for index, item in enumerate(items):
         prefix = f"readings.{index}"
         try:
@@ -163,16 +169,33 @@ def record_readings(
                 field_prefix=prefix,
             )
         except PathwayError as error:
-            results.append(ItemResult(index=index, status="rejected", error=ItemError(**error.as_dict())))
+            results[index] = ItemResult(index=index, status="rejected", error=ItemError(**error.as_dict()))
             continue
-        values = _reading_row(patient.id, measurement, item, source_system, now)
-        reading_id = repository.insert_reading_once(session, values)
-        if reading_id is not None:
-            results.append(ItemResult(index=index, status="created", reading_id=reading_id))
+        rows[index] = _reading_row(patient.id, measurement, item, source_system, now)
+    created = repository.insert_readings_once(session, list(rows.values()))
+    claimed: set[repository.NaturalKey] = set()
+    leftovers: dict[int, dict[str, Any]] = {}
+    for index, row in rows.items():
+        key = repository.natural_key(row)
+        if key in created and key not in claimed:
+            claimed.add(key)
+            results[index] = ItemResult(index=index, status="created", reading_id=created[key])
         else:
-            existing = repository.existing_reading_id(session, values)
-            results.append(ItemResult(index=index, status="duplicate", reading_id=existing))
-    return results
+            leftovers[index] = row
+    if leftovers:
+        by_key, by_source = repository.stored_reading_ids(
+            session,
+            patient.id,
+            [repository.natural_key(r) for r in leftovers.values()],
+            source_system,
+            [r["source_reading_id"] for r in leftovers.values() if r["source_reading_id"] is not None],
+        )
+        for index, row in leftovers.items():
+            stored = by_key.get(repository.natural_key(row))
+            if stored is None and row["source_reading_id"] is not None:
+                stored = by_source.get(row["source_reading_id"])
+            results[index] = ItemResult(index=index, status="duplicate", reading_id=stored)
+    return [results[index] for index in range(len(items))]
 
 
 def record_encounter(

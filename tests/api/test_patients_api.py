@@ -240,3 +240,12 @@ def test_a_batch_with_10_bad_items_stores_the_other_990_and_names_the_10(client:
     assert (body["created"], body["rejected"]) == (990, 10)
     rejected = [(i["index"], i["error"]["field"]) for i in body["items"] if i["status"] == "rejected"]
     assert rejected == [(index, f"readings.{index}.systolic") for index in bad]
+
+
+def test_a_reading_twice_in_one_batch_is_stored_once(client: TestClient) -> None:
+    patient_id = _patient(client)
+    reading = _bp(150, 95, "2026-02-27T08:00:00+08:00")
+    same_instant = _bp(150, 95, "2026-02-27T00:00:00+00:00")  # the same instant, another offset
+    body = client.post(f"/v1/patients/{patient_id}/readings", json=[reading, same_instant]).json()
+    assert [i["status"] for i in body["items"]] == ["created", "duplicate"]
+    assert body["items"][0]["reading_id"] == body["items"][1]["reading_id"]

@@ -30,7 +30,15 @@ from pathway.history import (
     SymptomReport,
     measure,
 )
-from pathway.ingest import EncounterIn, ItemError, ItemResult, PatientIn, ReadingIn, SymptomIn
+from pathway.ingest import (
+    EncounterIn,
+    EncounterReadingIn,
+    ItemError,
+    ItemResult,
+    PatientIn,
+    ReadingIn,
+    SymptomIn,
+)
 from pathway.models import AssessmentRecord, IdempotentRequest, Patient, PatientComplication, Reading
 from pathway.models import Encounter as EncounterRow
 from pathway.parameters import Plausibility, Units
@@ -154,20 +162,7 @@ def record_readings(
     for index, item in enumerate(items):
         prefix = f"readings.{index}"
         try:
-            measurement = measure(
-                kind=item.kind,
-                source=item.source,
-                at=item.measured_at,
-                unit=item.unit,
-                value=item.value,
-                systolic=item.systolic,
-                diastolic=item.diastolic,
-                pulse=item.pulse,
-                units=config.units,
-                plausibility=config.plausibility,
-                received_at=now,
-                field_prefix=prefix,
-            )
+            measurement = _measure(item, item.source, item.measured_at, config, now, prefix)
         except PathwayError as error:
             results[index] = ItemResult(index=index, status="rejected", error=ItemError(**error.as_dict()))
             continue
@@ -224,20 +219,7 @@ def record_encounter(
     if data.at - now > timedelta(minutes=config.plausibility.max_future_minutes):
         raise FutureTimestamp(f"visit at {data.at.isoformat()} is in the future", "at")
     measurements = [
-        measure(
-            kind=item.kind,
-            source=ReadingSource.CLINIC,
-            at=item.measured_at or data.at,
-            unit=item.unit,
-            value=item.value,
-            systolic=item.systolic,
-            diastolic=item.diastolic,
-            pulse=item.pulse,
-            units=config.units,
-            plausibility=config.plausibility,
-            received_at=now,
-            field_prefix=f"readings.{index}",
-        )
+        _measure(item, ReadingSource.CLINIC, item.measured_at or data.at, config, now, f"readings.{index}")
         for index, item in enumerate(data.readings)
     ]
     encounter = EncounterRow(
@@ -295,6 +277,31 @@ def is_current(record: AssessmentRecord, config: PathwayConfig, now: datetime) -
 def preview(session: Session, patient: Patient, config: PathwayConfig, as_of: datetime) -> Assessment:
     """The assessment of the stored history as of any moment (a replay; nothing is stored)."""
     return config.assess(history_of(session, patient), as_of)
+
+
+def _measure(
+    item: ReadingIn | EncounterReadingIn,
+    source: ReadingSource,
+    at: datetime,
+    config: PathwayConfig,
+    now: datetime,
+    prefix: str,
+) -> Measurement:
+    """A validated canonical measurement of one incoming reading (errors name ``prefix.<field>``)."""
+    return measure(
+        kind=item.kind,
+        source=source,
+        at=at,
+        unit=item.unit,
+        value=item.value,
+        systolic=item.systolic,
+        diastolic=item.diastolic,
+        pulse=item.pulse,
+        units=config.units,
+        plausibility=config.plausibility,
+        received_at=now,
+        field_prefix=prefix,
+    )
 
 
 def _reading_row(

@@ -6,12 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ClockDep, PathwayDep, PatientId, SessionDep
+from api.deps import ClockDep, CurrentKey, PathwayDep, PatientId, SessionDep, patient_for
 from api.errors import error_responses
 from api.referrals import ReferralRead
 from api.schemas import AssessmentRead, BatchResult, EncounterResult, PatientRead, PatientSummary
-from pathway import referrals, repository, service
+from pathway import access, referrals, repository, service
+from pathway.access import Role
 from pathway.errors import InvalidInput
 from pathway.ingest import MAX_BATCH, EncounterIn, Instant, ItemResult, PatientIn, ReadingIn, SymptomIn
 
@@ -22,15 +24,22 @@ router = APIRouter(prefix="/v1/patients", tags=["patients"])
     "",
     response_model=PatientRead,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(422, 503),
+    responses=error_responses(401, 403, 422, 503),
     operation_id="patients-upsert",
 )
 def upsert_patient(
-    data: PatientIn, session: SessionDep, clock: ClockDep, pathway: PathwayDep, response: Response
+    data: PatientIn,
+    session: SessionDep,
+    clock: ClockDep,
+    pathway: PathwayDep,
+    response: Response,
+    key: CurrentKey,
 ) -> PatientRead:
     """Create or update a patient by (source_system, external_id), then reassess."""
+    access.require_role(key, Role.EHR)
     now = clock.now()
     patient, created = service.upsert_patient(session, data, now)
+    access.audit(session, key, "patient.upsert", patient.id, now)
     service.reassess(session, patient, pathway, now)
     session.commit()
     if not created:
@@ -41,26 +50,30 @@ def upsert_patient(
 @router.get(
     "/{patient_id}",
     response_model=PatientSummary,
-    responses=error_responses(404, 503),
+    responses=error_responses(401, 403, 404, 503),
     operation_id="patients-read",
 )
-def read_patient(patient_id: PatientId, session: SessionDep) -> PatientSummary:
+def read_patient(
+    patient_id: PatientId, session: SessionDep, clock: ClockDep, key: CurrentKey
+) -> PatientSummary:
     """The patient with the current tier, level, reasons and next follow-up."""
-    patient = service.require_patient(session, patient_id)
+    patient = patient_for(session, key, patient_id, "patient.read", clock.now(), Role.EHR, Role.TEAM)
     record = repository.latest_assessment(session, patient_id)
     referral = repository.active_referral(session, patient_id, referrals.ACTIVE)
-    return PatientSummary(
+    summary = PatientSummary(
         patient=PatientRead.of(patient),
         assessment=AssessmentRead.of(record) if record else None,
         active_referral=ReferralRead.of(referral) if referral else None,
     )
+    session.commit()
+    return summary
 
 
 @router.post(
     "/{patient_id}/readings",
     response_model=BatchResult,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(404, 409, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 422, 503),
     operation_id="readings-batch",
 )
 def post_readings(
@@ -69,6 +82,7 @@ def post_readings(
     session: SessionDep,
     clock: ClockDep,
     pathway: PathwayDep,
+    key: CurrentKey,
     source_system: str = "gateway",
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> BatchResult | JSONResponse:
@@ -80,12 +94,13 @@ def post_readings(
     if len(readings) > MAX_BATCH:
         raise InvalidInput(f"a batch holds at most {MAX_BATCH} readings, got {len(readings)}", "readings")
     now = clock.now()
-    patient = service.require_patient(session, patient_id)
+    patient = patient_for(session, key, patient_id, "readings.post", now, Role.EHR, Role.GATEWAY)
     scope = f"readings:{patient_id}:{source_system}"
     fingerprint = service.request_fingerprint([r.model_dump(mode="json") for r in readings])
     if idempotency_key is not None:
         prior = service.replayed_answer(session, scope, idempotency_key, fingerprint)
         if prior is not None:
+            session.commit()  # the audit of this replay
             return JSONResponse(
                 prior.response, status_code=prior.status_code, headers={"Idempotent-Replayed": "true"}
             )
@@ -116,20 +131,24 @@ def _count(items: list[ItemResult], status_name: str) -> int:
 @router.get(
     "/{patient_id}/assessments",
     response_model=list[AssessmentRead],
-    responses=error_responses(404, 503),
+    responses=error_responses(401, 403, 404, 503),
     operation_id="assessments-history",
 )
-def assessment_history(patient_id: PatientId, session: SessionDep) -> list[AssessmentRead]:
+def assessment_history(
+    patient_id: PatientId, session: SessionDep, clock: ClockDep, key: CurrentKey
+) -> list[AssessmentRead]:
     """Every assessment of the patient, newest first, with pack id, version and sha256."""
-    service.require_patient(session, patient_id)
-    return [AssessmentRead.of(r) for r in repository.assessments_of(session, patient_id)]
+    patient_for(session, key, patient_id, "assessments.read", clock.now(), Role.EHR, Role.TEAM)
+    history = [AssessmentRead.of(r) for r in repository.assessments_of(session, patient_id)]
+    session.commit()
+    return history
 
 
 @router.post(
     "/{patient_id}/encounters",
     response_model=EncounterResult,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 503),
     operation_id="encounters-create",
 )
 def post_encounter(
@@ -139,11 +158,12 @@ def post_encounter(
     clock: ClockDep,
     pathway: PathwayDep,
     response: Response,
+    key: CurrentKey,
     source_system: str = "ehr",
 ) -> EncounterResult:
     """Store a clinic visit with its readings and symptoms, then re-tier the patient."""
     now = clock.now()
-    patient = service.require_patient(session, patient_id)
+    patient = patient_for(session, key, patient_id, "encounter.post", now, Role.EHR)
     encounter_id, created = service.record_encounter(
         session, patient, data, source_system=source_system, config=pathway, now=now
     )
@@ -158,7 +178,7 @@ def post_encounter(
     "/{patient_id}/symptoms",
     response_model=AssessmentRead,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 503),
     operation_id="symptoms-report",
 )
 def post_symptoms(
@@ -167,10 +187,11 @@ def post_symptoms(
     session: SessionDep,
     clock: ClockDep,
     pathway: PathwayDep,
+    key: CurrentKey,
 ) -> AssessmentRead:
     """Record symptoms reported outside a visit (each once), then re-tier the patient."""
     now = clock.now()
-    patient = service.require_patient(session, patient_id)
+    patient = patient_for(session, key, patient_id, "symptoms.post", now, Role.EHR, Role.GATEWAY)
     service.record_symptoms(session, patient, symptoms, config=pathway, now=now)
     record = service.reassess(session, patient, pathway, now)
     session.commit()
@@ -180,33 +201,62 @@ def post_symptoms(
 @router.get(
     "/{patient_id}/assessment",
     response_model=AssessmentRead,
-    responses=error_responses(404, 503),
+    responses=error_responses(401, 403, 404, 503),
     operation_id="assessment-current",
 )
 def current_assessment(
-    patient_id: PatientId, session: SessionDep, clock: ClockDep, pathway: PathwayDep
+    patient_id: PatientId, session: SessionDep, clock: ClockDep, pathway: PathwayDep, key: CurrentKey
 ) -> AssessmentRead:
     """The current assessment: the stored one if made today under the pack in force, else re-evaluated."""
     now = clock.now()
-    patient = service.require_patient(session, patient_id)
+    patient = patient_for(session, key, patient_id, "assessment.read", now, Role.EHR, Role.TEAM)
     record = repository.latest_assessment(session, patient_id)
     if record is None or not service.is_current(record, pathway, now):
         record = service.reassess(session, patient, pathway, now)
-        session.commit()
+    session.commit()
     return AssessmentRead.of(record)
 
 
 @router.post(
     "/{patient_id}/assessment:preview",
     response_model=dict[str, Any],
-    responses=error_responses(404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 503),
     operation_id="assessment-preview",
 )
 def preview_assessment(
-    patient_id: PatientId, as_of: Instant, session: SessionDep, clock: ClockDep, pathway: PathwayDep
+    patient_id: PatientId,
+    as_of: Instant,
+    session: SessionDep,
+    clock: ClockDep,
+    pathway: PathwayDep,
+    key: CurrentKey,
 ) -> dict[str, Any]:
     """Replay the stored history as of any past moment (nothing is stored; readings after it are ignored)."""
     if as_of > clock.now():
         raise InvalidInput("as_of must not be in the future", "as_of")
-    patient = service.require_patient(session, patient_id)
-    return service.preview(session, patient, pathway, as_of).to_json()
+    patient = patient_for(session, key, patient_id, "assessment.preview", clock.now(), Role.EHR, Role.TEAM)
+    result = service.preview(session, patient, pathway, as_of).to_json()
+    session.commit()
+    return result
+
+
+class GatewayLinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    api_key_id: int = Field(ge=1, le=2_147_483_647)
+
+
+@router.post(
+    "/{patient_id}/gateways",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 422, 503),
+    operation_id="gateways-link",
+)
+def link_gateway(
+    patient_id: PatientId, data: GatewayLinkIn, session: SessionDep, clock: ClockDep, key: CurrentKey
+) -> Response:
+    """Let a gateway key post readings for this patient."""
+    now = clock.now()
+    patient = patient_for(session, key, patient_id, "gateway.link", now, Role.EHR)
+    access.link_gateway(session, data.api_key_id, patient, now)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ClockDep, PathwayDep, PatientId, SessionDep
+from api.deps import ClockDep, CurrentKey, PathwayDep, PatientId, SessionDep, patient_for
 from api.errors import error_responses
-from pathway import referrals, repository, service
+from pathway import referrals, repository
+from pathway.access import Role
 from pathway.models import Referral
 from pathway.tiers import ReferralUrgency
 
@@ -67,28 +68,33 @@ class Return(BaseModel):
 @router.get(
     "/v1/patients/{patient_id}/referrals",
     response_model=list[ReferralRead],
-    responses=error_responses(404, 503),
+    responses=error_responses(401, 403, 404, 503),
     operation_id="referrals-list",
 )
-def list_referrals(patient_id: PatientId, session: SessionDep) -> list[ReferralRead]:
+def list_referrals(
+    patient_id: PatientId, session: SessionDep, clock: ClockDep, key: CurrentKey
+) -> list[ReferralRead]:
     """Every referral of the patient, newest first."""
-    service.require_patient(session, patient_id)
-    return [ReferralRead.of(r) for r in repository.referrals_of(session, patient_id)]
+    patient_for(session, key, patient_id, "referrals.read", clock.now(), Role.EHR, Role.TEAM)
+    found = [ReferralRead.of(r) for r in repository.referrals_of(session, patient_id)]
+    session.commit()
+    return found
 
 
 @router.post(
     "/v1/patients/{patient_id}/referrals",
     response_model=ReferralRead,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 503),
     operation_id="referrals-create",
 )
 def refer_by_hand(
-    patient_id: PatientId, data: ReferralIn, session: SessionDep, clock: ClockDep
+    patient_id: PatientId, data: ReferralIn, session: SessionDep, clock: ClockDep, key: CurrentKey
 ) -> ReferralRead:
     """A referral the GP decides on, outside the rules."""
-    service.require_patient(session, patient_id)
-    referral = referrals.refer_by_hand(session, patient_id, data.urgency, data.reason, clock.now())
+    now = clock.now()
+    patient_for(session, key, patient_id, "referral.create", now, Role.EHR, Role.TEAM)
+    referral = referrals.refer_by_hand(session, patient_id, data.urgency, data.reason, now)
     session.commit()
     return ReferralRead.of(referral)
 
@@ -96,10 +102,13 @@ def refer_by_hand(
 @router.post(
     "/v1/referrals/{referral_id}/accept",
     response_model=ReferralRead,
-    responses=error_responses(404, 409, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 422, 503),
     operation_id="referrals-accept",
 )
-def accept(referral_id: ReferralId, data: Acceptance, session: SessionDep, clock: ClockDep) -> ReferralRead:
+def accept(
+    referral_id: ReferralId, data: Acceptance, session: SessionDep, clock: ClockDep, key: CurrentKey
+) -> ReferralRead:
+    _may_move(session, key, referral_id, clock.now())
     referral = referrals.advance(
         session, referral_id, "accept", clock.now(), receiving_institution=data.receiving_institution
     )
@@ -110,10 +119,13 @@ def accept(referral_id: ReferralId, data: Acceptance, session: SessionDep, clock
 @router.post(
     "/v1/referrals/{referral_id}/complete",
     response_model=ReferralRead,
-    responses=error_responses(404, 409, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 422, 503),
     operation_id="referrals-complete",
 )
-def complete(referral_id: ReferralId, data: Completion, session: SessionDep, clock: ClockDep) -> ReferralRead:
+def complete(
+    referral_id: ReferralId, data: Completion, session: SessionDep, clock: ClockDep, key: CurrentKey
+) -> ReferralRead:
+    _may_move(session, key, referral_id, clock.now())
     referral = referrals.advance(session, referral_id, "complete", clock.now(), outcome=data.outcome)
     session.commit()
     return ReferralRead.of(referral)
@@ -122,17 +134,30 @@ def complete(referral_id: ReferralId, data: Completion, session: SessionDep, clo
 @router.post(
     "/v1/referrals/{referral_id}/return",
     response_model=ReferralRead,
-    responses=error_responses(404, 409, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 422, 503),
     operation_id="referrals-return",
 )
 def return_to_team(
-    referral_id: ReferralId, data: Return, session: SessionDep, clock: ClockDep, pathway: PathwayDep
+    referral_id: ReferralId,
+    data: Return,
+    session: SessionDep,
+    clock: ClockDep,
+    pathway: PathwayDep,
+    key: CurrentKey,
 ) -> ReferralRead:
     """下转: the patient goes back to the GP team, with a follow-up due in the given days."""
     now = clock.now()
+    _may_move(session, key, referral_id, now)
     due = now.astimezone(pathway.tz).date() + timedelta(days=data.follow_up_in_days)
     referral = referrals.advance(
         session, referral_id, "return", now, return_note=data.note, return_follow_up_due=due
     )
     session.commit()
     return ReferralRead.of(referral)
+
+
+def _may_move(session: SessionDep, key: CurrentKey, referral_id: int, now: datetime) -> None:
+    referral = repository.referral_by_id(session, referral_id)
+    if referral is None:
+        raise referrals.UnknownReferral(f"no referral with id {referral_id}", "referral_id")
+    patient_for(session, key, referral.patient_id, "referral.update", now, Role.EHR, Role.TEAM)

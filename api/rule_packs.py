@@ -7,6 +7,7 @@ from datetime import date
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from api.deps import CurrentKey
 from rules.registry import PackRegistry
 
 router = APIRouter(prefix="/v1/rule-packs", tags=["rule-packs"])
@@ -24,7 +25,7 @@ class RulePackRead(BaseModel):
 
 
 @router.get("", response_model=list[RulePackRead], operation_id="rule-packs-list")
-def list_rule_packs(request: Request) -> list[RulePackRead]:
+def list_rule_packs(request: Request, _key: CurrentKey) -> list[RulePackRead]:
     """Every pack version loaded, oldest first; the newest effective edition is the one in force."""
     registry: PackRegistry = request.app.state.registry
     return [

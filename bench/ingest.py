@@ -293,10 +293,10 @@ def server_command(port: int, workers: int) -> list[str]:
 @contextmanager
 def running_server(url: str, workers: int, log_dir: Path) -> Iterator[int]:
     """Start the server on ``url``'s database, wait until it answers, yield its port; always stop it."""
-    if workers > 1:
-        from pathway.db import migrate
+    from pathway.db import migrate
 
-        migrate(url)  # `pathway serve` does this itself; uvicorn does not
+    migrate(url)  # `pathway serve` does this itself too; the admin key below needs the tables first
+    AUTH["Authorization"] = f"Bearer {admin_key(url)}"
     port = free_port()
     env = dict(os.environ)  # MALLOC_* tunables and everything else pass through unchanged
     env["PATHWAY_DATABASE_URL"] = url
@@ -321,6 +321,28 @@ def running_server(url: str, workers: int, log_dir: Path) -> Iterator[int]:
             print(f"  server exited with {process.returncode}; log tail:\n{tail(log_path)}")
 
 
+AUTH: dict[str, str] = {}
+
+
+def admin_key(url: str) -> str:
+    """An admin API key in the benchmark's database (every route needs a key)."""
+    from sqlmodel import Session
+
+    from pathway import access
+    from pathway.clock import SystemClock
+    from pathway.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            now = SystemClock().now()
+            _key, plaintext = access.create_key(session, access.Role.ADMIN, "bench.ingest", now)
+            session.commit()
+    finally:
+        engine.dispose()
+    return plaintext
+
+
 def wait_until_ready(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
@@ -328,7 +350,7 @@ def wait_until_ready(process: subprocess.Popen[bytes], port: int, log_path: Path
             raise BenchmarkBroken(f"server exited with {process.returncode} at start:\n{tail(log_path)}")
         connection = http.client.HTTPConnection(HOST, port, timeout=5)
         try:
-            connection.request("GET", "/v1/rule-packs")
+            connection.request("GET", "/v1/rule-packs", headers=AUTH)
             response = connection.getresponse()
             response.read()
             if response.status == 200:
@@ -382,7 +404,7 @@ def stored_readings(url: str, mode: str) -> tuple[int, int]:
 
 
 def post_json(connection: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, bytes]:
-    connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    connection.request("POST", path, body=body, headers={"Content-Type": "application/json", **AUTH})
     response = connection.getresponse()
     return response.status, response.read()
 

@@ -4,6 +4,8 @@
     pathway evaluate --check CASE.json ...     compare each case with its expect block
     pathway packs                              list the rule packs and versions loaded
     pathway serve [--host H] [--port P]        apply migrations, serve the HTTP API
+    pathway keys create --role R --name N [--team CODE]   create an API key (printed once)
+    pathway teams create CODE --name N --level L          register a GP team
 
 Exit codes: 0 ok, 1 a case differs from its expectation, 2 bad input (one line naming the field).
 This is the composition root: it builds the registry and the engine, and imports them lazily.
@@ -16,8 +18,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pathway.errors import PathwayError
+
+if TYPE_CHECKING:
+    from pathway.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +46,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --check: list the pack's rules no case fired (exit 1 if any)",
     )
     commands.add_parser("packs", help="list the rule packs and versions loaded")
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    create_key = keys.add_parser("create", help="create an API key; the key is printed once, on stdout")
+    create_key.add_argument("--role", required=True, choices=["admin", "ehr", "team", "gateway"])
+    create_key.add_argument("--name", required=True, help="who holds it (a system, a team, a device gateway)")
+    create_key.add_argument("--team", help="team code (required for --role team)")
+    teams = commands.add_parser("teams", help="GP teams").add_subparsers(dest="teams_command", required=True)
+    create_team = teams.add_parser("create", help="register a GP team (家庭医生团队)")
+    create_team.add_argument("code")
+    create_team.add_argument("--name", required=True)
+    create_team.add_argument("--level", required=True, choices=["home", "base", "center"])
     serve = commands.add_parser(
         "serve", help="apply migrations and serve the HTTP API (PATHWAY_DATABASE_URL)"
     )
@@ -51,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _packs()
         if args.command == "serve":
             return _serve(args.host, args.port)
+        if args.command == "keys":
+            return _create_key(args.role, args.name, args.team)
+        if args.command == "teams":
+            return _create_team(args.code, args.name, args.level)
         return _evaluate(
             args.cases,
             check=args.check,
@@ -72,8 +92,71 @@ def _serve(host: str, port: int) -> int:
 
     settings = Settings()
     migrate(settings.database_url)
+    _bootstrap_admin_key(settings)
     print(f"pathway: API on http://{host}:{port}/docs (database {settings.database_url})", flush=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    return 0
+
+
+def _bootstrap_admin_key(settings: Settings) -> None:
+    """On a store without any API key, create one admin key and print it once (first start)."""
+    from sqlmodel import Session
+
+    from pathway import access
+    from pathway.clock import SystemClock
+    from pathway.db import make_engine
+
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        if not access.has_any_key(session):
+            _key, plaintext = access.create_key(
+                session, access.Role.ADMIN, "bootstrap", SystemClock(settings.tz).now()
+            )
+            session.commit()
+            print(f"pathway: first start: admin API key (shown once): {plaintext}", flush=True)
+    engine.dispose()
+
+
+def _create_key(role: str, name: str, team: str | None) -> int:
+    from sqlmodel import Session
+
+    from pathway import access
+    from pathway.clock import SystemClock
+    from pathway.db import make_engine, migrate
+    from pathway.settings import Settings
+
+    settings = Settings()
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        key, plaintext = access.create_key(
+            session, access.Role(role), name, SystemClock(settings.tz).now(), team_code=team
+        )
+        session.commit()
+        print(
+            f"created {role} key #{key.id} ({key.prefix}) for {name}; store it now, it is not shown again:",
+            file=sys.stderr,
+        )
+    engine.dispose()
+    print(plaintext)
+    return 0
+
+
+def _create_team(code: str, name: str, level: str) -> int:
+    from sqlmodel import Session
+
+    from pathway import access
+    from pathway.db import make_engine, migrate
+    from pathway.settings import Settings
+
+    settings = Settings()
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        team = access.create_team(session, code, name, level)
+        session.commit()
+        print(f"team #{team.id} {code} ({level})")
+    engine.dispose()
     return 0
 
 

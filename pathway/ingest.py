@@ -64,6 +64,9 @@ class PatientIn(BaseModel):
     )
     source_system: str = Field(min_length=1, max_length=64)
     external_id: str = Field(min_length=1, max_length=128)
+    team_code: str | None = Field(
+        default=None, max_length=64, description="the GP team (家庭医生团队) in charge"
+    )
     name: str | None = Field(default=None, max_length=200)
     sex: Sex
     birth_date: Day

@@ -167,3 +167,39 @@ class IdempotentRequest(SQLModel, table=True):
     status_code: int
     response: dict[str, Any] = Field(default_factory=dict, sa_type=JSON_TYPE)
     created_at: datetime
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key: only its sha256 is stored; ``prefix`` identifies it in logs and the audit trail."""
+
+    __tablename__ = "api_key"
+    id: int | None = Field(default=None, primary_key=True)
+    prefix: str = Field(max_length=16, unique=True)
+    secret_sha256: str = Field(max_length=64)
+    role: str = Field(max_length=16)  # ehr | gateway | team | admin
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    name: str = Field(max_length=200)
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class GatewayLink(SQLModel, table=True):
+    """A gateway key may post readings for the patients it is linked to, and no others."""
+
+    __tablename__ = "gateway_link"
+    __table_args__ = (UniqueConstraint("api_key_id", "patient_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    api_key_id: int = Field(foreign_key="api_key.id", index=True)
+    patient_id: int = Field(foreign_key="patient.id")
+    created_at: datetime
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to whose data, when: every read of patient data and every write."""
+
+    __tablename__ = "audit_event"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    api_key_id: int = Field(foreign_key="api_key.id")
+    action: str = Field(max_length=64)
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", index=True)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway import referrals, repository
+from pathway import access, referrals, repository
 from pathway.assessment import Assessment, PackRef
 from pathway.errors import FutureTimestamp, InvalidInput, PathwayError
 from pathway.history import (
@@ -118,6 +118,7 @@ def upsert_patient(session: Session, data: PatientIn, now: datetime) -> tuple[Pa
             updated_at=now,
         )
     patient.name = data.name
+    patient.team_id = access.team_by_code(session, data.team_code).id if data.team_code else None
     patient.sex = data.sex.value
     patient.birth_date = data.birth_date
     patient.conditions = sorted(c.value for c in data.conditions)

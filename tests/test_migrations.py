@@ -18,6 +18,9 @@ from tests.conftest import DIALECTS, database
 
 TABLES = {
     "idempotent_request",
+    "api_key",
+    "gateway_link",
+    "audit_event",
     "team",
     "patient",
     "patient_complication",

@@ -6,9 +6,13 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
 from api.main import create_app
+from pathway import access
+from pathway.access import Role
 from pathway.db import migrate
 from pathway.settings import Settings
 from rules.evaluation import Evaluator
@@ -38,6 +42,14 @@ def client(
     url = database(request, request.param)
     migrate(url)
     app = create_app(Settings(database_url=url), clock=clock, evaluator=evaluator)
-    with TestClient(app) as test_client:
+    with TestClient(app, headers={"Authorization": f"Bearer {new_key(app, Role.ADMIN)}"}) as test_client:
         yield test_client
     app.state.engine.dispose()
+
+
+def new_key(app: FastAPI, role: Role, team: str | None = None, name: str = "tests") -> str:
+    """A fresh API key of ``role`` in the app's database (its plaintext)."""
+    with Session(app.state.engine) as session:
+        _key, plaintext = access.create_key(session, role, name, AS_OF, team_code=team)
+        session.commit()
+    return plaintext

@@ -184,7 +184,7 @@ def test_an_unreachable_database_is_503_with_retry_after(evaluator: Evaluator) -
     settings = Settings(database_url="postgresql://postgres@127.0.0.1:1/nowhere")
     app = create_app(settings, clock=FixedClock(AS_OF), evaluator=evaluator)
     with TestClient(app) as client:
-        response = client.get("/v1/patients/1")
+        response = client.get("/v1/patients/1", headers={"X-API-Key": "pw_0123456789ab_secret"})
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.json()["code"] == "database-unavailable"

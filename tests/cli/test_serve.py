@@ -43,9 +43,10 @@ def test_serve_applies_migrations_and_answers(tmp_path: Path) -> None:
                 assert server.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.2)
-        assert status == 404
-        assert body["code"] == "unknown-patient"
+        assert status == 401  # every route needs an API key
+        assert body["code"] == "unauthenticated"
         assert (tmp_path / "pathway.db").exists()
+        assert "admin API key (shown once): pw_" in log.read_text()
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -6,7 +6,7 @@ import threading
 
 from fastapi import FastAPI
 
-from api import errors, patients, referrals, rule_packs
+from api import errors, fhir, patients, referrals, rule_packs
 from pathway.clock import Clock, SystemClock
 from pathway.db import make_engine
 from pathway.service import PathwayConfig
@@ -43,5 +43,6 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.state.registry = evaluator.registry
     app.include_router(patients.router)
     app.include_router(referrals.router)
+    app.include_router(fhir.router)
     app.include_router(rule_packs.router)
     return app

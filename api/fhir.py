@@ -1,0 +1,145 @@
+"""FHIR R4 ingest: one Observation, or a Bundle of them, mapped by LOINC code and UCUM unit."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, status
+from pydantic import BaseModel
+
+from api.deps import ClockDep, CurrentKey, PathwayDep, SessionDep, patient_for
+from api.errors import error_responses
+from pathway import fhir, service
+from pathway.access import Role
+from pathway.errors import PathwayError, UnknownCode
+from pathway.ingest import ItemError, ItemResult
+from pathway.vocabulary import ReadingSource
+
+router = APIRouter(prefix="/v1/fhir", tags=["fhir"])
+
+UCUM = "http://unitsofmeasure.org"
+OBSERVATION_EXAMPLE = {
+    "resourceType": "Observation",
+    "status": "final",
+    "identifier": [{"system": "urn:gateway:omron", "value": "obs-000912"}],
+    "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                              "code": "vital-signs"}]}],
+    "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+    "subject": {"reference": "Patient/1"},
+    "effectiveDateTime": "2026-03-01T07:30:00+08:00",
+    "component": [
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+         "valueQuantity": {"value": 152, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"}},
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+         "valueQuantity": {"value": 94, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"}},
+    ],
+}  # fmt: skip
+
+
+class FhirEntryResult(ItemResult):
+    patient_id: int | None = None
+
+
+class FhirResult(BaseModel):
+    created: int
+    duplicate: int
+    rejected: int
+    entries: list[FhirEntryResult]
+
+
+@router.post(
+    "/Observation",
+    response_model=FhirResult,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 403, 404, 422, 503),
+    operation_id="fhir-observation",
+)
+def post_observation(
+    observation: Annotated[dict[str, Any], Body(examples=[OBSERVATION_EXAMPLE])],
+    session: SessionDep,
+    clock: ClockDep,
+    pathway: PathwayDep,
+    key: CurrentKey,
+    source: ReadingSource | None = None,
+) -> FhirResult:
+    """One FHIR R4 Observation (BP panel 85354-9, glucose, HbA1c or lipids); 422 names what is unmapped."""
+    mapped = fhir.map_observation(fhir.parse_observation(observation), source, "Observation")
+    return _store(session, clock, pathway, key, [(0, mapped)], rejected={})
+
+
+@router.post(
+    "",
+    response_model=FhirResult,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 422, 503),
+    operation_id="fhir-bundle",
+)
+def post_bundle(
+    bundle: Annotated[dict[str, Any], Body()],
+    session: SessionDep,
+    clock: ClockDep,
+    pathway: PathwayDep,
+    key: CurrentKey,
+    source: ReadingSource | None = None,
+) -> FhirResult:
+    """A Bundle of Observations: each entry is created, a duplicate, or rejected with the reason."""
+    parsed = fhir.parse_bundle(bundle)
+    mapped: list[tuple[int, fhir.MappedObservation]] = []
+    rejected: dict[int, ItemError] = {}
+    for index, entry in enumerate(parsed.entry or []):
+        field = f"Bundle.entry.{index}.resource"
+        try:
+            resource = entry.resource
+            if resource is None or resource.get_resource_type() != "Observation":
+                raise UnknownCode("only Observation entries are accepted", field)
+            observation = fhir.parse_observation(resource.model_dump(mode="json"), field)
+            mapped.append((index, fhir.map_observation(observation, source, field)))
+        except PathwayError as error:
+            rejected[index] = ItemError(**error.as_dict())
+    return _store(session, clock, pathway, key, mapped, rejected)
+
+
+def _store(
+    session: SessionDep,
+    clock: ClockDep,
+    pathway: PathwayDep,
+    key: CurrentKey,
+    mapped: list[tuple[int, fhir.MappedObservation]],
+    rejected: dict[int, ItemError],
+) -> FhirResult:
+    now = clock.now()
+    results: dict[int, FhirEntryResult] = {
+        index: FhirEntryResult(index=index, status="rejected", error=error)
+        for index, error in rejected.items()
+    }
+    by_patient: dict[int, list[tuple[int, fhir.MappedObservation]]] = {}
+    for index, item in mapped:
+        by_patient.setdefault(item.patient_id, []).append((index, item))
+    single = len(mapped) == 1 and not rejected
+    for patient_id, items in by_patient.items():
+        try:
+            patient = patient_for(session, key, patient_id, "fhir.observation", now, Role.EHR, Role.GATEWAY)
+        except PathwayError as error:
+            if single:
+                raise
+            for index, _ in items:
+                results[index] = FhirEntryResult(
+                    index=index, status="rejected", error=ItemError(**error.as_dict())
+                )
+            continue
+        stored = service.record_readings(
+            session, patient, [m.reading for _, m in items], source_system="fhir", config=pathway, now=now
+        )
+        for (index, _), outcome in zip(items, stored, strict=True):
+            results[index] = FhirEntryResult(
+                **{**outcome.model_dump(), "index": index, "patient_id": patient_id}
+            )
+        service.reassess(session, patient, pathway, now)
+    session.commit()
+    entries = [results[i] for i in sorted(results)]
+    return FhirResult(
+        created=sum(e.status == "created" for e in entries),
+        duplicate=sum(e.status == "duplicate" for e in entries),
+        rejected=sum(e.status == "rejected" for e in entries),
+        entries=entries,
+    )

@@ -24,7 +24,7 @@ from pathway.history import (
     PatientHistory,
     PatientProfile,
     SymptomReport,
-    measure,
+    measure_incoming,
 )
 from pathway.ingest import Day, Instant
 from pathway.parameters import Plausibility, Units
@@ -127,15 +127,10 @@ def case_history(case: CaseFile, units: Units, plausibility: Plausibility) -> Pa
         when = item.measured_at or at
         if when is None:
             raise InvalidInput("a reading outside an encounter needs measured_at", f"{field}.measured_at")
-        return measure(
-            kind=item.kind,
+        return measure_incoming(
+            item,
             source=source,
             at=when,
-            unit=item.unit,
-            value=item.value,
-            systolic=item.systolic,
-            diastolic=item.diastolic,
-            pulse=item.pulse,
             units=units,
             plausibility=plausibility,
             received_at=None,

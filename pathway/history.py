@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from pathway.errors import FutureTimestamp, InvalidInput
 from pathway.parameters import Plausibility, Units
@@ -81,6 +82,50 @@ class PatientHistory:
     readings: tuple[Measurement, ...] = ()
     symptoms: tuple[SymptomReport, ...] = ()
     checks: tuple[CheckDone, ...] = field(default=())
+
+
+class IncomingReading(Protocol):
+    """Any input shape of one reading (API request, visit reading, case file)."""
+
+    @property
+    def kind(self) -> ReadingKind: ...
+    @property
+    def value(self) -> Decimal | None: ...
+    @property
+    def systolic(self) -> Decimal | None: ...
+    @property
+    def diastolic(self) -> Decimal | None: ...
+    @property
+    def pulse(self) -> Decimal | None: ...
+    @property
+    def unit(self) -> str | None: ...
+
+
+def measure_incoming(
+    item: IncomingReading,
+    *,
+    source: ReadingSource,
+    at: datetime,
+    units: Units,
+    plausibility: Plausibility,
+    received_at: datetime | None,
+    field_prefix: str,
+) -> Measurement:
+    """:func:`measure` of one incoming reading, whatever shape it came in."""
+    return measure(
+        kind=item.kind,
+        source=source,
+        at=at,
+        unit=item.unit,
+        value=item.value,
+        systolic=item.systolic,
+        diastolic=item.diastolic,
+        pulse=item.pulse,
+        units=units,
+        plausibility=plausibility,
+        received_at=received_at,
+        field_prefix=field_prefix,
+    )
 
 
 def measure(

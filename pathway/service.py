@@ -28,7 +28,7 @@ from pathway.history import (
     PatientHistory,
     PatientProfile,
     SymptomReport,
-    measure,
+    measure_incoming,
 )
 from pathway.ingest import (
     EncounterIn,
@@ -289,15 +289,10 @@ def _measure(
     prefix: str,
 ) -> Measurement:
     """A validated canonical measurement of one incoming reading (errors name ``prefix.<field>``)."""
-    return measure(
-        kind=item.kind,
+    return measure_incoming(
+        item,
         source=source,
         at=at,
-        unit=item.unit,
-        value=item.value,
-        systolic=item.systolic,
-        diastolic=item.diastolic,
-        pulse=item.pulse,
         units=config.units,
         plausibility=config.plausibility,
         received_at=now,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -108,12 +108,10 @@ def refer_by_hand(
 def accept(
     referral_id: ReferralId, data: Acceptance, session: SessionDep, clock: ClockDep, key: CurrentKey
 ) -> ReferralRead:
-    _may_move(session, key, referral_id, clock.now())
-    referral = referrals.advance(
-        session, referral_id, "accept", clock.now(), receiving_institution=data.receiving_institution
+    """The receiving institution takes the patient."""
+    return _move(
+        session, key, referral_id, "accept", clock.now(), receiving_institution=data.receiving_institution
     )
-    session.commit()
-    return ReferralRead.of(referral)
 
 
 @router.post(
@@ -125,10 +123,8 @@ def accept(
 def complete(
     referral_id: ReferralId, data: Completion, session: SessionDep, clock: ClockDep, key: CurrentKey
 ) -> ReferralRead:
-    _may_move(session, key, referral_id, clock.now())
-    referral = referrals.advance(session, referral_id, "complete", clock.now(), outcome=data.outcome)
-    session.commit()
-    return ReferralRead.of(referral)
+    """The receiving institution records its outcome."""
+    return _move(session, key, referral_id, "complete", clock.now(), outcome=data.outcome)
 
 
 @router.post(
@@ -147,17 +143,18 @@ def return_to_team(
 ) -> ReferralRead:
     """下转: the patient goes back to the GP team, with a follow-up due in the given days."""
     now = clock.now()
-    _may_move(session, key, referral_id, now)
     due = now.astimezone(pathway.tz).date() + timedelta(days=data.follow_up_in_days)
-    referral = referrals.advance(
-        session, referral_id, "return", now, return_note=data.note, return_follow_up_due=due
-    )
-    session.commit()
-    return ReferralRead.of(referral)
+    return _move(session, key, referral_id, "return", now, return_note=data.note, return_follow_up_due=due)
 
 
-def _may_move(session: SessionDep, key: CurrentKey, referral_id: int, now: datetime) -> None:
+def _move(
+    session: SessionDep, key: CurrentKey, referral_id: int, step: str, now: datetime, **fields: Any
+) -> ReferralRead:
+    """One step of the loop, if this key may act on the referral's patient; committed before answering."""
     referral = repository.referral_by_id(session, referral_id)
     if referral is None:
         raise referrals.UnknownReferral(f"no referral with id {referral_id}", "referral_id")
     patient_for(session, key, referral.patient_id, "referral.update", now, Role.EHR, Role.TEAM)
+    moved = referrals.advance(session, referral_id, step, now, **fields)
+    session.commit()
+    return ReferralRead.of(moved)

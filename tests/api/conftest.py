@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -53,3 +54,19 @@ def new_key(app: FastAPI, role: Role, team: str | None = None, name: str = "test
         _key, plaintext = access.create_key(session, role, name, AS_OF, team_code=team)
         session.commit()
     return plaintext
+
+
+def register_patient(client: TestClient, external_id: str = "p1", **changes: Any) -> int:
+    """Register a hypertensive man born 1960 (with ``changes`` applied); his id."""
+    body = {
+        "source_system": "ehr",
+        "external_id": external_id,
+        "sex": "male",
+        "birth_date": "1960-01-01",
+        "conditions": ["hypertension"],
+        **changes,
+    }
+    response = client.post("/v1/patients", json=body)
+    assert response.status_code == 201, response.text
+    patient_id: int = response.json()["id"]
+    return patient_id

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from pathway import access
 from pathway.access import Role
 from pathway.models import ApiKey, AuditEvent
-from tests.api.conftest import new_key
+from tests.api.conftest import new_key, register_patient
 
 READING = {
     "kind": "bp",
@@ -22,18 +20,7 @@ READING = {
 
 
 def _patient(client: TestClient, external_id: str, team: str | None) -> int:
-    body: dict[str, Any] = {
-        "source_system": "ehr",
-        "external_id": external_id,
-        "sex": "male",
-        "birth_date": "1960-01-01",
-        "conditions": ["hypertension"],
-        "team_code": team,
-    }
-    response = client.post("/v1/patients", json=body)
-    assert response.status_code == 201, response.text
-    patient_id: int = response.json()["id"]
-    return patient_id
+    return register_patient(client, external_id, team_code=team)
 
 
 def _teams(client: TestClient) -> None:

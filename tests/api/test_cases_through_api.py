@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from pathway.cases import CaseFile, case_history, differences, read_case
 from rules.evaluation import Evaluator
 from rules.registry import LoadedPack
-from tests.api.conftest import SettableClock
+from tests.api.conftest import SettableClock, register_patient
 
 CASES = sorted((Path(__file__).parents[1] / "rules" / "cases").glob("*/*.json"))
 
@@ -88,14 +88,7 @@ def test_every_case_posted_over_http_matches_pathway_evaluate(
 
 
 def test_a_visit_is_stored_once_and_a_bad_visit_stores_nothing(client: TestClient) -> None:
-    patient = {
-        "source_system": "ehr",
-        "external_id": "v1",
-        "sex": "female",
-        "birth_date": "1955-06-01",
-        "conditions": ["hypertension"],
-    }
-    patient_id = client.post("/v1/patients", json=patient).json()["id"]
+    patient_id = register_patient(client, "v1", sex="female", birth_date="1955-06-01")
     visit = {
         "at": "2026-03-01T08:40:00+08:00",
         "source_encounter_id": "visit-1",
@@ -119,14 +112,7 @@ def test_the_current_assessment_is_reused_today_and_renewed_tomorrow(
     client: TestClient,
     clock: SettableClock,
 ) -> None:
-    patient = {
-        "source_system": "ehr",
-        "external_id": "c1",
-        "sex": "male",
-        "birth_date": "1960-01-01",
-        "conditions": ["hypertension"],
-    }
-    patient_id = client.post("/v1/patients", json=patient).json()["id"]
+    patient_id = register_patient(client, "c1")
     visit = {
         "at": "2026-03-01T08:00:00+08:00",
         "readings": [{"kind": "bp", "systolic": 128, "diastolic": 78}],
@@ -142,14 +128,7 @@ def test_the_current_assessment_is_reused_today_and_renewed_tomorrow(
 
 
 def test_a_preview_replays_any_past_moment_without_storing(client: TestClient) -> None:
-    patient = {
-        "source_system": "ehr",
-        "external_id": "p1",
-        "sex": "male",
-        "birth_date": "1960-01-01",
-        "conditions": ["hypertension"],
-    }
-    patient_id = client.post("/v1/patients", json=patient).json()["id"]
+    patient_id = register_patient(client, "p1")
     crisis = {
         "at": "2026-03-01T08:00:00+08:00",
         "readings": [{"kind": "bp", "systolic": 190, "diastolic": 100}],

@@ -8,20 +8,13 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from api.fhir import OBSERVATION_EXAMPLE
+from tests.api.conftest import register_patient
 
 UCUM = "http://unitsofmeasure.org"
 
 
 def _patient(client: TestClient) -> int:
-    body = {
-        "source_system": "ehr",
-        "external_id": "f1",
-        "sex": "male",
-        "birth_date": "1960-01-01",
-        "conditions": ["hypertension", "diabetes"],
-    }
-    patient_id: int = client.post("/v1/patients", json=body).json()["id"]
-    return patient_id
+    return register_patient(client, "f1", conditions=["hypertension", "diabetes"])
 
 
 def _lab(patient_id: int, loinc: str, value: float, code: str, ident: str) -> dict[str, Any]:

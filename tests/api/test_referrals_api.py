@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-PATIENT = {
-    "source_system": "ehr",
-    "external_id": "r1",
-    "sex": "male",
-    "birth_date": "1960-01-01",
-    "conditions": ["hypertension"],
-}
+from tests.api.conftest import register_patient
 
 
 def _visit(
@@ -25,7 +19,7 @@ def _visit(
 
 
 def test_a_rule_opens_one_referral_and_a_more_urgent_call_upgrades_it(client: TestClient) -> None:
-    patient_id = client.post("/v1/patients", json=PATIENT).json()["id"]
+    patient_id = register_patient(client, "r1")
     _visit(client, patient_id, 184, "2026-03-01T07:00:00+08:00")
     _visit(client, patient_id, 186, "2026-03-01T08:00:00+08:00")  # still urgent: no second referral
     referrals = client.get(f"/v1/patients/{patient_id}/referrals").json()
@@ -38,7 +32,7 @@ def test_a_rule_opens_one_referral_and_a_more_urgent_call_upgrades_it(client: Te
 
 
 def test_the_loop_accept_complete_return(client: TestClient) -> None:
-    patient_id = client.post("/v1/patients", json=PATIENT).json()["id"]
+    patient_id = register_patient(client, "r1")
     _visit(client, patient_id, 184, "2026-03-01T07:00:00+08:00")
     referral_id = client.get(f"/v1/patients/{patient_id}/referrals").json()[0]["id"]
     early = client.post(f"/v1/referrals/{referral_id}/complete", json={"outcome": "seen"})
@@ -65,7 +59,7 @@ def test_the_loop_accept_complete_return(client: TestClient) -> None:
 
 
 def test_a_gp_can_refer_by_hand_and_unknown_referrals_are_404(client: TestClient) -> None:
-    patient_id = client.post("/v1/patients", json=PATIENT).json()["id"]
+    patient_id = register_patient(client, "r1")
     made = client.post(
         f"/v1/patients/{patient_id}/referrals", json={"urgency": "routine", "reason": "疑似继发性高血压"}
     )

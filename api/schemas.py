@@ -25,18 +25,7 @@ class PatientRead(BaseModel):
 
     @classmethod
     def of(cls, patient: Patient) -> PatientRead:
-        assert patient.id is not None
-        return cls(
-            id=patient.id,
-            source_system=patient.source_system,
-            external_id=patient.external_id,
-            name=patient.name,
-            sex=patient.sex,
-            birth_date=patient.birth_date,
-            conditions=list(patient.conditions),
-            smoker=patient.smoker,
-            pregnant=patient.pregnant,
-        )
+        return cls.model_validate(patient, from_attributes=True)
 
 
 class AssessmentRead(BaseModel):
@@ -56,20 +45,7 @@ class AssessmentRead(BaseModel):
 
     @classmethod
     def of(cls, record: AssessmentRecord) -> AssessmentRead:
-        assert record.id is not None
-        return cls(
-            id=record.id,
-            patient_id=record.patient_id,
-            evaluated_at=record.evaluated_at,
-            pack_id=record.pack_id,
-            pack_version=record.pack_version,
-            pack_sha256=record.pack_sha256,
-            tier=record.tier,
-            level=record.level,
-            referral_urgency=record.referral_urgency,
-            follow_up_due=record.follow_up_due,
-            result=record.result,
-        )
+        return cls.model_validate(record, from_attributes=True)
 
 
 class PatientSummary(BaseModel):

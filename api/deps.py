@@ -2,46 +2,60 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from pathway import access, service
-from pathway.access import Role
+from pathway.access import Caller, KeyCache, Role
 from pathway.clock import Clock
-from pathway.models import ApiKey, Patient
+from pathway.models import Patient
 from pathway.service import PathwayConfig
 
+# The light dependencies are ``async def``: they run on the event loop, not in the thread pool, so a
+# request costs one thread hop (the route) instead of one per dependency.
 
-def _session(request: Request) -> Iterator[Session]:
+
+async def _session(request: Request) -> AsyncIterator[Session]:
     """One session per request. Writing routes commit before they answer (so a 2xx means stored);
-    anything not committed is rolled back when the session closes.
+    anything not committed is rolled back when the session closes (in the thread pool: it may
+    talk to the database).
 
-    SQLite has one writer at a time: on the embedded store, writing requests of this process take
-    turns here instead of timing out on the database lock (which would be a 503).
+    SQLite has one writer at a time: on the embedded store, the requests of this process take
+    turns here (every request writes its audit row) instead of timing out on the database lock
+    (which would be a 503). They wait on the event loop, holding no worker thread.
     """
-    write_lock: threading.Lock | None = request.app.state.write_lock
-    if write_lock is None:
-        with Session(request.app.state.engine) as session:
+    write_lock: asyncio.Lock | None = request.app.state.write_lock
+    async with AsyncExitStack() as stack:
+        if write_lock is not None:
+            await stack.enter_async_context(write_lock)
+        session = Session(request.app.state.engine)
+        try:
             yield session
-        return
-    with write_lock, Session(request.app.state.engine) as session:  # every request writes its audit
-        yield session
+        finally:
+            await run_in_threadpool(session.close)
 
 
-def _clock(request: Request) -> Clock:
+async def _clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
 
-def _pathway(request: Request) -> PathwayConfig:
+async def _pathway(request: Request) -> PathwayConfig:
     config: PathwayConfig = request.app.state.pathway
     return config
+
+
+async def _key_cache(request: Request) -> KeyCache:
+    cache: KeyCache = request.app.state.key_cache
+    return cache
 
 
 SessionDep = Annotated[Session, Depends(_session)]
@@ -50,16 +64,29 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer pw_<pr
 _header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="or the key in X-API-Key")
 
 
-def _current_key(
+KeyCacheDep = Annotated[KeyCache, Depends(_key_cache)]
+
+
+async def _current_key(
     session: SessionDep,
+    cache: KeyCacheDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_header_key)],
-) -> ApiKey:
-    """The API key of the request (401 without a valid one)."""
-    return access.authenticate(session, header_key or (bearer.credentials if bearer else None))
+) -> Caller:
+    """The caller behind the request's API key (401 without a valid one).
+
+    A key seen in the last few seconds is checked against the process's cache on the event loop;
+    otherwise the database is asked, in the thread pool.
+    """
+    presented = header_key or (bearer.credentials if bearer else None)
+    if presented is not None:
+        prefix = presented.removeprefix(access.KEY_PREFIX).partition("_")[0]
+        if cache.key(prefix) is not None:
+            return access.authenticate(session, presented, cache)
+    return await run_in_threadpool(access.authenticate, session, presented, cache)
 
 
-CurrentKey = Annotated[ApiKey, Depends(_current_key)]
+CurrentKey = Annotated[Caller, Depends(_current_key)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 PathwayDep = Annotated[PathwayConfig, Depends(_pathway)]
 
@@ -68,11 +95,17 @@ PatientId = Annotated[int, Path(ge=1, le=2_147_483_647, description="the patient
 
 
 def patient_for(
-    session: Session, key: ApiKey, patient_id: int, action: str, now: datetime, *roles: Role
+    session: Session,
+    key: Caller,
+    patient_id: int,
+    action: str,
+    now: datetime,
+    *roles: Role,
+    cache: KeyCache = access.NO_CACHE,
 ) -> Patient:
     """The patient, if this key may act on it in one of ``roles``; the access is audited."""
     access.require_role(key, *roles)
     patient = service.require_patient(session, patient_id)
-    access.require_patient(session, key, patient, *roles)
+    access.require_patient(session, key, patient, *roles, cache=cache)
     access.audit(session, key, action, patient_id, now)
     return patient

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import threading
+import asyncio
 
 from fastapi import FastAPI
 
 from api import errors, fhir, patients, referrals, rule_packs
+from pathway.access import KeyCache
 from pathway.clock import Clock, SystemClock
 from pathway.db import make_engine
 from pathway.service import PathwayConfig
@@ -36,7 +37,8 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     )
     evaluator = evaluator or Evaluator(PackRegistry.from_directory())
     app.state.engine = make_engine(settings.database_url)
-    app.state.write_lock = threading.Lock() if app.state.engine.dialect.name == "sqlite" else None
+    app.state.write_lock = asyncio.Lock() if app.state.engine.dialect.name == "sqlite" else None
+    app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.clock = clock or SystemClock(settings.tz)
     app.state.pathway = pathway_config(evaluator, settings)
     errors.install(app)
@@ -46,3 +48,8 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(fhir.router)
     app.include_router(rule_packs.router)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for ``uvicorn --factory`` worker processes: each builds it from the ``PATHWAY_*`` env."""
+    return create_app(Settings())

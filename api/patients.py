@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Header, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ClockDep, CurrentKey, PathwayDep, PatientId, SessionDep, patient_for
+from api.deps import ClockDep, CurrentKey, KeyCacheDep, PathwayDep, PatientId, SessionDep, patient_for
 from api.errors import error_responses
 from api.referrals import ReferralRead
 from api.schemas import AssessmentRead, BatchResult, EncounterResult, PatientRead, PatientSummary
@@ -83,6 +83,7 @@ def post_readings(
     clock: ClockDep,
     pathway: PathwayDep,
     key: CurrentKey,
+    cache: KeyCacheDep,
     source_system: str = "gateway",
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> BatchResult | JSONResponse:
@@ -94,7 +95,7 @@ def post_readings(
     if len(readings) > MAX_BATCH:
         raise InvalidInput(f"a batch holds at most {MAX_BATCH} readings, got {len(readings)}", "readings")
     now = clock.now()
-    patient = patient_for(session, key, patient_id, "readings.post", now, Role.EHR, Role.GATEWAY)
+    patient = patient_for(session, key, patient_id, "readings.post", now, Role.EHR, Role.GATEWAY, cache=cache)
     scope = f"readings:{patient_id}:{source_system}"
     fingerprint = service.request_fingerprint([r.model_dump(mode="json") for r in readings])
     if idempotency_key is not None:
@@ -188,10 +189,11 @@ def post_symptoms(
     clock: ClockDep,
     pathway: PathwayDep,
     key: CurrentKey,
+    cache: KeyCacheDep,
 ) -> AssessmentRead:
     """Record symptoms reported outside a visit (each once), then re-tier the patient."""
     now = clock.now()
-    patient = patient_for(session, key, patient_id, "symptoms.post", now, Role.EHR, Role.GATEWAY)
+    patient = patient_for(session, key, patient_id, "symptoms.post", now, Role.EHR, Role.GATEWAY, cache=cache)
     service.record_symptoms(session, patient, symptoms, config=pathway, now=now)
     record = service.reassess(session, patient, pathway, now)
     session.commit()

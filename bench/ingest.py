@@ -6,9 +6,8 @@
 For each database: a fresh store (SQLite: a file in a temporary directory; PostgreSQL: a database
 created on ``--postgres-url``'s server with ``CREATE DATABASE`` and dropped at the end), then the
 real server as a subprocess — ``python -m pathway serve --port P`` with ``PATHWAY_DATABASE_URL`` set
-(it applies the migrations) — ready once ``GET /v1/rule-packs`` answers 200. With ``--workers N``
-(N > 1) the bench applies the migrations itself and runs ``uvicorn --workers N`` on this module's
-:func:`server_app` factory, since ``pathway serve`` has no workers option.
+(it applies the migrations) — ready once ``GET /v1/rule-packs`` answers 200; ``--workers N`` is
+passed on to ``pathway serve --workers N`` (N > 1 needs PostgreSQL; with ``both``, SQLite runs with one).
 
 ``--patients`` patients are registered with ``POST /v1/patients`` (deterministic data, no
 ``random``). Then two modes, each for ``--seconds`` from ``--concurrency`` client threads, one
@@ -61,10 +60,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from fastapi import FastAPI
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -83,14 +79,6 @@ TARGET_BATCH_READINGS_PS = 10_000.0
 
 class BenchmarkBroken(Exception):
     """The benchmark could not measure (not a missed target)."""
-
-
-def server_app() -> FastAPI:
-    """The app for ``uvicorn --factory --workers N``: each worker builds it from the ``PATHWAY_*`` env."""
-    from api.main import create_app
-    from pathway.settings import Settings
-
-    return create_app(Settings())
 
 
 # --- synthetic data -------------------------------------------------------------------------------
@@ -282,11 +270,9 @@ def free_port() -> int:
 
 
 def server_command(port: int, workers: int) -> list[str]:
-    if workers <= 1:
-        return [sys.executable, "-m", "pathway", "serve", "--host", HOST, "--port", str(port)]
     return [
-        sys.executable, "-m", "uvicorn", "bench.ingest:server_app", "--factory",
-        "--host", HOST, "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+        sys.executable, "-m", "pathway", "serve",
+        "--host", HOST, "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
 
 
@@ -532,7 +518,7 @@ def run_database(kind: str, args: argparse.Namespace) -> DatabaseRun:
         with (
             tempfile.TemporaryDirectory(prefix="bench-ingest-logs-") as logs,
             fresh_database(kind, args.postgres_url) as url,
-            running_server(url, args.workers, Path(logs)) as port,
+            running_server(url, args.workers if kind == "postgresql" else 1, Path(logs)) as port,
         ):
             print(f"[{kind}] server up on port {port} ({redact(url)})", flush=True)
             t0 = time.perf_counter()

@@ -11,9 +11,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from pathway import repository
@@ -72,55 +77,139 @@ def create_key(
     return key, f"{KEY_PREFIX}{prefix}_{secret}"
 
 
-def authenticate(session: Session, presented: str | None) -> ApiKey:
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: an active key's identity and role (a plain value, safe outside any session)."""
+
+    id: int
+    prefix: str
+    role: Role
+    team_id: int | None
+    name: str
+
+
+class KeyCache:
+    """Authenticated keys and gateway links remembered for ``ttl`` seconds, per process.
+
+    Saves a SELECT on every request. The price is bounded staleness: a key revoked (or a link
+    removed) in the database stops working here within ``ttl``. ``ttl=0`` turns the cache off.
+    Entries hold the stored digest, never the secret; a wrong secret is always refused.
+    """
+
+    def __init__(self, ttl: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._keys: dict[str, tuple[float, str, Caller]] = {}
+        self._links: dict[tuple[int, int], float] = {}
+
+    def key(self, prefix: str) -> tuple[str, Caller] | None:
+        with self._lock:
+            entry = self._keys.get(prefix)
+        if entry is None or entry[0] < self._monotonic():
+            return None
+        return entry[1], entry[2]
+
+    def remember_key(self, digest: str, caller: Caller) -> None:
+        if self.ttl > 0:
+            with self._lock:
+                self._keys[caller.prefix] = (self._monotonic() + self.ttl, digest, caller)
+
+    def linked(self, key_id: int, patient_id: int) -> bool:
+        with self._lock:
+            expiry = self._links.get((key_id, patient_id))
+        return expiry is not None and expiry >= self._monotonic()
+
+    def remember_link(self, key_id: int, patient_id: int) -> None:
+        if self.ttl > 0:
+            with self._lock:
+                self._links[(key_id, patient_id)] = self._monotonic() + self.ttl
+
+    def forget(self) -> None:
+        with self._lock:
+            self._keys.clear()
+            self._links.clear()
+
+
+NO_CACHE = KeyCache(ttl=0)
+
+
+def authenticate(session: Session, presented: str | None, cache: KeyCache = NO_CACHE) -> Caller:
     """The active key behind ``presented`` (``pw_<prefix>_<secret>``), else 401."""
     if not presented or not presented.startswith(KEY_PREFIX):
         raise Unauthenticated("an API key is required (Authorization: Bearer pw_…)", "Authorization")
     prefix, _, secret = presented.removeprefix(KEY_PREFIX).partition("_")
-    key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
-    if (
-        key is None
-        or key.revoked_at is not None
-        or not hmac.compare_digest(key.secret_sha256, _digest(secret))
-    ):
+    digest = _digest(secret)
+    cached = cache.key(prefix)
+    if cached is not None:
+        stored, caller = cached
+        if hmac.compare_digest(stored, digest):
+            return caller
         raise Unauthenticated("unknown or revoked API key", "Authorization")
-    return key
+    key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+    if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_sha256, digest):
+        raise Unauthenticated("unknown or revoked API key", "Authorization")
+    assert key.id is not None
+    caller = Caller(id=key.id, prefix=key.prefix, role=Role(key.role), team_id=key.team_id, name=key.name)
+    cache.remember_key(key.secret_sha256, caller)
+    return caller
 
 
-def require_role(key: ApiKey, *roles: Role) -> None:
-    if Role(key.role) is not Role.ADMIN and Role(key.role) not in roles:
-        raise Forbidden(f"a {key.role} key may not do this")
+def require_role(caller: Caller, *roles: Role) -> None:
+    if caller.role is not Role.ADMIN and caller.role not in roles:
+        raise Forbidden(f"a {caller.role.value} key may not do this")
 
 
-def require_patient(session: Session, key: ApiKey, patient: Patient, *roles: Role) -> None:
+def require_patient(
+    session: Session, caller: Caller, patient: Patient, *roles: Role, cache: KeyCache = NO_CACHE
+) -> None:
     """The key may act on this patient in one of ``roles`` (team: own team; gateway: linked)."""
-    require_role(key, *roles)
-    role = Role(key.role)
-    if role is Role.TEAM and (key.team_id is None or patient.team_id != key.team_id):
+    require_role(caller, *roles)
+    if caller.role is Role.TEAM and (caller.team_id is None or patient.team_id != caller.team_id):
         raise Forbidden("this patient is not in your team")
-    if role is Role.GATEWAY and not _linked(session, key, patient):
+    if caller.role is Role.GATEWAY and not _linked(session, caller.id, patient, cache):
         raise Forbidden("this gateway is not linked to the patient")
 
 
-def _linked(session: Session, key: ApiKey, patient: Patient) -> bool:
+def _linked(session: Session, key_id: int, patient: Patient, cache: KeyCache = NO_CACHE) -> bool:
+    assert patient.id is not None
+    if cache.linked(key_id, patient.id):
+        return True
     statement = select(GatewayLink.id).where(
-        GatewayLink.api_key_id == key.id, GatewayLink.patient_id == patient.id
+        GatewayLink.api_key_id == key_id, GatewayLink.patient_id == patient.id
     )
-    return session.exec(statement).first() is not None
+    found = session.exec(statement).first() is not None
+    if found:
+        cache.remember_link(key_id, patient.id)
+    return found
 
 
 def link_gateway(session: Session, key_id: int, patient: Patient, now: datetime) -> None:
     gateway = session.get(ApiKey, key_id)
     if gateway is None or gateway.role != Role.GATEWAY.value or gateway.revoked_at is not None:
         raise InvalidInput("no active gateway key with that id", "api_key_id")
-    if not _linked(session, gateway, patient):
+    if not _linked(session, key_id, patient):
         assert patient.id is not None
         repository.add(session, GatewayLink(api_key_id=key_id, patient_id=patient.id, created_at=now))
 
 
-def audit(session: Session, key: ApiKey, action: str, patient_id: int | None, now: datetime) -> None:
-    assert key.id is not None
-    session.add(AuditEvent(at=now, api_key_id=key.id, action=action, patient_id=patient_id))
+_AUDIT = insert(AuditEvent)
+
+
+def audit(session: Session, caller: Caller, action: str, patient_id: int | None, now: datetime) -> None:
+    """One audit row in the request's transaction (a cached Core INSERT: no ORM object)."""
+    session.execute(_AUDIT, {"at": now, "api_key_id": caller.id, "action": action, "patient_id": patient_id})
+
+
+def revoke_key(session: Session, prefix: str, now: datetime) -> ApiKey:
+    """Revoke the key with this prefix (servers honour it within their key-cache time)."""
+    key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+    if key is None:
+        raise InvalidInput(f"no API key with prefix {prefix!r}", "prefix")
+    if key.revoked_at is None:
+        key.revoked_at = now
+        repository.add(session, key)
+    return key
 
 
 def team_by_code(session: Session, code: str) -> Team:

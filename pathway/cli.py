@@ -3,8 +3,10 @@
     pathway evaluate CASE.json                 print the assessment as JSON
     pathway evaluate --check CASE.json ...     compare each case with its expect block
     pathway packs                              list the rule packs and versions loaded
-    pathway serve [--host H] [--port P]        apply migrations, serve the HTTP API
+    pathway serve [--host H] [--port P] [--workers N]   apply migrations, serve the HTTP API
     pathway keys create --role R --name N [--team CODE]   create an API key (printed once)
+    pathway keys revoke PREFIX                             revoke a key (servers honour it within
+                                                           PATHWAY_KEY_CACHE_SECONDS)
     pathway teams create CODE --name N --level L          register a GP team
 
 Exit codes: 0 ok, 1 a case differs from its expectation, 2 bad input (one line naming the field).
@@ -51,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     create_key.add_argument("--role", required=True, choices=["admin", "ehr", "team", "gateway"])
     create_key.add_argument("--name", required=True, help="who holds it (a system, a team, a device gateway)")
     create_key.add_argument("--team", help="team code (required for --role team)")
+    revoke_key = keys.add_parser("revoke", help="revoke an API key by its prefix (the part after pw_)")
+    revoke_key.add_argument("prefix")
     teams = commands.add_parser("teams", help="GP teams").add_subparsers(dest="teams_command", required=True)
     create_team = teams.add_parser("create", help="register a GP team (家庭医生团队)")
     create_team.add_argument("code")
@@ -61,12 +65,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=int, default=1, help="server processes (PostgreSQL only; SQLite has one writer)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "packs":
             return _packs()
         if args.command == "serve":
-            return _serve(args.host, args.port)
+            return _serve(args.host, args.port, args.workers)
+        if args.command == "keys" and args.keys_command == "revoke":
+            return _revoke_key(args.prefix)
         if args.command == "keys":
             return _create_key(args.role, args.name, args.team)
         if args.command == "teams":
@@ -83,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _serve(host: str, port: int) -> int:
+def _serve(host: str, port: int, workers: int) -> int:
     import uvicorn
 
     from api.main import create_app
@@ -91,10 +100,23 @@ def _serve(host: str, port: int) -> int:
     from pathway.settings import Settings
 
     settings = Settings()
+    if workers < 1 or (workers > 1 and settings.database_url.startswith("sqlite")):
+        print("error: --workers: one process on SQLite (one writer); more need PostgreSQL", file=sys.stderr)
+        return 2
     migrate(settings.database_url)
     _bootstrap_admin_key(settings)
     print(f"pathway: API on http://{host}:{port}/docs (database {settings.database_url})", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    else:  # each worker process builds its app from the same PATHWAY_* environment
+        uvicorn.run(
+            "api.main:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
     return 0
 
 
@@ -139,6 +161,27 @@ def _create_key(role: str, name: str, team: str | None) -> int:
         )
     engine.dispose()
     print(plaintext)
+    return 0
+
+
+def _revoke_key(prefix: str) -> int:
+    from sqlmodel import Session
+
+    from pathway import access
+    from pathway.clock import SystemClock
+    from pathway.db import make_engine, migrate
+    from pathway.settings import Settings
+
+    settings = Settings()
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        key = access.revoke_key(
+            session, prefix.removeprefix(access.KEY_PREFIX), SystemClock(settings.tz).now()
+        )
+        session.commit()
+        print(f"revoked {key.role} key #{key.id} ({key.prefix}) of {key.name}")
+    engine.dispose()
     return 0
 
 

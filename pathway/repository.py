@@ -6,12 +6,13 @@ Functions take a Session and never commit: the request, job or command owns the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, cast
 
-from sqlalchemy import delete
+from sqlalchemy import BindParameter, bindparam, delete, insert
+from sqlalchemy import select as select_columns
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from pathway.models import (
     AssessmentRecord,
@@ -36,9 +37,89 @@ def patient_by_id(session: Session, patient_id: int) -> Patient | None:
     return session.get(Patient, patient_id)
 
 
-def complications_of(session: Session, patient_id: int) -> Sequence[PatientComplication]:
-    statement = select(PatientComplication).where(PatientComplication.patient_id == patient_id)
-    return session.exec(statement.order_by(col(PatientComplication.onset))).all()
+# Hot-path statements are built once, with bound parameters, so SQLAlchemy compiles each once per
+# dialect and reuses it; they return plain rows (tuples), not ORM objects.
+_PATIENT: BindParameter[int] = bindparam("patient_id")
+_TABLES = SQLModel.metadata.tables
+_reading = _TABLES[Reading.__tablename__].c
+_encounter = _TABLES[Encounter.__tablename__].c
+_symptom = _TABLES[SymptomReport.__tablename__].c
+_complication = _TABLES[PatientComplication.__tablename__].c
+_COMPLICATIONS = (
+    select_columns(_complication.code, _complication.onset)
+    .where(_complication.patient_id == _PATIENT)
+    .order_by(_complication.onset)
+)
+_READINGS = (
+    select_columns(
+        _reading.encounter_id,
+        _reading.kind,
+        _reading.source,
+        _reading.measured_at,
+        _reading.value,
+        _reading.systolic,
+        _reading.diastolic,
+        _reading.pulse,
+        _reading.unit_received,
+        _reading.values_received,
+    )
+    .where(_reading.patient_id == _PATIENT)
+    .order_by(_reading.measured_at)
+)
+_ENCOUNTERS = select_columns(_encounter.id, _encounter.at).where(_encounter.patient_id == _PATIENT)
+_SYMPTOMS = select_columns(_symptom.encounter_id, _symptom.code, _symptom.at).where(
+    _symptom.patient_id == _PATIENT
+)
+_READING_KEY = (_reading.id, _reading.kind, _reading.measured_at, _reading.device_key)
+_INSERT_READINGS = {
+    dialect: module.insert(_TABLES[Reading.__tablename__]).on_conflict_do_nothing().returning(*_READING_KEY)
+    for dialect, module in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_assessment = _TABLES[AssessmentRecord.__tablename__]
+_INSERT_ASSESSMENT = insert(_assessment).returning(_assessment.c.id)
+
+
+ReadingRow = tuple[
+    int | None,
+    str,
+    str,
+    datetime,
+    float | None,
+    float | None,
+    float | None,
+    float | None,
+    str | None,
+    list[str],
+]
+
+
+def complications_of(session: Session, patient_id: int) -> Sequence[tuple[str, date]]:
+    """(code, onset) of the patient's complications, oldest first."""
+    return cast(Sequence[tuple[str, date]], session.execute(_COMPLICATIONS, {"patient_id": patient_id}).all())
+
+
+def readings_of(session: Session, patient_id: int) -> Sequence[ReadingRow]:
+    """The patient's readings as rows (encounter_id, kind, source, measured_at, value, systolic,
+    diastolic, pulse, unit_received, values_received), oldest first."""
+    return cast(Sequence[ReadingRow], session.execute(_READINGS, {"patient_id": patient_id}).all())
+
+
+def encounters_of(session: Session, patient_id: int) -> Sequence[tuple[int, datetime]]:
+    """(id, at) of the patient's encounters."""
+    return cast(
+        Sequence[tuple[int, datetime]], session.execute(_ENCOUNTERS, {"patient_id": patient_id}).all()
+    )
+
+
+def symptoms_of(session: Session, patient_id: int) -> Sequence[tuple[int | None, str, datetime]]:
+    """(encounter_id, code, at) of the patient's symptom reports."""
+    rows = session.execute(_SYMPTOMS, {"patient_id": patient_id}).all()
+    return cast(Sequence[tuple[int | None, str, datetime]], rows)
+
+
+def insert_assessment(session: Session, values: dict[str, Any]) -> int:
+    """Store one assessment (a Core INSERT, no ORM object); its id."""
+    return int(session.execute(_INSERT_ASSESSMENT, values).scalar_one())
 
 
 def replace_complications(session: Session, patient_id: int, items: list[PatientComplication]) -> None:
@@ -75,15 +156,12 @@ def insert_readings_once(session: Session, rows: list[dict[str, Any]]) -> dict[N
     """
     if not rows:
         return {}
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(Reading)
-        .values(rows)
-        .on_conflict_do_nothing()
-        .returning(col(Reading.id), col(Reading.kind), col(Reading.measured_at), col(Reading.device_key))
-    )
-    return {(kind, at, device): int(row_id) for row_id, kind, at, device in session.execute(statement)}
+    statement = _INSERT_READINGS[session.get_bind().dialect.name]
+    if len(rows) == 1:
+        found = session.execute(statement, rows[0]).all()
+    else:  # one cached statement; SQLAlchemy sends it as multi-row VALUES batches ("insertmanyvalues")
+        found = session.execute(statement, rows).all()
+    return {(kind, at, device): int(row_id) for row_id, kind, at, device in found}
 
 
 def stored_reading_ids(
@@ -130,19 +208,6 @@ def existing_reading_id(session: Session, values: dict[str, Any]) -> int | None:
         )
         found = session.exec(statement).first()
     return found
-
-
-def encounters_of(session: Session, patient_id: int) -> Sequence[Encounter]:
-    return session.exec(select(Encounter).where(Encounter.patient_id == patient_id)).all()
-
-
-def readings_of(session: Session, patient_id: int) -> Sequence[Reading]:
-    statement = select(Reading).where(Reading.patient_id == patient_id).order_by(col(Reading.measured_at))
-    return session.exec(statement).all()
-
-
-def symptoms_of(session: Session, patient_id: int) -> Sequence[SymptomReport]:
-    return session.exec(select(SymptomReport).where(SymptomReport.patient_id == patient_id)).all()
 
 
 def latest_assessment(session: Session, patient_id: int) -> AssessmentRecord | None:

@@ -39,7 +39,7 @@ from pathway.ingest import (
     ReadingIn,
     SymptomIn,
 )
-from pathway.models import AssessmentRecord, IdempotentRequest, Patient, PatientComplication, Reading
+from pathway.models import AssessmentRecord, IdempotentRequest, Patient, PatientComplication
 from pathway.models import Encounter as EncounterRow
 from pathway.parameters import Plausibility, Units
 from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
@@ -331,15 +331,15 @@ def _decimal(value: float | None) -> Decimal | None:
 
 
 def history_of(session: Session, patient: Patient) -> PatientHistory:
-    """The patient's stored history as the snapshot builder sees it."""
+    """The patient's stored history as the snapshot builder sees it (four cached SELECTs of rows)."""
     assert patient.id is not None
     profile = PatientProfile(
         sex=Sex(patient.sex),
         birth_date=patient.birth_date,
         conditions=frozenset(Condition(c) for c in patient.conditions),
         complications=tuple(
-            ComplicationRecord(Complication(c.code), c.onset)
-            for c in repository.complications_of(session, patient.id)
+            ComplicationRecord(Complication(code), onset)
+            for code, onset in repository.complications_of(session, patient.id)
         ),
         smoker=patient.smoker,
         pregnant=patient.pregnant,
@@ -347,39 +347,36 @@ def history_of(session: Session, patient: Patient) -> PatientHistory:
     by_encounter: dict[int, list[Measurement]] = {}
     loose: list[Measurement] = []
     for row in repository.readings_of(session, patient.id):
-        measurement = _measurement(row)
-        if row.encounter_id is None:
+        encounter_id, kind, source, at, value, systolic, diastolic, pulse, unit, received = row
+        measurement = Measurement(
+            kind=ReadingKind(kind),
+            source=ReadingSource(source),
+            at=at,
+            value=_decimal(value),
+            systolic=_decimal(systolic),
+            diastolic=_decimal(diastolic),
+            pulse=_decimal(pulse),
+            unit_received=unit,
+            received=tuple(Decimal(v) for v in received),
+        )
+        if encounter_id is None:
             loose.append(measurement)
         else:
-            by_encounter.setdefault(row.encounter_id, []).append(measurement)
+            by_encounter.setdefault(encounter_id, []).append(measurement)
     symptoms = repository.symptoms_of(session, patient.id)
     encounters = tuple(
         Encounter(
-            at=e.at,
-            readings=tuple(by_encounter.get(e.id or 0, ())),
-            symptoms=tuple(Symptom(s.code) for s in symptoms if s.encounter_id == e.id),
+            at=at,
+            readings=tuple(by_encounter.get(encounter_id, ())),
+            symptoms=tuple(Symptom(code) for of, code, _ in symptoms if of == encounter_id),
         )
-        for e in repository.encounters_of(session, patient.id)
+        for encounter_id, at in repository.encounters_of(session, patient.id)
     )
     return PatientHistory(
         profile=profile,
         encounters=encounters,
         readings=tuple(loose),
-        symptoms=tuple(SymptomReport(Symptom(s.code), s.at) for s in symptoms if s.encounter_id is None),
-    )
-
-
-def _measurement(row: Reading) -> Measurement:
-    return Measurement(
-        kind=ReadingKind(row.kind),
-        source=ReadingSource(row.source),
-        at=row.measured_at,
-        value=_decimal(row.value),
-        systolic=_decimal(row.systolic),
-        diastolic=_decimal(row.diastolic),
-        pulse=_decimal(row.pulse),
-        unit_received=row.unit_received,
-        received=tuple(Decimal(v) for v in row.values_received),
+        symptoms=tuple(SymptomReport(Symptom(code), at) for of, code, at in symptoms if of is None),
     )
 
 
@@ -387,19 +384,19 @@ def reassess(session: Session, patient: Patient, config: PathwayConfig, now: dat
     """Evaluate the patient's stored history as of ``now`` and store the assessment."""
     assert patient.id is not None
     result = config.assess(history_of(session, patient), now)
-    record = AssessmentRecord(
-        patient_id=patient.id,
-        as_of=now,
-        evaluated_at=now,
-        pack_id=result.pack.id,
-        pack_version=result.pack.version,
-        pack_sha256=result.pack.sha256,
-        tier=result.tier.value,
-        level=result.level.value,
-        referral_urgency=result.referral.urgency.value if result.referral else None,
-        follow_up_due=result.follow_up.due,
-        result=result.to_json(),
-    )
-    repository.add(session, record)
+    values: dict[str, Any] = {
+        "patient_id": patient.id,
+        "as_of": now,
+        "evaluated_at": now,
+        "pack_id": result.pack.id,
+        "pack_version": result.pack.version,
+        "pack_sha256": result.pack.sha256,
+        "tier": result.tier.value,
+        "level": result.level.value,
+        "referral_urgency": result.referral.urgency.value if result.referral else None,
+        "follow_up_due": result.follow_up.due,
+        "result": result.to_json(),
+    }
+    record = AssessmentRecord(id=repository.insert_assessment(session, values), **values)
     referrals.refer_from_assessment(session, record, now)
     return record

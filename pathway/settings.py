@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///pathway.db"
@@ -18,6 +18,9 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     clinic_timezone: str = "Asia/Shanghai"
+    # How long a server process trusts an authenticated key before asking the database again:
+    # a revoked key stops working within this time. 0 asks the database on every request.
+    key_cache_seconds: float = Field(default=15, ge=0, le=3600)
 
     @field_validator("database_url")
     @classmethod

@@ -12,6 +12,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from pathway.cli import main
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -50,3 +54,12 @@ def test_serve_applies_migrations_and_answers(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_serve_refuses_several_workers_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATHWAY_DATABASE_URL", f"sqlite:///{tmp_path / 'pathway.db'}")
+    assert main(["serve", "--workers", "2"]) == 2
+    assert "--workers" in capsys.readouterr().err
+    assert not (tmp_path / "pathway.db").exists()  # refused before touching the store

@@ -8,7 +8,7 @@ The policy (levels, referral and task catalogues, default interval) is pack data
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, TypeAdapter, mod
 
 from pathway.clock import CLINIC_TZ
 from pathway.conditions import FactValue
-from pathway.snapshot import ANCHOR_LATEST_ENCOUNTER, Snapshot, check_anchor
-from pathway.tiers import ManagementLevel, ReferralUrgency, RiskTier, TaskKind
-from pathway.vocabulary import CareCheck
+from pathway.snapshot import ANCHOR_LATEST_ENCOUNTER, Snapshot, check_anchor, reading_anchor
+from pathway.tiers import ManagementLevel, ReferralUrgency, RiskTier, TaskKind, TeamRole
+from pathway.vocabulary import CareCheck, ReadingKind
 
 
 class _Strict(BaseModel):
@@ -55,10 +55,59 @@ class TaskDue(_Strict):
     not_before_as_of: bool = False
 
 
+# Evidence keys: what an assessment saw last (``Assessment.evidence``) and what resolves a task.
+EVIDENCE_ENCOUNTER = "encounter"
+EVIDENCE_REFERRAL = "referral"
+EVIDENCE_NO_LONGER_CALLED = "no_longer_called"
+
+
+def reading_evidence(kind: ReadingKind) -> str:
+    return f"reading:{kind.value}"
+
+
+def check_evidence(check: CareCheck) -> str:
+    return f"check:{check.value}"
+
+
+class Resolution(_Strict):
+    """What resolves an open task by evidence (PATHWAY.md §5), any of:
+
+    a new encounter; a new reading of one of ``readings``; the task's check done again; the
+    referral it calls for leaving ``open`` (the loop moved); the assessment no longer calling for it.
+    """
+
+    encounter: bool = False
+    readings: list[ReadingKind] = Field(default_factory=list)
+    check: bool = False
+    referral: bool = False
+    no_longer_called: bool = False
+
+    @model_validator(mode="after")
+    def _some_evidence(self) -> Resolution:
+        if not (self.encounter or self.readings or self.check or self.referral or self.no_longer_called):
+            raise ValueError("resolved_by needs at least one kind of evidence")
+        return self
+
+    def keys(self, check: CareCheck | None) -> list[str]:
+        """The evidence keys of a task of this kind (``check``: the check it schedules)."""
+        found = [EVIDENCE_ENCOUNTER] if self.encounter else []
+        found += [reading_evidence(kind) for kind in self.readings]
+        if self.check and check is not None:
+            found.append(check_evidence(check))
+        if self.referral:
+            found.append(EVIDENCE_REFERRAL)
+        if self.no_longer_called:
+            found.append(EVIDENCE_NO_LONGER_CALLED)
+        return found
+
+
 class TaskSpec(_Strict):
     priority: PositiveInt | None = None
     priority_by_tier: dict[RiskTier, PositiveInt] | None = None
     due: TaskDue
+    role: TeamRole = Field(description="who in the GP team does it")
+    time_limit_hours: PositiveInt = Field(description="时限: hours after the due time to complete it")
+    resolved_by: Resolution
     source: str
 
     @model_validator(mode="after")
@@ -76,6 +125,50 @@ class ReferralSpec(_Strict):
     follow_up_task: TaskKind | None = None
 
 
+class Escalation(_Strict):
+    """An open task of a ``tier`` patient overdue by ``overdue_days`` or more goes to the team lead."""
+
+    tier: RiskTier
+    overdue_days: PositiveInt
+    to: Literal["team_lead"]
+    source: str = Field(min_length=1)
+
+
+class ContactFlag(_Strict):
+    """Flag a patient with no contact (encounter or reading) for ``no_contact_days`` or more."""
+
+    no_contact_days: PositiveInt
+    source: str = Field(min_length=1)
+
+
+class SnoozeLimit(_Strict):
+    max_days: PositiveInt
+    source: str = Field(min_length=1)
+
+
+class HourlyIssue(_Strict):
+    """Task kinds the hourly run issues as they fall due (the daily run issues every kind)."""
+
+    kinds: list[TaskKind]
+    source: str = Field(min_length=1)
+
+
+class FollowThrough(_Strict):
+    """What the scheduler does with tasks and patients that are not followed through (PATHWAY.md §5)."""
+
+    escalation: Escalation
+    missed_3m: ContactFlag
+    lost_to_follow_up: ContactFlag
+    snooze: SnoozeLimit
+    hourly: HourlyIssue
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FollowThrough:
+        if self.missed_3m.no_contact_days >= self.lost_to_follow_up.no_contact_days:
+            raise ValueError("missed_3m must come before lost_to_follow_up")
+        return self
+
+
 class Policy(_Strict):
     source: str
     levels: dict[RiskTier, ManagementLevel]
@@ -83,6 +176,7 @@ class Policy(_Strict):
     follow_up_task: TaskKind
     referrals: dict[ReferralUrgency, ReferralSpec]
     tasks: dict[TaskKind, TaskSpec]
+    follow_through: FollowThrough
 
     @model_validator(mode="after")
     def _complete(self) -> Policy:
@@ -92,6 +186,7 @@ class Policy(_Strict):
             raise ValueError("referrals needs every urgency")
         named = {self.follow_up_task} | {r.task for r in self.referrals.values()}
         named |= {r.follow_up_task for r in self.referrals.values() if r.follow_up_task}
+        named |= set(self.follow_through.hourly.kinds)
         missing = named - set(self.tasks)
         if missing:
             raise ValueError(f"tasks missing from the task catalogue: {sorted(missing)}")
@@ -133,12 +228,19 @@ class FollowUp:
 
 @dataclass(frozen=True)
 class DueTask:
+    """A task the assessment calls for; ``evidence``: the keys of what resolves it, ``anchor_at``:
+    the moment its due time counts from, when that is a recorded event (a reading, a check)."""
+
     kind: TaskKind
     due: datetime
     priority: int
     rule_id: str
     rule_ids: list[str]
+    role: TeamRole
+    time_limit_at: datetime
+    evidence: list[str]
     subject: str | None = None
+    anchor_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +256,7 @@ class Assessment:
     reasons: list[Reason]
     tasks: list[DueTask]
     facts: dict[str, FactValue]
+    evidence: dict[str, datetime] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (ISO dates and times, enum values)."""
@@ -244,7 +347,23 @@ def assess(
         reasons=reasons,
         tasks=builder.tasks(),
         facts=snapshot.facts,
+        evidence=evidence_of(snapshot),
     )
+
+
+def evidence_of(snapshot: Snapshot) -> dict[str, datetime]:
+    """When the latest encounter, reading of each kind and each check happened (as far as known)."""
+    anchors = snapshot.anchors
+    found: dict[str, datetime] = {}
+    if ANCHOR_LATEST_ENCOUNTER in anchors:
+        found[EVIDENCE_ENCOUNTER] = anchors[ANCHOR_LATEST_ENCOUNTER]
+    for kind in ReadingKind:
+        if reading_anchor(kind) in anchors:
+            found[reading_evidence(kind)] = anchors[reading_anchor(kind)]
+    for check in CareCheck:
+        if check_anchor(check) in anchors:
+            found[check_evidence(check)] = anchors[check_anchor(check)]
+    return found
 
 
 def _urgency(fired: FiredRule) -> ReferralUrgency:
@@ -260,6 +379,9 @@ class _PendingTask:
     priority: int
     rule_id: str
     rule_ids: list[str]
+    spec: TaskSpec
+    evidence: list[str]
+    anchor_at: datetime | None
 
 
 class _TaskList:
@@ -277,41 +399,55 @@ class _TaskList:
 
     def add(self, kind: TaskKind, rule_id: str, check: CareCheck | None = None) -> None:
         spec = self._policy.tasks[kind]
-        due = self._due(spec.due, check)
-        if due is None:
+        timing = self._due(spec.due, check)
+        if timing is None:
             return
+        due, anchor_at = timing
         priority = spec.priority if spec.priority is not None else (spec.priority_by_tier or {})[self._tier]
         subject = check.value if check is not None and check.value != kind.value else None
         existing = self._tasks.get((kind, subject))
         if existing is None:
-            self._tasks[(kind, subject)] = _PendingTask(kind, subject, due, priority, rule_id, [rule_id])
+            self._tasks[(kind, subject)] = _PendingTask(
+                kind,
+                subject,
+                due,
+                priority,
+                rule_id,
+                [rule_id],
+                spec,
+                spec.resolved_by.keys(check),
+                anchor_at,
+            )
             return
         if rule_id not in existing.rule_ids:
             existing.rule_ids.append(rule_id)
         if due < existing.due:
             existing.due = due
             existing.rule_id = rule_id
+            existing.anchor_at = anchor_at
 
-    def _due(self, due: TaskDue, check: CareCheck | None) -> datetime | None:
+    def _due(self, due: TaskDue, check: CareCheck | None) -> tuple[datetime, datetime | None] | None:
+        """The due time, and the recorded moment it counts from (None for as_of and follow-up dates)."""
         as_of = self._snapshot.as_of
         anchors = self._snapshot.anchors
         start: datetime | None
+        anchor_at: datetime | None = None
         if due.anchor == "as_of":
             start = as_of
         elif due.anchor == "follow_up_due":
             start = datetime.combine(self._follow_up.due, time(0), tzinfo=self._tz)
         elif due.anchor == "last_check":
-            start = anchors.get(check_anchor(check)) if check is not None else None
+            start = anchor_at = anchors.get(check_anchor(check)) if check is not None else None
             if start is None:
-                return as_of
+                return as_of, None
         else:
-            start = anchors.get(due.anchor)
+            start = anchor_at = anchors.get(due.anchor)
         if start is None:
             return None
         at = start + timedelta(days=due.after_days, hours=due.after_hours)
         if due.not_before_as_of and at < as_of:
             at = as_of
-        return at.astimezone(as_of.tzinfo)
+        return at.astimezone(as_of.tzinfo), anchor_at
 
     def tasks(self) -> list[DueTask]:
         ordered = sorted(self._tasks.values(), key=lambda t: (t.priority, t.due, t.kind.value))
@@ -323,6 +459,10 @@ class _TaskList:
                 priority=t.priority,
                 rule_id=t.rule_id,
                 rule_ids=t.rule_ids,
+                role=t.spec.role,
+                time_limit_at=t.due + timedelta(hours=t.spec.time_limit_hours),
+                evidence=t.evidence,
+                anchor_at=t.anchor_at,
             )
             for t in ordered
         ]

@@ -89,6 +89,11 @@ def check_anchor(check: CareCheck) -> str:
     return f"last_{check.value}"
 
 
+def reading_anchor(kind: ReadingKind) -> str:
+    """The anchor of the latest reading of ``kind`` (any source)."""
+    return f"latest_{kind.value}_reading"
+
+
 @dataclass(frozen=True)
 class EncounterClassification:
     """公卫 随访分类 of one encounter, per disease the patient has."""
@@ -295,9 +300,12 @@ def build_snapshot(
         facts["lipid_stratum"] = stratum
         facts["ldl_target"] = float(lipids.ldl_targets[stratum])
 
-    # Anchors for due times: the latest encounter and the last of each scheduled check.
+    # Anchors for due times and evidence: the latest encounter, reading of each kind and check.
     if encounters:
         anchors[ANCHOR_LATEST_ENCOUNTER] = encounters[-1].at
+    for kind, readings in by_kind.items():
+        if readings:
+            anchors[reading_anchor(kind)] = readings[-1].at
     for check, at in _last_checks(history, by_kind, windows, as_of).items():
         anchors[check_anchor(check)] = at
 

@@ -1,4 +1,4 @@
-"""Risk tiers, management levels, referral urgencies and task kinds (PATHWAY.md §4–5)."""
+"""Risk tiers, management levels, referral urgencies, task kinds and team roles (PATHWAY.md §4–5)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,11 @@ class TaskKind(StrEnum):
     DATA_GAP = "data_gap"
     ANNUAL_CHECK = "annual_check"
     COMPLICATION_SCREENING = "complication_screening"
+
+
+class TeamRole(StrEnum):
+    """Who in the GP team (家庭医生团队) does a task; the pack chooses it per task kind."""
+
+    GP = "gp"  # family doctor
+    HEALTH_MANAGER = "health_manager"  # 健康管理师: calls, home visits, reminders
+    SPECIALIST = "specialist"  # 三高中心 review

@@ -92,6 +92,30 @@ def policy_missing_a_level(data: dict[str, Any]) -> None:
     del data["policy"]["levels"]["yellow"]
 
 
+def task_without_a_role(data: dict[str, Any]) -> None:
+    del data["policy"]["tasks"]["bp_recheck"]["role"]
+
+
+def task_with_an_unknown_role(data: dict[str, Any]) -> None:
+    data["policy"]["tasks"]["bp_recheck"]["role"] = "nurse"
+
+
+def task_without_a_time_limit(data: dict[str, Any]) -> None:
+    del data["policy"]["tasks"]["follow_up_visit"]["time_limit_hours"]
+
+
+def task_resolved_by_nothing(data: dict[str, Any]) -> None:
+    data["policy"]["tasks"]["lipid_recheck"]["resolved_by"] = {}
+
+
+def escalation_without_a_source(data: dict[str, Any]) -> None:
+    del data["policy"]["follow_through"]["escalation"]["source"]
+
+
+def missed_3m_after_lost_to_follow_up(data: dict[str, Any]) -> None:
+    data["policy"]["follow_through"]["missed_3m"]["no_contact_days"] = 400
+
+
 def unknown_fact_in_target_band(data: dict[str, Any]) -> None:
     data["targets"]["blood_pressure"][1]["when"] = {"fact": "age_years", "lt": 65}
 
@@ -189,6 +213,34 @@ BROKEN_PACKS = [
         id="stratum-without-ldl-target",
     ),
     pytest.param(
+        task_without_a_role, ["policy.tasks.bp_recheck.role", "Field required"], id="task-without-a-role"
+    ),
+    pytest.param(
+        task_with_an_unknown_role,
+        ["policy.tasks.bp_recheck.role", "'gp', 'health_manager' or 'specialist'"],
+        id="task-with-an-unknown-role",
+    ),
+    pytest.param(
+        task_without_a_time_limit,
+        ["policy.tasks.follow_up_visit.time_limit_hours", "Field required"],
+        id="task-without-a-time-limit",
+    ),
+    pytest.param(
+        task_resolved_by_nothing,
+        ["policy.tasks.lipid_recheck.resolved_by", "at least one kind of evidence"],
+        id="task-resolved-by-nothing",
+    ),
+    pytest.param(
+        escalation_without_a_source,
+        ["policy.follow_through.escalation.source", "Field required"],
+        id="escalation-without-a-source",
+    ),
+    pytest.param(
+        missed_3m_after_lost_to_follow_up,
+        ["policy.follow_through", "missed_3m must come before lost_to_follow_up"],
+        id="missed-3m-after-lost-to-follow-up",
+    ),
+    pytest.param(
         policy_missing_a_level,
         ["policy", "levels needs a management level for every tier"],
         id="policy-missing-a-level-for-a-tier",
@@ -256,26 +308,26 @@ def test_the_registry_rejects_the_same_pack_id_and_version_twice(tmp_path: Path)
     retitled = default_data()
     retitled["title"]["en"] = "the same version, edited without a version bump"
     second = load_pack(write_pack(tmp_path / "b.yaml", retitled))
-    with pytest.raises(InvalidRulePack, match=r"pack sangao-cn version 2020\.1 is defined twice \(b\.yaml\)"):
+    with pytest.raises(InvalidRulePack, match=r"pack sangao-cn version 2020\.2 is defined twice \(b\.yaml\)"):
         PackRegistry([first, second])
 
 
 @pytest.fixture
 def two_editions(tmp_path: Path) -> PackRegistry:
     later = default_data()
-    later["version"] = "2020.2"
+    later["version"] = "2025.1"
     later["effective_from"] = date(2025, 7, 1)
-    return PackRegistry([load_pack(DEFAULT_YAML), load_pack(write_pack(tmp_path / "2020.2.yaml", later))])
+    return PackRegistry([load_pack(DEFAULT_YAML), load_pack(write_pack(tmp_path / "2025.1.yaml", later))])
 
 
 @pytest.mark.parametrize(
     ("on", "version"),
     [
-        pytest.param(date(2020, 1, 1), "2020.1", id="first-day-of-2020.1"),
-        pytest.param(date(2025, 6, 30), "2020.1", id="day-before-2020.2"),
-        pytest.param(date(2025, 7, 1), "2020.2", id="first-day-of-2020.2"),
-        pytest.param(date(2026, 3, 1), "2020.2", id="later"),
-        pytest.param(None, "2020.2", id="no-date-is-the-newest"),
+        pytest.param(date(2020, 1, 1), "2020.2", id="first-day-of-2020.2"),
+        pytest.param(date(2025, 6, 30), "2020.2", id="day-before-2025.1"),
+        pytest.param(date(2025, 7, 1), "2025.1", id="first-day-of-2025.1"),
+        pytest.param(date(2026, 3, 1), "2025.1", id="later"),
+        pytest.param(None, "2025.1", id="no-date-is-the-newest"),
     ],
 )
 def test_the_edition_in_force_is_picked_by_date(
@@ -285,10 +337,10 @@ def test_the_edition_in_force_is_picked_by_date(
 
 
 def test_an_edition_is_picked_by_version_whatever_the_date(two_editions: PackRegistry) -> None:
-    assert two_editions.get(DEFAULT_PACK_ID, "2020.1").pack.version == "2020.1"
-    assert two_editions.get(DEFAULT_PACK_ID, "2020.2").pack.effective_from == date(2025, 7, 1)
-    assert two_editions.get(DEFAULT_PACK_ID).pack.version == "2020.2"
-    assert [p.pack.version for p in two_editions.all()] == ["2020.1", "2020.2"]
+    assert two_editions.get(DEFAULT_PACK_ID, "2020.2").pack.version == "2020.2"
+    assert two_editions.get(DEFAULT_PACK_ID, "2025.1").pack.effective_from == date(2025, 7, 1)
+    assert two_editions.get(DEFAULT_PACK_ID).pack.version == "2025.1"
+    assert [p.pack.version for p in two_editions.all()] == ["2020.2", "2025.1"]
 
 
 def test_a_missing_version_id_or_date_is_an_unknown_rule_pack(two_editions: PackRegistry) -> None:

@@ -25,7 +25,10 @@ def database_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    engine = create_engine(database_url(url), pool_pre_ping=True)
+    """No ping before each checkout (it costs a round trip a request): when the database has gone
+    away, the first statement fails (a 503 with Retry-After), SQLAlchemy sees the disconnect and
+    drops every pooled connection, and the next request connects afresh."""
+    engine = create_engine(database_url(url))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

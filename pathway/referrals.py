@@ -2,7 +2,8 @@
 
 A rule-driven referral is opened by the assessment that calls for it; while a referral is active
 (open or accepted), a more urgent call upgrades an open one instead of opening a second. GP teams
-and receiving institutions move it along; every other transition is refused with a 409.
+and receiving institutions move it along; every other transition is refused with a 409. Once no
+referral of the patient is open, its referral tasks are resolved (:func:`pathway.tasks.referral_moved`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import date, datetime
 
 from sqlmodel import Session
 
-from pathway import repository
+from pathway import repository, tasks
 from pathway.errors import PathwayError
 from pathway.models import AssessmentRecord, Referral
 from pathway.tiers import ReferralUrgency
@@ -114,4 +115,5 @@ def advance(
         referral.return_follow_up_due = return_follow_up_due
         referral.returned_at = now
     repository.add(session, referral)
+    tasks.referral_moved(session, referral, now)
     return referral

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway import access, referrals, repository
+from pathway import access, referrals, repository, tasks
 from pathway.assessment import Assessment, PackRef
 from pathway.errors import FutureTimestamp, InvalidInput, PathwayError
 from pathway.history import (
@@ -399,4 +399,5 @@ def reassess(session: Session, patient: Patient, config: PathwayConfig, now: dat
     }
     record = AssessmentRecord(id=repository.insert_assessment(session, values), **values)
     referrals.refer_from_assessment(session, record, now)
+    tasks.sync_from_assessment(session, patient, record, now)
     return record

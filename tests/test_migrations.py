@@ -29,6 +29,10 @@ TABLES = {
     "symptom_report",
     "assessment",
     "referral",
+    "care_task",
+    "care_task_event",
+    "scheduler_run",
+    "patient_flag",
 }
 
 

@@ -1,0 +1,485 @@
+"""Care tasks (PATHWAY.md §5): the work assessments call for, followed through until it is done.
+
+- :func:`sync_from_assessment` (every reassessment): one open task per (patient, kind, subject); a
+  new firing updates the open task (reasons, rule ids; its due time only ever moves earlier: the
+  first firing starts the clock), and evidence resolves it (a new encounter, reading or check, the
+  referral loop moving, the assessment no longer calling for it — the pack says which, per kind).
+  A need the team already closed by hand is not reopened until new evidence arrives.
+- :func:`record_outcome`, :func:`reassign`, :func:`snooze`, :func:`history`: the GP team's actions.
+- The scheduler's daily and hourly runs are in :mod:`pathway.issuing`.
+
+Every change is recorded as a task event (who, when, from → to). Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from pathway import task_store
+from pathway.assessment import EVIDENCE_NO_LONGER_CALLED, EVIDENCE_REFERRAL, SnoozeLimit
+from pathway.clock import CLINIC_TZ
+from pathway.errors import InvalidInput, PathwayError
+from pathway.models import AssessmentRecord, CareTask, CareTaskEvent, Patient, Referral
+from pathway.task_store import OPEN, TaskRow
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    UNREACHABLE = "unreachable"
+    REFUSED = "refused"
+    MOVED = "moved"
+    DECEASED = "deceased"
+    RESOLVED = "resolved"  # by evidence
+    CANCELLED = "cancelled"  # the patient moved away or died
+
+
+class TaskOutcome(StrEnum):
+    """What the GP team records when it closes a task by hand."""
+
+    DONE = "done"
+    UNREACHABLE = "unreachable"
+    REFUSED = "refused"
+    MOVED = "moved"
+    DECEASED = "deceased"
+
+
+class FlagKind(StrEnum):
+    MISSED_3M = "missed_3m"
+    LOST_TO_FOLLOW_UP = "lost_to_follow_up"
+
+
+ENGINE = "engine"
+SCHEDULER = "scheduler"
+# Closed by hand with these, a need stays closed until new evidence (unreachable: tried again).
+_HANDLED = [s.value for s in (TaskStatus.DONE, TaskStatus.REFUSED, TaskStatus.MOVED, TaskStatus.DECEASED)]
+_HANDLED.append(TaskStatus.CANCELLED.value)
+_ENDS_ALL_TASKS = (TaskOutcome.MOVED, TaskOutcome.DECEASED)
+
+
+def key_actor(api_key_id: int | None) -> str:
+    return f"key:{api_key_id}"
+
+
+class UnknownTask(PathwayError):
+    code = "unknown-task"
+    status = 404
+
+
+class TaskClosed(PathwayError):
+    code = "task-closed"
+    status = 409
+
+
+class SnoozeTooLong(InvalidInput):
+    code = "snooze-too-long"
+
+
+# --- Sync on every reassessment -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Called:
+    """A task as the assessment's JSON carries it."""
+
+    kind: str
+    subject: str
+    due: datetime
+    priority: int
+    rule_id: str
+    rule_ids: list[str]
+    role: str
+    time_limit: timedelta
+    evidence: list[str]
+    anchor_at: datetime | None
+
+    @classmethod
+    def of(cls, item: dict[str, Any]) -> _Called:
+        due = datetime.fromisoformat(item["due"])
+        anchor = item.get("anchor_at")
+        return cls(
+            kind=item["kind"],
+            subject=item.get("subject") or "",
+            due=due,
+            priority=int(item["priority"]),
+            rule_id=item["rule_id"],
+            rule_ids=list(item["rule_ids"]),
+            role=item["role"],
+            time_limit=datetime.fromisoformat(item["time_limit_at"]) - due,
+            evidence=list(item["evidence"]),
+            anchor_at=datetime.fromisoformat(anchor) if anchor else None,
+        )
+
+
+@dataclass(frozen=True)
+class TaskSync:
+    """What one sync did, by (kind, subject)."""
+
+    opened: list[tuple[str, str]]
+    updated: list[tuple[str, str]]
+    resolved: list[tuple[str, str]]
+
+
+def sync_from_assessment(
+    session: Session, patient: Patient, record: AssessmentRecord, now: datetime
+) -> TaskSync:
+    """Bring the patient's open tasks in line with a new assessment (one read, at most three writes)."""
+    assert patient.id is not None
+    result = record.result
+    called = {(c.kind, c.subject): c for c in (_Called.of(item) for item in result.get("tasks", []))}
+    seen = {key: datetime.fromisoformat(at) for key, at in (result.get("evidence") or {}).items()}
+    state = task_store.patient_task_state(session, patient.id, patient.team_id, _HANDLED)
+    zone: tzinfo = (
+        ZoneInfo(state.team_timezone)
+        if state.team_timezone
+        else datetime.fromisoformat(result["as_of"]).tzinfo or CLINIC_TZ
+    )
+    changes: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    still_open: dict[tuple[str, str], TaskRow] = {}
+    resolved: list[tuple[str, str]] = []
+    for row in state.open:
+        key = (row.kind, row.subject)
+        found = _resolving_evidence(row, key in called, seen, state.open_referral_since)
+        if found is not None:
+            note, details = found
+            resolved.append(key)
+            changes.append(_change(row.id, TaskStatus.RESOLVED, row.tier, row.team_id, now))
+            events.append(
+                event(row.id, now, ENGINE, "resolved", OPEN, TaskStatus.RESOLVED, note=note, details=details)
+            )
+            continue
+        still_open[key] = row
+        if key not in called and (row.tier, row.team_id) != (record.tier, patient.team_id):
+            changes.append(_change(row.id, TaskStatus.OPEN, record.tier, patient.team_id, now))
+            details = {"tier": [row.tier, record.tier], "team_id": [row.team_id, patient.team_id]}
+            events.append(event(row.id, now, ENGINE, "updated", OPEN, TaskStatus.OPEN, details=details))
+
+    handled = {(t.kind, t.subject): t for t in state.handled}
+    upserts: list[dict[str, Any]] = []
+    pending: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    for key, task in called.items():
+        current = still_open.get(key)
+        if current is None:
+            if _already_done(task, seen, state.open_referral_since, handled.get(key)):
+                continue
+            upserts.append(_new_row(patient, record, task, zone, seen, now))
+            pending[key] = ("opened", {"due_at": task.due.isoformat(), "rule_ids": task.rule_ids})
+            continue
+        merged = _merge(current, task, patient, record, zone, now)
+        if merged is not None:
+            upserts.append(merged[0])
+            pending[key] = ("updated", merged[1])
+
+    task_store.update_open_tasks(session, changes)
+    ids = task_store.upsert_open_tasks(session, upserts)
+    for key, (action, details) in pending.items():
+        details["assessment_id"] = record.id
+        events.append(
+            event(ids[key], now, ENGINE, action, None if action == "opened" else OPEN, OPEN, details=details)
+        )
+    task_store.add_events(session, events)
+    return TaskSync(
+        opened=[k for k, (a, _) in pending.items() if a == "opened"],
+        updated=[k for k, (a, _) in pending.items() if a == "updated"],
+        resolved=resolved,
+    )
+
+
+def _latest(keys: Sequence[str], seen: dict[str, datetime]) -> datetime | None:
+    moments = [seen[k] for k in keys if k in seen]
+    return max(moments) if moments else None
+
+
+def _resolving_evidence(
+    row: TaskRow, called: bool, seen: dict[str, datetime], open_referral_since: datetime | None
+) -> tuple[str, dict[str, Any]] | None:
+    """The evidence that resolves an open task (a note and details), or None."""
+    for key in row.evidence:
+        if key == EVIDENCE_REFERRAL:
+            if open_referral_since is None:
+                return "the referral is no longer open (the loop moved)", {"evidence": key}
+        elif key == EVIDENCE_NO_LONGER_CALLED:
+            if not called:
+                return "the assessment no longer calls for it", {"evidence": key}
+        else:
+            at = seen.get(key)
+            if at is not None and (row.evidence_at is None or at > row.evidence_at):
+                return f"new {key} at {at.isoformat()}", {"evidence": key, "at": at.isoformat()}
+    return None
+
+
+def _need_since(task: _Called, seen: dict[str, datetime]) -> datetime | None:
+    """The latest evidence behind a task: of its own kinds, or of any kind for a data gap."""
+    if EVIDENCE_NO_LONGER_CALLED in task.evidence:
+        return max(seen.values(), default=None)
+    return _latest(task.evidence, seen)
+
+
+def _already_done(
+    task: _Called, seen: dict[str, datetime], open_referral_since: datetime | None, handled: TaskRow | None
+) -> bool:
+    """Whether a task the assessment calls for is already satisfied, or closed by hand with no new
+    evidence since (the team's decision stands until something new happens)."""
+    if EVIDENCE_REFERRAL in task.evidence:
+        if open_referral_since is None:
+            return True  # the referral it calls for was accepted (or none is open)
+        return (
+            handled is not None and handled.closed_at is not None and handled.closed_at >= open_referral_since
+        )
+    latest = _latest(task.evidence, seen)
+    if task.anchor_at is not None and latest is not None and latest > task.anchor_at:
+        return True  # e.g. a BP after the unconfirmed crisis reading: the recheck is done
+    if handled is None:
+        return False
+    since = _need_since(task, seen)
+    return since is None or (handled.evidence_at is not None and since <= handled.evidence_at)
+
+
+def _change(
+    task_id: int, status: TaskStatus, tier: str, team_id: int | None, now: datetime
+) -> dict[str, Any]:
+    closed = status is not TaskStatus.OPEN
+    return {
+        "b_id": task_id,
+        "b_status": status.value,
+        "b_tier": tier,
+        "b_team_id": team_id,
+        "b_now": now,
+        "b_closed_at": now if closed else None,
+    }
+
+
+def _new_row(
+    patient: Patient,
+    record: AssessmentRecord,
+    task: _Called,
+    zone: tzinfo,
+    seen: dict[str, datetime],
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "patient_id": patient.id,
+        "team_id": patient.team_id,
+        "kind": task.kind,
+        "subject": task.subject,
+        "status": OPEN,
+        "due_at": task.due,
+        "due_date": task.due.astimezone(zone).date(),
+        "issued_at": None,
+        "overdue_at": None,
+        "time_limit_at": task.due + task.time_limit,
+        "priority": task.priority,
+        "role": task.role,
+        "assignee": None,
+        "rule_id": task.rule_id,
+        "rule_ids": task.rule_ids,
+        "pack_id": record.pack_id,
+        "pack_version": record.pack_version,
+        "assessment_id": record.id,
+        "tier": record.tier,
+        "evidence": task.evidence,
+        "evidence_at": _need_since(task, seen),
+        "escalated_at": None,
+        "snoozed_until": None,
+        "snooze_reason": None,
+        "outcome": None,
+        "note": None,
+        "created_at": now,
+        "updated_at": now,
+        "closed_at": None,
+    }
+
+
+def _merge(
+    row: TaskRow, task: _Called, patient: Patient, record: AssessmentRecord, zone: tzinfo, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The open task updated by a new firing (its upsert row and what changed), or None if nothing did."""
+    earlier = task.due < row.due_at
+    due = task.due if earlier else row.due_at
+    values: dict[str, Any] = {
+        "due_at": due,
+        "priority": min(row.priority, task.priority),
+        "rule_id": task.rule_id if earlier else row.rule_id,
+        "rule_ids": task.rule_ids,
+        "tier": record.tier,
+        "team_id": patient.team_id,
+        "role": task.role,
+        "time_limit_at": due + task.time_limit,
+    }
+    before = {
+        "due_at": row.due_at,
+        "priority": row.priority,
+        "rule_id": row.rule_id,
+        "rule_ids": row.rule_ids,
+        "tier": row.tier,
+        "team_id": row.team_id,
+        "role": row.role,
+        "time_limit_at": row.time_limit_at,
+    }
+    changed = {
+        name: [_plain(before[name]), _plain(value)] for name, value in values.items() if before[name] != value
+    }
+    if not changed:
+        return None
+    upsert = _new_row(patient, record, task, zone, {}, now)
+    upsert.update(
+        values, due_date=due.astimezone(zone).date(), evidence=row.evidence, evidence_at=row.evidence_at
+    )
+    return upsert, changed
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def event(
+    task_id: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    from_status: str | None,
+    to_status: str,
+    *,
+    outcome: str | None = None,
+    note: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "from_status": from_status,
+        "to_status": to_status,
+        "outcome": outcome,
+        "note": note,
+        "details": details or {},
+    }
+
+
+def referral_moved(session: Session, referral: Referral, now: datetime) -> None:
+    """The referral loop moved: resolve the patient's referral tasks once no referral is open."""
+    state = task_store.patient_task_state(session, referral.patient_id, None, [])
+    if state.open_referral_since is not None:
+        return
+    rows = [row for row in state.open if EVIDENCE_REFERRAL in row.evidence]
+    task_store.update_open_tasks(
+        session, [_change(r.id, TaskStatus.RESOLVED, r.tier, r.team_id, now) for r in rows]
+    )
+    note = f"referral #{referral.id} is {referral.status}"
+    details = {"evidence": EVIDENCE_REFERRAL, "referral_id": referral.id, "referral_status": referral.status}
+    task_store.add_events(
+        session,
+        [
+            event(r.id, now, ENGINE, "resolved", OPEN, TaskStatus.RESOLVED, note=note, details=details)
+            for r in rows
+        ],
+    )
+
+
+# --- The GP team's actions ----------------------------------------------------------------------
+
+
+def require_task(session: Session, task_id: int) -> CareTask:
+    task = task_store.task_by_id(session, task_id)
+    if task is None:
+        raise UnknownTask(f"no task with id {task_id}", "task_id")
+    return task
+
+
+def _require_open(task: CareTask) -> None:
+    if task.status != OPEN:
+        raise TaskClosed(f"task {task.id} is {task.status}", "status")
+
+
+def record_outcome(
+    session: Session, task: CareTask, outcome: TaskOutcome, note: str | None, actor: str, now: datetime
+) -> CareTask:
+    """Close a task by hand; a patient who moved away or died has every other open task cancelled."""
+    _require_open(task)
+    _close(session, task, TaskStatus(outcome.value), actor, now, outcome=outcome.value, note=note)
+    if outcome in _ENDS_ALL_TASKS:
+        for other in task_store.open_tasks_of(session, task.patient_id):
+            _close(
+                session,
+                other,
+                TaskStatus.CANCELLED,
+                actor,
+                now,
+                note=f"patient {outcome.value} (task {task.id})",
+            )
+    return task
+
+
+def _close(
+    session: Session,
+    task: CareTask,
+    status: TaskStatus,
+    actor: str,
+    now: datetime,
+    *,
+    outcome: str | None = None,
+    note: str | None = None,
+) -> None:
+    assert task.id is not None
+    task.status = status.value
+    task.outcome = outcome
+    task.note = note
+    task.closed_at = task.updated_at = now
+    task_store.save(session, task)
+    action = "outcome" if outcome else "cancelled"
+    task_store.add_events(
+        session, [event(task.id, now, actor, action, OPEN, status.value, outcome=outcome, note=note)]
+    )
+
+
+def reassign(session: Session, task: CareTask, member: str, actor: str, now: datetime) -> CareTask:
+    """Give an open task to a member of the team."""
+    _require_open(task)
+    assert task.id is not None
+    before, task.assignee, task.updated_at = task.assignee, member, now
+    task_store.save(session, task)
+    details = {"from": before, "to": member}
+    task_store.add_events(session, [event(task.id, now, actor, "reassigned", OPEN, OPEN, details=details)])
+    return task
+
+
+def snooze(
+    session: Session,
+    task: CareTask,
+    until: datetime,
+    reason: str,
+    limit: SnoozeLimit,
+    actor: str,
+    now: datetime,
+) -> CareTask:
+    """Keep an open task off the list (and from escalating) until ``until``, at most the pack's limit."""
+    _require_open(task)
+    assert task.id is not None
+    if until <= now:
+        raise InvalidInput("a snooze must end in the future", "until")
+    if until > now + timedelta(days=limit.max_days):
+        raise SnoozeTooLong(
+            f"a task may be snoozed for at most {limit.max_days} days ({limit.source})", "until"
+        )
+    task.snoozed_until, task.snooze_reason, task.updated_at = until, reason, now
+    task_store.save(session, task)
+    details = {"until": until.isoformat()}
+    task_store.add_events(
+        session, [event(task.id, now, actor, "snoozed", OPEN, OPEN, note=reason, details=details)]
+    )
+    return task
+
+
+def history(session: Session, task_id: int) -> Sequence[CareTaskEvent]:
+    """Every change of the task, oldest first."""
+    require_task(session, task_id)
+    return task_store.events_of(session, task_id)

@@ -8,6 +8,7 @@
     pathway keys revoke PREFIX                             revoke a key (servers honour it within
                                                            PATHWAY_KEY_CACHE_SECONDS)
     pathway teams create CODE --name N --level L          register a GP team
+    pathway scheduler [--once]                 issue tasks: daily 06:00 + hourly runs, catching up missed days
 
 Exit codes: 0 ok, 1 a case differs from its expectation, 2 bad input (one line naming the field).
 This is the composition root: it builds the registry and the engine, and imports them lazily.
@@ -68,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument(
         "--workers", type=int, default=1, help="server processes (PostgreSQL only; SQLite has one writer)"
     )
+    scheduler = commands.add_parser(
+        "scheduler", help="run the task scheduler as its own process (daily 06:00 and hourly runs)"
+    )
+    scheduler.add_argument("--once", action="store_true", help="catch up every missed run, then exit")
     args = parser.parse_args(argv)
     try:
         if args.command == "packs":
@@ -80,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _create_key(args.role, args.name, args.team)
         if args.command == "teams":
             return _create_team(args.code, args.name, args.level)
+        if args.command == "scheduler":
+            return _scheduler(once=args.once)
         return _evaluate(
             args.cases,
             check=args.check,
@@ -117,6 +124,27 @@ def _serve(host: str, port: int, workers: int) -> int:
             workers=workers,
             log_level="warning",
         )
+    return 0
+
+
+def _scheduler(*, once: bool) -> int:
+    """``pathway scheduler``: the task scheduler in its own process (logs to stderr)."""
+    import logging
+
+    from pathway.clock import SystemClock
+    from pathway.db import migrate
+    from pathway.settings import Settings
+    from scheduler.runner import run_blocking, run_once
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    migrate(settings.database_url)
+    clock = SystemClock(settings.tz)
+    if once:
+        for zone, dates in run_once(settings, clock).items():
+            print(f"{zone}\t{' '.join(d.isoformat() for d in dates) or '-'}")
+        return 0
+    run_blocking(settings, clock)
     return 0
 
 

@@ -1,0 +1,180 @@
+"""The scheduler's jobs: claim a run in the database, then do it (``pathway.tasks``), once.
+
+Whatever runs them (one process or several, in-process or not), the database decides: a run is
+claimed by inserting (job, business_date) into ``scheduler_run`` (``INSERT … ON CONFLICT DO NOTHING
+RETURNING``) and only the claimer proceeds; a claim left unfinished past its lease (the process
+died) may be claimed again. Issuing itself is idempotent (``issued_at IS NULL`` guards), so even an
+overlap issues each task once. Failures are logged loudly and recorded on the run; they are not
+retried until the next trigger or start, which picks up every unfinished business date.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from pathway import issuing, task_store
+from pathway.assessment import FollowThrough
+from pathway.clock import Clock
+
+log = logging.getLogger("pathway.scheduler")
+
+DAILY_AT = time(6, 0)  # the daily issuing run, in each team's time zone
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every job needs: the database, the clock, the pack's follow-through rules."""
+
+    engine: Engine
+    clock: Clock
+    rules: FollowThrough
+    default_zone: ZoneInfo
+    lease: timedelta = timedelta(minutes=30)
+    worker: str = field(default_factory=worker_name)
+
+
+def daily_job(zone: str) -> str:
+    return f"daily {zone}"
+
+
+def hourly_job(zone: str, hour: int) -> str:
+    return f"hourly {hour:02d} {zone}"
+
+
+def zones(ctx: Context) -> list[str]:
+    """Every time zone a daily run is needed in: the teams' and the clinic's (patients without a team)."""
+    with Session(ctx.engine) as session:
+        found = set(task_store.timezones_in_use(session))
+    return sorted(found | {ctx.default_zone.key})
+
+
+def claim(ctx: Context, job: str, business_date: date, now: datetime) -> int | None:
+    """Claim (job, business_date) in its own committed transaction; the run id, or None if taken."""
+    with Session(ctx.engine) as session:
+        run_id = task_store.claim_run(session, job, business_date, ctx.worker, now)
+        if run_id is None:
+            run_id = task_store.reclaim_stale_run(
+                session, job, business_date, ctx.worker, now, now - ctx.lease
+            )
+            if run_id is not None:
+                log.warning("%s %s: took over a claim whose lease ran out", job, business_date)
+        session.commit()
+    return run_id
+
+
+def _failed(ctx: Context, run_id: int, job: str, business_date: date, error: BaseException) -> None:
+    log.exception("SCHEDULER RUN FAILED: %s %s (run %s): %r", job, business_date, run_id, error)
+    with Session(ctx.engine) as session:
+        task_store.fail_run(session, run_id, repr(error))
+        session.commit()
+
+
+def run_daily(ctx: Context, zone: str, business_date: date) -> issuing.IssueReport | None:
+    """The daily run of one business date in one time zone, if this process claims it."""
+    job = daily_job(zone)
+    now = ctx.clock.now()
+    run_id = claim(ctx, job, business_date, now)
+    if run_id is None:
+        log.info("%s %s: claimed by another scheduler", job, business_date)
+        return None
+    try:
+        with Session(ctx.engine) as session:
+            report = issuing.issue_due(
+                session,
+                now,
+                ctx.rules,
+                zone=zone,
+                business_date=business_date,
+                default_zone=ctx.default_zone,
+            )
+            task_store.finish_run(session, run_id, ctx.clock.now(), report.as_dict())
+            session.commit()
+    except Exception as error:
+        _failed(ctx, run_id, job, business_date, error)
+        raise
+    log.info("%s %s: %s", job, business_date, report.as_dict())
+    return report
+
+
+def dates_to_run(ctx: Context, zone: str) -> list[date]:
+    """Business dates whose daily run is due and not finished, oldest first.
+
+    Every date after the last finished run up to the latest due one (today once 06:00 has passed,
+    else yesterday), and any earlier date left unfinished; on a fresh store, just the latest.
+    """
+    job = daily_job(zone)
+    local = ctx.clock.now().astimezone(ZoneInfo(zone))
+    latest = local.date() if local.time() >= DAILY_AT else local.date() - DAY
+    with Session(ctx.engine) as session:
+        last = task_store.last_finished_date(session, job)
+        unfinished = task_store.unfinished_dates(session, job)
+    first = last + DAY if last is not None else latest
+    due = {first + DAY * n for n in range((latest - first).days + 1)}
+    return sorted(due | {d for d in unfinished if d <= latest})
+
+
+def catch_up(ctx: Context, zone: str) -> list[date]:
+    """Run the due daily runs of ``zone`` in date order; the dates this process ran.
+
+    Stops at a date another scheduler holds: that one goes on with the later dates, so the runs
+    of a zone happen one after the other, never side by side.
+    """
+    ran = []
+    for business_date in dates_to_run(ctx, zone):
+        if run_daily(ctx, zone, business_date) is None:
+            break
+        ran.append(business_date)
+    return ran
+
+
+def run_hourly(ctx: Context, zone: str) -> int | None:
+    """Issue the hourly kinds due before the end of the coming hour; None if claimed elsewhere."""
+    now = ctx.clock.now()
+    local = now.astimezone(ZoneInfo(zone))
+    slot = local.replace(minute=0, second=0, microsecond=0)
+    job = hourly_job(zone, slot.hour)
+    run_id = claim(ctx, job, slot.date(), now)
+    if run_id is None:
+        return None
+    try:
+        with Session(ctx.engine) as session:
+            issued = issuing.issue_hourly(
+                session, now, ctx.rules, until=slot + HOUR, zone=zone, default_zone=ctx.default_zone
+            )
+            task_store.finish_run(session, run_id, ctx.clock.now(), {"issued": issued})
+            session.commit()
+    except Exception as error:
+        _failed(ctx, run_id, job, slot.date(), error)
+        raise
+    log.info("%s %s: issued %d", job, slot.date(), issued)
+    return issued
+
+
+def every_hour(ctx: Context, zone: str) -> None:
+    """The hourly job: any daily run still due (missed, or left by a scheduler that died), then
+    the hourly issuing."""
+    catch_up(ctx, zone)
+    run_hourly(ctx, zone)
+
+
+def start_up(ctx: Context) -> dict[str, list[date]]:
+    """On start: catch up every missed daily run and the current hour, in every time zone."""
+    ran = {}
+    for zone in zones(ctx):
+        ran[zone] = catch_up(ctx, zone)
+        run_hourly(ctx, zone)
+    return ran

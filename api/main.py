@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import FastAPI
 
-from api import errors, fhir, patients, referrals, rule_packs
+from api import errors, fhir, patients, referrals, rule_packs, tasks
 from pathway.access import KeyCache
 from pathway.clock import Clock, SystemClock
 from pathway.db import make_engine
@@ -47,6 +47,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(referrals.router)
     app.include_router(fhir.router)
     app.include_router(rule_packs.router)
+    app.include_router(tasks.router)
     return app
 
 

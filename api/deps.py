@@ -17,6 +17,7 @@ from pathway import access, service
 from pathway.access import Caller, KeyCache, Role
 from pathway.clock import Clock
 from pathway.models import Patient
+from pathway.rate_limit import RateLimiter
 from pathway.service import PathwayConfig
 
 # The light dependencies are ``async def``: they run on the event loop, not in the thread pool, so a
@@ -65,22 +66,28 @@ KeyCacheDep = Annotated[KeyCache, Depends(_key_cache)]
 
 
 async def _current_key(
+    request: Request,
     session: SessionDep,
     cache: KeyCacheDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_header_key)],
 ) -> Caller:
-    """The caller behind the request's API key (401 without a valid one).
+    """The caller behind the request's API key (401 without a valid one; 429 over its rate).
 
     A key seen in the last few seconds is checked against the process's cache on the event loop;
     otherwise the database is asked, in the thread pool.
     """
     presented = header_key or (bearer.credentials if bearer else None)
+    caller: Caller | None = None
     if presented is not None:
         prefix = presented.removeprefix(access.KEY_PREFIX).partition("_")[0]
         if cache.key(prefix) is not None:
-            return access.authenticate(session, presented, cache)
-    return await run_in_threadpool(access.authenticate, session, presented, cache)
+            caller = access.authenticate(session, presented, cache)
+    if caller is None:
+        caller = await run_in_threadpool(access.authenticate, session, presented, cache)
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.take(caller.id)  # 429 with Retry-After once this key's burst is spent
+    return caller
 
 
 CurrentKey = Annotated[Caller, Depends(_current_key)]

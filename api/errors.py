@@ -1,7 +1,8 @@
 """One JSON shape for every error: ``{"code", "message", "field"?}``; never a stack trace.
 
-PathwayError subclasses carry their status; request-validation errors become ``invalid-input``
-(422) naming the first bad field; an unreachable database is ``database-unavailable`` (503) with
+PathwayError subclasses carry their status (and headers, e.g. Retry-After); request-validation
+errors become ``invalid-input`` (422) naming the first bad field, except a batch over its item
+limit, which is ``payload-too-large`` (413); an unreachable database is ``database-unavailable`` (503) with
 ``Retry-After``; a write that loses a race on a unique key is ``conflict`` (409), safe to retry.
 """
 
@@ -34,11 +35,16 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(PathwayError)
     async def pathway_error(_request: Request, error: PathwayError) -> JSONResponse:
-        return JSONResponse(status_code=error.status, content=error.as_dict())
+        return JSONResponse(status_code=error.status, content=error.as_dict(), headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+        if first.get("type") == "too_long" and tuple(first.get("loc", ())) == ("body",):
+            ctx = first.get("ctx")
+            limit = ctx.get("max_length") if isinstance(ctx, dict) else None
+            body_413 = {"code": "payload-too-large", "message": f"a batch holds at most {limit} items"}
+            return JSONResponse(status_code=413, content={**body_413, "field": "body"})
         loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
         body = {"code": "invalid-input", "message": str(first.get("msg", "invalid request"))}
         if loc:

@@ -6,10 +6,12 @@ import asyncio
 
 from fastapi import FastAPI
 
-from api import errors, fhir, patients, referrals, rule_packs, tasks
+from api import care_plan, errors, fhir, patients, referrals, rule_packs, tasks, teams
+from api.limits import BodySizeLimit
 from pathway.access import KeyCache
 from pathway.clock import Clock, SystemClock
 from pathway.db import make_engine
+from pathway.rate_limit import RateLimiter
 from pathway.service import PathwayConfig
 from pathway.settings import Settings
 from rules.evaluation import Evaluator
@@ -26,6 +28,9 @@ def pathway_config(evaluator: Evaluator, settings: Settings) -> PathwayConfig:
         plausibility=pack.pack.plausibility,
         assess=lambda history, as_of: evaluator.assess(history, as_of, pack, tz),
         tz=tz,
+        facts=lambda history, as_of: evaluator.snapshot(history, as_of, pack, tz).facts,
+        targets=pack.pack.targets,
+        indicators=pack.pack.indicators,
     )
 
 
@@ -39,6 +44,8 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.state.engine = make_engine(settings.database_url)
     app.state.write_lock = asyncio.Lock() if app.state.engine.dialect.name == "sqlite" else None
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.clock = clock or SystemClock(settings.tz)
     app.state.pathway = pathway_config(evaluator, settings)
     errors.install(app)
@@ -48,6 +55,8 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(fhir.router)
     app.include_router(rule_packs.router)
     app.include_router(tasks.router)
+    app.include_router(teams.router)
+    app.include_router(care_plan.router)
     return app
 
 

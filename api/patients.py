@@ -78,7 +78,7 @@ def read_patient(
 )
 def post_readings(
     patient_id: PatientId,
-    readings: Annotated[list[ReadingIn], Body(min_length=1)],
+    readings: Annotated[list[ReadingIn], Body(min_length=1, max_length=MAX_BATCH)],
     session: SessionDep,
     clock: ClockDep,
     pathway: PathwayDep,
@@ -92,8 +92,6 @@ def post_readings(
     With an ``Idempotency-Key``, a replay of the same body returns the first answer unchanged
     (header ``Idempotent-Replayed: true``); the same key with another body is a 409.
     """
-    if len(readings) > MAX_BATCH:
-        raise InvalidInput(f"a batch holds at most {MAX_BATCH} readings, got {len(readings)}", "readings")
     now = clock.now()
     patient = patient_for(session, key, patient_id, "readings.post", now, Role.EHR, Role.GATEWAY, cache=cache)
     scope = f"readings:{patient_id}:{source_system}"

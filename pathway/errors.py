@@ -6,6 +6,8 @@ PathwayError(code, detail, field)          status 400 unless a subclass says oth
 ├── UnknownUnit             unknown-unit            422  a unit the pack cannot convert
 ├── UnknownCode             unknown-code            422  unknown condition, symptom, kind, source
 ├── FutureTimestamp         future-timestamp        422  measured after as_of + tolerance
+├── PayloadTooLarge         payload-too-large       413  a body or batch over the limit
+├── RateLimited             rate-limited            429  too many requests from one key (Retry-After)
 ├── InvalidRulePack         invalid-rule-pack       500  a pack failed validation (names the rule)
 ├── UnknownRulePack         unknown-rule-pack       404  no pack with that id / version
 └── RuleEvaluationError     rule-evaluation-failed  500  the engine failed (names rule and pack)
@@ -20,10 +22,11 @@ class PathwayError(Exception):
     code = "pathway-error"
     status = 400
 
-    def __init__(self, detail: str, field: str | None = None) -> None:
+    def __init__(self, detail: str, field: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field
+        self.headers = headers or {}
 
     def __str__(self) -> str:
         where = f" ({self.field})" if self.field else ""
@@ -55,6 +58,16 @@ class UnknownCode(InvalidInput):
 
 class FutureTimestamp(InvalidInput):
     code = "future-timestamp"
+
+
+class PayloadTooLarge(PathwayError):
+    code = "payload-too-large"
+    status = 413
+
+
+class RateLimited(PathwayError):
+    code = "rate-limited"
+    status = 429
 
 
 class InvalidRulePack(PathwayError):

@@ -188,3 +188,26 @@ class Targets(_Strict):
     blood_pressure: list[BloodPressureBand] = Field(min_length=1)
     glucose: GlucoseTargets
     lipids: LipidStratification
+
+
+class StandardManagement(_Strict):
+    min_encounters: PositiveInt
+    window_days: PositiveInt
+
+
+class HeartsControl(_Strict):
+    """WHO HEARTS: BP below these at the last visit in the window, among patients registered long enough."""
+
+    systolic_below: Decimal
+    diastolic_below: Decimal
+    last_visit_within_days: PositiveInt
+    registered_more_than_days: PositiveInt
+
+
+class IndicatorDefinitions(_Strict):
+    """PATHWAY.md §6: the windows and cut-offs of the team indicators (绩效考核)."""
+
+    source: str
+    control_window_days: PositiveInt = Field(description="the latest encounter counts if this recent")
+    standard_management: StandardManagement
+    hearts: HeartsControl

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from pathway import access, referrals, repository, tasks
 from pathway.assessment import Assessment, PackRef
+from pathway.conditions import FactValue
 from pathway.errors import FutureTimestamp, InvalidInput, PathwayError
 from pathway.history import (
     ComplicationRecord,
@@ -41,7 +42,7 @@ from pathway.ingest import (
 )
 from pathway.models import AssessmentRecord, IdempotentRequest, Patient, PatientComplication
 from pathway.models import Encounter as EncounterRow
-from pathway.parameters import Plausibility, Units
+from pathway.parameters import IndicatorDefinitions, Plausibility, Targets, Units
 from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 
 
@@ -102,6 +103,9 @@ class PathwayConfig:
     plausibility: Plausibility
     assess: Callable[[PatientHistory, datetime], Assessment]
     tz: ZoneInfo
+    facts: Callable[[PatientHistory, datetime], dict[str, FactValue]]
+    targets: Targets
+    indicators: IndicatorDefinitions
 
 
 def upsert_patient(session: Session, data: PatientIn, now: datetime) -> tuple[Patient, bool]:
@@ -333,20 +337,35 @@ def _decimal(value: float | None) -> Decimal | None:
 def history_of(session: Session, patient: Patient) -> PatientHistory:
     """The patient's stored history as the snapshot builder sees it (four cached SELECTs of rows)."""
     assert patient.id is not None
+    return history_from_rows(
+        patient,
+        repository.complications_of(session, patient.id),
+        repository.readings_of(session, patient.id),
+        repository.encounters_of(session, patient.id),
+        repository.symptoms_of(session, patient.id),
+    )
+
+
+def history_from_rows(
+    patient: Patient,
+    complications: Iterable[tuple[str, date]],
+    readings: Iterable[repository.ReadingRow],
+    encounters: Iterable[tuple[int, datetime]],
+    symptoms: Sequence[tuple[int | None, str, datetime]],
+) -> PatientHistory:
+    """A patient's history from the rows of :mod:`pathway.repository` (one patient's, or a bulk
+    load's share for that patient)."""
     profile = PatientProfile(
         sex=Sex(patient.sex),
         birth_date=patient.birth_date,
         conditions=frozenset(Condition(c) for c in patient.conditions),
-        complications=tuple(
-            ComplicationRecord(Complication(code), onset)
-            for code, onset in repository.complications_of(session, patient.id)
-        ),
+        complications=tuple(ComplicationRecord(Complication(code), onset) for code, onset in complications),
         smoker=patient.smoker,
         pregnant=patient.pregnant,
     )
     by_encounter: dict[int, list[Measurement]] = {}
     loose: list[Measurement] = []
-    for row in repository.readings_of(session, patient.id):
+    for row in readings:
         encounter_id, kind, source, at, value, systolic, diastolic, pulse, unit, received = row
         measurement = Measurement(
             kind=ReadingKind(kind),
@@ -363,18 +382,16 @@ def history_of(session: Session, patient: Patient) -> PatientHistory:
             loose.append(measurement)
         else:
             by_encounter.setdefault(encounter_id, []).append(measurement)
-    symptoms = repository.symptoms_of(session, patient.id)
-    encounters = tuple(
-        Encounter(
-            at=at,
-            readings=tuple(by_encounter.get(encounter_id, ())),
-            symptoms=tuple(Symptom(code) for of, code, _ in symptoms if of == encounter_id),
-        )
-        for encounter_id, at in repository.encounters_of(session, patient.id)
-    )
     return PatientHistory(
         profile=profile,
-        encounters=encounters,
+        encounters=tuple(
+            Encounter(
+                at=at,
+                readings=tuple(by_encounter.get(encounter_id, ())),
+                symptoms=tuple(Symptom(code) for of, code, _ in symptoms if of == encounter_id),
+            )
+            for encounter_id, at in encounters
+        ),
         readings=tuple(loose),
         symptoms=tuple(SymptomReport(Symptom(code), at) for of, code, at in symptoms if of is None),
     )

@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     # How long a server process trusts an authenticated key before asking the database again:
     # a revoked key stops working within this time. 0 asks the database on every request.
     key_cache_seconds: float = Field(default=15, ge=0, le=3600)
+    # Requests per second per API key (a token bucket; 0 turns limiting off) and the burst allowed.
+    rate_limit_per_second: float = Field(default=200, ge=0)
+    rate_limit_burst: int = Field(default=400, ge=1)
+    # The largest request body accepted (a 1,000-reading batch or FHIR Bundle fits many times over).
+    max_body_bytes: int = Field(default=4_194_304, ge=1024)
 
     @field_validator("database_url")
     @classmethod

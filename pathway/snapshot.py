@@ -493,3 +493,22 @@ def _last_checks(
             if check not in last or done > last[check]:
                 last[check] = done
     return last
+
+
+# --- For the team indicators (PATHWAY.md §6): the same encounter rules as the snapshot's ----------
+
+
+def clinic_encounters(history: PatientHistory, as_of: datetime, tz: ZoneInfo) -> list[Encounter]:
+    """The patient's encounters up to ``as_of`` (explicit and implicit), oldest first."""
+    return _encounters(history, as_of, tz)
+
+
+def encounter_bp(encounter: Encounter) -> tuple[Decimal, Decimal] | None:
+    """The mean clinic BP of one encounter, or None if it has no BP."""
+    return _bp_mean(encounter.readings)
+
+
+def encounter_fasting_glucose(encounter: Encounter) -> Decimal | None:
+    """The mean FPG of one encounter, or None if it has no FPG."""
+    glucose = _encounter_glucose(encounter)
+    return glucose[0] if glucose is not None and glucose[1] else None

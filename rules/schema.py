@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from pathway.assessment import Message, Outcome, Policy
 from pathway.conditions import AllOf, AnyOf, Comparison, Condition, FactRef, comparisons, referenced_facts
-from pathway.parameters import Plausibility, SnapshotWindows, Targets, Units
+from pathway.parameters import IndicatorDefinitions, Plausibility, SnapshotWindows, Targets, Units
 from pathway.snapshot import FACT_TYPES
 from pathway.tiers import RiskTier, TaskKind
 from pathway.vocabulary import CareCheck
@@ -65,6 +65,7 @@ class RulePack(_Strict):
     plausibility: Plausibility
     snapshot: SnapshotWindows
     targets: Targets
+    indicators: IndicatorDefinitions
     policy: Policy
     rules: list[Rule] = Field(min_length=1)
     schedules: list[Schedule] = Field(default_factory=list)

@@ -1,0 +1,228 @@
+"""SQL of the team views: the daily list, the latest assessment of many patients, indicator inputs.
+
+Part of the repository layer: functions take a Session and never commit. The daily list is one
+range scan of the partial index ``ix_care_task_daily_list`` (team, due_date, priority) joined to
+the patients on the page; the latest assessment of each listed patient is one grouped lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import case, func, or_
+from sqlalchemy import select as select_columns
+from sqlmodel import Session, SQLModel, col, select
+
+from pathway.models import (
+    AssessmentRecord,
+    CareTask,
+    Encounter,
+    Patient,
+    PatientComplication,
+    Reading,
+    Referral,
+    SymptomReport,
+    Team,
+)
+
+_TABLES = SQLModel.metadata.tables
+_task_table = _TABLES[CareTask.__tablename__]
+_task = _task_table.c
+_patient_table = _TABLES[Patient.__tablename__]
+_patient = _patient_table.c
+_assessment = _TABLES[AssessmentRecord.__tablename__].c
+_referral = _TABLES[Referral.__tablename__].c
+_encounter_table = _TABLES[Encounter.__tablename__]
+_encounter = _encounter_table.c
+_reading = _TABLES[Reading.__tablename__].c
+_symptom = _TABLES[SymptomReport.__tablename__].c
+_complication = _TABLES[PatientComplication.__tablename__].c
+
+
+def team_by_id(session: Session, team_id: int) -> Team | None:
+    return session.get(Team, team_id)
+
+
+def _list_filter(team_id: int, day: date, until: datetime, role: str | None, member: str | None) -> list[Any]:
+    conditions: list[Any] = [
+        _task.team_id == team_id,
+        _task.status == "open",
+        _task.due_date <= day,
+        or_(_task.snoozed_until.is_(None), _task.snoozed_until < until),
+    ]
+    if role is not None:
+        conditions.append(_task.role == role)
+    if member is not None:
+        conditions.append(_task.assignee == member)
+    return conditions
+
+
+def daily_list(
+    session: Session,
+    team_id: int,
+    day: date,
+    until: datetime,
+    tier_rank: dict[str, int],
+    *,
+    role: str | None,
+    member: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, Sequence[Any]]:
+    """(total, page) of the team's open tasks due on or before ``day`` and not snoozed past
+    ``until``: priority, then days overdue (oldest due first), then tier (``tier_rank``, 0 worst)."""
+    conditions = _list_filter(team_id, day, until, role, member)
+    total = session.execute(
+        select_columns(func.count()).select_from(_task_table).where(*conditions)
+    ).scalar_one()
+    tier_order = case(tier_rank, value=_task.tier, else_=len(tier_rank))
+    statement = (
+        select_columns(
+            _task.id,
+            _task.patient_id,
+            _task.kind,
+            _task.subject,
+            _task.priority,
+            _task.due_at,
+            _task.due_date,
+            _task.time_limit_at,
+            _task.role,
+            _task.assignee,
+            _task.tier,
+            _task.rule_id,
+            _task.pack_version,
+            _task.escalated_at,
+            _patient.name,
+            _patient.external_id,
+        )
+        .join(_patient_table, _patient.id == _task.patient_id)
+        .where(*conditions)
+        .order_by(_task.priority, _task.due_date, tier_order, _task.due_at, _task.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return int(total), session.execute(statement).all()
+
+
+def latest_assessments(
+    session: Session, patient_ids: Sequence[int], made_by: datetime | None = None
+) -> dict[int, AssessmentRecord]:
+    """The newest stored assessment of each of these patients (made by ``made_by`` if given)."""
+    found: dict[int, AssessmentRecord] = {}
+    for chunk in _chunks(patient_ids):
+        newest = select_columns(func.max(_assessment.id)).where(_assessment.patient_id.in_(chunk))
+        if made_by is not None:
+            newest = newest.where(_assessment.evaluated_at <= made_by)
+        statement = select(AssessmentRecord).where(
+            col(AssessmentRecord.id).in_(newest.group_by(_assessment.patient_id).scalar_subquery())
+        )
+        found.update({record.patient_id: record for record in session.exec(statement)})
+    return found
+
+
+def team_patients(session: Session, team_id: int, registered_by: datetime) -> Sequence[Patient]:
+    """The team's patients registered by ``registered_by``, by id."""
+    statement = (
+        select(Patient)
+        .where(Patient.team_id == team_id, col(Patient.created_at) <= registered_by)
+        .order_by(col(Patient.id))
+    )
+    return session.exec(statement).all()
+
+
+_CLINIC_SOURCES = ("home", "wearable", "cgm")
+
+
+def clinical_rows(
+    session: Session, patient_ids: Sequence[int], until: datetime
+) -> dict[int, tuple[list[Any], list[Any], list[Any], list[Any]]]:
+    """Per patient: (complications, readings, encounters, symptoms) rows as
+    :func:`pathway.service.history_from_rows` takes them, up to ``until``, without self-measured
+    readings (the indicators read encounters and labs only)."""
+    rows: dict[int, tuple[list[Any], list[Any], list[Any], list[Any]]] = {
+        patient_id: ([], [], [], []) for patient_id in patient_ids
+    }
+    for chunk in _chunks(patient_ids):
+        statement = select_columns(_complication.patient_id, _complication.code, _complication.onset).where(
+            _complication.patient_id.in_(chunk)
+        )
+        for patient_id, *rest in session.execute(statement.order_by(_complication.onset)):
+            rows[patient_id][0].append(tuple(rest))
+        readings = (
+            select_columns(
+                _reading.patient_id,
+                _reading.encounter_id,
+                _reading.kind,
+                _reading.source,
+                _reading.measured_at,
+                _reading.value,
+                _reading.systolic,
+                _reading.diastolic,
+                _reading.pulse,
+                _reading.unit_received,
+                _reading.values_received,
+            )
+            .where(
+                _reading.patient_id.in_(chunk),
+                _reading.measured_at <= until,
+                _reading.source.not_in(_CLINIC_SOURCES),
+            )
+            .order_by(_reading.measured_at)
+        )
+        for patient_id, *rest in session.execute(readings):
+            rows[patient_id][1].append(tuple(rest))
+        encounters = select_columns(_encounter.patient_id, _encounter.id, _encounter.at).where(
+            _encounter.patient_id.in_(chunk), _encounter.at <= until
+        )
+        for patient_id, *rest in session.execute(encounters):
+            rows[patient_id][2].append(tuple(rest))
+        symptoms = select_columns(
+            _symptom.patient_id, _symptom.encounter_id, _symptom.code, _symptom.at
+        ).where(_symptom.patient_id.in_(chunk), _symptom.at <= until)
+        for patient_id, *rest in session.execute(symptoms):
+            rows[patient_id][3].append(tuple(rest))
+    return rows
+
+
+def open_referrals_by_urgency(session: Session, team_id: int, at: datetime) -> dict[str, int]:
+    """Referrals of the team's patients opened by ``at`` and still active (open or accepted)."""
+    statement = (
+        select_columns(_referral.urgency, func.count())
+        .join(_patient_table, _patient.id == _referral.patient_id)
+        .where(
+            _patient.team_id == team_id,
+            _referral.status.in_(("open", "accepted")),
+            _referral.created_at <= at,
+        )
+        .group_by(_referral.urgency)
+    )
+    return {urgency: int(count) for urgency, count in session.execute(statement)}
+
+
+def overdue_tasks(session: Session, team_id: int, before: date) -> dict[int, int]:
+    """Open tasks of the team due before ``before`` (a date), counted by priority."""
+    statement = (
+        select_columns(_task.priority, func.count())
+        .where(_task.team_id == team_id, _task.status == "open", _task.due_date < before)
+        .group_by(_task.priority)
+    )
+    return {int(priority): int(count) for priority, count in session.execute(statement)}
+
+
+def encounters_between(session: Session, team_id: int, start: datetime, end: datetime) -> int:
+    statement = (
+        select_columns(func.count())
+        .select_from(_encounter_table)
+        .join(_patient_table, _patient.id == _encounter.patient_id)
+        .where(_patient.team_id == team_id, _encounter.at >= start, _encounter.at <= end)
+    )
+    return int(session.execute(statement).scalar_one())
+
+
+_CHUNK = 500
+
+
+def _chunks(ids: Sequence[int]) -> list[list[int]]:
+    return [list(ids[i : i + _CHUNK]) for i in range(0, len(ids), _CHUNK)]

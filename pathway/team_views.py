@@ -1,0 +1,248 @@
+"""The GP team's screens as use-cases: the daily list (今日任务) and the indicators (绩效考核).
+
+Daily list (PATHWAY.md §5): the team's open tasks due on the day or before (overdue), not snoozed
+past that day, ordered by priority, then days overdue (most first), then tier (red first). Each
+item carries the patient, their current tier with the reasons in one line, the latest BP, glucose
+and LDL-C the rules saw, and what to do. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from pathway import indicators, service, team_store
+from pathway.errors import PathwayError
+from pathway.models import AssessmentRecord, Team
+from pathway.service import PathwayConfig
+from pathway.tiers import RiskTier, TaskKind
+from pathway.vocabulary import CareCheck, Condition
+
+# What a task asks of the team, in the team's words (the catalogue of PATHWAY.md §5).
+WHAT_TO_DO: dict[str, tuple[str, str]] = {
+    TaskKind.EMERGENCY_REFERRAL.value: ("立即急诊转诊（120）", "Emergency referral now (120)"),
+    TaskKind.URGENT_REFERRAL.value: ("24小时内紧急转诊", "Urgent referral within 24 h"),
+    TaskKind.BP_RECHECK.value: ("复测血压，确认是否危急", "Recheck BP to confirm a crisis"),
+    TaskKind.ROUTINE_REFERRAL.value: ("安排常规上转", "Arrange a routine referral"),
+    TaskKind.REFERRAL_FOLLOW_UP.value: ("转诊后随访", "Follow up after the referral"),
+    TaskKind.FOLLOW_UP_VISIT.value: ("面对面随访", "Follow-up visit"),
+    TaskKind.LIPID_RECHECK.value: ("复查血脂", "Recheck the lipid panel"),
+    TaskKind.DATA_GAP.value: ("联系患者测量血压/血糖", "Contact the patient to measure"),
+    TaskKind.ANNUAL_CHECK.value: ("年度健康检查", "Annual health check"),
+    TaskKind.COMPLICATION_SCREENING.value: ("并发症筛查", "Complication screening"),
+}
+SCREENING: dict[str, tuple[str, str]] = {
+    CareCheck.FUNDUS.value: ("眼底检查", "fundus exam"),
+    CareCheck.UACR_EGFR.value: ("尿白蛋白/肌酐比值+eGFR", "UACR + eGFR"),
+    CareCheck.FOOT.value: ("足部检查", "foot exam"),
+    CareCheck.ECG.value: ("心电图", "ECG"),
+}
+_TIER_RANK = {tier.value: rank for rank, tier in enumerate(sorted(RiskTier, key=lambda t: -t.severity))}
+_LATEST_FACTS = (
+    "office_sbp",
+    "office_dbp",
+    "home_sbp_mean",
+    "home_dbp_mean",
+    "latest_encounter_glucose",
+    "hba1c",
+    "ldl_c",
+    "ldl_target",
+)
+CSV_LIMIT = 5000
+
+
+class UnknownTeam(PathwayError):
+    code = "unknown-team"
+    status = 404
+
+
+@dataclass
+class ListItem:
+    task_id: int
+    patient_id: int
+    patient_name: str | None
+    external_id: str
+    kind: str
+    subject: str | None
+    what_to_do: str
+    what_to_do_en: str
+    priority: int
+    due_at: datetime
+    days_overdue: int
+    time_limit_at: datetime
+    role: str
+    assignee: str | None
+    tier: str
+    escalated: bool
+    reasons: str
+    rule_id: str
+    pack_version: str
+    latest: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass
+class DailyList:
+    team_id: int
+    date: date
+    total: int
+    items: list[ListItem]
+
+
+def require_team(session: Session, team_id: int) -> Team:
+    team = team_store.team_by_id(session, team_id)
+    if team is None:
+        raise UnknownTeam(f"no team with id {team_id}", "team_id")
+    return team
+
+
+def team_today(team: Team, now: datetime) -> date:
+    return now.astimezone(ZoneInfo(team.timezone)).date()
+
+
+def daily_list(
+    session: Session,
+    team: Team,
+    day: date,
+    *,
+    role: str | None = None,
+    member: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> DailyList:
+    assert team.id is not None
+    zone = ZoneInfo(team.timezone)
+    end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    total, rows = team_store.daily_list(
+        session, team.id, day, end_of_day, _TIER_RANK, role=role, member=member, limit=limit, offset=offset
+    )
+    latest = team_store.latest_assessments(session, sorted({row.patient_id for row in rows}))
+    items = [_item(row, latest.get(row.patient_id), day) for row in rows]
+    return DailyList(team_id=team.id, date=day, total=total, items=items)
+
+
+def _item(row: Any, record: AssessmentRecord | None, day: date) -> ListItem:
+    todo_zh, todo_en = WHAT_TO_DO.get(row.kind, (row.kind, row.kind))
+    if row.subject:
+        check_zh, check_en = SCREENING.get(row.subject, (row.subject, row.subject))
+        todo_zh, todo_en = f"{todo_zh}：{check_zh}", f"{todo_en}: {check_en}"
+    result = record.result if record is not None else {}
+    facts = result.get("facts", {})
+    return ListItem(
+        task_id=row.id,
+        patient_id=row.patient_id,
+        patient_name=row.name,
+        external_id=row.external_id,
+        kind=row.kind,
+        subject=row.subject or None,
+        what_to_do=todo_zh,
+        what_to_do_en=todo_en,
+        priority=row.priority,
+        due_at=row.due_at,
+        days_overdue=max((day - row.due_date).days, 0),
+        time_limit_at=row.time_limit_at,
+        role=row.role,
+        assignee=row.assignee,
+        tier=record.tier if record is not None else row.tier,
+        escalated=row.escalated_at is not None,
+        reasons="；".join(r["message"] for r in result.get("reasons", [])),
+        rule_id=row.rule_id,
+        pack_version=row.pack_version,
+        latest={name: _number(facts.get(name)) for name in _LATEST_FACTS},
+    )
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def as_csv(day_list: DailyList) -> str:
+    """The day's list as CSV (UTF-8 with BOM so spreadsheet programs read the Chinese)."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out)
+    writer.writerow(
+        ["优先级 priority", "逾期天数 days overdue", "分层 tier", "患者 patient", "编号 id", "任务 task",
+         "岗位 role", "负责人 assignee", "截止 due", "时限 time limit", "血压 BP", "血糖 glucose",
+         "LDL-C", "原因 reasons", "规则 rule", "版本 pack"]
+    )  # fmt: skip
+    for item in day_list.items:
+        latest = item.latest
+        sbp, dbp = (
+            latest.get("office_sbp") or latest.get("home_sbp_mean"),
+            (latest.get("office_dbp") or latest.get("home_dbp_mean")),
+        )
+        writer.writerow(
+            [
+                item.priority,
+                item.days_overdue,
+                item.tier,
+                item.patient_name or "",
+                item.external_id,
+                item.what_to_do,
+                item.role,
+                item.assignee or "",
+                item.due_at.isoformat(),
+                item.time_limit_at.isoformat(),
+                f"{sbp:g}/{dbp:g}" if sbp is not None and dbp is not None else "",
+                _text(latest.get("latest_encounter_glucose")),
+                _text(latest.get("ldl_c")),
+                item.reasons,
+                item.rule_id,
+                item.pack_version,
+            ]
+        )
+    return out.getvalue()
+
+
+def _text(value: float | None) -> str:
+    return f"{value:g}" if value is not None else ""
+
+
+# --- Indicators -----------------------------------------------------------------------------------
+
+
+@dataclass
+class PeriodCounts:
+    encounters: int
+    open_referrals_by_urgency: dict[str, int]
+    overdue_tasks_by_priority: dict[int, int]
+
+
+def team_indicators(
+    session: Session, team: Team, config: PathwayConfig, start: datetime, end: datetime
+) -> tuple[indicators.TeamIndicators, PeriodCounts]:
+    """The indicators as of ``end`` (each patient's history up to then) and the period's counts."""
+    assert team.id is not None
+    zone = ZoneInfo(team.timezone)
+    patients = team_store.team_patients(session, team.id, end)
+    ids = [p.id for p in patients if p.id is not None]
+    rows = team_store.clinical_rows(session, ids, end)
+    tiers = team_store.latest_assessments(session, ids, made_by=end)
+    managed = []
+    for patient in patients:
+        assert patient.id is not None
+        history = service.history_from_rows(patient, *rows[patient.id])
+        record = tiers.get(patient.id)
+        managed.append(
+            indicators.ManagedPatient(
+                patient_id=patient.id,
+                registered_at=patient.created_at,
+                conditions=frozenset(Condition(c) for c in patient.conditions),
+                history=history,
+                facts=config.facts(history, end),
+                tier=RiskTier(record.tier) if record is not None else None,
+            )
+        )
+    result = indicators.compute(managed, config.indicators, config.targets.glucose, end, zone)
+    counts = PeriodCounts(
+        encounters=team_store.encounters_between(session, team.id, start, end),
+        open_referrals_by_urgency=team_store.open_referrals_by_urgency(session, team.id, end),
+        overdue_tasks_by_priority=team_store.overdue_tasks(session, team.id, end.astimezone(zone).date()),
+    )
+    return result, counts

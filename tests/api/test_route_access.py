@@ -1,0 +1,186 @@
+"""Every route, every role: what a key may not do is refused with 403 and no data.
+
+The matrix below is the access policy. A new route fails the first test until it is given a line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from pathway import access
+from pathway.access import Role
+from tests.api.conftest import new_key, register_patient
+from tests.builders import AS_OF
+
+EHR, TEAM, GATEWAY = Role.EHR, Role.TEAM, Role.GATEWAY
+PATIENT_READERS = {EHR, TEAM}
+# operation id → the roles (besides admin) that may call it.
+ALLOWED: dict[str, set[Role]] = {
+    "patients-upsert": {EHR},
+    "patients-read": PATIENT_READERS,
+    "readings-batch": {EHR, GATEWAY},
+    "assessments-history": PATIENT_READERS,
+    "encounters-create": {EHR},
+    "symptoms-report": {EHR, GATEWAY},
+    "assessment-current": PATIENT_READERS,
+    "assessment-preview": PATIENT_READERS,
+    "gateways-link": {EHR},
+    "referrals-list": PATIENT_READERS,
+    "referrals-create": PATIENT_READERS,
+    "referrals-accept": PATIENT_READERS,
+    "referrals-complete": PATIENT_READERS,
+    "referrals-return": PATIENT_READERS,
+    "fhir-observation": {EHR, GATEWAY},
+    "fhir-bundle": {EHR, GATEWAY},
+    "rule-packs-list": {EHR, TEAM, GATEWAY},
+    "tasks-list": PATIENT_READERS,
+    "tasks-history": PATIENT_READERS,
+    "tasks-outcome": PATIENT_READERS,
+    "tasks-reassign": PATIENT_READERS,
+    "tasks-snooze": PATIENT_READERS,
+    "team-daily-list": PATIENT_READERS,
+    "team-indicators": PATIENT_READERS,
+    "care-plan": PATIENT_READERS,
+}
+NO_PATIENT_DATA = {"rule-packs-list"}
+
+
+@dataclass
+class World:
+    """Team A's patient with a referral and a task; keys of every role, some for team B."""
+
+    patient: int
+    referral: int
+    task: int
+    team_a: int
+    keys: dict[str, str]
+
+
+def _request(operation: str, w: World) -> tuple[str, str, Any]:
+    at = (AS_OF - timedelta(hours=1)).isoformat()
+    reading = {"kind": "bp", "systolic": 150, "diastolic": 92, "source": "wearable", "measured_at": at}
+    p = f"/v1/patients/{w.patient}"
+    observation = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2339-0"}]},
+        "subject": {"reference": f"Patient/{w.patient}"},
+        "effectiveDateTime": at,
+        "valueQuantity": {
+            "value": 6.1,
+            "unit": "mmol/L",
+            "system": "http://unitsofmeasure.org",
+            "code": "mmol/L",
+        },
+    }
+    patient_body = {"source_system": "ehr", "external_id": "A1", "sex": "male", "birth_date": "1960-01-01"}
+    visit = {"at": at, "readings": [{"kind": "bp", "systolic": 150, "diastolic": 92}]}
+    as_of = AS_OF.isoformat().replace("+", "%2B")
+    referral, task = f"/v1/referrals/{w.referral}", f"/v1/tasks/{w.task}"
+    snooze = {"until": (AS_OF + timedelta(days=2)).isoformat(), "reason": "患者外出"}
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": observation}]}
+    requests: dict[str, tuple[str, str, Any]] = {
+        "patients-upsert": ("POST", "/v1/patients", {**patient_body, "team_code": "team-a"}),
+        "patients-read": ("GET", p, None),
+        "readings-batch": ("POST", f"{p}/readings", [reading]),
+        "assessments-history": ("GET", f"{p}/assessments", None),
+        "encounters-create": ("POST", f"{p}/encounters", visit),
+        "symptoms-report": ("POST", f"{p}/symptoms", [{"code": "severe_headache", "at": at}]),
+        "assessment-current": ("GET", f"{p}/assessment", None),
+        "assessment-preview": ("POST", f"{p}/assessment:preview?as_of={as_of}", None),
+        "gateways-link": ("POST", f"{p}/gateways", {"api_key_id": 1}),
+        "referrals-list": ("GET", f"{p}/referrals", None),
+        "referrals-create": ("POST", f"{p}/referrals", {"urgency": "routine", "reason": "复查"}),
+        "referrals-accept": ("POST", f"{referral}/accept", {"receiving_institution": "即墨区人民医院"}),
+        "referrals-complete": ("POST", f"{referral}/complete", {"outcome": "调整用药"}),
+        "referrals-return": ("POST", f"{referral}/return", {"note": "下转", "follow_up_in_days": 14}),
+        "fhir-observation": ("POST", "/v1/fhir/Observation", observation),
+        "fhir-bundle": ("POST", "/v1/fhir", bundle),
+        "rule-packs-list": ("GET", "/v1/rule-packs", None),
+        "tasks-list": ("GET", f"{p}/tasks", None),
+        "tasks-history": ("GET", f"{task}/history", None),
+        "tasks-outcome": ("POST", f"{task}/outcome", {"outcome": "unreachable", "note": "电话未接"}),
+        "tasks-reassign": ("POST", f"{task}/reassign", {"member": "李医生"}),
+        "tasks-snooze": ("POST", f"{task}/snooze", snooze),
+        "team-daily-list": ("GET", f"/v1/teams/{w.team_a}/tasks", None),
+        "team-indicators": ("GET", f"/v1/teams/{w.team_a}/indicators", None),
+        "care-plan": ("GET", f"{p}/care-plan", None),
+    }
+    return requests[operation]
+
+
+@pytest.fixture
+def world(client: TestClient) -> World:
+    app: Any = client.app
+    with Session(app.state.engine) as session:
+        team_a = access.create_team(session, "team-a", "即墨 家庭医生团队 A", "home")
+        access.create_team(session, "team-b", "即墨 家庭医生团队 B", "home")
+        session.commit()
+        assert team_a.id is not None
+        team_a_id = team_a.id
+    patient = register_patient(client, "A1", team_code="team-a")
+    referral = client.post(f"/v1/patients/{patient}/referrals", json={"urgency": "routine", "reason": "复查"})
+    assert referral.status_code == 201, referral.text
+    tasks = client.get(f"/v1/patients/{patient}/tasks").json()
+    keys = {
+        "ehr": new_key(app, EHR),
+        "team-a": new_key(app, TEAM, team="team-a"),
+        "team-b": new_key(app, TEAM, team="team-b"),
+        "gateway-unlinked": new_key(app, GATEWAY),
+    }
+    return World(patient, referral.json()["id"], tasks[0]["id"], team_a_id, keys)
+
+
+def _call(client: TestClient, operation: str, w: World, key: str) -> Any:
+    method, path, body = _request(operation, w)
+    return client.request(method, path, json=body, headers={"Authorization": f"Bearer {key}"})
+
+
+def test_every_route_has_an_access_decision(client: TestClient) -> None:
+    spec = client.app.openapi()  # type: ignore[attr-defined]
+    operations = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
+    assert operations == set(ALLOWED)
+
+
+def _refusal_problem(operation: str, who: str, response: Any) -> str | None:
+    """None if ``response`` is a clean refusal; else what is wrong with it."""
+    body = response.json()
+    if response.status_code != 403 or body.get("code") != "forbidden":
+        return f"{operation} as {who}: {response.status_code} {response.text[:200]}"
+    if not set(body) <= {"code", "message", "field"}:
+        return f"{operation} as {who}: the refusal carries {sorted(body)}"
+    return None
+
+
+def test_a_role_outside_the_route_is_refused_with_no_data(client: TestClient, world: World) -> None:
+    denied = {TEAM: "team-a", GATEWAY: "gateway-unlinked", EHR: "ehr"}
+    problems = [
+        _refusal_problem(operation, key, _call(client, operation, world, world.keys[key]))
+        for operation in sorted(ALLOWED)
+        for role, key in denied.items()
+        if role not in ALLOWED[operation]
+    ]
+    assert [p for p in problems if p] == []
+
+
+def test_another_teams_key_and_an_unlinked_gateway_are_refused_everywhere(
+    client: TestClient, world: World
+) -> None:
+    problems = []
+    for operation in sorted(set(ALLOWED) - NO_PATIENT_DATA):
+        for role, key in ((TEAM, "team-b"), (GATEWAY, "gateway-unlinked")):
+            if role in ALLOWED[operation]:
+                response = _call(client, operation, world, world.keys[key])
+                problems.append(_refusal_problem(operation, key, response))
+    assert [p for p in problems if p] == []
+
+
+def test_the_own_teams_key_is_let_through(client: TestClient, world: World) -> None:
+    for operation in ("patients-read", "team-daily-list", "team-indicators", "care-plan", "tasks-list"):
+        assert _call(client, operation, world, world.keys["team-a"]).status_code == 200, operation

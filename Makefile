@@ -9,7 +9,7 @@ export MALLOC_TRIM_THRESHOLD_ ?= 268435456
 # would be mmapped and unmapped per call (4x slower, measured in bench/rules.py). Pin it too.
 export MALLOC_MMAP_THRESHOLD_ ?= 1048576
 
-.PHONY: run test setup bench
+.PHONY: run test setup bench demo
 
 setup: $(STAMP)
 
@@ -31,4 +31,10 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.rules
+	$(BIN)/python -m bench
+
+# A synthetic county in the database of PATHWAY_DATABASE_URL (default pathway.db): 5 GP teams,
+# 2,000 patients, 18 months of care, a day of scheduling; prints keys and URLs, then serves the API.
+demo: $(STAMP)
+	$(BIN)/pathway demo
+	$(BIN)/pathway serve

@@ -62,6 +62,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.figures import emit
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -286,6 +288,9 @@ def running_server(url: str, workers: int, log_dir: Path) -> Iterator[int]:
     port = free_port()
     env = dict(os.environ)  # MALLOC_* tunables and everything else pass through unchanged
     env["PATHWAY_DATABASE_URL"] = url
+    # One admin key drives every client thread, far above one gateway's per-key rate limit: the
+    # limiter is off here (this measures the store and the re-tiering, not the limiter).
+    env.setdefault("PATHWAY_RATE_LIMIT_PER_SECOND", "0")
     log_path = log_dir / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -648,6 +653,26 @@ def print_table(runs: list[DatabaseRun], batch: int) -> None:
     print(rule)
 
 
+def emit_figures(runs: list[DatabaseRun], workers: int) -> None:
+    """The headline figures for ``python -m bench``."""
+    for run in runs:
+        processes = f"{workers if run.database == 'postgresql' else 1} process(es)"
+        single, batch = run.modes.get("single"), run.modes.get("batch")
+        if single is not None:
+            rps, p99 = single.requests_per_s, single.latency_ms(0.99)
+            emit(f"{run.database} single posts/s, {processes}", f"{rps:,.0f}", f"≥ {TARGET_SINGLE_RPS:,.0f}",
+                 rps >= TARGET_SINGLE_RPS)  # fmt: skip
+            emit(f"{run.database} single post p99 ms", f"{p99:,.1f}", f"< {TARGET_SINGLE_P99_MS:.0f}",
+                 p99 < TARGET_SINGLE_P99_MS)  # fmt: skip
+        if batch is not None:
+            per_s, target = batch.readings_per_s, TARGET_BATCH_READINGS_PS
+            emit(
+                f"{run.database} readings/s in batches", f"{per_s:,.0f}", f"≥ {target:,.0f}", per_s >= target
+            )
+        emit(f"{run.database} lost / duplicated / errors", "0" if not run.problems() else "BROKEN", "0",
+             not run.problems())  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     assert __doc__ is not None
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0])
@@ -674,6 +699,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"glibc tunables passed to the server: {malloc_env or 'none (make exports them; see README)'}")
     runs = [run_database(kind, args) for kind in databases]
     print_table(runs, args.batch)
+    emit_figures(runs, args.workers)
     problems = [f"{run.database}: {problem}" for run in runs for problem in run.problems()]
     for problem in problems:
         print(f"BROKEN {problem}")

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from bench.figures import emit
 from pathway.clock import CLINIC_TZ
 from pathway.conditions import FactValue
 from pathway.history import (
@@ -336,6 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         f"oracle check: {timings.oracle_disagreements} disagreements in {timings.oracle_checked:,} sampled; "
         f"live durable_rules sessions after the run: {evaluator.engine.live_sessions()}"
     )
+    per_second = count / timings.assess
+    emit("full assessments/s (history → tier)", f"{per_second:,.0f}")
+    emit("durable_rules evaluations/s (facts → fired rules)", f"{count / timings.engine:,.0f}")
+    emit("snapshots/s (history → facts)", f"{count / timings.snapshot:,.0f}")
+    emit("engine time / snapshot time", f"{timings.engine / timings.snapshot:.2f}")
+    emit("peak RSS MB", f"{peak_rss_mb():.0f}")
+    emit("oracle disagreements", str(timings.oracle_disagreements), "0", timings.oracle_disagreements == 0)
     return 1 if timings.oracle_disagreements else 0
 
 

@@ -75,7 +75,7 @@ def read_care_plan(
     patient = patient_for(session, key, patient_id, "care_plan.read", now, Role.EHR, Role.TEAM)
     record = repository.latest_assessment(session, patient_id)
     if record is None or not service.is_current(record, pathway, now):
-        record = service.reassess(session, patient, pathway, now)
+        record = service.reassess_locked(session, patient_id, pathway, clock)
     today = now.astimezone(pathway.tz).date()
     plan = care_plan.plan_year(
         session, record, service.history_of(session, patient), year or today.year, today, pathway.tz

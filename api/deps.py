@@ -106,10 +106,15 @@ def patient_for(
     now: datetime,
     *roles: Role,
     cache: KeyCache = access.NO_CACHE,
+    write: bool = False,
 ) -> Patient:
-    """The patient, if this key may act on it in one of ``roles``; the access is audited."""
+    """The patient, if this key may act on it in one of ``roles``; the access is audited.
+
+    ``write``: the request will change the patient's history or assessment, so the patient is
+    locked until it commits. Read the clock for the reassessment after this returns.
+    """
     access.require_role(key, *roles)
-    patient = service.require_patient(session, patient_id)
+    patient = service.require_patient(session, patient_id, for_update=write)
     access.require_patient(session, key, patient, *roles, cache=cache)
     access.audit(session, key, action, patient_id, now)
     return patient

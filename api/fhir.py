@@ -116,9 +116,11 @@ def _store(
     for index, item in mapped:
         by_patient.setdefault(item.patient_id, []).append((index, item))
     single = len(mapped) == 1 and not rejected
-    for patient_id, items in by_patient.items():
+    for patient_id, items in sorted(by_patient.items()):  # patients locked in one order: no deadlock
         try:
-            patient = patient_for(session, key, patient_id, "fhir.observation", now, Role.EHR, Role.GATEWAY)
+            patient = patient_for(
+                session, key, patient_id, "fhir.observation", now, Role.EHR, Role.GATEWAY, write=True
+            )
         except PathwayError as error:
             if single:
                 raise
@@ -127,6 +129,7 @@ def _store(
                     index=index, status="rejected", error=ItemError(**error.as_dict())
                 )
             continue
+        now = clock.now()  # after the patient's lock
         stored = service.record_readings(
             session, patient, [m.reading for _, m in items], source_system="fhir", config=pathway, now=now
         )

@@ -93,7 +93,10 @@ def post_readings(
     (header ``Idempotent-Replayed: true``); the same key with another body is a 409.
     """
     now = clock.now()
-    patient = patient_for(session, key, patient_id, "readings.post", now, Role.EHR, Role.GATEWAY, cache=cache)
+    patient = patient_for(
+        session, key, patient_id, "readings.post", now, Role.EHR, Role.GATEWAY, cache=cache, write=True
+    )
+    now = clock.now()  # after the patient's lock: this reassessment sees every committed reading
     scope = f"readings:{patient_id}:{source_system}"
     fingerprint = service.request_fingerprint([r.model_dump(mode="json") for r in readings])
     if idempotency_key is not None:
@@ -162,7 +165,8 @@ def post_encounter(
 ) -> EncounterResult:
     """Store a clinic visit with its readings and symptoms, then re-tier the patient."""
     now = clock.now()
-    patient = patient_for(session, key, patient_id, "encounter.post", now, Role.EHR)
+    patient = patient_for(session, key, patient_id, "encounter.post", now, Role.EHR, write=True)
+    now = clock.now()
     encounter_id, created = service.record_encounter(
         session, patient, data, source_system=source_system, config=pathway, now=now
     )
@@ -191,7 +195,10 @@ def post_symptoms(
 ) -> AssessmentRead:
     """Record symptoms reported outside a visit (each once), then re-tier the patient."""
     now = clock.now()
-    patient = patient_for(session, key, patient_id, "symptoms.post", now, Role.EHR, Role.GATEWAY, cache=cache)
+    patient = patient_for(
+        session, key, patient_id, "symptoms.post", now, Role.EHR, Role.GATEWAY, cache=cache, write=True
+    )
+    now = clock.now()
     service.record_symptoms(session, patient, symptoms, config=pathway, now=now)
     record = service.reassess(session, patient, pathway, now)
     session.commit()
@@ -209,10 +216,10 @@ def current_assessment(
 ) -> AssessmentRead:
     """The current assessment: the stored one if made today under the pack in force, else re-evaluated."""
     now = clock.now()
-    patient = patient_for(session, key, patient_id, "assessment.read", now, Role.EHR, Role.TEAM)
+    patient_for(session, key, patient_id, "assessment.read", now, Role.EHR, Role.TEAM)
     record = repository.latest_assessment(session, patient_id)
     if record is None or not service.is_current(record, pathway, now):
-        record = service.reassess(session, patient, pathway, now)
+        record = service.reassess_locked(session, patient_id, pathway, clock)
     session.commit()
     return AssessmentRead.of(record)
 

@@ -93,7 +93,7 @@ def refer_by_hand(
 ) -> ReferralRead:
     """A referral the GP decides on, outside the rules."""
     now = clock.now()
-    patient_for(session, key, patient_id, "referral.create", now, Role.EHR, Role.TEAM)
+    patient_for(session, key, patient_id, "referral.create", now, Role.EHR, Role.TEAM, write=True)
     referral = referrals.refer_by_hand(session, patient_id, data.urgency, data.reason, now)
     session.commit()
     return ReferralRead.of(referral)
@@ -154,7 +154,7 @@ def _move(
     referral = repository.referral_by_id(session, referral_id)
     if referral is None:
         raise referrals.UnknownReferral(f"no referral with id {referral_id}", "referral_id")
-    patient_for(session, key, referral.patient_id, "referral.update", now, Role.EHR, Role.TEAM)
+    patient_for(session, key, referral.patient_id, "referral.update", now, Role.EHR, Role.TEAM, write=True)
     moved = referrals.advance(session, referral_id, step, now, **fields)
     session.commit()
     return ReferralRead.of(moved)

@@ -33,8 +33,11 @@ def patient_by_external_id(session: Session, source_system: str, external_id: st
     return session.exec(statement).first()
 
 
-def patient_by_id(session: Session, patient_id: int) -> Patient | None:
-    return session.get(Patient, patient_id)
+def patient_by_id(session: Session, patient_id: int, *, for_update: bool = False) -> Patient | None:
+    """The patient; ``for_update`` also locks its row until the transaction ends (PostgreSQL: writes
+    to one patient's history take turns, so each reassessment sees every reading committed before
+    it; SQLite has a single writer already and ignores it)."""
+    return session.get(Patient, patient_id, with_for_update=for_update)
 
 
 # Hot-path statements are built once, with bound parameters, so SQLAlchemy compiles each once per
@@ -214,7 +217,7 @@ def latest_assessment(session: Session, patient_id: int) -> AssessmentRecord | N
     statement = (
         select(AssessmentRecord)
         .where(AssessmentRecord.patient_id == patient_id)
-        .order_by(col(AssessmentRecord.evaluated_at).desc(), col(AssessmentRecord.id).desc())
+        .order_by(col(AssessmentRecord.id).desc())  # the last stored: patient writes take turns
     )
     return session.exec(statement).first()
 

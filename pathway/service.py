@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from pathway import access, referrals, repository, tasks
 from pathway.assessment import Assessment, PackRef
+from pathway.clock import Clock
 from pathway.conditions import FactValue
 from pathway.errors import FutureTimestamp, InvalidInput, PathwayError
 from pathway.history import (
@@ -139,8 +140,8 @@ def upsert_patient(session: Session, data: PatientIn, now: datetime) -> tuple[Pa
     return patient, created
 
 
-def require_patient(session: Session, patient_id: int) -> Patient:
-    patient = repository.patient_by_id(session, patient_id)
+def require_patient(session: Session, patient_id: int, *, for_update: bool = False) -> Patient:
+    patient = repository.patient_by_id(session, patient_id, for_update=for_update)
     if patient is None:
         raise UnknownPatient(f"no patient with id {patient_id}", "patient_id")
     return patient
@@ -395,6 +396,14 @@ def history_from_rows(
         readings=tuple(loose),
         symptoms=tuple(SymptomReport(Symptom(code), at) for of, code, at in symptoms if of is None),
     )
+
+
+def reassess_locked(
+    session: Session, patient_id: int, config: PathwayConfig, clock: Clock
+) -> AssessmentRecord:
+    """Lock the patient (writes to one patient take turns), then reassess as of the clock's now."""
+    patient = require_patient(session, patient_id, for_update=True)
+    return reassess(session, patient, config, clock.now())
 
 
 def reassess(session: Session, patient: Patient, config: PathwayConfig, now: datetime) -> AssessmentRecord:

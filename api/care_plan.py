@@ -74,7 +74,7 @@ def read_care_plan(
     now = clock.now()
     patient = patient_for(session, key, patient_id, "care_plan.read", now, Role.EHR, Role.TEAM)
     record = repository.latest_assessment(session, patient_id)
-    if record is None or not service.is_current(record, pathway, now):
+    if record is None or not service.is_current(record, pathway, now, patient):
         record = service.reassess_locked(session, patient_id, pathway, clock)
     today = now.astimezone(pathway.tz).date()
     plan = care_plan.plan_year(

@@ -137,7 +137,7 @@ def _store(
             results[index] = FhirEntryResult(
                 **{**outcome.model_dump(), "index": index, "patient_id": patient_id}
             )
-        service.reassess(session, patient, pathway, now)
+        service.reassess_or_defer(session, patient, pathway, now)
     session.commit()
     entries = [results[i] for i in sorted(results)]
     return FhirResult(

@@ -11,7 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import ClockDep, CurrentKey, KeyCacheDep, PathwayDep, PatientId, SessionDep, patient_for
 from api.errors import error_responses
 from api.referrals import ReferralRead
-from api.schemas import AssessmentRead, BatchResult, EncounterResult, PatientRead, PatientSummary
+from api.schemas import (
+    AssessmentRead,
+    BatchResult,
+    EncounterResult,
+    PatientRead,
+    PatientSummary,
+    PendingAssessment,
+)
 from pathway import access, referrals, repository, service
 from pathway.access import Role
 from pathway.errors import InvalidInput
@@ -40,7 +47,7 @@ def upsert_patient(
     now = clock.now()
     patient, created = service.upsert_patient(session, data, now)
     access.audit(session, key, "patient.upsert", patient.id, now)
-    service.reassess(session, patient, pathway, now)
+    service.reassess_or_defer(session, patient, pathway, now)
     session.commit()
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -64,6 +71,7 @@ def read_patient(
         patient=PatientRead.of(patient),
         assessment=AssessmentRead.of(record) if record else None,
         active_referral=ReferralRead.of(referral) if referral else None,
+        assessment_pending=patient.reassessment_due_since is not None,
     )
     session.commit()
     return summary
@@ -109,13 +117,14 @@ def post_readings(
     items = service.record_readings(
         session, patient, readings, source_system=source_system, config=pathway, now=now
     )
-    record = service.reassess(session, patient, pathway, now)
+    record = service.reassess_or_defer(session, patient, pathway, now)
     result = BatchResult(
         created=_count(items, "created"),
         duplicate=_count(items, "duplicate"),
         rejected=_count(items, "rejected"),
         items=items,
-        assessment=AssessmentRead.of(record),
+        assessment=AssessmentRead.of(record) if record else None,
+        assessment_pending=record is None,
     )
     if idempotency_key is not None:
         body = result.model_dump(mode="json")
@@ -170,18 +179,26 @@ def post_encounter(
     encounter_id, created = service.record_encounter(
         session, patient, data, source_system=source_system, config=pathway, now=now
     )
-    record = service.reassess(session, patient, pathway, now)
+    record = service.reassess_or_defer(session, patient, pathway, now)
     session.commit()
     if not created:
         response.status_code = status.HTTP_200_OK
-    return EncounterResult(encounter_id=encounter_id, created=created, assessment=AssessmentRead.of(record))
+    return EncounterResult(
+        encounter_id=encounter_id,
+        created=created,
+        assessment=AssessmentRead.of(record) if record else None,
+        assessment_pending=record is None,
+    )
 
 
 @router.post(
     "/{patient_id}/symptoms",
     response_model=AssessmentRead,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses={
+        202: {"model": PendingAssessment, "description": "stored; the evaluation is pending"},
+        **error_responses(401, 403, 404, 422, 503),
+    },
     operation_id="symptoms-report",
 )
 def post_symptoms(
@@ -192,7 +209,7 @@ def post_symptoms(
     pathway: PathwayDep,
     key: CurrentKey,
     cache: KeyCacheDep,
-) -> AssessmentRead:
+) -> AssessmentRead | JSONResponse:
     """Record symptoms reported outside a visit (each once), then re-tier the patient."""
     now = clock.now()
     patient = patient_for(
@@ -200,8 +217,11 @@ def post_symptoms(
     )
     now = clock.now()
     service.record_symptoms(session, patient, symptoms, config=pathway, now=now)
-    record = service.reassess(session, patient, pathway, now)
+    record = service.reassess_or_defer(session, patient, pathway, now)
     session.commit()
+    if record is None:
+        pending = PendingAssessment(patient_id=patient_id).model_dump()
+        return JSONResponse(pending, status_code=status.HTTP_202_ACCEPTED)
     return AssessmentRead.of(record)
 
 
@@ -216,9 +236,9 @@ def current_assessment(
 ) -> AssessmentRead:
     """The current assessment: the stored one if made today under the pack in force, else re-evaluated."""
     now = clock.now()
-    patient_for(session, key, patient_id, "assessment.read", now, Role.EHR, Role.TEAM)
+    patient = patient_for(session, key, patient_id, "assessment.read", now, Role.EHR, Role.TEAM)
     record = repository.latest_assessment(session, patient_id)
-    if record is None or not service.is_current(record, pathway, now):
+    if record is None or not service.is_current(record, pathway, now, patient):
         record = service.reassess_locked(session, patient_id, pathway, clock)
     session.commit()
     return AssessmentRead.of(record)

@@ -54,6 +54,9 @@ class PatientSummary(BaseModel):
     patient: PatientRead
     assessment: AssessmentRead | None
     active_referral: ReferralRead | None = None
+    assessment_pending: bool = Field(
+        default=False, description="newer data is stored than this assessment saw (the engine failed)"
+    )
 
 
 class BatchResult(BaseModel):
@@ -63,10 +66,24 @@ class BatchResult(BaseModel):
     duplicate: int
     rejected: int
     items: list[ItemResult]
-    assessment: AssessmentRead
+    assessment: AssessmentRead | None = Field(
+        description="the new assessment; null if the rule engine failed (see assessment_pending)"
+    )
+    assessment_pending: bool = Field(
+        default=False,
+        description="the data is stored but could not be evaluated yet; the next evaluation completes it",
+    )
 
 
 class EncounterResult(BaseModel):
     encounter_id: int
     created: bool = Field(description="false when the visit was already stored under its source id")
-    assessment: AssessmentRead
+    assessment: AssessmentRead | None
+    assessment_pending: bool = False
+
+
+class PendingAssessment(BaseModel):
+    """Stored, not yet evaluated: the rule engine failed; the next evaluation completes it."""
+
+    patient_id: int
+    assessment_pending: bool = True

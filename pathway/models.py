@@ -53,6 +53,8 @@ class Patient(SQLModel, table=True):
     pregnant: bool = False
     created_at: datetime
     updated_at: datetime
+    # Set when an evaluation failed after the patient's data was stored: the patient awaits one.
+    reassessment_due_since: datetime | None = Field(default=None, index=True)
 
 
 class PatientComplication(SQLModel, table=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -46,10 +47,20 @@ from pathway.models import Encounter as EncounterRow
 from pathway.parameters import IndicatorDefinitions, Plausibility, Targets, Units
 from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 
+log = logging.getLogger("pathway.service")
+
 
 class UnknownPatient(PathwayError):
     code = "unknown-patient"
     status = 404
+
+
+class EvaluationUnavailable(PathwayError):
+    code = "evaluation-unavailable"
+    status = 503
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, None, {"Retry-After": "5"})
 
 
 class IdempotencyKeyReused(PathwayError):
@@ -266,10 +277,13 @@ def record_symptoms(
         )
 
 
-def is_current(record: AssessmentRecord, config: PathwayConfig, now: datetime) -> bool:
+def is_current(
+    record: AssessmentRecord, config: PathwayConfig, now: datetime, patient: Patient | None = None
+) -> bool:
     """An assessment is current on the clinic date it was made, under the pack (and file) in force.
 
-    Every ingest reassesses, so only time and a new pack make an assessment stale.
+    Every ingest reassesses, so only time, a new pack or a failed evaluation (the patient awaits a
+    reassessment) make an assessment stale.
     """
     made = record.evaluated_at.astimezone(config.tz).date()
     same_pack = (record.pack_id, record.pack_version, record.pack_sha256) == (
@@ -277,7 +291,8 @@ def is_current(record: AssessmentRecord, config: PathwayConfig, now: datetime) -
         config.pack.version,
         config.pack.sha256,
     )
-    return made == now.astimezone(config.tz).date() and same_pack
+    awaited = patient is not None and patient.reassessment_due_since is not None
+    return made == now.astimezone(config.tz).date() and same_pack and not awaited
 
 
 def preview(session: Session, patient: Patient, config: PathwayConfig, as_of: datetime) -> Assessment:
@@ -407,9 +422,44 @@ def reassess_locked(
 
 
 def reassess(session: Session, patient: Patient, config: PathwayConfig, now: datetime) -> AssessmentRecord:
-    """Evaluate the patient's stored history as of ``now`` and store the assessment."""
+    """Evaluate the patient's stored history as of ``now`` and store the assessment.
+
+    If the rule engine fails, nothing is stored and :class:`EvaluationUnavailable` (503) is raised.
+    """
+    result = _evaluate(session, patient, config, now)
+    if result is None:
+        raise EvaluationUnavailable("the rule engine could not evaluate this patient; retry shortly")
+    return _store_assessment(session, patient, result, now)
+
+
+def reassess_or_defer(
+    session: Session, patient: Patient, config: PathwayConfig, now: datetime
+) -> AssessmentRecord | None:
+    """Reassess after an ingest; if the rule engine fails, keep what was stored and mark the patient
+    as awaiting a reassessment (the next read, ingest or scheduler run completes it): None."""
+    result = _evaluate(session, patient, config, now)
+    if result is None:
+        if patient.reassessment_due_since is None:
+            patient.reassessment_due_since = now
+            session.add(patient)
+        return None
+    return _store_assessment(session, patient, result, now)
+
+
+def _evaluate(session: Session, patient: Patient, config: PathwayConfig, now: datetime) -> Assessment | None:
+    """The assessment, or None if the rule engine failed (logged). Database errors propagate."""
+    history = history_of(session, patient)
+    try:
+        return config.assess(history, now)
+    except Exception:  # the engine (C core, pack, snapshot code): never lose the data it was given
+        log.exception("evaluation failed for patient %s; it awaits a reassessment", patient.id)
+        return None
+
+
+def _store_assessment(
+    session: Session, patient: Patient, result: Assessment, now: datetime
+) -> AssessmentRecord:
     assert patient.id is not None
-    result = config.assess(history_of(session, patient), now)
     values: dict[str, Any] = {
         "patient_id": patient.id,
         "as_of": now,
@@ -426,4 +476,7 @@ def reassess(session: Session, patient: Patient, config: PathwayConfig, now: dat
     record = AssessmentRecord(id=repository.insert_assessment(session, values), **values)
     referrals.refer_from_assessment(session, record, now)
     tasks.sync_from_assessment(session, patient, record, now)
+    if patient.reassessment_due_since is not None:
+        patient.reassessment_due_since = None
+        session.add(patient)
     return record

@@ -199,6 +199,20 @@ _UPSERT_SET = (
 )
 
 
+def _upsert(module: Any) -> Any:
+    statement = module.insert(task_table)
+    return statement.on_conflict_do_update(
+        index_elements=[_task.patient_id, _task.kind, _task.subject],
+        index_where=_OPEN_PREDICATE,
+        set_={name: statement.excluded[name] for name in _UPSERT_SET},
+    ).returning(_task.id, _task.kind, _task.subject)
+
+
+# Built once per dialect (compiled once, then cached): the rows go as executemany parameters, which
+# SQLAlchemy sends as multi-row VALUES batches ("insertmanyvalues") with RETURNING.
+_UPSERT_OPEN = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
+
+
 def upsert_open_tasks(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     """Insert open tasks, or update the open task of the same (patient, kind, subject): one statement.
 
@@ -206,13 +220,9 @@ def upsert_open_tasks(session: Session, rows: list[dict[str, Any]]) -> dict[tupl
     """
     if not rows:
         return {}
-    statement = _insert(session)(task_table).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=[_task.patient_id, _task.kind, _task.subject],
-        index_where=_OPEN_PREDICATE,
-        set_={name: statement.excluded[name] for name in _UPSERT_SET},
-    ).returning(_task.id, _task.kind, _task.subject)
-    return {(kind, subject): int(task_id) for task_id, kind, subject in session.execute(statement)}
+    statement = _UPSERT_OPEN[session.get_bind().dialect.name]
+    found = session.execute(statement, rows[0] if len(rows) == 1 else rows).all()
+    return {(kind, subject): int(task_id) for task_id, kind, subject in found}
 
 
 def add_events(session: Session, rows: list[dict[str, Any]]) -> None:

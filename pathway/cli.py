@@ -9,6 +9,7 @@
                                                            PATHWAY_KEY_CACHE_SECONDS)
     pathway teams create CODE --name N --level L          register a GP team
     pathway scheduler [--once]                 issue tasks: daily 06:00 + hourly runs, catching up missed days
+    pathway demo [--patients N] [--seed S] [--as-of T]   load a synthetic county, run a day of scheduling
 
 Exit codes: 0 ok, 1 a case differs from its expectation, 2 bad input (one line naming the field).
 This is the composition root: it builds the registry and the engine, and imports them lazily.
@@ -73,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scheduler", help="run the task scheduler as its own process (daily 06:00 and hourly runs)"
     )
     scheduler.add_argument("--once", action="store_true", help="catch up every missed run, then exit")
+    demo = commands.add_parser(
+        "demo", help="load a synthetic county (teams, patients, histories), run a day of scheduling"
+    )
+    demo.add_argument("--patients", type=int, default=2000, help="patients in the county (2000)")
+    demo.add_argument("--seed", type=int, default=1, help="the county's seed: same seed, same county (1)")
+    demo.add_argument("--as-of", help="the demo's now, ISO 8601 (default: the real clock)")
     args = parser.parse_args(argv)
     try:
         if args.command == "packs":
@@ -85,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _create_key(args.role, args.name, args.team)
         if args.command == "teams":
             return _create_team(args.code, args.name, args.level)
+        if args.command == "demo":
+            return _demo(args.patients, args.seed, args.as_of)
         if args.command == "scheduler":
             return _scheduler(once=args.once)
         return _evaluate(
@@ -229,6 +238,133 @@ def _create_team(code: str, name: str, level: str) -> int:
         print(f"team #{team.id} {code} ({level})")
     engine.dispose()
     return 0
+
+
+def _demo(patients: int, seed: int, as_of: str | None) -> int:
+    """``pathway demo``: a synthetic county (``pathway.demo``) stored through the service layer, a
+    chunk of patients per transaction; then the daily issuing run at the demo's now, one team key
+    per team and an ehr key, and where to look. Loading the same county again stores nothing new."""
+    import itertools
+    import time
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy.engine import make_url
+    from sqlmodel import Session
+
+    from api.main import pathway_config
+    from pathway import access, demo, repository, service
+    from pathway.clock import Clock, FixedClock, SystemClock
+    from pathway.db import make_engine, migrate
+    from pathway.settings import Settings
+    from rules.evaluation import Evaluator
+    from rules.registry import PackRegistry
+    from scheduler import jobs, runner
+
+    settings = Settings()
+    clock: Clock = SystemClock(settings.tz)
+    if as_of is not None:
+        try:
+            at = datetime.fromisoformat(as_of)
+        except ValueError:
+            print(f"error: --as-of: not an ISO 8601 time: {as_of!r}", file=sys.stderr)
+            return 2
+        clock = FixedClock(at if at.tzinfo else at.replace(tzinfo=settings.tz))
+    if patients < 1:
+        print("error: --patients must be at least 1", file=sys.stderr)
+        return 2
+    now, spec, registry = clock.now(), demo.load_county(), PackRegistry.from_directory()
+    config = pathway_config(Evaluator(registry), settings)
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    tally = demo.LoadTally()
+
+    def load(session: Session, plan: demo.DemoPatient) -> None:
+        patient, created = service.upsert_patient(session, plan.patient, now)
+        assert patient.id is not None
+        new = 0
+        for encounter in plan.encounters:
+            new += service.record_encounter(
+                session, patient, encounter, source_system=plan.source_system, config=config, now=now
+            )[1]
+        tally.encounters += new
+        for system, batch in plan.readings:
+            items = service.record_readings(
+                session, patient, batch, source_system=system, config=config, now=now
+            )
+            for item in items:
+                new += item.status == "created"
+                tally.readings += item.status == "created"
+                tally.duplicates += item.status == "duplicate"
+                if item.error is not None:
+                    tally.rejected.append(f"{plan.patient.external_id} {system} #{item.index}: {item.error}")
+        record = None
+        if created or new:  # assessed as the API did: when the last visit was posted, and now
+            for moment in plan.assessed_at:
+                record = service.reassess(session, patient, config, moment)
+                tally.assessments += 1
+        else:
+            record = repository.latest_assessment(session, patient.id)
+        tally.patient(plan, patient.id, created, record.tier if record else None)
+
+    started = time.perf_counter()
+    with Session(engine) as session:
+        teams = {}
+        for team in spec.teams:
+            try:
+                row = access.team_by_code(session, team.code)
+            except access.UnknownTeam:
+                row = access.create_team(session, team.code, team.name, team.level)
+            assert row.id is not None
+            teams[team.code] = (row.id, row.name, row.institution_level)
+        session.commit()
+    plans = demo.county(spec, patients, seed, now, settings.tz)
+    while chunk := list(itertools.islice(plans, 200)):
+        with Session(engine) as session:
+            for plan in chunk:
+                load(session, plan)
+            session.commit()
+    loaded = time.perf_counter() - started
+    print(
+        f"pathway demo: {tally.patients:,} patients ({tally.created:,} new) in {len(teams)} teams loaded in "
+        f"{loaded:.1f} s: {tally.encounters:,} new visits, {tally.readings:,} new readings "
+        f"({tally.duplicates:,} already stored, {len(tally.rejected)} rejected), "
+        f"{tally.assessments:,} assessments (as of {now.isoformat(timespec='minutes')})"
+    )
+    for line in tally.rejected[:10]:
+        print(f"  rejected: {line}", file=sys.stderr)
+    print("tiers: " + ", ".join(f"{tier} {tally.tiers[tier]:,}" for tier in ("red", "yellow", "blue")))
+    print("special histories: " + ", ".join(f"{k} {n}" for k, n in sorted(tally.scenarios.items())))
+
+    ctx = runner.context(settings, clock, registry)
+    try:
+        for zone in jobs.zones(ctx):
+            day = now.astimezone(ZoneInfo(zone)).date()
+            report = jobs.run_daily(ctx, zone, day)
+            done = ", ".join(f"{k} {v:,}" for k, v in report.as_dict().items()) if report else "already done"
+            print(f"daily issuing run {day.isoformat()} ({zone}): {done}")
+    finally:
+        ctx.engine.dispose()
+
+    with Session(engine) as session:
+        ehr_key = access.create_key(session, access.Role.EHR, "demo ehr", now)[1]
+        keys = []
+        for code, (team_id, name, level) in teams.items():
+            key = access.create_key(session, access.Role.TEAM, f"demo {code}", now, team_code=code)[1]
+            keys.append(demo.TeamKey(team_id, code, name, level, tally.teams[code], key))
+        session.commit()
+    engine.dispose()
+    print()
+    for line in demo.where_to_look(
+        base_url="http://127.0.0.1:8000",
+        database_url=make_url(settings.database_url).render_as_string(hide_password=True),
+        today=now.astimezone(settings.tz).date(),
+        teams=keys,
+        ehr_key=ehr_key,
+        red_patient=tally.red_patient,
+    ):
+        print(line)
+    return 1 if tally.rejected else 0
 
 
 def _packs() -> int:

@@ -3,7 +3,7 @@
     pathway evaluate CASE.json                 print the assessment as JSON
     pathway evaluate --check CASE.json ...     compare each case with its expect block
     pathway packs                              list the rule packs and versions loaded
-    pathway serve [--host H] [--port P] [--workers N]   apply migrations, serve the HTTP API
+    pathway serve [--host H] [--port P] [--workers N] [--no-scheduler]   migrate, serve the API + scheduler
     pathway keys create --role R --name N [--team CODE]   create an API key (printed once)
     pathway keys revoke PREFIX                             revoke a key (servers honour it within
                                                            PATHWAY_KEY_CACHE_SECONDS)
@@ -70,6 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument(
         "--workers", type=int, default=1, help="server processes (PostgreSQL only; SQLite has one writer)"
     )
+    serve.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="do not run the task scheduler in this process (run `pathway scheduler` instead)",
+    )
     scheduler = commands.add_parser(
         "scheduler", help="run the task scheduler as its own process (daily 06:00 and hourly runs)"
     )
@@ -85,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "packs":
             return _packs()
         if args.command == "serve":
-            return _serve(args.host, args.port, args.workers)
+            return _serve(args.host, args.port, args.workers, scheduler=not args.no_scheduler)
         if args.command == "keys" and args.keys_command == "revoke":
             return _revoke_key(args.prefix)
         if args.command == "keys":
@@ -108,12 +113,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _serve(host: str, port: int, workers: int) -> int:
+def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int:
+    """The API, and (unless told not to) the task scheduler in the same process: with several
+    workers the scheduler runs once, in the parent; the database makes every run happen once anyway."""
     import uvicorn
 
     from api.main import create_app
+    from pathway.clock import SystemClock
     from pathway.db import migrate
     from pathway.settings import Settings
+    from scheduler.runner import start_background
 
     settings = Settings()
     if workers < 1 or (workers > 1 and settings.database_url.startswith("sqlite")):
@@ -122,17 +131,24 @@ def _serve(host: str, port: int, workers: int) -> int:
     migrate(settings.database_url)
     _bootstrap_admin_key(settings)
     print(f"pathway: API on http://{host}:{port}/docs (database {settings.database_url})", flush=True)
-    if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
-    else:  # each worker process builds its app from the same PATHWAY_* environment
-        uvicorn.run(
-            "api.main:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-        )
+    stop_scheduler = start_background(settings, SystemClock(settings.tz)) if scheduler else None
+    if stop_scheduler is not None:
+        print("pathway: task scheduler running in this process (daily 06:00 and hourly runs)", flush=True)
+    try:
+        if workers == 1:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        else:  # each worker process builds its app from the same PATHWAY_* environment
+            uvicorn.run(
+                "api.main:app_from_environment",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+            )
+    finally:
+        if stop_scheduler is not None:
+            stop_scheduler()
     return 0
 
 

@@ -51,6 +51,7 @@ def test_serve_applies_migrations_and_answers(tmp_path: Path) -> None:
         assert body["code"] == "unauthenticated"
         assert (tmp_path / "pathway.db").exists()
         assert "admin API key (shown once): pw_" in log.read_text()
+        assert "task scheduler running in this process" in log.read_text()
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -8,6 +8,7 @@ the patients on the page; the latest assessment of each listed patient is one gr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -135,21 +136,27 @@ def team_patients(session: Session, team_id: int, registered_by: datetime) -> Se
 _CLINIC_SOURCES = ("home", "wearable", "cgm")
 
 
-def clinical_rows(
-    session: Session, patient_ids: Sequence[int], until: datetime
-) -> dict[int, tuple[list[Any], list[Any], list[Any], list[Any]]]:
+@dataclass
+class ClinicalRows:
+    """One patient's rows, as :func:`pathway.service.history_from_rows` takes them."""
+
+    complications: list[Any] = field(default_factory=list)
+    readings: list[Any] = field(default_factory=list)
+    encounters: list[Any] = field(default_factory=list)
+    symptoms: list[Any] = field(default_factory=list)
+
+
+def clinical_rows(session: Session, patient_ids: Sequence[int], until: datetime) -> dict[int, ClinicalRows]:
     """Per patient: (complications, readings, encounters, symptoms) rows as
     :func:`pathway.service.history_from_rows` takes them, up to ``until``, without self-measured
     readings (the indicators read encounters and labs only)."""
-    rows: dict[int, tuple[list[Any], list[Any], list[Any], list[Any]]] = {
-        patient_id: ([], [], [], []) for patient_id in patient_ids
-    }
+    rows = {patient_id: ClinicalRows() for patient_id in patient_ids}
     for chunk in _chunks(patient_ids):
         statement = select_columns(_complication.patient_id, _complication.code, _complication.onset).where(
             _complication.patient_id.in_(chunk)
         )
         for patient_id, *rest in session.execute(statement.order_by(_complication.onset)):
-            rows[patient_id][0].append(tuple(rest))
+            rows[patient_id].complications.append(tuple(rest))
         readings = (
             select_columns(
                 _reading.patient_id,
@@ -172,17 +179,17 @@ def clinical_rows(
             .order_by(_reading.measured_at)
         )
         for patient_id, *rest in session.execute(readings):
-            rows[patient_id][1].append(tuple(rest))
+            rows[patient_id].readings.append(tuple(rest))
         encounters = select_columns(_encounter.patient_id, _encounter.id, _encounter.at).where(
             _encounter.patient_id.in_(chunk), _encounter.at <= until
         )
         for patient_id, *rest in session.execute(encounters):
-            rows[patient_id][2].append(tuple(rest))
+            rows[patient_id].encounters.append(tuple(rest))
         symptoms = select_columns(
             _symptom.patient_id, _symptom.encounter_id, _symptom.code, _symptom.at
         ).where(_symptom.patient_id.in_(chunk), _symptom.at <= until)
         for patient_id, *rest in session.execute(symptoms):
-            rows[patient_id][3].append(tuple(rest))
+            rows[patient_id].symptoms.append(tuple(rest))
     return rows
 
 

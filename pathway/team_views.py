@@ -227,7 +227,10 @@ def team_indicators(
     managed = []
     for patient in patients:
         assert patient.id is not None
-        history = service.history_from_rows(patient, *rows[patient.id])
+        mine = rows[patient.id]
+        history = service.history_from_rows(
+            patient, mine.complications, mine.readings, mine.encounters, mine.symptoms
+        )
         record = tiers.get(patient.id)
         managed.append(
             indicators.ManagedPatient(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from api import care_plan, errors, fhir, patients, referrals, rule_packs, tasks, teams
+from api import care_plan, errors, fhir, patients, referrals, rule_packs, tasks, teams, web
 from api.limits import BodySizeLimit
 from pathway.access import KeyCache
 from pathway.clock import Clock, SystemClock
@@ -57,6 +58,8 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(tasks.router)
     app.include_router(teams.router)
     app.include_router(care_plan.router)
+    app.include_router(web.router)
+    app.mount("/workbench/static", StaticFiles(directory=web.STATIC_DIR), name="workbench-static")
     return app
 
 

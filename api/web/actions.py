@@ -1,0 +1,301 @@
+"""What the workbench changes: signing in and out, and a task's outcome, assignee or snooze.
+
+Plain HTML forms (``application/x-www-form-urlencoded``) answered with a redirect back to the page
+(``303``, with a notice), so everything works without JavaScript; the page's script sends the same
+forms with ``Accept: application/json`` and gets ``{"ok": …}`` to update the page in place. Every
+change needs the session's CSRF token (a form field, or the ``X-CSRF-Token`` header) and is the
+same use-case as the task API (:mod:`pathway.tasks`), done as the session's key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlmodel import Session
+
+from api.deps import ClockDep, KeyCacheDep, PathwayDep, SessionDep, patient_for
+from api.tasks import FollowThroughDep
+from api.web.common import (
+    PREFIX,
+    CsrfFailed,
+    StateDep,
+    TDep,
+    WebRoute,
+    WebSessionDep,
+    render,
+    safe_next,
+    wants_json,
+)
+from api.web.i18n import Translator
+from api.web.pages import home_of
+from api.web.session import (
+    COOKIE_PATH,
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    WebSession,
+    new_login_token,
+    same_token,
+    sign_in,
+)
+from pathway import access, tasks, team_store
+from pathway.access import Caller, Role
+from pathway.errors import InvalidInput, PathwayError
+from pathway.models import CareTask
+from pathway.tasks import TaskOutcome
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
+TaskId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+_ROLES = (Role.EHR, Role.TEAM)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The urlencoded form of the request (its first value per field); the body limit applies before."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return {name: values[0] for name, values in parse_qs(body, keep_blank_values=True).items()}
+
+
+FormDep = Annotated[dict[str, str], Depends(_form)]
+
+
+# --- Signing in and out ---------------------------------------------------------------------------
+
+
+def _login_page(
+    request: Request, state: StateDep, t: Translator, error: str | None, status: int = 200
+) -> Response:
+    token = new_login_token()
+    context = {
+        "session": None,
+        "team": None,
+        "login_token": token,
+        "error": error,
+        "next": safe_next(request.query_params.get("next"), ""),
+    }
+    response = render(request, state, t, "login.html", context, status_code=status)
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=3600,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=state.settings.cookie_secure,
+    )
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, state: StateDep, t: TDep) -> Response:
+    return _login_page(request, state, t, None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    form: FormDep,
+    session: SessionDep,
+    clock: ClockDep,
+    cache: KeyCacheDep,
+    state: StateDep,
+    t: TDep,
+) -> Response:
+    """Check the key like any API key; on success set the session cookie and go to the team's list."""
+    if not same_token(request.cookies.get(LOGIN_COOKIE), form.get("login_token")):
+        return _login_page(request, state, t, t("login.expired"), 400)
+    now = clock.now()
+    try:
+        key, caller = sign_in(session, form.get("api_key", ""), cache)
+    except access.Forbidden:
+        return _login_page(request, state, t, t("login.bad_role"), 403)
+    except access.Unauthenticated:
+        return _login_page(request, state, t, t("login.bad_key"), 401)
+    access.audit(session, caller, "workbench.login", None, now)
+    cookie = state.signer.issue(key, now)
+    session.commit()
+    target = safe_next(form.get("next"), home_of(caller))
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=state.signer.max_age,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=state.settings.cookie_secure,
+    )
+    response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
+    return response
+
+
+@router.post("/logout", response_class=HTMLResponse)
+def logout(request: Request, form: FormDep, web: WebSessionDep, state: StateDep) -> Response:
+    _check_csrf(request, web, form)
+    response = RedirectResponse(f"{PREFIX}/login?notice=logged_out", status_code=303)
+    response.delete_cookie(
+        SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="lax", secure=state.settings.cookie_secure
+    )
+    return response
+
+
+# --- A task's outcome, assignee, snooze ------------------------------------------------------------
+
+
+def _check_csrf(request: Request, web: WebSession, form: dict[str, str]) -> None:
+    given = form.get("csrf") or request.headers.get("x-csrf-token")
+    if not same_token(web.csrf, given):
+        raise CsrfFailed("the form's token does not match this session", "csrf")
+
+
+def _task_for(session: Session, caller: Caller, task_id: int, action: str, now: datetime) -> CareTask:
+    """The task, if this key may act on its patient (the same rule as the task API); audited."""
+    task = tasks.require_task(session, task_id)
+    patient_for(session, caller, task.patient_id, action, now, *_ROLES)
+    return task
+
+
+def _text(form: dict[str, str], name: str, *, required: bool, limit: int) -> str | None:
+    value = (form.get(name) or "").strip()
+    if not value:
+        if required:
+            raise InvalidInput(f"{name} is required", name)
+        return None
+    if len(value) > limit:
+        raise InvalidInput(f"{name} is longer than {limit} characters", name)
+    return value
+
+
+def _act(
+    request: Request,
+    web: WebSession,
+    form: dict[str, str],
+    t: Translator,
+    notice: str,
+    change: Callable[[], CareTask],
+) -> Response:
+    """Run one change; answer JSON to the page's script, else redirect back with a notice or error."""
+    back = safe_next(form.get("next"), f"{PREFIX}")
+    try:
+        _check_csrf(request, web, form)
+        task = change()
+    except PathwayError as error:
+        if error.status in (401, 403, 404) and not wants_json(request):
+            raise
+        if wants_json(request):
+            message = t(f"error.{error.code}") if t.has(f"error.{error.code}") else t("error.generic")
+            body = {"ok": False, "code": error.code, "message": message, "field": error.field}
+            return JSONResponse(body, status_code=error.status)
+        return RedirectResponse(_with(back, "error", error.code), status_code=303)
+    if wants_json(request):
+        payload: dict[str, Any] = {
+            "ok": True,
+            "task_id": task.id,
+            "status": task.status,
+            "message": t(f"notice.{notice}"),
+            "assignee": task.assignee,
+            "listed": notice == "reassign",
+        }
+        return JSONResponse(payload)
+    return RedirectResponse(_with(back, "notice", notice), status_code=303)
+
+
+def _with(url: str, name: str, value: str) -> str:
+    base, _, query = url.partition("?")
+    kept = [p for p in query.split("&") if p and not p.startswith(("notice=", "error="))]
+    return base + "?" + "&".join([*kept, f"{name}={quote(value)}"])
+
+
+@router.post("/tasks/{task_id}/outcome", response_class=HTMLResponse)
+def record_outcome(
+    task_id: TaskId,
+    request: Request,
+    form: FormDep,
+    web: WebSessionDep,
+    session: SessionDep,
+    clock: ClockDep,
+    t: TDep,
+) -> Response:
+    """Close the task with an outcome (done, unreachable, refused, moved, deceased) and a note."""
+
+    def change() -> CareTask:
+        try:
+            outcome = TaskOutcome(form.get("outcome", ""))
+        except ValueError:
+            raise InvalidInput(
+                "outcome must be one of " + ", ".join(o.value for o in TaskOutcome), "outcome"
+            ) from None
+        note = _text(form, "note", required=False, limit=4000)
+        now = clock.now()
+        task = _task_for(session, web.caller, task_id, "task.outcome", now)
+        tasks.record_outcome(session, task, outcome, note, tasks.key_actor(web.caller.id), now)
+        session.commit()
+        return task
+
+    return _act(request, web, form, t, "outcome", change)
+
+
+@router.post("/tasks/{task_id}/reassign", response_class=HTMLResponse)
+def reassign(
+    task_id: TaskId,
+    request: Request,
+    form: FormDep,
+    web: WebSessionDep,
+    session: SessionDep,
+    clock: ClockDep,
+    t: TDep,
+) -> Response:
+    """Give the task to a member of the team."""
+
+    def change() -> CareTask:
+        member = _text(form, "member", required=True, limit=200)
+        assert member is not None
+        now = clock.now()
+        task = _task_for(session, web.caller, task_id, "task.reassign", now)
+        tasks.reassign(session, task, member, tasks.key_actor(web.caller.id), now)
+        session.commit()
+        return task
+
+    return _act(request, web, form, t, "reassign", change)
+
+
+@router.post("/tasks/{task_id}/snooze", response_class=HTMLResponse)
+def snooze(
+    task_id: TaskId,
+    request: Request,
+    form: FormDep,
+    web: WebSessionDep,
+    session: SessionDep,
+    clock: ClockDep,
+    rules: FollowThroughDep,
+    pathway: PathwayDep,
+    t: TDep,
+) -> Response:
+    """Snooze the task until a moment (the team's local time) with a reason; the pack bounds it."""
+
+    def change() -> CareTask:
+        reason = _text(form, "reason", required=True, limit=500)
+        assert reason is not None
+        now = clock.now()
+        task = _task_for(session, web.caller, task_id, "task.snooze", now)
+        team = team_store.team_by_id(session, task.team_id) if task.team_id is not None else None
+        zone = ZoneInfo(team.timezone) if team is not None else pathway.tz
+        until = _local_instant(form.get("until", ""), zone)
+        tasks.snooze(session, task, until, reason, rules.snooze, tasks.key_actor(web.caller.id), now)
+        session.commit()
+        return task
+
+    return _act(request, web, form, t, "snooze", change)
+
+
+def _local_instant(text: str, zone: ZoneInfo) -> datetime:
+    """A ``datetime-local`` value (or an ISO instant with an offset) as an aware instant."""
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput("until must be a date and time", "until") from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=zone)

@@ -1,0 +1,411 @@
+"""Charts as inline SVG, drawn on the server (no script, no chart library).
+
+Every reading is one marker carrying its data (``data-at``, ``data-source``, ``data-value``…), and
+every chart says how many readings it shows (``data-points``), so a test or a reviewer can count
+them. Bands and target lines come from :mod:`pathway.workbench` (the pack's values); this module
+only places them. Text is escaped here, so the result is safe to insert as markup.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+
+from markupsafe import escape
+
+from api.web.formats import num
+from api.web.i18n import Translator
+from pathway.workbench import (
+    BpPoint,
+    BpTarget,
+    GlucoseBands,
+    LipidTarget,
+    TierSpan,
+    ValuePoint,
+    is_self_measured,
+)
+
+WIDTH, HEIGHT = 720, 230
+LEFT, RIGHT, TOP, BOTTOM = 46, 118, 12, 26
+
+
+def _e(text: object) -> str:
+    return str(escape(str(text)))
+
+
+@dataclass(frozen=True)
+class Frame:
+    since: datetime
+    until: datetime
+    low: float
+    high: float
+    width: int = WIDTH
+    height: int = HEIGHT
+
+    @property
+    def plot_right(self) -> float:
+        return self.width - RIGHT
+
+    @property
+    def plot_bottom(self) -> float:
+        return self.height - BOTTOM
+
+    def x(self, at: datetime) -> float:
+        span = (self.until - self.since).total_seconds() or 1.0
+        share = (at - self.since).total_seconds() / span
+        return round(LEFT + share * (self.plot_right - LEFT), 1)
+
+    def y(self, value: float) -> float:
+        share = (value - self.low) / ((self.high - self.low) or 1.0)
+        share = min(max(share, 0.0), 1.0)
+        return round(self.plot_bottom - share * (self.plot_bottom - TOP), 1)
+
+
+def nice_range(values: Sequence[float], pad: float, floor: float | None = None) -> tuple[float, float, float]:
+    """(low, high, step) covering ``values`` with ``pad`` either side, on a round step."""
+    low, high = min(values) - pad, max(values) + pad
+    if floor is not None:
+        low = max(low, floor)
+    raw = (high - low) / 5 or 1.0
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    return math.floor(low / step) * step, math.ceil(high / step) * step, step
+
+
+def _svg_open(name: str, label: str, points: int, frame: Frame) -> str:
+    return (
+        f'<svg class="chart chart-{name}" data-chart="{name}" data-points="{points}" role="img" '
+        f'aria-label="{_e(label)}" viewBox="0 0 {frame.width} {frame.height}" '
+        f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg"><title>{_e(label)}</title>'
+    )
+
+
+def _axes(frame: Frame, step: float, t: Translator, tz: tzinfo, places: int) -> str:
+    parts = []
+    value = frame.low
+    while value <= frame.high + step / 1000:
+        y = frame.y(value)
+        parts.append(f'<line class="grid" x1="{LEFT}" y1="{y}" x2="{frame.plot_right}" y2="{y}"/>')
+        parts.append(
+            f'<text class="tick" x="{LEFT - 6}" y="{y + 4}" text-anchor="end">{num(value, places)}</text>'
+        )
+        value += step
+    for month_start in _month_starts(frame.since, frame.until, tz):
+        x = frame.x(month_start)
+        parts.append(f'<line class="grid grid-x" x1="{x}" y1="{TOP}" x2="{x}" y2="{frame.plot_bottom}"/>')
+        local = month_start.astimezone(tz)
+        label = t.month(local.month) if local.month != 1 else f"{local.year}"
+        parts.append(f'<text class="tick" x="{x + 3}" y="{frame.plot_bottom + 16}">{_e(label)}</text>')
+    parts.append(
+        f'<rect class="frame" x="{LEFT}" y="{TOP}" width="{frame.plot_right - LEFT}" '
+        f'height="{frame.plot_bottom - TOP}"/>'
+    )
+    return "".join(parts)
+
+
+def _month_starts(since: datetime, until: datetime, tz: tzinfo) -> list[datetime]:
+    local = since.astimezone(tz)
+    first = date(local.year, local.month, 1)
+    starts = []
+    while True:
+        first = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        at = datetime(first.year, first.month, 1, tzinfo=tz)
+        if at > until:
+            break
+        starts.append(at)
+    if len(starts) > 12:  # keep the axis legible: every other month
+        starts = starts[::2]
+    return starts
+
+
+def _band(frame: Frame, low: float, high: float, css: str, label: str) -> str:
+    top, bottom = frame.y(high), frame.y(low)
+    if bottom - top <= 0:
+        return ""
+    return (
+        f'<rect class="band {css}" x="{LEFT}" y="{top}" width="{frame.plot_right - LEFT}" '
+        f'height="{round(bottom - top, 1)}"><title>{_e(label)}</title></rect>'
+    )
+
+
+def _hline(frame: Frame, value: float, css: str, label: str) -> str:
+    y = frame.y(value)
+    return (
+        f'<line class="target {css}" x1="{LEFT}" y1="{y}" x2="{frame.plot_right}" y2="{y}"/>'
+        f'<text class="target-label {css}" x="{frame.plot_right + 4}" y="{y + 4}">{_e(label)}</text>'
+    )
+
+
+def _empty(frame: Frame, t: Translator) -> str:
+    x, y = (LEFT + frame.plot_right) / 2, (TOP + frame.plot_bottom) / 2
+    return f'<text class="empty" x="{x}" y="{y}" text-anchor="middle">{_e(t("chart.empty"))}</text>'
+
+
+def _when(at: datetime, tz: tzinfo) -> str:
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def bp_chart(
+    points: Sequence[BpPoint], target: BpTarget, since: datetime, until: datetime, t: Translator, tz: tzinfo
+) -> str:
+    """Systolic and diastolic of every BP reading; clinic filled, home/wearable hollow; target bands."""
+    values = [v for p in points for v in (p.systolic, p.diastolic)]
+    values += [v for v in (target.systolic, target.diastolic) if v is not None]
+    low, high, step = nice_range(values or [60.0, 180.0], 8, floor=0)
+    frame = Frame(since, until, low, high)
+    parts = [_svg_open("bp", t("chart.bp"), len(points), frame), _axes(frame, step, t, tz, 0)]
+    if target.systolic is not None and target.diastolic is not None:
+        sbp, dbp = target.systolic, target.diastolic
+        label = f"{t('chart.target')} <{num(sbp, 0)}/{num(dbp, 0)}"
+        parts.append(_band(frame, dbp, sbp, "band-target-sbp", f"{t('chart.sbp')} {label}"))
+        parts.append(_band(frame, frame.low, dbp, "band-target-dbp", f"{t('chart.dbp')} {label}"))
+        parts.append(_hline(frame, sbp, "line-sbp", f"<{num(sbp, 0)}"))
+        parts.append(_hline(frame, dbp, "line-dbp", f"<{num(dbp, 0)}"))
+        home_s, home_d = target.home_systolic, target.home_diastolic
+        if home_s is not None and home_d is not None and (home_s, home_d) != (sbp, dbp):
+            parts.append(_hline(frame, home_s, "line-home", f"{t('chart.home_target')} <{num(home_s, 0)}"))
+            parts.append(_hline(frame, home_d, "line-home", f"<{num(home_d, 0)}"))
+    if not points:
+        parts.append(_empty(frame, t))
+    for p in points:
+        x, ys, yd = frame.x(p.at), frame.y(p.systolic), frame.y(p.diastolic)
+        kind = "home" if is_self_measured(p.source) else "clinic"
+        title = f"{_when(p.at, tz)} {num(p.systolic, 0)}/{num(p.diastolic, 0)} {t.word('source', p.source)}"
+        parts.append(
+            f'<g class="reading bp-reading {kind}" data-at="{p.at.isoformat()}" data-source="{_e(p.source)}" '
+            f'data-systolic="{num(p.systolic, 0)}" data-diastolic="{num(p.diastolic, 0)}">'
+            f"<title>{_e(title)}</title>"
+            f'<line class="bp-span" x1="{x}" y1="{ys}" x2="{x}" y2="{yd}"/>'
+            f'<circle class="point sbp {kind}" cx="{x}" cy="{ys}" r="3.2"/>'
+            f'<circle class="point dbp {kind}" cx="{x}" cy="{yd}" r="3.2"/></g>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def glucose_chart(
+    points: Sequence[ValuePoint],
+    bands: GlucoseBands,
+    since: datetime,
+    until: datetime,
+    t: Translator,
+    tz: tzinfo,
+) -> str:
+    """Every glucose reading; hypo and hyper bands at the pack's thresholds; the glucose targets."""
+    hypo, hyper = bands.hypo_edge, bands.hyper_edge
+    values = [p.value for p in points] + [bands.fasting_below, bands.non_fasting_below]
+    values += [th.value for th in (hypo, hyper) if th is not None]
+    low, high, step = nice_range(values, 1, floor=0)
+    frame = Frame(since, until, low, high)
+    parts = [_svg_open("glucose", t("chart.glucose"), len(points), frame), _axes(frame, step, t, tz, 0)]
+    if hypo is not None:
+        sign = "≤" if hypo.op == "lte" else "<"
+        parts.append(
+            _band(frame, frame.low, hypo.value, "band-hypo", f"{t('chart.hypo')} {sign}{hypo.value:g}")
+        )
+        parts.append(_hline(frame, hypo.value, "line-hypo", f"{t('chart.hypo')} {sign}{hypo.value:g}"))
+    if hyper is not None:
+        sign = "≥" if hyper.op == "gte" else ">"
+        label = f"{t('chart.hyper')} {sign}{hyper.value:g}"
+        parts.append(_band(frame, hyper.value, frame.high, "band-hyper", label))
+        parts.append(_hline(frame, hyper.value, "line-hyper", label))
+    parts.append(
+        _hline(
+            frame, bands.fasting_below, "line-target", f"{t('chart.fasting_target')} <{bands.fasting_below:g}"
+        )
+    )
+    parts.append(
+        _hline(
+            frame,
+            bands.non_fasting_below,
+            "line-target2",
+            f"{t('chart.non_fasting_target')} <{bands.non_fasting_below:g}",
+        )
+    )
+    if not points:
+        parts.append(_empty(frame, t))
+    for p in points:
+        kind = "home" if is_self_measured(p.source) else "clinic"
+        band = p.band or "in-range"
+        title = f"{_when(p.at, tz)} {num(p.value)} {t.word('kind', p.kind)} {t.word('source', p.source)}"
+        parts.append(
+            f'<circle class="point reading glucose {kind} {band}" '
+            f'cx="{frame.x(p.at)}" cy="{frame.y(p.value)}" '
+            f'r="3.4" data-at="{p.at.isoformat()}" data-kind="{_e(p.kind)}" data-source="{_e(p.source)}" '
+            f'data-value="{num(p.value)}" data-band="{band}"><title>{_e(title)}</title></circle>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def ldl_chart(
+    points: Sequence[ValuePoint],
+    target: LipidTarget,
+    since: datetime,
+    until: datetime,
+    t: Translator,
+    tz: tzinfo,
+) -> str:
+    """Every LDL-C result against the patient's stratum target (shaded below it)."""
+    values = [p.value for p in points] + ([target.ldl_below] if target.ldl_below is not None else [])
+    low, high, step = nice_range(values or [1.0, 4.0], 0.5, floor=0)
+    frame = Frame(since, until, low, high)
+    parts = [_svg_open("ldl", t("chart.ldl"), len(points), frame), _axes(frame, step, t, tz, 1)]
+    if target.ldl_below is not None:
+        stratum = t.word("stratum", target.stratum) if target.stratum else ""
+        label = f"{t('chart.target')} <{target.ldl_below:g} {stratum}".strip()
+        parts.append(_band(frame, frame.low, target.ldl_below, "band-target-ldl", label))
+        parts.append(_hline(frame, target.ldl_below, "line-ldl", label))
+    if not points:
+        parts.append(_empty(frame, t))
+    for p in points:
+        above = target.ldl_below is not None and p.value >= target.ldl_below
+        title = f"{_when(p.at, tz)} LDL-C {num(p.value)}"
+        parts.append(
+            f'<circle class="point reading ldl {"above" if above else "at-target"}" cx="{frame.x(p.at)}" '
+            f'cy="{frame.y(p.value)}" r="3.6" data-at="{p.at.isoformat()}" data-source="{_e(p.source)}" '
+            f'data-value="{num(p.value)}"><title>{_e(title)}</title></circle>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def tier_timeline(
+    spans: Sequence[TierSpan], since: datetime, until: datetime, t: Translator, tz: tzinfo
+) -> str:
+    """The tier over time: one coloured span per period, the rules behind it in its tooltip."""
+    frame = Frame(since, until, 0, 1, height=64)
+    parts = [_svg_open("tiers", t("chart.tiers"), len(spans), frame)]
+    for month_start in _month_starts(since, until, tz):
+        x = frame.x(month_start)
+        local = month_start.astimezone(tz)
+        label = t.month(local.month) if local.month != 1 else f"{local.year}"
+        parts.append(f'<line class="grid grid-x" x1="{x}" y1="6" x2="{x}" y2="40"/>')
+        parts.append(f'<text class="tick" x="{x + 3}" y="56">{_e(label)}</text>')
+    if not spans:
+        parts.append(f'<text class="empty" x="{LEFT}" y="28">{_e(t("chart.empty"))}</text>')
+    for span in spans:
+        x1, x2 = frame.x(span.start), frame.x(span.end)
+        width = max(round(x2 - x1, 1), 1.5)
+        rules = ", ".join(span.rule_ids) or "–"
+        title = (
+            f"{t.word('tier', span.tier)} · {t.word('level', span.level)} · {_when(span.start, tz)} → "
+            f"{_when(span.end, tz)} · {rules} · {span.pack_version}"
+        )
+        parts.append(
+            f'<rect class="tier-span tier-{_e(span.tier)}" data-tier="{_e(span.tier)}" '
+            f'data-start="{span.start.isoformat()}" x="{x1}" y="10" width="{width}" height="26" rx="3">'
+            f"<title>{_e(title)}</title></rect>"
+        )
+        if width > 40:
+            parts.append(
+                f'<text class="tier-label" x="{x1 + 5}" y="28">{_e(t.word("tier", span.tier))}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# --- The dashboard --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Series:
+    key: str
+    label: str
+    values: list[float | None]  # rates 0..1, one per moment (None: no denominator)
+
+
+def trend_chart(
+    name: str, label: str, moments: Sequence[datetime], series: Sequence[Series], t: Translator, tz: tzinfo
+) -> str:
+    """Rates over month ends (0–100 %), one line and one marker per month and series."""
+    width, height = 720, 250
+    right = 150
+    plot_right = width - right
+    bottom = height - BOTTOM
+
+    def x(i: int) -> float:
+        return round(LEFT + (i / max(len(moments) - 1, 1)) * (plot_right - LEFT), 1)
+
+    def y(rate: float) -> float:
+        return round(bottom - rate * (bottom - TOP), 1)
+
+    count = sum(1 for s in series for v in s.values if v is not None)
+    parts = [
+        f'<svg class="chart chart-{name}" data-chart="{name}" data-points="{count}" '
+        f'data-months="{len(moments)}" '
+        f'role="img" aria-label="{_e(label)}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{_e(label)}</title>"
+    ]
+    for tick in range(0, 101, 20):
+        yy = y(tick / 100)
+        parts.append(f'<line class="grid" x1="{LEFT}" y1="{yy}" x2="{plot_right}" y2="{yy}"/>')
+        parts.append(f'<text class="tick" x="{LEFT - 6}" y="{yy + 4}" text-anchor="end">{tick}%</text>')
+    for i, moment in enumerate(moments):
+        local = moment.astimezone(tz)
+        label_text = t.month(local.month) if local.month != 1 else str(local.year)
+        parts.append(
+            f'<text class="tick" x="{x(i)}" y="{bottom + 16}" text-anchor="middle">{_e(label_text)}</text>'
+        )
+    parts.append(
+        f'<rect class="frame" x="{LEFT}" y="{TOP}" width="{plot_right - LEFT}" height="{bottom - TOP}"/>'
+    )
+    for index, s in enumerate(series):
+        css = f"series-{index}"
+        path: list[str] = []
+        markers: list[str] = []
+        for i, value in enumerate(s.values):
+            if value is None:
+                continue
+            path.append(f"{'M' if not path else 'L'}{x(i)},{y(value)}")
+            title = f"{s.label} {moments[i].astimezone(tz):%Y-%m-%d}: {value * 100:.1f}%"
+            markers.append(
+                f'<circle class="point trend {css}" data-series="{_e(s.key)}" '
+                f'data-month="{moments[i].astimezone(tz):%Y-%m}" data-rate="{value:.4f}" '
+                f'cx="{x(i)}" cy="{y(value)}" r="3.4"><title>{_e(title)}</title></circle>'
+            )
+        if path:
+            parts.append(f'<path class="trend-line {css}" d="{" ".join(path)}"/>')
+        parts.extend(markers)
+        legend_y = TOP + 12 + index * 18
+        parts.append(
+            f'<line class="trend-line {css}" x1="{plot_right + 10}" y1="{legend_y - 4}" '
+            f'x2="{plot_right + 26}" y2="{legend_y - 4}"/>'
+        )
+        parts.append(f'<text class="legend" x="{plot_right + 30}" y="{legend_y}">{_e(s.label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def stacked_bar(name: str, parts_in: Sequence[tuple[str, str, int]], t: Translator) -> str:
+    """One horizontal bar split by ``(key, label, count)``."""
+    total = sum(c for _, _, c in parts_in)
+    width, height = 720, 44
+    parts = [
+        f'<svg class="chart chart-{name}" data-chart="{name}" data-total="{total}" role="img" '
+        f'aria-label="{_e(name)}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    x = 0.0
+    for key, label, count in parts_in:
+        if total == 0 or count == 0:
+            continue
+        w = round(count / total * width, 1)
+        parts.append(
+            f'<rect class="tier-span tier-{_e(key)}" data-tier="{_e(key)}" data-count="{count}" '
+            f'x="{x}" y="4" '
+            f'width="{w}" height="30" rx="2"><title>{_e(label)}: {count}</title></rect>'
+        )
+        if w > 70:
+            parts.append(
+                f'<text class="tier-label" x="{x + 8}" y="24">'
+                f"{_e(label)} {count} ({count / total:.0%})</text>"
+            )
+        x += w
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def months_between(since: datetime, until: datetime) -> int:
+    return max(1, round((until - since) / timedelta(days=30.4)))

@@ -1,0 +1,323 @@
+"""The workbench's pages: the team's daily list (今日任务), the team dashboard, the team picker.
+
+Thin routes, like the JSON API's: check the session's key may see the team (a team key: only its
+own; 403 page otherwise), call the same use-cases (:mod:`pathway.team_views`), audit the access,
+render. The patient page is :mod:`api.web.patient`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
+
+from api.deps import ClockDep, PathwayDep, SessionDep
+from api.tasks import FollowThroughDep
+from api.web import charts, dashboard
+from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, markup, render
+from api.web.i18n import Translator
+from pathway import access, task_store, team_store, team_views
+from pathway.access import Caller, Forbidden, Role
+from pathway.errors import InvalidInput
+from pathway.indicators import Rate, TeamIndicators
+from pathway.models import Team
+from pathway.tasks import TaskOutcome
+from pathway.team_views import ListItem
+from pathway.tiers import RiskTier, TeamRole
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
+TeamId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+PER_PAGE = 50
+OUTCOMES = [o.value for o in TaskOutcome]
+RATES = ("bp_control", "glucose_control", "standard_management", "hearts_bp_control")
+
+
+def team_for(session: Session, caller: Caller, team_id: int, action: str, now: datetime) -> Team:
+    """The team, if this key may see it (a team key: only its own); the access is audited."""
+    access.require_role(caller, Role.EHR, Role.TEAM)
+    if caller.role is Role.TEAM and caller.team_id != team_id:
+        raise Forbidden("this is not your team")
+    team = team_views.require_team(session, team_id)
+    access.audit(session, caller, action, None, now)
+    return team
+
+
+def home_of(caller: Caller) -> str:
+    """Where a key lands: its team's list, or the team picker (admin and EHR keys)."""
+    if caller.role is Role.TEAM and caller.team_id is not None:
+        return f"{PREFIX}/teams/{caller.team_id}/today"
+    return f"{PREFIX}/teams"
+
+
+@router.get("", response_class=HTMLResponse)
+def index(web: WebSessionDep) -> Response:
+    return RedirectResponse(home_of(web.caller), status_code=303)
+
+
+@router.get("/teams", response_class=HTMLResponse)
+def teams_page(
+    request: Request, web: WebSessionDep, session: SessionDep, state: StateDep, t: TDep
+) -> Response:
+    """Admin and EHR keys pick a team; a team key goes straight to its own list."""
+    if web.caller.role is Role.TEAM:
+        return RedirectResponse(home_of(web.caller), status_code=303)
+    access.require_role(web.caller, Role.EHR)
+    found = [team_store.team_by_id(session, team_id) for team_id, _ in task_store.teams(session)]
+    session.commit()
+    return render(
+        request,
+        state,
+        t,
+        "teams.html",
+        {"session": web, "team": None, "teams": [x for x in found if x is not None]},
+    )
+
+
+# --- 今日任务 --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The latest values the rules saw, as the list shows them."""
+
+    bp: str | None
+    bp_home: str | None
+    glucose: str | None
+    hba1c: str | None
+    ldl: str | None
+    ldl_target: str | None
+
+
+def latest_of(item: ListItem) -> Latest:
+    values = item.latest
+
+    def pair(s: str, d: str) -> str | None:
+        sv, dv = values.get(s), values.get(d)
+        return f"{sv:.0f}/{dv:.0f}" if sv is not None and dv is not None else None
+
+    def one(name: str) -> str | None:
+        value = values.get(name)
+        return f"{value:.1f}" if value is not None else None
+
+    return Latest(
+        bp=pair("office_sbp", "office_dbp"),
+        bp_home=pair("home_sbp_mean", "home_dbp_mean"),
+        glucose=one("latest_encounter_glucose"),
+        hba1c=one("hba1c"),
+        ldl=one("ldl_c"),
+        ldl_target=one("ldl_target"),
+    )
+
+
+def _optional(value: str | None) -> str | None:
+    return value.strip() or None if value is not None else None
+
+
+@router.get("/teams/{team_id}/today", response_class=HTMLResponse)
+def today_page(
+    team_id: TeamId,
+    request: Request,
+    web: WebSessionDep,
+    session: SessionDep,
+    clock: ClockDep,
+    state: StateDep,
+    t: TDep,
+    rules: FollowThroughDep,
+    day_text: Annotated[str | None, Query(alias="date", max_length=10)] = None,
+    role_text: Annotated[str | None, Query(alias="role", max_length=32)] = None,
+    member_text: Annotated[str | None, Query(alias="member", max_length=200)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """今日任务: the team's open tasks due that day or overdue, grouped by priority, with actions."""
+    started = time.perf_counter()
+    now = clock.now()
+    team = team_for(session, web.caller, team_id, "team.tasks.read", now)
+    zone = ZoneInfo(team.timezone)
+    today = team_views.team_today(team, now)
+    day, role, member = _list_filters(day_text, role_text, member_text, today)
+    found = team_views.daily_list(
+        session, team, day, role=role, member=member, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
+    )
+    reasons = _english_reasons(session, found.items) if t.lang == "en" else {}
+    session.commit()  # the audit row
+    groups: dict[int, list[tuple[ListItem, Latest]]] = {}
+    for item in found.items:
+        groups.setdefault(item.priority, []).append((item, latest_of(item)))
+    pages = max(1, math.ceil(found.total / PER_PAGE))
+    members = sorted({i.assignee for i in found.items if i.assignee} | ({member} if member else set()))
+    context = {
+        "session": web,
+        "team": team,
+        "tz": zone,
+        "day": day,
+        "today": today,
+        "total": found.total,
+        "groups": sorted(groups.items()),
+        "reasons": reasons,
+        "page": page,
+        "pages": pages,
+        "role": role,
+        "member": member,
+        "roles": [r.value for r in TeamRole],
+        "members": members,
+        "outcomes": OUTCOMES,
+        "snooze": _snooze_bounds(now, rules.snooze.max_days, zone),
+        "next": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        "query": {
+            "date": day.isoformat() if day != today else "",
+            "role": role or "",
+            "member": member or "",
+        },
+    }
+    return render(request, state, t, "today.html", context, started=started)
+
+
+def _english_reasons(session: Session, items: list[ListItem]) -> dict[int, str]:
+    """The reasons line in English (the list carries the Chinese messages of the same assessments)."""
+    records = team_store.latest_assessments(session, sorted({i.patient_id for i in items}))
+    return {
+        patient_id: "; ".join(r["message_en"] for r in record.result.get("reasons", []))
+        for patient_id, record in records.items()
+    }
+
+
+def _list_filters(
+    day_text: str | None, role_text: str | None, member_text: str | None, today: date
+) -> tuple[date, str | None, str | None]:
+    day_text, role_text, member_text = _optional(day_text), _optional(role_text), _optional(member_text)
+    try:
+        day = date.fromisoformat(day_text) if day_text else today
+    except ValueError:
+        raise InvalidInput("date must be YYYY-MM-DD", "date") from None
+    if role_text is not None and role_text not in {r.value for r in TeamRole}:
+        raise InvalidInput("unknown role", "role")
+    return day, role_text, member_text
+
+
+@dataclass(frozen=True)
+class SnoozeBounds:
+    min: str
+    max: str
+    default: str
+    max_days: int
+
+
+def _snooze_bounds(now: datetime, max_days: int, zone: ZoneInfo) -> SnoozeBounds:
+    """The datetime-local bounds of the snooze field: from now to the pack's limit (checked again on POST)."""
+    fmt = "%Y-%m-%dT%H:%M"
+    local = now.astimezone(zone)
+    latest = local + timedelta(days=max_days)
+    default = min(local + timedelta(days=1), latest)
+    return SnoozeBounds(
+        (local + timedelta(minutes=1)).strftime(fmt), latest.strftime(fmt), default.strftime(fmt), max_days
+    )
+
+
+# --- 团队看板 --------------------------------------------------------------------------------------
+
+
+@router.get("/teams/{team_id}/dashboard", response_class=HTMLResponse)
+def dashboard_page(
+    team_id: TeamId,
+    request: Request,
+    web: WebSessionDep,
+    session: SessionDep,
+    clock: ClockDep,
+    pathway: PathwayDep,
+    state: StateDep,
+    t: TDep,
+    months: Annotated[int, Query(ge=2, le=24)] = 12,
+) -> Response:
+    """The indicators now and at each month end, tier distribution, overdue tasks, active referrals."""
+    started = time.perf_counter()
+    now = clock.now()
+    team = team_for(session, web.caller, team_id, "team.indicators.read", now)
+    zone = ZoneInfo(team.timezone)
+    today = now.astimezone(zone).date()
+    year_start = datetime(today.year, 1, 1, tzinfo=zone)
+    overdue = team_store.overdue_tasks(session, team_id, today)
+    referrals = team_store.open_referrals_by_urgency(session, team_id, now)
+    encounters = team_store.encounters_between(session, team_id, year_start, now)
+    session.commit()  # the audit row
+    engine, timezone = request.app.state.engine, team.timezone
+    data, refreshing = state.dashboards.get(
+        (team_id, months, pathway.pack.sha256),
+        lambda: dashboard.compute(engine, pathway, team_id, timezone, months, now),
+    )
+    context: dict[str, Any] = {
+        "session": web,
+        "team": team,
+        "tz": zone,
+        "months": months,
+        "data": data,
+        "refreshing": refreshing,
+        "overdue": sorted(overdue.items()),
+        "overdue_total": sum(overdue.values()),
+        "referrals": referrals,
+        "referrals_total": sum(referrals.values()),
+        "encounters": encounters,
+        "pack_version": pathway.pack.version,
+    }
+    if data is not None:
+        order = {s: float(v) for s, v in pathway.targets.lipids.ldl_targets.items()}
+        context.update(_dashboard_charts(data, t, zone, order))
+    return render(request, state, t, "dashboard.html", context, started=started)
+
+
+def _dashboard_charts(
+    data: dashboard.DashboardData, t: Translator, zone: ZoneInfo, ldl_targets: dict[str, float]
+) -> dict[str, Any]:
+    """The charts of one computed dashboard; strata ordered as the pack's targets (strictest first)."""
+    current = data.current
+    trend = charts.trend_chart(
+        "indicators",
+        t("dash.trend"),
+        data.moments,
+        [charts.Series(name, t(f"ind.{name}"), [_rate(i, name).rate for i in data.trend]) for name in RATES],
+        t,
+        zone,
+    )
+    strata = sorted(
+        {s for i in data.trend for s in i.ldl_control_by_stratum},
+        key=lambda s: (ldl_targets.get(s, math.inf), s),
+    )
+    ldl_trend = charts.trend_chart(
+        "ldl",
+        t("dash.ldl_trend"),
+        data.moments,
+        [charts.Series(s, t.word("stratum", s), [_ldl(i, s) for i in data.trend]) for s in strata],
+        t,
+        zone,
+    )
+    tiers = [
+        (tier.value, t.word("tier", tier.value), current.tier_distribution.get(tier.value, 0))
+        for tier in sorted(RiskTier, key=lambda r: -r.severity)
+    ]
+    return {
+        "current": current,
+        "rates": [(name, _rate(current, name)) for name in RATES],
+        "ldl_rates": [
+            (s, current.ldl_control_by_stratum[s]) for s in strata if s in current.ldl_control_by_stratum
+        ],
+        "trend_svg": markup(trend),
+        "ldl_svg": markup(ldl_trend),
+        "tiers_svg": markup(charts.stacked_bar("tier-distribution", tiers, t)),
+        "tiers": tiers,
+    }
+
+
+def _rate(indicators: TeamIndicators, name: str) -> Rate:
+    rate: Rate = getattr(indicators, name)
+    return rate
+
+
+def _ldl(indicators: TeamIndicators, stratum: str) -> float | None:
+    rate = indicators.ldl_control_by_stratum.get(stratum)
+    return rate.rate if rate is not None else None

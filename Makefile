@@ -9,7 +9,7 @@ export MALLOC_TRIM_THRESHOLD_ ?= 268435456
 # would be mmapped and unmapped per call (4x slower, measured in bench/rules.py). Pin it too.
 export MALLOC_MMAP_THRESHOLD_ ?= 1048576
 
-.PHONY: run test setup bench demo
+.PHONY: run test setup bench demo chromium
 
 setup: $(STAMP)
 
@@ -25,7 +25,12 @@ run: $(STAMP)
 	$(BIN)/pathway evaluate --check --coverage tests/rules/cases/golden/*.json tests/rules/cases/spec/*.json
 	$(BIN)/pathway serve
 
-test: $(STAMP)
+# The browser tests (tests/web) drive Debian's headless Chromium; installed here when missing (CI runs
+# as root on a fresh machine), with a CJK font so the pages' Chinese renders in screenshots.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei; }
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q

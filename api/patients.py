@@ -22,7 +22,16 @@ from api.schemas import (
 from pathway import access, referrals, repository, service
 from pathway.access import Role
 from pathway.errors import InvalidInput
-from pathway.ingest import MAX_BATCH, EncounterIn, Instant, ItemResult, PatientIn, ReadingIn, SymptomIn
+from pathway.ingest import (
+    MAX_BATCH,
+    CheckIn,
+    EncounterIn,
+    Instant,
+    ItemResult,
+    PatientIn,
+    ReadingIn,
+    SymptomIn,
+)
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
@@ -222,6 +231,40 @@ def post_symptoms(
     if record is None:
         pending = PendingAssessment(patient_id=patient_id).model_dump()
         return JSONResponse(pending, status_code=status.HTTP_202_ACCEPTED)
+    return AssessmentRead.of(record)
+
+
+@router.post(
+    "/{patient_id}/checks",
+    response_model=AssessmentRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        202: {"model": PendingAssessment, "description": "stored; the evaluation is pending"},
+        **error_responses(401, 403, 404, 422, 503),
+    },
+    operation_id="checks-record",
+)
+def post_checks(
+    patient_id: PatientId,
+    checks: Annotated[list[CheckIn], Body(min_length=1, max_length=20)],
+    session: SessionDep,
+    clock: ClockDep,
+    pathway: PathwayDep,
+    key: CurrentKey,
+    source_system: str = "ehr",
+) -> AssessmentRead | JSONResponse:
+    """Record examinations as done (annual check, fundus, foot exam, ECG…), each once; re-tier.
+
+    A recorded check is the evidence that closes its screening task and starts the next interval.
+    """
+    now = clock.now()
+    patient = patient_for(session, key, patient_id, "checks.post", now, Role.EHR, Role.TEAM, write=True)
+    now = clock.now()
+    service.record_checks(session, patient, checks, source_system=source_system, config=pathway, now=now)
+    record = service.reassess_or_defer(session, patient, pathway, now)
+    session.commit()
+    if record is None:
+        return JSONResponse(PendingAssessment(patient_id=patient_id).model_dump(), status_code=202)
     return AssessmentRead.of(record)
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
+from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 
 MAX_BATCH = 1000
 EARLIEST_YEAR = 1900  # data validity, not clinical: anything earlier is a typo or a default value
@@ -157,6 +157,22 @@ class EncounterIn(BaseModel):
     source_encounter_id: str | None = Field(default=None, max_length=128)
     readings: list[EncounterReadingIn] = Field(default_factory=list, max_length=100)
     symptoms: list[Symptom] = Field(default_factory=list, max_length=32)
+    checks: list[CareCheck] = Field(
+        default_factory=list,
+        max_length=8,
+        description="examinations done at this visit (annual check, fundus, foot exam, ECG…)",
+    )
+
+
+class CheckIn(BaseModel):
+    """An examination recorded as done (年度健康检查, 眼底, 足部, 心电图, UACR+eGFR), with its time."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"kind": "fundus", "at": "2026-02-27T10:00:00+08:00"}]},
+    )
+    kind: CareCheck
+    at: Instant
 
 
 class SymptomIn(BaseModel):

@@ -116,6 +116,20 @@ class SymptomReport(SQLModel, table=True):
     at: datetime
 
 
+class CareCheckRecord(SQLModel, table=True):
+    """An examination recorded as done (annual check, fundus, foot exam, ECG, UACR + eGFR)."""
+
+    __tablename__ = "care_check"
+    __table_args__ = (UniqueConstraint("patient_id", "kind", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    encounter_id: int | None = Field(default=None, foreign_key="encounter.id")
+    kind: str = Field(max_length=16)
+    at: datetime
+    source_system: str = Field(max_length=64)
+    received_at: datetime
+
+
 class AssessmentRecord(SQLModel, table=True):
     """Every assessment ever made, with its provenance and the facts the rules saw."""
 

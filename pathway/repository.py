@@ -16,6 +16,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from pathway.models import (
     AssessmentRecord,
+    CareCheckRecord,
     Encounter,
     IdempotentRequest,
     Patient,
@@ -70,6 +71,8 @@ _READINGS = (
     .order_by(_reading.measured_at)
 )
 _ENCOUNTERS = select_columns(_encounter.id, _encounter.at).where(_encounter.patient_id == _PATIENT)
+_check = _TABLES[CareCheckRecord.__tablename__].c
+_CHECKS = select_columns(_check.kind, _check.at).where(_check.patient_id == _PATIENT)
 _SYMPTOMS = select_columns(_symptom.encounter_id, _symptom.code, _symptom.at).where(
     _symptom.patient_id == _PATIENT
 )
@@ -118,6 +121,18 @@ def symptoms_of(session: Session, patient_id: int) -> Sequence[tuple[int | None,
     """(encounter_id, code, at) of the patient's symptom reports."""
     rows = session.execute(_SYMPTOMS, {"patient_id": patient_id}).all()
     return cast(Sequence[tuple[int | None, str, datetime]], rows)
+
+
+def checks_of(session: Session, patient_id: int) -> Sequence[tuple[str, datetime]]:
+    """(kind, at) of the examinations recorded as done for the patient."""
+    return cast(Sequence[tuple[str, datetime]], session.execute(_CHECKS, {"patient_id": patient_id}).all())
+
+
+def insert_check_once(session: Session, values: dict[str, Any]) -> None:
+    """Record an examination as done, once per (patient, kind, time)."""
+    dialect = session.get_bind().dialect.name
+    insert_once = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert_once(CareCheckRecord).values(**values).on_conflict_do_nothing())
 
 
 def insert_assessment(session: Session, values: dict[str, Any]) -> int:

@@ -25,6 +25,7 @@ from pathway.clock import Clock
 from pathway.conditions import FactValue
 from pathway.errors import FutureTimestamp, InvalidInput, PathwayError
 from pathway.history import (
+    CheckDone,
     ComplicationRecord,
     Encounter,
     Measurement,
@@ -34,6 +35,7 @@ from pathway.history import (
     measure_incoming,
 )
 from pathway.ingest import (
+    CheckIn,
     EncounterIn,
     EncounterReadingIn,
     ItemError,
@@ -45,7 +47,7 @@ from pathway.ingest import (
 from pathway.models import AssessmentRecord, IdempotentRequest, Patient, PatientComplication
 from pathway.models import Encounter as EncounterRow
 from pathway.parameters import IndicatorDefinitions, Plausibility, Targets, Units
-from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
+from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 
 log = logging.getLogger("pathway.service")
 
@@ -257,7 +259,52 @@ def record_encounter(
             session,
             {"patient_id": patient.id, "encounter_id": encounter.id, "code": code.value, "at": data.at},
         )
+    for check in dict.fromkeys(data.checks):
+        repository.insert_check_once(
+            session, _check_row(patient.id, check, data.at, source_system, now, encounter.id)
+        )
     return encounter.id, True
+
+
+def record_checks(
+    session: Session,
+    patient: Patient,
+    items: Sequence[CheckIn],
+    *,
+    source_system: str,
+    config: PathwayConfig,
+    now: datetime,
+) -> None:
+    """Record examinations as done, once each (patient, kind, time); future ones are rejected."""
+    assert patient.id is not None
+    limit = timedelta(minutes=config.plausibility.max_future_minutes)
+    for index, item in enumerate(items):
+        if item.at - now > limit:
+            raise FutureTimestamp(
+                f"check recorded for {item.at.isoformat()}, in the future", f"checks.{index}.at"
+            )
+    for item in items:
+        repository.insert_check_once(
+            session, _check_row(patient.id, item.kind, item.at, source_system, now, None)
+        )
+
+
+def _check_row(
+    patient_id: int,
+    kind: CareCheck,
+    at: datetime,
+    source_system: str,
+    now: datetime,
+    encounter_id: int | None,
+) -> dict[str, Any]:
+    return {
+        "patient_id": patient_id,
+        "encounter_id": encounter_id,
+        "kind": kind.value,
+        "at": at,
+        "source_system": source_system,
+        "received_at": now,
+    }
 
 
 def record_symptoms(
@@ -351,7 +398,7 @@ def _decimal(value: float | None) -> Decimal | None:
 
 
 def history_of(session: Session, patient: Patient) -> PatientHistory:
-    """The patient's stored history as the snapshot builder sees it (four cached SELECTs of rows)."""
+    """The patient's stored history as the snapshot builder sees it (five cached SELECTs of rows)."""
     assert patient.id is not None
     return history_from_rows(
         patient,
@@ -359,6 +406,7 @@ def history_of(session: Session, patient: Patient) -> PatientHistory:
         repository.readings_of(session, patient.id),
         repository.encounters_of(session, patient.id),
         repository.symptoms_of(session, patient.id),
+        repository.checks_of(session, patient.id),
     )
 
 
@@ -368,6 +416,7 @@ def history_from_rows(
     readings: Iterable[repository.ReadingRow],
     encounters: Iterable[tuple[int, datetime]],
     symptoms: Sequence[tuple[int | None, str, datetime]],
+    checks: Iterable[tuple[str, datetime]] = (),
 ) -> PatientHistory:
     """A patient's history from the rows of :mod:`pathway.repository` (one patient's, or a bulk
     load's share for that patient)."""
@@ -410,6 +459,7 @@ def history_from_rows(
         ),
         readings=tuple(loose),
         symptoms=tuple(SymptomReport(Symptom(code), at) for of, code, at in symptoms if of is None),
+        checks=tuple(CheckDone(CareCheck(kind), at) for kind, at in checks),
     )
 
 

@@ -18,6 +18,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from pathway.models import (
     AssessmentRecord,
+    CareCheckRecord,
     CareTask,
     Encounter,
     Patient,
@@ -40,6 +41,7 @@ _encounter = _encounter_table.c
 _reading = _TABLES[Reading.__tablename__].c
 _symptom = _TABLES[SymptomReport.__tablename__].c
 _complication = _TABLES[PatientComplication.__tablename__].c
+_check = _TABLES[CareCheckRecord.__tablename__].c
 
 
 def team_by_id(session: Session, team_id: int) -> Team | None:
@@ -144,6 +146,7 @@ class ClinicalRows:
     readings: list[Any] = field(default_factory=list)
     encounters: list[Any] = field(default_factory=list)
     symptoms: list[Any] = field(default_factory=list)
+    checks: list[Any] = field(default_factory=list)
 
 
 def clinical_rows(session: Session, patient_ids: Sequence[int], until: datetime) -> dict[int, ClinicalRows]:
@@ -190,6 +193,11 @@ def clinical_rows(session: Session, patient_ids: Sequence[int], until: datetime)
         ).where(_symptom.patient_id.in_(chunk), _symptom.at <= until)
         for patient_id, *rest in session.execute(symptoms):
             rows[patient_id].symptoms.append(tuple(rest))
+        checks = select_columns(_check.patient_id, _check.kind, _check.at).where(
+            _check.patient_id.in_(chunk), _check.at <= until
+        )
+        for patient_id, *rest in session.execute(checks):
+            rows[patient_id].checks.append(tuple(rest))
     return rows
 
 

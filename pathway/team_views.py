@@ -229,7 +229,7 @@ def team_indicators(
         assert patient.id is not None
         mine = rows[patient.id]
         history = service.history_from_rows(
-            patient, mine.complications, mine.readings, mine.encounters, mine.symptoms
+            patient, mine.complications, mine.readings, mine.encounters, mine.symptoms, mine.checks
         )
         record = tiers.get(patient.id)
         managed.append(

@@ -20,9 +20,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Set up, check the bundled cases, load the demo county into an empty store (once), then serve the API,
+# the scheduler and the workbench on the embedded SQLite database.
 run: $(STAMP)
 	$(BIN)/pathway packs
 	$(BIN)/pathway evaluate --check --coverage tests/rules/cases/golden/*.json tests/rules/cases/spec/*.json
+	$(BIN)/pathway demo --if-empty
 	$(BIN)/pathway serve
 
 # The browser tests (tests/web) drive Debian's headless Chromium; installed here when missing (CI runs

@@ -85,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--patients", type=int, default=2000, help="patients in the county (2000)")
     demo.add_argument("--seed", type=int, default=1, help="the county's seed: same seed, same county (1)")
     demo.add_argument("--as-of", help="the demo's now, ISO 8601 (default: the real clock)")
+    demo.add_argument(
+        "--if-empty", action="store_true", help="only into a store without patients (`make run`: once)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "packs":
@@ -98,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "teams":
             return _create_team(args.code, args.name, args.level)
         if args.command == "demo":
-            return _demo(args.patients, args.seed, args.as_of)
+            return _demo(args.patients, args.seed, args.as_of, if_empty=args.if_empty)
         if args.command == "scheduler":
             return _scheduler(once=args.once)
         return _evaluate(
@@ -256,7 +259,7 @@ def _create_team(code: str, name: str, level: str) -> int:
     return 0
 
 
-def _demo(patients: int, seed: int, as_of: str | None) -> int:
+def _demo(patients: int, seed: int, as_of: str | None, *, if_empty: bool = False) -> int:
     """``pathway demo``: a synthetic county (``pathway.demo``) stored through the service layer, a
     chunk of patients per transaction; then the daily issuing run at the demo's now, one team key
     per team and an ehr key, and where to look. Loading the same county again stores nothing new."""
@@ -293,6 +296,12 @@ def _demo(patients: int, seed: int, as_of: str | None) -> int:
     config = pathway_config(Evaluator(registry), settings)
     migrate(settings.database_url)
     engine = make_engine(settings.database_url)
+    if if_empty:
+        with Session(engine) as session:
+            if repository.has_patients(session):
+                print("pathway demo: the store already holds patients; nothing loaded (--if-empty)")
+                engine.dispose()
+                return 0
     tally = demo.LoadTally()
 
     def load(session: Session, plan: demo.DemoPatient) -> None:

@@ -34,6 +34,10 @@ def patient_by_external_id(session: Session, source_system: str, external_id: st
     return session.exec(statement).first()
 
 
+def has_patients(session: Session) -> bool:
+    return session.exec(select(Patient.id).limit(1)).first() is not None
+
+
 def patient_by_id(session: Session, patient_id: int, *, for_update: bool = False) -> Patient | None:
     """The patient; ``for_update`` also locks its row until the transaction ends (PostgreSQL: writes
     to one patient's history take turns, so each reassessment sees every reading committed before

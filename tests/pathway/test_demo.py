@@ -145,3 +145,16 @@ def test_the_county_file_rejects_unknown_keys(tmp_path: Path) -> None:
     broken.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ValidationError, match="interval_weeks"):
         demo.load_county(broken)
+
+
+def test_if_empty_loads_the_county_only_into_a_store_without_patients(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATHWAY_DATABASE_URL", sqlite_url)
+    assert main([*ARGS[:2], "12", *ARGS[3:], "--if-empty"]) == 0
+    loaded = _counts(sqlite_url)["patient"]
+    assert loaded == 12
+    capsys.readouterr()
+    assert main([*ARGS[:2], "30", *ARGS[3:], "--if-empty"]) == 0  # `make run` the second time
+    assert "nothing loaded" in capsys.readouterr().out
+    assert _counts(sqlite_url)["patient"] == loaded

@@ -71,8 +71,14 @@
       if (action === "reassign") {
         var who = item && item.querySelector("[data-assignee]");
         if (who) { who.textContent = answer.assignee || ""; }
-      } else if (item) {
-        removeItem(item);
+      } else {
+        if (item) { removeItem(item); }
+        // A patient who moved away or died has every task closed: drop the others shown too.
+        var open = answer.patient_open_tasks || [];
+        document.querySelectorAll('.item[data-patient="' + answer.patient_id + '"]').forEach(function (other) {
+          var id = parseInt(other.getAttribute("data-task"), 10);
+          if (other !== item && open.indexOf(id) < 0) { removeItem(other); }
+        });
       }
       say(answer.message, false);
     }).catch(function () {

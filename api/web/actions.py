@@ -43,7 +43,7 @@ from api.web.session import (
     same_token,
     sign_in,
 )
-from pathway import access, tasks, team_store
+from pathway import access, task_store, tasks, team_store
 from pathway.access import Caller, Role
 from pathway.errors import InvalidInput, PathwayError
 from pathway.models import CareTask
@@ -172,6 +172,7 @@ def _text(form: dict[str, str], name: str, *, required: bool, limit: int) -> str
 
 def _act(
     request: Request,
+    session: Session,
     web: WebSession,
     form: dict[str, str],
     t: Translator,
@@ -192,6 +193,8 @@ def _act(
             return JSONResponse(body, status_code=error.status)
         return RedirectResponse(_with(back, "error", error.code), status_code=303)
     if wants_json(request):
+        # Moving away or dying closes every task of the patient: the page drops those still shown.
+        still_open = [t.id for t in task_store.open_tasks_of(session, task.patient_id)]
         payload: dict[str, Any] = {
             "ok": True,
             "task_id": task.id,
@@ -199,6 +202,8 @@ def _act(
             "message": t(f"notice.{notice}"),
             "assignee": task.assignee,
             "listed": notice == "reassign",
+            "patient_id": task.patient_id,
+            "patient_open_tasks": still_open,
         }
         return JSONResponse(payload)
     return RedirectResponse(_with(back, "notice", notice), status_code=303)
@@ -236,7 +241,7 @@ def record_outcome(
         session.commit()
         return task
 
-    return _act(request, web, form, t, "outcome", change)
+    return _act(request, session, web, form, t, "outcome", change)
 
 
 @router.post("/tasks/{task_id}/reassign", response_class=HTMLResponse)
@@ -260,7 +265,7 @@ def reassign(
         session.commit()
         return task
 
-    return _act(request, web, form, t, "reassign", change)
+    return _act(request, session, web, form, t, "reassign", change)
 
 
 @router.post("/tasks/{task_id}/snooze", response_class=HTMLResponse)
@@ -289,7 +294,7 @@ def snooze(
         session.commit()
         return task
 
-    return _act(request, web, form, t, "snooze", change)
+    return _act(request, session, web, form, t, "snooze", change)
 
 
 def _local_instant(text: str, zone: ZoneInfo) -> datetime:

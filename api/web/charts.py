@@ -130,11 +130,13 @@ def _band(frame: Frame, low: float, high: float, css: str, label: str) -> str:
     )
 
 
-def _hline(frame: Frame, value: float, css: str, label: str) -> str:
+def _hline(frame: Frame, value: float, css: str, label: str, inside: bool = False) -> str:
+    """A target line, labelled right of the plot (or ``inside`` it, at its left, above the line)."""
     y = frame.y(value)
+    x, dy = (LEFT + 4, -3) if inside else (frame.plot_right + 4, 4)
     return (
         f'<line class="target {css}" x1="{LEFT}" y1="{y}" x2="{frame.plot_right}" y2="{y}"/>'
-        f'<text class="target-label {css}" x="{frame.plot_right + 4}" y="{y + 4}">{_e(label)}</text>'
+        f'<text class="target-label {css}" x="{x}" y="{y + dy}">{_e(label)}</text>'
     )
 
 
@@ -165,8 +167,9 @@ def bp_chart(
         parts.append(_hline(frame, dbp, "line-dbp", f"<{num(dbp, 0)}"))
         home_s, home_d = target.home_systolic, target.home_diastolic
         if home_s is not None and home_d is not None and (home_s, home_d) != (sbp, dbp):
-            parts.append(_hline(frame, home_s, "line-home", f"{t('chart.home_target')} <{num(home_s, 0)}"))
-            parts.append(_hline(frame, home_d, "line-home", f"<{num(home_d, 0)}"))
+            home = t("chart.home_target")
+            parts.append(_hline(frame, home_s, "line-home", f"{home} <{num(home_s, 0)}", inside=True))
+            parts.append(_hline(frame, home_d, "line-home", f"{home} <{num(home_d, 0)}", inside=True))
     if not points:
         parts.append(_empty(frame, t))
     for p in points:
@@ -320,9 +323,10 @@ class Series:
 def trend_chart(
     name: str, label: str, moments: Sequence[datetime], series: Sequence[Series], t: Translator, tz: tzinfo
 ) -> str:
-    """Rates over month ends (0–100 %), one line and one marker per month and series."""
+    """Rates over month ends (0–100 %), one line and one marker per month and series (the legend is
+    the page's: :func:`legend`)."""
     width, height = 720, 250
-    right = 150
+    right = 16
     plot_right = width - right
     bottom = height - BOTTOM
 
@@ -369,12 +373,6 @@ def trend_chart(
         if path:
             parts.append(f'<path class="trend-line {css}" d="{" ".join(path)}"/>')
         parts.extend(markers)
-        legend_y = TOP + 12 + index * 18
-        parts.append(
-            f'<line class="trend-line {css}" x1="{plot_right + 10}" y1="{legend_y - 4}" '
-            f'x2="{plot_right + 26}" y2="{legend_y - 4}"/>'
-        )
-        parts.append(f'<text class="legend" x="{plot_right + 30}" y="{legend_y}">{_e(s.label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -179,7 +179,7 @@ def error_page(request: Request, status: int, code: str, message: str | None = N
     context = {
         "status": status,
         "title": t(f"error.title.{shown}"),
-        "text": t(f"error.text.{shown}"),
+        "text": t(f"error.{code}") if t.has(f"error.{code}") else t(f"error.text.{shown}"),
         "session": None,
         "team": None,
     }

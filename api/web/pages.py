@@ -276,26 +276,16 @@ def _dashboard_charts(
 ) -> dict[str, Any]:
     """The charts of one computed dashboard; strata ordered as the pack's targets (strictest first)."""
     current = data.current
-    trend = charts.trend_chart(
-        "indicators",
-        t("dash.trend"),
-        data.moments,
-        [charts.Series(name, t(f"ind.{name}"), [_rate(i, name).rate for i in data.trend]) for name in RATES],
-        t,
-        zone,
-    )
+    series = [
+        charts.Series(name, t(f"ind.{name}"), [_rate(i, name).rate for i in data.trend]) for name in RATES
+    ]
+    trend = charts.trend_chart("indicators", t("dash.trend"), data.moments, series, t, zone)
     strata = sorted(
         {s for i in data.trend for s in i.ldl_control_by_stratum},
         key=lambda s: (ldl_targets.get(s, math.inf), s),
     )
-    ldl_trend = charts.trend_chart(
-        "ldl",
-        t("dash.ldl_trend"),
-        data.moments,
-        [charts.Series(s, t.word("stratum", s), [_ldl(i, s) for i in data.trend]) for s in strata],
-        t,
-        zone,
-    )
+    ldl_series = [charts.Series(s, t.word("stratum", s), [_ldl(i, s) for i in data.trend]) for s in strata]
+    ldl_trend = charts.trend_chart("ldl", t("dash.ldl_trend"), data.moments, ldl_series, t, zone)
     tiers = [
         (tier.value, t.word("tier", tier.value), current.tier_distribution.get(tier.value, 0))
         for tier in sorted(RiskTier, key=lambda r: -r.severity)
@@ -307,6 +297,8 @@ def _dashboard_charts(
             (s, current.ldl_control_by_stratum[s]) for s in strata if s in current.ldl_control_by_stratum
         ],
         "trend_svg": markup(trend),
+        "trend_legend": [s.label for s in series],
+        "ldl_legend": [s.label for s in ldl_series],
         "ldl_svg": markup(ldl_trend),
         "tiers_svg": markup(charts.stacked_bar("tier-distribution", tiers, t)),
         "tiers": tiers,

@@ -188,3 +188,20 @@ def test_the_language_toggle_switches_to_english_and_back(page: Page, served: Se
     expect(page.locator("h1")).to_contain_text("Today's list")
     page.click("[data-lang-toggle]")
     expect(page.locator("h1")).to_contain_text("今日任务")
+
+
+def test_without_javascript_the_forms_post_and_come_back(browser: Browser, served: Served) -> None:
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        _sign_in(page, served, served.world.keys["team-a"])
+        first = page.locator("li.item").first
+        task_id = first.get_attribute("data-task")
+        first.locator("details.act-outcome summary").click()
+        first.locator("select[name=outcome]").select_option("unreachable")
+        first.locator("details.act-outcome button[type=submit]").click()
+        page.wait_for_url(re.compile(r".*/today\?notice=outcome$"))
+        expect(page.locator(".notice.ok")).to_contain_text("已记录结果")
+        expect(page.locator(f"#task-{task_id}")).to_have_count(0)
+    finally:
+        context.close()

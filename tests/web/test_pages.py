@@ -225,14 +225,15 @@ def test_the_script_gets_json_and_errors_name_their_code(client: TestClient, wor
     reassigned = client.post(
         f"/workbench/tasks/{task_id}/reassign", data={"member": "王健康管理师"}, headers=headers
     )
-    assert reassigned.json() == {
+    answer = reassigned.json()
+    assert {k: answer[k] for k in ("ok", "task_id", "status", "message", "assignee")} == {
         "ok": True,
         "task_id": task_id,
         "status": "open",
         "message": "已转派。",
         "assignee": "王健康管理师",
-        "listed": True,
     }
+    assert task_id in answer["patient_open_tasks"]
     snoozed = client.post(
         f"/workbench/tasks/{task_id}/snooze",
         data={"until": "2026-03-05T08:00", "reason": "外出探亲"},
@@ -347,3 +348,27 @@ def test_signing_out_clears_the_session(client: TestClient, world: World) -> Non
     answer = client.post("/workbench/logout", data={"csrf": csrf}, follow_redirects=False)
     assert answer.headers["location"] == "/workbench/login?notice=logged_out"
     assert client.get(_today(world), follow_redirects=False).status_code == 303
+
+
+def test_a_patient_who_moved_away_has_every_task_closed_and_the_page_is_told(
+    client: TestClient, world: World
+) -> None:
+    csrf = sign_in(client, world.keys["team-a"])
+    html = client.get(_today(world)).text
+    mine = re.findall(rf'id="task-(\d+)" data-task="\d+" data-patient="{world.patients["A-001"]}"', html)
+    assert mine
+    answer = client.post(
+        f"/workbench/tasks/{mine[0]}/outcome",
+        data={"outcome": "moved"},
+        headers={"Accept": "application/json", "X-CSRF-Token": csrf},
+    )
+    assert answer.json()["patient_open_tasks"] == []
+    assert f'data-patient="{world.patients["A-001"]}"' not in client.get(_today(world)).text
+
+
+def test_a_stale_form_token_says_so(client: TestClient, world: World) -> None:
+    sign_in(client, world.keys["team-a"])
+    task_id = _task_ids(client.get(_today(world)).text)[0]
+    answer = client.post(f"/workbench/tasks/{task_id}/outcome", data={"csrf": "old", "outcome": "done"})
+    assert answer.status_code == 403
+    assert "页面已过期" in answer.text

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -20,8 +19,8 @@ from sqlmodel import Session
 from pathway import task_store
 from pathway.assessment import FollowThrough
 from pathway.clock import CLINIC_TZ
-from pathway.task_store import OPEN, Scope
-from pathway.tasks import SCHEDULER, FlagKind, event
+from pathway.task_store import RunEvent, Scope
+from pathway.tasks import SCHEDULER, FlagKind
 
 
 @dataclass
@@ -75,36 +74,24 @@ def issue_due(
     patients without contact (missed_3m, lost_to_follow_up). Each is once: a rerun changes nothing.
     """
     report = IssueReport()
-    events: list[dict[str, Any]] = []
     escalation = rules.escalation
     for tz, scope in _scopes(session, team_id, zone, default_zone):
         day = business_date or now.astimezone(tz).date()
         on = {"business_date": day.isoformat()}
-        issued = task_store.issue_due_by_date(session, scope, day, now)
-        events += [event(i, now, SCHEDULER, "issued", OPEN, OPEN, details=on) for i in issued]
-        overdue = task_store.mark_overdue(session, scope, day, now)
-        events += [
-            event(i, now, SCHEDULER, "overdue", OPEN, OPEN, details={**on, "days_overdue": (day - due).days})
-            for i, due in overdue
-        ]
-        limit = day - timedelta(days=escalation.overdue_days)
-        escalated = task_store.escalate(session, scope, escalation.tier.value, limit, now)
-        events += [
-            event(
-                i,
-                now,
-                SCHEDULER,
-                "escalated",
-                OPEN,
-                OPEN,
-                note=escalation.source,
-                details={**on, "to": escalation.to, "days_overdue": (day - due).days},
-            )
-            for i, due in escalated
-        ]
-        report.issued += len(issued)
-        report.overdue += len(overdue)
-        report.escalated += len(escalated)
+        report.issued += task_store.issue_due_by_date(
+            session, scope, day, now, RunEvent(SCHEDULER, "issued", on)
+        )
+        report.overdue += task_store.mark_overdue(
+            session, scope, day, now, RunEvent(SCHEDULER, "overdue", on, overdue_on=day)
+        )
+        report.escalated += task_store.escalate(
+            session,
+            scope,
+            escalation.tier.value,
+            day - timedelta(days=escalation.overdue_days),
+            now,
+            RunEvent(SCHEDULER, "escalated", {**on, "to": escalation.to}, escalation.source, overdue_on=day),
+        )
         report.flags_cleared += task_store.clear_flags(session, scope, [f.value for f in FlagKind], now)
         for flag, spec in (
             (FlagKind.MISSED_3M, rules.missed_3m),
@@ -114,7 +101,6 @@ def issue_due(
             before = _start_of(day - timedelta(days=spec.no_contact_days - 1), tz)
             raised = task_store.raise_flag(session, scope, flag.value, before, day, now)
             setattr(report, flag.value, getattr(report, flag.value) + len(raised))
-    task_store.add_events(session, events)
     return report
 
 
@@ -130,9 +116,8 @@ def issue_hourly(
 ) -> int:
     """Issue the pack's hourly kinds (rechecks, urgent referrals) due before ``until``; how many."""
     kinds = [k.value for k in rules.hourly.kinds]
-    events: list[dict[str, Any]] = []
-    for _tz, scope in _scopes(session, team_id, zone, default_zone):
-        issued = task_store.issue_due_by_time(session, scope, kinds, until, now)
-        events += [event(i, now, SCHEDULER, "issued", OPEN, OPEN, details={"hourly": True}) for i in issued]
-    task_store.add_events(session, events)
-    return len(events)
+    hourly = RunEvent(SCHEDULER, "issued", {"hourly": True})
+    return sum(
+        task_store.issue_due_by_time(session, scope, kinds, until, now, hourly)
+        for _tz, scope in _scopes(session, team_id, zone, default_zone)
+    )

@@ -17,19 +17,24 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Date,
     Insert,
+    String,
     and_,
     bindparam,
     case,
     func,
+    insert,
     literal,
     literal_column,
     or_,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, SQLModel
 
 from pathway.models import (
@@ -296,68 +301,133 @@ def timezones_in_use(session: Session) -> list[str]:
     return sorted({str(tz) for (tz,) in session.execute(select(_team.timezone).distinct())})
 
 
-def _mark(
-    session: Session, scope: Scope, where: list[ColumnElement[bool]], values: dict[str, Any]
-) -> list[tuple[int, date, str]]:
-    """One bulk UPDATE … RETURNING of the open tasks in scope matching ``where``.
+@dataclass(frozen=True)
+class RunEvent:
+    """The event each task marked by a run gets: ``details``, plus ``days_overdue`` counted to
+    ``overdue_on`` when given."""
 
-    Rows are locked first in id order (``FOR UPDATE``; SQLite has one writer anyway), so runs that
-    overlap (two dates, the daily and the hourly run) wait for each other instead of deadlocking,
-    and the predicates are checked again on the locked rows: a task is marked once.
+    actor: str
+    action: str
+    details: dict[str, Any]
+    note: str | None = None
+    overdue_on: date | None = None
+
+    def row(self, task_id: int, due_date: date, now: datetime) -> dict[str, Any]:
+        details = dict(self.details)
+        if self.overdue_on is not None:
+            details["days_overdue"] = (self.overdue_on - due_date).days
+        return {
+            "task_id": task_id,
+            "at": now,
+            "actor": self.actor,
+            "action": self.action,
+            "from_status": OPEN,
+            "to_status": OPEN,
+            "outcome": None,
+            "note": self.note,
+            "details": details,
+        }
+
+
+def _mark(
+    session: Session,
+    scope: Scope,
+    where: list[ColumnElement[bool]],
+    values: dict[str, Any],
+    event: RunEvent,
+    now: datetime,
+) -> int:
+    """Mark the open tasks in scope matching ``where`` and record an event for each; how many.
+
+    PostgreSQL: one statement — the rows are locked in id order (a ``FOR UPDATE`` CTE, joined on the
+    primary key so the plan stays linear whatever the estimates), updated, and their events inserted
+    from the UPDATE's RETURNING. Runs that overlap (two dates, the daily and the hourly run) wait for
+    each other instead of deadlocking; a row changed meanwhile is checked again by the lock: each
+    task is marked once, with one event. SQLite (one writer at a time): UPDATE … RETURNING, then the
+    events in one executemany.
     """
     condition = and_(IS_OPEN, scope.tasks(), *where)
-    locked = select(_task.id).where(condition).order_by(_task.id).with_for_update()
-    statement = (
+    if session.get_bind().dialect.name != "postgresql":
+        marked = session.execute(
+            update(task_table).where(condition).values(**values).returning(_task.id, _task.due_date)
+        ).all()
+        add_events(session, [event.row(int(i), d, now) for i, d in marked])
+        return len(marked)
+    locked = select(_task.id).where(condition).order_by(_task.id).with_for_update().cte("locked")
+    changed = (
         update(task_table)
-        .where(_task.id.in_(locked.scalar_subquery()), condition)
+        .where(_task.id == locked.c.id)
         .values(**values)
-        .returning(_task.id, _task.due_date, _task.tier)
+        .returning(_task.id, _task.due_date)
+        .cte("marked")
     )
-    return [(int(i), d, str(t)) for i, d, t in session.execute(statement)]
+    details: ColumnElement[Any] = literal(event.details, JSONB)
+    if event.overdue_on is not None:
+        overdue = func.jsonb_build_object(
+            "days_overdue", literal(event.overdue_on, Date) - changed.c.due_date
+        )
+        details = type_coerce(details.op("||")(overdue), JSONB)
+    rows = select(
+        changed.c.id,
+        literal(now, _event.c.at.type),
+        literal(event.actor),
+        literal(event.action),
+        literal(OPEN),
+        literal(OPEN),
+        literal(None, String),
+        literal(event.note, String),
+        details,
+    ).select_from(changed)
+    columns = ["task_id", "at", "actor", "action", "from_status", "to_status", "outcome", "note", "details"]
+    statement = insert(_event).from_select(columns, rows).returning(_event.c.id)
+    return len(session.execute(statement).all())
 
 
-def issue_due_by_date(session: Session, scope: Scope, business_date: date, now: datetime) -> list[int]:
-    """Issue every open task due on or before ``business_date`` not issued yet; their ids."""
-    marked = _mark(
+def issue_due_by_date(
+    session: Session, scope: Scope, business_date: date, now: datetime, event: RunEvent
+) -> int:
+    """Issue every open task due on or before ``business_date`` not issued yet; how many."""
+    return _mark(
         session,
         scope,
         [_task.issued_at.is_(None), _task.due_date <= business_date],
         {"issued_at": now, "updated_at": now},
+        event,
+        now,
     )
-    return [i for i, _, _ in marked]
 
 
 def issue_due_by_time(
-    session: Session, scope: Scope, kinds: Sequence[str], until: datetime, now: datetime
-) -> list[int]:
-    """Issue open tasks of ``kinds`` due before ``until`` not issued yet; their ids."""
-    marked = _mark(
+    session: Session, scope: Scope, kinds: Sequence[str], until: datetime, now: datetime, event: RunEvent
+) -> int:
+    """Issue open tasks of ``kinds`` due before ``until`` not issued yet; how many."""
+    return _mark(
         session,
         scope,
         [_task.issued_at.is_(None), _task.kind.in_(list(kinds)), _task.due_at < until],
         {"issued_at": now, "updated_at": now},
+        event,
+        now,
     )
-    return [i for i, _, _ in marked]
 
 
-def mark_overdue(
-    session: Session, scope: Scope, business_date: date, now: datetime
-) -> list[tuple[int, date]]:
-    """Mark open tasks due before ``business_date`` as overdue (once); (id, due date)."""
-    marked = _mark(
+def mark_overdue(session: Session, scope: Scope, business_date: date, now: datetime, event: RunEvent) -> int:
+    """Mark open tasks due before ``business_date`` as overdue (once); how many."""
+    return _mark(
         session,
         scope,
         [_task.overdue_at.is_(None), _task.due_date < business_date],
         {"overdue_at": now, "updated_at": now},
+        event,
+        now,
     )
-    return [(i, d) for i, d, _ in marked]
 
 
 def escalate(
-    session: Session, scope: Scope, tier: str, due_on_or_before: date, now: datetime
-) -> list[tuple[int, date]]:
+    session: Session, scope: Scope, tier: str, due_on_or_before: date, now: datetime, event: RunEvent
+) -> int:
     """Escalate (once) open tasks of ``tier`` due on or before a date, unless snoozed past ``now``."""
-    marked = _mark(
+    return _mark(
         session,
         scope,
         [
@@ -367,8 +437,9 @@ def escalate(
             or_(_task.snoozed_until.is_(None), _task.snoozed_until <= now),
         ],
         {"escalated_at": now, "updated_at": now},
+        event,
+        now,
     )
-    return [(i, d) for i, d, _ in marked]
 
 
 def _last_contact(patient_id: Any) -> ColumnElement[datetime]:

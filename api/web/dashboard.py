@@ -9,9 +9,9 @@ For a team of 2,000 patients that is seconds of work (the histories alone take a
 load on SQLite), far beyond a page's budget. So it runs in a background thread, one at a time per
 team and span, and the page shows the last result with the moment it was computed ("as of"); a
 result older than ``dashboard_ttl_seconds`` is shown while a fresh one is computed. A request
-that starts a computation with nothing to show waits up to ``dashboard_wait_seconds`` for it (a
-small team is done by then); otherwise the page answers at once and refreshes itself until the
-result is there.
+that starts a computation with nothing to show may wait ``dashboard_wait_seconds`` for it (0 by
+default: a small team's is done by the first refresh); otherwise the page answers at once and
+refreshes itself every second until the result is there.
 """
 
 from __future__ import annotations

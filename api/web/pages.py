@@ -168,7 +168,7 @@ def today_page(
         "roles": [r.value for r in TeamRole],
         "members": members,
         "outcomes": OUTCOMES,
-        "snooze": _snooze_bounds(now, rules.snooze.max_days, zone),
+        "snooze": snooze_bounds(now, rules.snooze.max_days, zone),
         "next": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         "query": {
             "date": day.isoformat() if day != today else "",
@@ -209,7 +209,7 @@ class SnoozeBounds:
     max_days: int
 
 
-def _snooze_bounds(now: datetime, max_days: int, zone: ZoneInfo) -> SnoozeBounds:
+def snooze_bounds(now: datetime, max_days: int, zone: ZoneInfo) -> SnoozeBounds:
     """The datetime-local bounds of the snooze field: from now to the pack's limit (checked again on POST)."""
     fmt = "%Y-%m-%dT%H:%M"
     local = now.astimezone(zone)

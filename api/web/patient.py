@@ -21,7 +21,7 @@ from api.deps import ClockDep, PathwayDep, PatientId, SessionDep, patient_for
 from api.tasks import FollowThroughDep
 from api.web import charts
 from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, markup, render
-from api.web.pages import OUTCOMES, _snooze_bounds
+from api.web.pages import OUTCOMES, snooze_bounds
 from pathway import care_plan, referrals, repository, service, task_store, team_store, workbench
 from pathway.access import Role
 from pathway.models import AssessmentRecord, Referral
@@ -135,7 +135,7 @@ def patient_page(
         "ldl_svg": markup(charts.ldl_chart(drawn.ldl, drawn.lipid_target, since, now, t, zone)),
         "tiers_svg": markup(charts.tier_timeline(drawn.tiers, since, now, t, zone)),
         "outcomes": OUTCOMES,
-        "snooze": _snooze_bounds(now, rules.snooze.max_days, zone),
+        "snooze": snooze_bounds(now, rules.snooze.max_days, zone),
         "next": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
     }
     return render(request, state, t, "patient.html", context, started=started)

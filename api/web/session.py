@@ -47,8 +47,9 @@ class WebSettings(BaseSettings):
     session_hours: float = Field(default=12, gt=0, le=24 * 14)
     # The dashboard's indicators are computed off the request and kept this long.
     dashboard_ttl_seconds: float = Field(default=600, ge=0)
-    # How long a dashboard request waits for a computation before it answers "computing…".
-    dashboard_wait_seconds: float = Field(default=0.15, ge=0, le=60)
+    # How long the request that starts a dashboard computation waits for it before answering
+    # "computing…" (a page that refreshes itself). 0: at once, whatever the team's size.
+    dashboard_wait_seconds: float = Field(default=0, ge=0, le=60)
 
     @field_validator("session_secret")
     @classmethod

@@ -81,7 +81,7 @@ def test_a_slow_computation_answers_at_once_and_the_page_refreshes_itself(
     sign_in(client, world.keys["team-a"])
     first = client.get(f"/workbench/teams/{world.team_a}/dashboard?months=6")
     if "data-computing" in first.text:  # it did not finish before the page answered
-        assert '<meta http-equiv="refresh" content="2">' in first.text
+        assert '<meta http-equiv="refresh" content="1">' in first.text
     for _ in range(100):
         page = client.get(f"/workbench/teams/{world.team_a}/dashboard?months=6")
         if "data-computing" not in page.text:

@@ -28,7 +28,7 @@ from pathway.workbench import (
 )
 
 WIDTH, HEIGHT = 720, 230
-LEFT, RIGHT, TOP, BOTTOM = 46, 118, 12, 26
+LEFT, RIGHT, TOP, BOTTOM = 46, 122, 12, 26
 
 
 def _e(text: object) -> str:
@@ -208,15 +208,15 @@ def glucose_chart(
         parts.append(
             _band(frame, frame.low, hypo.value, "band-hypo", f"{t('chart.hypo')} {sign}{hypo.value:g}")
         )
-        parts.append(_hline(frame, hypo.value, "line-hypo", f"{t('chart.hypo')} {sign}{hypo.value:g}"))
+        parts.append(_hline(frame, hypo.value, "line-hypo", f"{t('chart.hypo_line')} {sign}{hypo.value:g}"))
     if hyper is not None:
         sign = "≥" if hyper.op == "gte" else ">"
-        label = f"{t('chart.hyper')} {sign}{hyper.value:g}"
-        parts.append(_band(frame, hyper.value, frame.high, "band-hyper", label))
-        parts.append(_hline(frame, hyper.value, "line-hyper", label))
+        label = f"{sign}{hyper.value:g}"
+        parts.append(_band(frame, hyper.value, frame.high, "band-hyper", f"{t('chart.hyper')} {label}"))
+        parts.append(_hline(frame, hyper.value, "line-hyper", f"{t('chart.hyper_line')} {label}"))
     parts.append(
         _hline(
-            frame, bands.fasting_below, "line-target", f"{t('chart.fasting_target')} <{bands.fasting_below:g}"
+            frame, bands.fasting_below, "line-target", f"{t('chart.fasting_line')} <{bands.fasting_below:g}"
         )
     )
     parts.append(
@@ -224,7 +224,7 @@ def glucose_chart(
             frame,
             bands.non_fasting_below,
             "line-target2",
-            f"{t('chart.non_fasting_target')} <{bands.non_fasting_below:g}",
+            f"{t('chart.non_fasting_line')} <{bands.non_fasting_below:g}",
         )
     )
     if not points:
@@ -258,8 +258,9 @@ def ldl_chart(
     parts = [_svg_open("ldl", t("chart.ldl"), len(points), frame), _axes(frame, step, t, tz, 1)]
     if target.ldl_below is not None:
         stratum = t.word("stratum", target.stratum) if target.stratum else ""
-        label = f"{t('chart.target')} <{target.ldl_below:g} {stratum}".strip()
-        parts.append(_band(frame, frame.low, target.ldl_below, "band-target-ldl", label))
+        label = f"{t('chart.target')} <{target.ldl_below:g}"
+        band_label = f"{label} {stratum}".strip()
+        parts.append(_band(frame, frame.low, target.ldl_below, "band-target-ldl", band_label))
         parts.append(_hline(frame, target.ldl_below, "line-ldl", label))
     if not points:
         parts.append(_empty(frame, t))

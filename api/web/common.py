@@ -26,6 +26,7 @@ from markupsafe import Markup
 
 from api.deps import ClockDep, KeyCacheDep, SessionDep
 from api.web import formats
+from api.web.dashboard import DashboardCache
 from api.web.i18n import LANG_COOKIE, Translator, pick_lang
 from api.web.session import SESSION_COOKIE, SessionSigner, WebSession, WebSettings
 from pathway.errors import PathwayError
@@ -52,12 +53,10 @@ class WebState:
     settings: WebSettings
     signer: SessionSigner
     templates: jinja2.Environment
-    dashboards: Any  # api.web.dashboard.DashboardCache (built here, typed there)
+    dashboards: DashboardCache
 
 
 def build_state(settings: WebSettings | None = None) -> WebState:
-    from api.web.dashboard import DashboardCache
-
     settings = settings or WebSettings()
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),

@@ -38,7 +38,9 @@ _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "please-change-m
 class WebSettings(BaseSettings):
     """The workbench's own settings (``PATHWAY_WEB_*``), read once when the app starts."""
 
-    model_config = SettingsConfigDict(env_prefix="PATHWAY_WEB_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="PATHWAY_WEB_", frozen=True, extra="forbid", hide_input_in_errors=True
+    )
 
     # Mixed into every session's MAC key. Optional: without it a cookie is still bound to its key's
     # stored sha256; with it, a copy of the database alone cannot forge one.

@@ -37,7 +37,8 @@ async def _session(request: Request) -> AsyncIterator[Session]:
     async with AsyncExitStack() as stack:
         if write_lock is not None:
             await stack.enter_async_context(write_lock)
-        with Session(request.app.state.engine) as session:
+        # Nothing is reloaded after the commit: the request ends there (and answers from what it holds).
+        with Session(request.app.state.engine, expire_on_commit=False) as session:
             yield session
 
 

@@ -4,6 +4,7 @@ evidence, the GP team's actions with their history, and team scoping."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -204,8 +205,9 @@ def test_the_team_closes_reassigns_and_snoozes_a_task_and_every_change_is_record
     past = client.post(f"{url}/snooze", json={"until": "2026-03-01T08:00:00+08:00", "reason": "外出"})
     assert past.status_code == 422
     snoozed = client.post(f"{url}/snooze", json={"until": "2026-03-15T09:00:00+08:00", "reason": "外出探亲"})
-    assert (snoozed.json()["snoozed_until"], snoozed.json()["snooze_reason"]) == (
-        "2026-03-15T01:00:00Z",
+    until = datetime.fromisoformat(snoozed.json()["snoozed_until"])
+    assert (until, snoozed.json()["snooze_reason"]) == (
+        datetime.fromisoformat("2026-03-15T01:00:00+00:00"),
         "外出探亲",
     )
     done = client.post(f"{url}/outcome", json={"outcome": "done", "note": "电话随访完成"})

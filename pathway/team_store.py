@@ -28,6 +28,7 @@ from pathway.models import (
     SymptomReport,
     Team,
 )
+from pathway.task_store import IS_OPEN
 
 _TABLES = SQLModel.metadata.tables
 _task_table = _TABLES[CareTask.__tablename__]
@@ -51,7 +52,7 @@ def team_by_id(session: Session, team_id: int) -> Team | None:
 def _list_filter(team_id: int, day: date, until: datetime, role: str | None, member: str | None) -> list[Any]:
     conditions: list[Any] = [
         _task.team_id == team_id,
-        _task.status == "open",
+        IS_OPEN,
         _task.due_date <= day,
         or_(_task.snoozed_until.is_(None), _task.snoozed_until < until),
     ]
@@ -220,7 +221,7 @@ def overdue_tasks(session: Session, team_id: int, before: date) -> dict[int, int
     """Open tasks of the team due before ``before`` (a date), counted by priority."""
     statement = (
         select_columns(_task.priority, func.count())
-        .where(_task.team_id == team_id, _task.status == "open", _task.due_date < before)
+        .where(_task.team_id == team_id, IS_OPEN, _task.due_date < before)
         .group_by(_task.priority)
     )
     return {int(priority): int(count) for priority, count in session.execute(statement)}

@@ -1,8 +1,10 @@
 """How fast the workbench's pages render for a team of 2,000 patients (a benchmark, not a test).
 
-    python -m bench.workbench [--patients 2000] [--database URL --team ID --key KEY] [--requests 20]
+    python -m bench.workbench [--patients 2000] [--store FILE | --database URL --team ID --key KEY]
+                              [--requests 20]
 
-By default a fresh SQLite store in a temporary directory gets a synthetic team of ``--patients``
+By default a fresh SQLite store in a temporary directory (or ``--store FILE``, kept, and reused by
+the next run that names it) gets a synthetic team of ``--patients``
 patients with a year of care (:mod:`bench.workbench_seed`, every event stored and assessed at its
 own moment; minutes for 2,000) and a small second team. ``pathway serve`` runs on it (a subprocess,
 no scheduler); a client signs in with a team key through the form and asks, one request at a time
@@ -113,6 +115,27 @@ def _seed(url: str, patients: int) -> tuple[int, str]:
     return team.team_id, plaintext
 
 
+def _reuse(url: str) -> tuple[int, str]:
+    """The seeded team of a kept store, and a new key of it."""
+    from sqlmodel import Session
+
+    from pathway import access
+    from pathway.clock import SystemClock
+    from pathway.db import make_engine
+
+    engine = make_engine(url)
+    with Session(engine) as session:
+        team = access.team_by_code(session, "bench-01")
+        _key, plaintext = access.create_key(
+            session, access.Role.TEAM, "bench", SystemClock().now(), team_code="bench-01"
+        )
+        session.commit()
+        assert team.id is not None
+        team_id = team.id
+    engine.dispose()
+    return team_id, plaintext
+
+
 def _computation(url: str, team_id: int) -> float:
     """One dashboard computation (12 month ends and now) in this process, seconds."""
     from api.main import pathway_config
@@ -186,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--patients", type=int, default=2000)
+    parser.add_argument("--store", type=Path, help="a SQLite file: seeded if missing, else reused (kept)")
     parser.add_argument("--database", help="an existing store (needs --team and --key)")
     parser.add_argument("--team", type=int)
     parser.add_argument("--key")
@@ -196,8 +220,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.team is None or not args.key:
                 parser.error("--database needs --team and --key")
             url, team_id, key = args.database, args.team, args.key
+        elif args.store is not None and args.store.exists():
+            url = f"sqlite:///{args.store.resolve()}"
+            team_id, key = _reuse(url)
         else:
-            url = f"sqlite:///{Path(tmp) / 'pathway.db'}"
+            url = f"sqlite:///{(args.store or Path(tmp) / 'pathway.db').resolve()}"
             team_id, key = _seed(url, args.patients)
         timings = run(url, team_id, key, args.requests, Path(tmp) / "serve.log")
         alone = _computation(url, team_id)

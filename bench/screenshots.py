@@ -155,10 +155,8 @@ def shoot(base: str, team_id: int, key: str, out: Path) -> list[Path]:
                 page.wait_for_selector("svg[data-chart=bp]")
                 saved += _save(page, out, f"patient{suffix}")
                 page.goto(f"{base}/workbench/teams/{team_id}/dashboard")
-                deadline = time.monotonic() + 120
-                while page.locator("[data-computing]").count() and time.monotonic() < deadline:
-                    page.wait_for_timeout(1000)
-                    page.reload()
+                # Until the indicators are computed the page refreshes itself every second.
+                page.wait_for_selector("[data-as-of]", timeout=180_000)
                 saved += _save(page, out, f"dashboard{suffix}")
                 context.close()
         finally:

@@ -28,6 +28,7 @@ def suite(quick: bool) -> list[tuple[str, list[str]]]:
         ("ingest", ["bench.ingest", "--database", "both", "--seconds", seconds, "--workers", "2"]),
         ("schedule", ["bench.schedule", *(["--patients", "5000"] if quick else [])]),
         ("load", ["bench.load", "--seconds", "10" if quick else "60", "--workers", "2"]),
+        ("workbench", ["bench.workbench", "--patients", "300" if quick else "2000"]),
     ]
 
 
@@ -54,7 +55,7 @@ def run(title: str, arguments: list[str]) -> tuple[int, list[Figure], float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs, for a smoke check")
-    parser.add_argument("--only", nargs="*", help="run only these benchmarks (rules ingest schedule load)")
+    parser.add_argument("--only", nargs="*", help="run only these (rules ingest schedule load workbench)")
     args = parser.parse_args(argv)
     results = []
     for title, arguments in suite(args.quick):

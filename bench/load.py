@@ -70,6 +70,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.figures import emit
 from bench.ingest import (
     DEFAULT_POSTGRES_URL,
     HOST,
@@ -934,6 +935,11 @@ def print_table(database: str, traffic: Traffic, v: Verification, world: World, 
         f"issue #5 target (≥ {TARGET_RPS:.0f} mixed req/s for {TARGET_SECONDS:.0f} s on PostgreSQL, no 5xx, "
         f"nothing lost or duplicated, no tier mismatch): {_mark(issue_ok)}"
     )
+    emit(f"{database} mixed requests/s ({traffic.elapsed:.0f} s)", f"{rps:,.1f}", f"≥ {TARGET_RPS:.0f}",
+         rps >= TARGET_RPS)  # fmt: skip
+    errors, lost = traffic.server_errors(), v.lost_or_duplicated()
+    emit(f"{database} 5xx / lost or duplicated", f"{errors} / {lost}", "0 / 0", errors == 0 and lost == 0)
+    emit(f"{database} tier mismatches", str(v.tier_mismatches), "0", v.tier_mismatches == 0)
 
 
 def problems(traffic: Traffic, v: Verification) -> list[str]:

@@ -53,12 +53,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(IntegrityError)
     async def conflict(_request: Request, error: IntegrityError) -> JSONResponse:
-        log.info("write conflict: %s", error.orig)
+        log.info("write conflict on %s", _constraint(error))
         body = {"code": "conflict", "message": "a concurrent request wrote the same data; retry the request"}
         return JSONResponse(status_code=409, content=body)
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(_request: Request, error: OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", error.orig)
+        log.warning("database unavailable: %s", type(error.orig).__name__)
         body = {"code": "database-unavailable", "message": "the database is unavailable; retry shortly"}
         return JSONResponse(status_code=503, content=body, headers={"Retry-After": "5"})
+
+
+def _constraint(error: IntegrityError) -> str:
+    """The violated constraint's name, never the row's values (they may identify a patient)."""
+    diag = getattr(error.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    return str(name) if name else type(error.orig).__name__

@@ -552,6 +552,34 @@ def reclaim_stale_run(
     return int(row[0]) if row is not None else None
 
 
+def unfinished_claimant(session: Session, job: str, business_date: date) -> str | None:
+    """Who holds the unfinished claim of (job, business_date), if anyone."""
+    statement = select(_run.claimed_by).where(
+        _run.job == job, _run.business_date == business_date, _run.finished_at.is_(None)
+    )
+    row = session.execute(statement).first()
+    return str(row[0]) if row is not None else None
+
+
+def take_over_run(
+    session: Session, job: str, business_date: date, dead_claimant: str, claimed_by: str, now: datetime
+) -> int | None:
+    """Take over the unfinished claim of a process known to be dead (compare-and-set on its name)."""
+    statement = (
+        update(_run_table)
+        .where(
+            _run.job == job,
+            _run.business_date == business_date,
+            _run.finished_at.is_(None),
+            _run.claimed_by == dead_claimant,
+        )
+        .values(claimed_by=claimed_by, started_at=now, error=None)
+        .returning(_run.id)
+    )
+    row = session.execute(statement).first()
+    return int(row[0]) if row is not None else None
+
+
 def finish_run(session: Session, run_id: int, now: datetime, details: dict[str, Any]) -> None:
     session.execute(update(_run_table).where(_run.id == run_id).values(finished_at=now, details=details))
 

@@ -35,6 +35,24 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def died_on_this_host(worker: str) -> bool:
+    """Whether ``worker`` (a :func:`worker_name`) was a process of this host that no longer exists.
+
+    A scheduler killed mid-run (kill -9, a crash) is then taken over at once by the next one started
+    on the same host instead of after the lease; on other hosts only the lease can tell.
+    """
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class Context:
     """What every job needs: the database, the clock, the pack's follow-through rules."""
@@ -66,6 +84,11 @@ def claim(ctx: Context, job: str, business_date: date, now: datetime) -> int | N
     """Claim (job, business_date) in its own committed transaction; the run id, or None if taken."""
     with Session(ctx.engine) as session:
         run_id = task_store.claim_run(session, job, business_date, ctx.worker, now)
+        holder = task_store.unfinished_claimant(session, job, business_date) if run_id is None else None
+        if holder is not None and holder != ctx.worker and died_on_this_host(holder):
+            run_id = task_store.take_over_run(session, job, business_date, holder, ctx.worker, now)
+            if run_id is not None:
+                log.warning("%s %s: took over the claim of %s, which is dead", job, business_date, holder)
         if run_id is None:
             run_id = task_store.reclaim_stale_run(
                 session, job, business_date, ctx.worker, now, now - ctx.lease

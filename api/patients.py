@@ -32,6 +32,7 @@ from pathway.ingest import (
     ReadingIn,
     SymptomIn,
 )
+from pathway.models import AssessmentRecord
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
@@ -144,6 +145,14 @@ def post_readings(
     return result
 
 
+def _assessed(record: AssessmentRecord | None, patient_id: int) -> AssessmentRead | JSONResponse:
+    """The new assessment, or 202 when the engine failed and the patient awaits a reassessment."""
+    if record is None:
+        pending = PendingAssessment(patient_id=patient_id).model_dump()
+        return JSONResponse(pending, status_code=status.HTTP_202_ACCEPTED)
+    return AssessmentRead.of(record)
+
+
 def _count(items: list[ItemResult], status_name: str) -> int:
     return sum(1 for item in items if item.status == status_name)
 
@@ -228,10 +237,7 @@ def post_symptoms(
     service.record_symptoms(session, patient, symptoms, config=pathway, now=now)
     record = service.reassess_or_defer(session, patient, pathway, now)
     session.commit()
-    if record is None:
-        pending = PendingAssessment(patient_id=patient_id).model_dump()
-        return JSONResponse(pending, status_code=status.HTTP_202_ACCEPTED)
-    return AssessmentRead.of(record)
+    return _assessed(record, patient_id)
 
 
 @router.post(
@@ -263,9 +269,7 @@ def post_checks(
     service.record_checks(session, patient, checks, source_system=source_system, config=pathway, now=now)
     record = service.reassess_or_defer(session, patient, pathway, now)
     session.commit()
-    if record is None:
-        return JSONResponse(PendingAssessment(patient_id=patient_id).model_dump(), status_code=202)
-    return AssessmentRead.of(record)
+    return _assessed(record, patient_id)
 
 
 @router.get(

@@ -58,21 +58,21 @@ _COMPLICATIONS = (
     .where(_complication.patient_id == _PATIENT)
     .order_by(_complication.onset)
 )
+# The columns of a reading that a history is built from, in ReadingRow's order.
+READING_COLUMNS = (
+    _reading.encounter_id,
+    _reading.kind,
+    _reading.source,
+    _reading.measured_at,
+    _reading.value,
+    _reading.systolic,
+    _reading.diastolic,
+    _reading.pulse,
+    _reading.unit_received,
+    _reading.values_received,
+)
 _READINGS = (
-    select_columns(
-        _reading.encounter_id,
-        _reading.kind,
-        _reading.source,
-        _reading.measured_at,
-        _reading.value,
-        _reading.systolic,
-        _reading.diastolic,
-        _reading.pulse,
-        _reading.unit_received,
-        _reading.values_received,
-    )
-    .where(_reading.patient_id == _PATIENT)
-    .order_by(_reading.measured_at)
+    select_columns(*READING_COLUMNS).where(_reading.patient_id == _PATIENT).order_by(_reading.measured_at)
 )
 _ENCOUNTERS = select_columns(_encounter.id, _encounter.at).where(_encounter.patient_id == _PATIENT)
 _check = _TABLES[CareCheckRecord.__tablename__].c

@@ -537,19 +537,7 @@ def reclaim_stale_run(
     session: Session, job: str, business_date: date, claimed_by: str, now: datetime, started_before: datetime
 ) -> int | None:
     """Take over an unfinished claim whose lease ran out (compare-and-set); its id, or None."""
-    statement = (
-        update(_run_table)
-        .where(
-            _run.job == job,
-            _run.business_date == business_date,
-            _run.finished_at.is_(None),
-            _run.started_at < started_before,
-        )
-        .values(claimed_by=claimed_by, started_at=now, error=None)
-        .returning(_run.id)
-    )
-    row = session.execute(statement).first()
-    return int(row[0]) if row is not None else None
+    return _take_over(session, job, business_date, claimed_by, now, _run.started_at < started_before)
 
 
 def unfinished_claimant(session: Session, job: str, business_date: date) -> str | None:
@@ -565,14 +553,15 @@ def take_over_run(
     session: Session, job: str, business_date: date, dead_claimant: str, claimed_by: str, now: datetime
 ) -> int | None:
     """Take over the unfinished claim of a process known to be dead (compare-and-set on its name)."""
+    return _take_over(session, job, business_date, claimed_by, now, _run.claimed_by == dead_claimant)
+
+
+def _take_over(
+    session: Session, job: str, business_date: date, claimed_by: str, now: datetime, condition: Any
+) -> int | None:
     statement = (
         update(_run_table)
-        .where(
-            _run.job == job,
-            _run.business_date == business_date,
-            _run.finished_at.is_(None),
-            _run.claimed_by == dead_claimant,
-        )
+        .where(_run.job == job, _run.business_date == business_date, _run.finished_at.is_(None), condition)
         .values(claimed_by=claimed_by, started_at=now, error=None)
         .returning(_run.id)
     )

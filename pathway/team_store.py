@@ -28,6 +28,7 @@ from pathway.models import (
     SymptomReport,
     Team,
 )
+from pathway.repository import READING_COLUMNS
 from pathway.task_store import IS_OPEN
 
 _TABLES = SQLModel.metadata.tables
@@ -162,19 +163,7 @@ def clinical_rows(session: Session, patient_ids: Sequence[int], until: datetime)
         for patient_id, *rest in session.execute(statement.order_by(_complication.onset)):
             rows[patient_id].complications.append(tuple(rest))
         readings = (
-            select_columns(
-                _reading.patient_id,
-                _reading.encounter_id,
-                _reading.kind,
-                _reading.source,
-                _reading.measured_at,
-                _reading.value,
-                _reading.systolic,
-                _reading.diastolic,
-                _reading.pulse,
-                _reading.unit_received,
-                _reading.values_received,
-            )
+            select_columns(_reading.patient_id, *READING_COLUMNS)
             .where(
                 _reading.patient_id.in_(chunk),
                 _reading.measured_at <= until,

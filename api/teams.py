@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import date, datetime, time
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -194,7 +193,7 @@ def daily_list(
         total=result.total,
         page=page,
         per_page=per_page,
-        items=[ListItemRead.model_validate(asdict(item)) for item in result.items],
+        items=[ListItemRead.model_validate(item, from_attributes=True) for item in result.items],
     )
 
 

@@ -250,10 +250,10 @@ def record_encounter(
     )
     repository.add(session, encounter)
     assert encounter.id is not None
-    for measurement in measurements:
-        row = _reading_row(patient.id, measurement, None, source_system, now)
+    rows = [_reading_row(patient.id, measurement, None, source_system, now) for measurement in measurements]
+    for row in rows:
         row["encounter_id"] = encounter.id
-        repository.insert_reading_once(session, row)
+    repository.insert_readings_once(session, rows)
     for code in dict.fromkeys(data.symptoms):
         repository.insert_symptom_once(
             session,
@@ -419,7 +419,8 @@ def history_from_rows(
     checks: Iterable[tuple[str, datetime]] = (),
 ) -> PatientHistory:
     """A patient's history from the rows of :mod:`pathway.repository` (one patient's, or a bulk
-    load's share for that patient)."""
+    load's share for that patient). Readings carry their canonical values, which is all the rules
+    read; the numbers and unit as received stay in the store."""
     profile = PatientProfile(
         sex=Sex(patient.sex),
         birth_date=patient.birth_date,
@@ -431,7 +432,7 @@ def history_from_rows(
     by_encounter: dict[int, list[Measurement]] = {}
     loose: list[Measurement] = []
     for row in readings:
-        encounter_id, kind, source, at, value, systolic, diastolic, pulse, unit, received = row
+        encounter_id, kind, source, at, value, systolic, diastolic, pulse = row
         measurement = Measurement(
             kind=ReadingKind(kind),
             source=ReadingSource(source),
@@ -440,8 +441,6 @@ def history_from_rows(
             systolic=_decimal(systolic),
             diastolic=_decimal(diastolic),
             pulse=_decimal(pulse),
-            unit_received=unit,
-            received=tuple(Decimal(v) for v in received),
         )
         if encounter_id is None:
             loose.append(measurement)

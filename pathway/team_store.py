@@ -127,6 +127,39 @@ def latest_assessments(
     return found
 
 
+@dataclass(frozen=True)
+class AssessmentSummary:
+    """What a list item shows of a patient's newest assessment: its tier, reasons and some facts."""
+
+    tier: str
+    reasons: list[dict[str, Any]]
+    facts: dict[str, Any]
+
+
+def latest_summaries(
+    session: Session, patient_ids: Sequence[int], fact_names: Sequence[str]
+) -> dict[int, AssessmentSummary]:
+    """The tier, reasons and named facts of each patient's newest assessment, picked out of the
+    stored result by the database (a list page never loads and decodes whole results)."""
+    found: dict[int, AssessmentSummary] = {}
+    for chunk in _chunks(patient_ids):
+        newest = (
+            select_columns(func.max(_assessment.id))
+            .where(_assessment.patient_id.in_(chunk))
+            .group_by(_assessment.patient_id)
+        )
+        statement = select_columns(
+            _assessment.patient_id,
+            _assessment.tier,
+            _assessment.result["reasons"],
+            *(_assessment.result[("facts", name)] for name in fact_names),
+        ).where(_assessment.id.in_(newest.scalar_subquery()))
+        for patient_id, tier, reasons, *values in session.execute(statement):
+            facts = {name: value for name, value in zip(fact_names, values, strict=True) if value is not None}
+            found[patient_id] = AssessmentSummary(tier=tier, reasons=reasons or [], facts=facts)
+    return found
+
+
 def team_patients(session: Session, team_id: int, registered_by: datetime) -> Sequence[Patient]:
     """The team's patients registered by ``registered_by``, by id."""
     statement = (

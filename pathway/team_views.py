@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from pathway import indicators, service, team_store
 from pathway.errors import PathwayError
-from pathway.models import AssessmentRecord, Team
+from pathway.models import Team
 from pathway.service import PathwayConfig
 from pathway.tiers import RiskTier, TaskKind
 from pathway.vocabulary import CareCheck, Condition
@@ -121,18 +121,17 @@ def daily_list(
     total, rows = team_store.daily_list(
         session, team.id, day, end_of_day, _TIER_RANK, role=role, member=member, limit=limit, offset=offset
     )
-    latest = team_store.latest_assessments(session, sorted({row.patient_id for row in rows}))
+    latest = team_store.latest_summaries(session, sorted({row.patient_id for row in rows}), _LATEST_FACTS)
     items = [_item(row, latest.get(row.patient_id), day) for row in rows]
     return DailyList(team_id=team.id, date=day, total=total, items=items)
 
 
-def _item(row: Any, record: AssessmentRecord | None, day: date) -> ListItem:
+def _item(row: Any, summary: team_store.AssessmentSummary | None, day: date) -> ListItem:
     todo_zh, todo_en = WHAT_TO_DO.get(row.kind, (row.kind, row.kind))
     if row.subject:
         check_zh, check_en = SCREENING.get(row.subject, (row.subject, row.subject))
         todo_zh, todo_en = f"{todo_zh}：{check_zh}", f"{todo_en}: {check_en}"
-    result = record.result if record is not None else {}
-    facts = result.get("facts", {})
+    facts = summary.facts if summary is not None else {}
     return ListItem(
         task_id=row.id,
         patient_id=row.patient_id,
@@ -148,9 +147,9 @@ def _item(row: Any, record: AssessmentRecord | None, day: date) -> ListItem:
         time_limit_at=row.time_limit_at,
         role=row.role,
         assignee=row.assignee,
-        tier=record.tier if record is not None else row.tier,
+        tier=summary.tier if summary is not None else row.tier,
         escalated=row.escalated_at is not None,
-        reasons="；".join(r["message"] for r in result.get("reasons", [])),
+        reasons="；".join(r["message"] for r in summary.reasons) if summary is not None else "",
         rule_id=row.rule_id,
         pack_version=row.pack_version,
         latest={name: _number(facts.get(name)) for name in _LATEST_FACTS},

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from api.referrals import ReferralRead
 from pathway.ingest import ItemResult
@@ -42,6 +42,12 @@ class AssessmentRead(BaseModel):
     referral_urgency: str | None
     follow_up_due: date
     result: dict[str, Any] = Field(description="the full assessment as `pathway evaluate` prints it")
+
+    @field_validator("evaluated_at")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        """As stored: the same assessment reads the same whether just made or loaded again."""
+        return value.astimezone(UTC)
 
     @classmethod
     def of(cls, record: AssessmentRecord) -> AssessmentRead:

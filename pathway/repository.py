@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import BindParameter, bindparam, delete, insert, text
 from sqlalchemy import select as select_columns
@@ -291,11 +291,30 @@ def insert_symptom_once(session: Session, values: dict[str, Any]) -> None:
     session.execute(insert(SymptomReport).values(**values).on_conflict_do_nothing())
 
 
-def idempotent_answer(session: Session, scope: str, key: str) -> IdempotentRequest | None:
-    statement = select(IdempotentRequest).where(
-        IdempotentRequest.scope == scope, IdempotentRequest.key == key
-    )
-    return session.exec(statement).first()
+class StoredAnswer(NamedTuple):
+    """The answer kept for an ``Idempotency-Key``, with the fingerprint of the request it answered."""
+
+    request_sha256: str
+    status_code: int
+    response: dict[str, Any]
+
+
+_idempotent = _TABLES[IdempotentRequest.__tablename__]
+_IDEMPOTENT_ANSWER = select_columns(
+    _idempotent.c.request_sha256, _idempotent.c.status_code, _idempotent.c.response
+).where(_idempotent.c.scope == bindparam("scope"), _idempotent.c.key == bindparam("key"))
+_INSERT_IDEMPOTENT_ANSWER = insert(_idempotent)
+
+
+def idempotent_answer(session: Session, scope: str, key: str) -> StoredAnswer | None:
+    row = session.execute(_IDEMPOTENT_ANSWER, {"scope": scope, "key": key}).first()
+    return StoredAnswer(*row) if row is not None else None
+
+
+def insert_idempotent_answer(session: Session, values: dict[str, Any]) -> None:
+    """Keep an answer; a concurrent request that kept one for the same key first makes this fail
+    (the unique (scope, key) constraint), so two different answers are never both acknowledged."""
+    session.execute(_INSERT_IDEMPOTENT_ANSWER, values)
 
 
 def active_referral(session: Session, patient_id: int, statuses: Sequence[str]) -> Referral | None:

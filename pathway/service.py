@@ -44,7 +44,7 @@ from pathway.ingest import (
     ReadingIn,
     SymptomIn,
 )
-from pathway.models import AssessmentRecord, IdempotentRequest, Patient, PatientComplication
+from pathway.models import AssessmentRecord, Patient, PatientComplication
 from pathway.models import Encounter as EncounterRow
 from pathway.parameters import IndicatorDefinitions, Plausibility, Targets, Units
 from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
@@ -76,7 +76,9 @@ def request_fingerprint(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def replayed_answer(session: Session, scope: str, key: str, fingerprint: str) -> IdempotentRequest | None:
+def replayed_answer(
+    session: Session, scope: str, key: str, fingerprint: str
+) -> repository.StoredAnswer | None:
     """The stored answer to an earlier request with this key, or None; a different body is a 409."""
     prior = repository.idempotent_answer(session, scope, key)
     if prior is not None and prior.request_sha256 != fingerprint:
@@ -95,16 +97,16 @@ def remember_answer(
     body: dict[str, Any],
     now: datetime,
 ) -> None:
-    repository.add(
+    repository.insert_idempotent_answer(
         session,
-        IdempotentRequest(
-            scope=scope,
-            key=key,
-            request_sha256=fingerprint,
-            status_code=status_code,
-            response=body,
-            created_at=now,
-        ),
+        {
+            "scope": scope,
+            "key": key,
+            "request_sha256": fingerprint,
+            "status_code": status_code,
+            "response": body,
+            "created_at": now,
+        },
     )
 
 
@@ -493,6 +495,20 @@ def reassess_or_defer(
             session.add(patient)
         return None
     return _store_assessment(session, patient, result, now)
+
+
+def reassess_after_ingest(
+    session: Session, patient: Patient, config: PathwayConfig, now: datetime, *, stored_any: bool
+) -> AssessmentRecord | None:
+    """:func:`reassess_or_defer` after an ingest that stored something. One that stored nothing (a
+    gateway's retry: every item a duplicate) keeps the current assessment, which saw those readings
+    when they were first stored; a stale one (another day, another pack, awaited) is redone."""
+    if not stored_any:
+        assert patient.id is not None
+        record = repository.latest_assessment(session, patient.id)
+        if record is not None and is_current(record, config, now, patient):
+            return record
+    return reassess_or_defer(session, patient, config, now)
 
 
 def _evaluate(session: Session, patient: Patient, config: PathwayConfig, now: datetime) -> Assessment | None:

@@ -7,12 +7,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import date, datetime
-from typing import Any, NamedTuple, cast
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import BindParameter, bindparam, delete, insert, text
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    bindparam,
+    delete,
+    insert,
+    literal_column,
+    null,
+    text,
+    union_all,
+)
+from sqlalchemy import cast as cast_as
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Session, SQLModel, col, select
 
 from pathway.models import (
@@ -54,11 +72,6 @@ _reading = _TABLES[Reading.__tablename__].c
 _encounter = _TABLES[Encounter.__tablename__].c
 _symptom = _TABLES[SymptomReport.__tablename__].c
 _complication = _TABLES[PatientComplication.__tablename__].c
-_COMPLICATIONS = (
-    select_columns(_complication.code, _complication.onset)
-    .where(_complication.patient_id == _PATIENT)
-    .order_by(_complication.onset)
-)
 # The columns of a reading that a history is built from, in ReadingRow's order. The numbers and
 # unit as received stay in the table: the rules read canonical values only, and decoding them for
 # every stored reading on every reassessment cost more than the evaluation itself.
@@ -72,15 +85,7 @@ READING_COLUMNS = (
     _reading.diastolic,
     _reading.pulse,
 )
-_READINGS = (
-    select_columns(*READING_COLUMNS).where(_reading.patient_id == _PATIENT).order_by(_reading.measured_at)
-)
-_ENCOUNTERS = select_columns(_encounter.id, _encounter.at).where(_encounter.patient_id == _PATIENT)
 _check = _TABLES[CareCheckRecord.__tablename__].c
-_CHECKS = select_columns(_check.kind, _check.at).where(_check.patient_id == _PATIENT)
-_SYMPTOMS = select_columns(_symptom.encounter_id, _symptom.code, _symptom.at).where(
-    _symptom.patient_id == _PATIENT
-)
 _READING_KEY = (_reading.id, _reading.kind, _reading.measured_at, _reading.device_key)
 _INSERT_READINGS_SQLITE = (
     sqlite.insert(_TABLES[Reading.__tablename__]).on_conflict_do_nothing().returning(*_READING_KEY)
@@ -130,33 +135,93 @@ ReadingRow = tuple[
 ]
 
 
-def complications_of(session: Session, patient_id: int) -> Sequence[tuple[str, date]]:
-    """(code, onset) of the patient's complications, oldest first."""
-    return cast(Sequence[tuple[str, date]], session.execute(_COMPLICATIONS, {"patient_id": patient_id}).all())
+@dataclass
+class ClinicalRows:
+    """One patient's rows, as :func:`pathway.service.history_from_rows` takes them: complications
+    (code, onset), readings (:data:`ReadingRow`, oldest first), encounters (id, at), symptoms
+    (encounter_id, code, at) and recorded checks (kind, at)."""
+
+    complications: list[Any] = field(default_factory=list)
+    readings: list[Any] = field(default_factory=list)
+    encounters: list[Any] = field(default_factory=list)
+    symptoms: list[Any] = field(default_factory=list)
+    checks: list[Any] = field(default_factory=list)
 
 
-def readings_of(session: Session, patient_id: int) -> Sequence[ReadingRow]:
-    """The patient's readings as rows (encounter_id, kind, source, measured_at, value, systolic,
-    diastolic, pulse, unit_received, values_received), oldest first."""
-    return cast(Sequence[ReadingRow], session.execute(_READINGS, {"patient_id": patient_id}).all())
+def _typed_null(kind: TypeEngine[Any]) -> ColumnElement[Any]:
+    return cast_as(null(), kind)
 
 
-def encounters_of(session: Session, patient_id: int) -> Sequence[tuple[int, datetime]]:
-    """(id, at) of the patient's encounters."""
-    return cast(
-        Sequence[tuple[int, datetime]], session.execute(_ENCOUNTERS, {"patient_id": patient_id}).all()
-    )
+_INT, _TEXT, _FLOAT = _typed_null(Integer()), _typed_null(String()), _typed_null(Float())
+_INSTANT, _DAY = _typed_null(DateTime(timezone=True)), _typed_null(Date())
+# A patient's whole history in one round trip: five SELECTs of one shape (part, ref, code, source,
+# at, value, systolic, diastolic, pulse, day), the readings' first so the result takes their types.
+_HISTORY = union_all(
+    select_columns(literal_column("'r'").label("part"), *READING_COLUMNS, _DAY.label("day")).where(
+        _reading.patient_id == _PATIENT
+    ),
+    select_columns(
+        literal_column("'e'"),
+        _encounter.id,
+        _TEXT,
+        _TEXT,
+        _encounter.at,
+        _FLOAT,
+        _FLOAT,
+        _FLOAT,
+        _FLOAT,
+        _DAY,
+    ).where(_encounter.patient_id == _PATIENT),
+    select_columns(
+        literal_column("'s'"),
+        _symptom.encounter_id,
+        _symptom.code,
+        _TEXT,
+        _symptom.at,
+        _FLOAT,
+        _FLOAT,
+        _FLOAT,
+        _FLOAT,
+        _DAY,
+    ).where(_symptom.patient_id == _PATIENT),
+    select_columns(
+        literal_column("'k'"), _INT, _check.kind, _TEXT, _check.at, _FLOAT, _FLOAT, _FLOAT, _FLOAT, _DAY
+    ).where(_check.patient_id == _PATIENT),
+    select_columns(
+        literal_column("'c'"),
+        _INT,
+        _complication.code,
+        _TEXT,
+        _INSTANT,
+        _FLOAT,
+        _FLOAT,
+        _FLOAT,
+        _FLOAT,
+        _complication.onset,
+    ).where(_complication.patient_id == _PATIENT),
+)
+_HISTORY = _HISTORY.order_by(
+    literal_column("part"), literal_column("measured_at"), literal_column("day"), literal_column("kind")
+)
 
 
-def symptoms_of(session: Session, patient_id: int) -> Sequence[tuple[int | None, str, datetime]]:
-    """(encounter_id, code, at) of the patient's symptom reports."""
-    rows = session.execute(_SYMPTOMS, {"patient_id": patient_id}).all()
-    return cast(Sequence[tuple[int | None, str, datetime]], rows)
-
-
-def checks_of(session: Session, patient_id: int) -> Sequence[tuple[str, datetime]]:
-    """(kind, at) of the examinations recorded as done for the patient."""
-    return cast(Sequence[tuple[str, datetime]], session.execute(_CHECKS, {"patient_id": patient_id}).all())
+def history_rows(session: Session, patient_id: int) -> ClinicalRows:
+    """Everything stored about the patient that the rules read, in one statement."""
+    found = ClinicalRows()
+    for part, ref, code, source, at, value, systolic, diastolic, pulse, day in session.execute(
+        _HISTORY, {"patient_id": patient_id}
+    ):
+        if part == "r":
+            found.readings.append((ref, code, source, at, value, systolic, diastolic, pulse))
+        elif part == "e":
+            found.encounters.append((ref, at))
+        elif part == "s":
+            found.symptoms.append((ref, code, at))
+        elif part == "k":
+            found.checks.append((code, at))
+        else:
+            found.complications.append((code, day))
+    return found
 
 
 def insert_check_once(session: Session, values: dict[str, Any]) -> None:

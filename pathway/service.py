@@ -400,15 +400,11 @@ def _decimal(value: float | None) -> Decimal | None:
 
 
 def history_of(session: Session, patient: Patient) -> PatientHistory:
-    """The patient's stored history as the snapshot builder sees it (five cached SELECTs of rows)."""
+    """The patient's stored history as the snapshot builder sees it (one cached SELECT of rows)."""
     assert patient.id is not None
+    rows = repository.history_rows(session, patient.id)
     return history_from_rows(
-        patient,
-        repository.complications_of(session, patient.id),
-        repository.readings_of(session, patient.id),
-        repository.encounters_of(session, patient.id),
-        repository.symptoms_of(session, patient.id),
-        repository.checks_of(session, patient.id),
+        patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks
     )
 
 

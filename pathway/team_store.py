@@ -8,7 +8,7 @@ the patients on the page; the latest assessment of each listed patient is one gr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from pathway.models import (
     SymptomReport,
     Team,
 )
-from pathway.repository import READING_COLUMNS
+from pathway.repository import READING_COLUMNS, ClinicalRows
 from pathway.task_store import IS_OPEN
 
 _TABLES = SQLModel.metadata.tables
@@ -171,17 +171,6 @@ def team_patients(session: Session, team_id: int, registered_by: datetime) -> Se
 
 
 _CLINIC_SOURCES = ("home", "wearable", "cgm")
-
-
-@dataclass
-class ClinicalRows:
-    """One patient's rows, as :func:`pathway.service.history_from_rows` takes them."""
-
-    complications: list[Any] = field(default_factory=list)
-    readings: list[Any] = field(default_factory=list)
-    encounters: list[Any] = field(default_factory=list)
-    symptoms: list[Any] = field(default_factory=list)
-    checks: list[Any] = field(default_factory=list)
 
 
 def clinical_rows(session: Session, patient_ids: Sequence[int], until: datetime) -> dict[int, ClinicalRows]:

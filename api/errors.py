@@ -3,7 +3,8 @@
 PathwayError subclasses carry their status (and headers, e.g. Retry-After); request-validation
 errors become ``invalid-input`` (422) naming the first bad field, except a batch over its item
 limit, which is ``payload-too-large`` (413); an unreachable database is ``database-unavailable`` (503) with
-``Retry-After``; a write that loses a race on a unique key is ``conflict`` (409), safe to retry.
+``Retry-After``; a write that loses a race on a unique key is ``conflict`` (409), safe to retry; a
+value the database cannot store that validation let through is ``invalid-input`` (422), logged by kind.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from pathway.errors import PathwayError
 
@@ -57,11 +58,24 @@ def install(app: FastAPI) -> None:
         body = {"code": "conflict", "message": "a concurrent request wrote the same data; retry the request"}
         return JSONResponse(status_code=409, content=body)
 
+    @app.exception_handler(DataError)
+    async def unstorable(_request: Request, error: DataError) -> JSONResponse:
+        # A gap in validation (every request model refuses what the database cannot store): a warning.
+        log.warning("value the database cannot store: %s", _kind(error))
+        body = {"code": "invalid-input", "message": "a value in the request cannot be stored"}
+        return JSONResponse(status_code=422, content=body)
+
     @app.exception_handler(OperationalError)
     async def database_unavailable(_request: Request, error: OperationalError) -> JSONResponse:
         log.warning("database unavailable: %s", type(error.orig).__name__)
         body = {"code": "database-unavailable", "message": "the database is unavailable; retry shortly"}
         return JSONResponse(status_code=503, content=body, headers={"Retry-After": "5"})
+
+
+def _kind(error: DataError) -> str:
+    """The driver's error class and SQLSTATE, never its message (it may quote the value)."""
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    return f"{type(error.orig).__name__} ({sqlstate})" if sqlstate else type(error.orig).__name__
 
 
 def _constraint(error: IntegrityError) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Response, status
+from fastapi import APIRouter, Body, Header, Query, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from api.deps import ClockDep, CurrentKey, KeyCacheDep, PathwayDep, PatientId, SessionDep, patient_for
 from api.errors import error_responses
@@ -26,15 +26,19 @@ from pathway.ingest import (
     MAX_BATCH,
     CheckIn,
     EncounterIn,
+    Inbound,
     Instant,
     ItemResult,
     PatientIn,
     ReadingIn,
     SymptomIn,
+    Text,
 )
 from pathway.models import AssessmentRecord
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
+# Stored with each reading, visit and check (the same bound as a patient's source_system).
+SourceSystem = Annotated[Text, Query(max_length=64, description="the system the data comes from")]
 
 
 @router.post(
@@ -102,8 +106,8 @@ def post_readings(
     pathway: PathwayDep,
     key: CurrentKey,
     cache: KeyCacheDep,
-    source_system: str = "gateway",
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+    source_system: SourceSystem = "gateway",
+    idempotency_key: Annotated[Text | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> BatchResult | JSONResponse:
     """Store a batch of readings (each at most once) and re-tier the patient in the same transaction.
 
@@ -188,7 +192,7 @@ def post_encounter(
     pathway: PathwayDep,
     response: Response,
     key: CurrentKey,
-    source_system: str = "ehr",
+    source_system: SourceSystem = "ehr",
 ) -> EncounterResult:
     """Store a clinic visit with its readings and symptoms, then re-tier the patient."""
     now = clock.now()
@@ -257,7 +261,7 @@ def post_checks(
     clock: ClockDep,
     pathway: PathwayDep,
     key: CurrentKey,
-    source_system: str = "ehr",
+    source_system: SourceSystem = "ehr",
 ) -> AssessmentRead | JSONResponse:
     """Record examinations as done (annual check, fundus, foot exam, ECG…), each once; re-tier.
 
@@ -314,7 +318,7 @@ def preview_assessment(
     return result
 
 
-class GatewayLinkIn(BaseModel):
+class GatewayLinkIn(Inbound):
     model_config = ConfigDict(extra="forbid")
     api_key_id: int = Field(ge=1, le=2_147_483_647)
 

@@ -12,6 +12,7 @@ from api.deps import ClockDep, CurrentKey, PathwayDep, PatientId, SessionDep, pa
 from api.errors import error_responses
 from pathway import referrals, repository
 from pathway.access import Role
+from pathway.ingest import Inbound
 from pathway.models import Referral
 from pathway.tiers import ReferralUrgency
 
@@ -41,23 +42,23 @@ class ReferralRead(BaseModel):
         return cls.model_validate(referral, from_attributes=True)
 
 
-class ReferralIn(BaseModel):
+class ReferralIn(Inbound):
     model_config = ConfigDict(extra="forbid")
     urgency: ReferralUrgency
     reason: str = Field(min_length=1, max_length=500)
 
 
-class Acceptance(BaseModel):
+class Acceptance(Inbound):
     model_config = ConfigDict(extra="forbid")
     receiving_institution: str = Field(min_length=1, max_length=200)
 
 
-class Completion(BaseModel):
+class Completion(Inbound):
     model_config = ConfigDict(extra="forbid")
     outcome: str = Field(min_length=1, max_length=4000, description="the receiving institution's findings")
 
 
-class Return(BaseModel):
+class Return(Inbound):
     """下转: back to the GP team, with the follow-up it should do."""
 
     model_config = ConfigDict(extra="forbid")

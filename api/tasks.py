@@ -17,7 +17,7 @@ from api.errors import error_responses
 from pathway import task_store, tasks
 from pathway.access import Caller, Role
 from pathway.assessment import FollowThrough
-from pathway.ingest import Instant
+from pathway.ingest import Inbound, Instant
 from pathway.models import CareTask, CareTaskEvent
 from pathway.tasks import TaskOutcome
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
@@ -138,7 +138,7 @@ class TaskEventRead(BaseModel):
         return cls.model_validate(event, from_attributes=True)
 
 
-class OutcomeIn(BaseModel):
+class OutcomeIn(Inbound):
     """Close an open task by hand."""
 
     model_config = ConfigDict(
@@ -149,14 +149,14 @@ class OutcomeIn(BaseModel):
     note: str | None = Field(default=None, max_length=4000)
 
 
-class ReassignIn(BaseModel):
+class ReassignIn(Inbound):
     """Give an open task to a member of the team."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"member": "王健康管理师"}]})
     member: str = Field(min_length=1, max_length=200)
 
 
-class SnoozeIn(BaseModel):
+class SnoozeIn(Inbound):
     """Keep an open task off the list until ``until`` (at most the pack's limit ahead)."""
 
     model_config = ConfigDict(

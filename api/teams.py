@@ -15,6 +15,7 @@ from api.errors import error_responses
 from pathway import access, team_views
 from pathway.access import Caller, Forbidden, Role
 from pathway.errors import InvalidInput
+from pathway.ingest import Text
 from pathway.models import Team
 from pathway.tiers import TeamRole
 
@@ -163,7 +164,7 @@ def daily_list(
     key: CurrentKey,
     day: Annotated[date | None, Query(alias="date", description="the team's date (default: today)")] = None,
     role: TeamRole | None = None,
-    member: Annotated[str | None, Query(max_length=200)] = None,
+    member: Annotated[Text | None, Query(max_length=200)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
     accept: Annotated[str | None, Header()] = None,

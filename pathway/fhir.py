@@ -42,6 +42,12 @@ UCUM_UNITS = {
     "%": "%",
     "mmol/mol": "mmol/mol",
 }
+# Where a reading's fields come from in the Observation: a value we cannot store is named there.
+READING_SOURCES = {
+    "source_reading_id": "identifier.0.value",
+    "device_id": "device.reference",
+    "measured_at": "effectiveDateTime",
+}
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ def map_observation(observation: Observation, source: ReadingSource | None, fiel
             )
         if len(units) != 1:
             raise InvalidInput("systolic and diastolic must use the same unit", f"{field}.component")
-        reading = ReadingIn(kind=ReadingKind.BP, unit=units.pop(), **values, **common)
+        reading = _reading(field, kind=ReadingKind.BP, unit=units.pop(), **values, **common)
         return MappedObservation(patient_id, reading)
     kind = next((SINGLE_VALUE_CODES[c] for c in codes if c in SINGLE_VALUE_CODES), None)
     if kind is None:
@@ -118,7 +124,19 @@ def map_observation(observation: Observation, source: ReadingSource | None, fiel
     if observation.valueQuantity is None:
         raise InvalidInput("an Observation needs valueQuantity", f"{field}.valueQuantity")
     value, unit = _quantity(observation.valueQuantity, f"{field}.valueQuantity")
-    return MappedObservation(patient_id, ReadingIn(kind=kind, value=value, unit=unit, **common))
+    return MappedObservation(patient_id, _reading(field, kind=kind, value=value, unit=unit, **common))
+
+
+def _reading(field: str, **values: Any) -> ReadingIn:
+    """Our reading, or InvalidInput naming the Observation's element that holds the bad value."""
+    try:
+        return ReadingIn(**values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = READING_SOURCES.get(str(first["loc"][0])) if first["loc"] else None
+        raise InvalidInput(
+            f"cannot be stored as a reading: {first['msg']}", f"{field}.{where}" if where else field
+        ) from error
 
 
 def _loinc_codes(concept: Any) -> set[str]:

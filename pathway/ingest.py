@@ -9,7 +9,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 
@@ -30,18 +31,49 @@ def _plausible_date(day: date) -> date:
     return day
 
 
+def storable(text: str) -> bool:
+    """Whether the database can store ``text``: PostgreSQL text cannot hold the NUL character (U+0000)."""
+    return "\x00" not in text
+
+
+def _storable_text(text: str) -> str:
+    if not storable(text):
+        raise PydanticCustomError("nul_character", "text must not contain the NUL character (U+0000)")
+    return text
+
+
 Instant = Annotated[AwareDatetime, AfterValidator(_plausible_instant)]
 """An aware timestamp in a plausible range (offset required)."""
 Day = Annotated[date, AfterValidator(_plausible_date)]
+Text = Annotated[str, AfterValidator(_storable_text)]
+"""Text the database can store: no NUL character (PostgreSQL text cannot hold U+0000).
+
+For inputs outside a request model (query parameters); :class:`Inbound` checks every field of a model.
+"""
 
 
-class ComplicationIn(BaseModel):
+class Inbound(BaseModel):
+    """Base of every request model: no text in it holds a NUL character (a 422 naming the field).
+
+    Every field is checked, so a text field added later is covered without being declared ``Text``.
+    """
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: object) -> object:
+        for text in value if isinstance(value, list | tuple | set) else (value,):
+            if isinstance(text, str):
+                _storable_text(text)
+        return value
+
+
+class ComplicationIn(Inbound):
     model_config = ConfigDict(extra="forbid")
     code: Complication
     onset: Day
 
 
-class PatientIn(BaseModel):
+class PatientIn(Inbound):
     """A patient as the EHR knows it; upserted by (source_system, external_id)."""
 
     model_config = ConfigDict(
@@ -76,7 +108,7 @@ class PatientIn(BaseModel):
     pregnant: bool = False
 
 
-class ReadingIn(BaseModel):
+class ReadingIn(Inbound):
     """One measurement; ``unit`` may be left out for the canonical unit (PATHWAY.md §1)."""
 
     model_config = ConfigDict(
@@ -121,7 +153,7 @@ class ItemResult(BaseModel):
     error: ItemError | None = None
 
 
-class EncounterReadingIn(BaseModel):
+class EncounterReadingIn(Inbound):
     """A reading taken at the visit: clinic source, measured at the visit unless ``measured_at`` says."""
 
     model_config = ConfigDict(extra="forbid")
@@ -134,7 +166,7 @@ class EncounterReadingIn(BaseModel):
     measured_at: Instant | None = None
 
 
-class EncounterIn(BaseModel):
+class EncounterIn(Inbound):
     """A clinic visit (随访/门诊) with its readings and the symptoms reported there."""
 
     model_config = ConfigDict(
@@ -164,7 +196,7 @@ class EncounterIn(BaseModel):
     )
 
 
-class CheckIn(BaseModel):
+class CheckIn(Inbound):
     """An examination recorded as done (年度健康检查, 眼底, 足部, 心电图, UACR+eGFR), with its time."""
 
     model_config = ConfigDict(
@@ -175,7 +207,7 @@ class CheckIn(BaseModel):
     at: Instant
 
 
-class SymptomIn(BaseModel):
+class SymptomIn(Inbound):
     """A symptom reported outside a visit (by a gateway, a call, the patient), with its time."""
 
     model_config = ConfigDict(extra="forbid")

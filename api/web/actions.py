@@ -46,6 +46,7 @@ from api.web.session import (
 from pathway import access, task_store, tasks, team_store
 from pathway.access import Caller, Role
 from pathway.errors import InvalidInput, PathwayError
+from pathway.ingest import storable
 from pathway.models import CareTask
 from pathway.tasks import TaskOutcome
 
@@ -167,6 +168,8 @@ def _text(form: dict[str, str], name: str, *, required: bool, limit: int) -> str
         return None
     if len(value) > limit:
         raise InvalidInput(f"{name} is longer than {limit} characters", name)
+    if not storable(value):
+        raise InvalidInput(f"{name} must not contain the NUL character (U+0000)", name)
     return value
 
 

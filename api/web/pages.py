@@ -27,6 +27,7 @@ from pathway import access, task_store, team_store, team_views
 from pathway.access import Caller, Forbidden, Role
 from pathway.errors import InvalidInput
 from pathway.indicators import Rate, TeamIndicators
+from pathway.ingest import storable
 from pathway.models import Team
 from pathway.tasks import TaskOutcome
 from pathway.team_views import ListItem
@@ -198,6 +199,8 @@ def _list_filters(
         raise InvalidInput("date must be YYYY-MM-DD", "date") from None
     if role_text is not None and role_text not in {r.value for r in TeamRole}:
         raise InvalidInput("unknown role", "role")
+    if member_text is not None and not storable(member_text):
+        raise InvalidInput("member must not contain the NUL character (U+0000)", "member")
     return day, role_text, member_text
 
 

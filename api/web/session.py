@@ -26,6 +26,7 @@ from sqlmodel import Session
 
 from pathway import access
 from pathway.access import Caller, KeyCache, Role
+from pathway.ingest import storable
 from pathway.models import ApiKey
 
 SESSION_COOKIE = "pw_session"
@@ -139,6 +140,8 @@ def _active_key(session: Session, key_id: int, prefix: str, cache: KeyCache) -> 
 
 def sign_in(session: Session, presented: str, cache: KeyCache) -> tuple[ApiKey, Caller]:
     """The key behind ``presented`` if it may use the workbench (else Unauthenticated / Forbidden)."""
+    if not storable(presented):  # not a key, and the database could not even look it up
+        raise access.Unauthenticated("unknown or revoked API key", "api_key")
     caller = access.authenticate(session, presented.strip(), cache)
     if caller.role not in WORKBENCH_ROLES:
         raise access.Forbidden("this key cannot use the workbench")

@@ -1,14 +1,27 @@
-"""Hostile input: malformed JSON, NaN and Infinity, huge numbers, wrong types — a 4xx naming the
-field, never a 500; unicode, SQL and HTML in free text are stored inertly and given back verbatim."""
+"""Hostile input: malformed JSON, NaN and Infinity, huge numbers, wrong types, the NUL character — a
+4xx naming the field, never a 500; unicode, SQL and HTML in free text are stored inertly and given back
+verbatim."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 from typing import Any
 
+import psycopg.errors
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import func
+from sqlalchemy.exc import DataError
+from sqlmodel import Session, SQLModel, select
 
-from tests.api.conftest import register_patient
+from api import errors
+from pathway import access
+from pathway.access import Role
+from pathway.models import CareCheckRecord, Encounter, Patient, Reading
+from tests.api.conftest import new_key, register_patient
 
 AT = "2026-02-28T08:00:00+08:00"
 
@@ -74,3 +87,217 @@ def test_a_control_character_or_oversized_text_is_refused_not_truncated(client: 
     )
     assert too_long.status_code == 422
     assert too_long.json()["field"] == "reason"
+
+
+# --- The NUL character (U+0000): PostgreSQL text cannot hold it, so every inbound text refuses it ----
+
+NUL = "\u0000"
+
+
+def _rows(client: TestClient, table: type[SQLModel]) -> int:
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        return session.exec(select(func.count()).select_from(table)).one()
+
+
+def _refused(response: Any, field: str) -> None:
+    assert response.status_code == 422, response.text
+    assert (response.json()["code"], response.json()["field"]) == ("invalid-input", field)
+    assert NUL not in response.text
+
+
+def _bp(**fields: Any) -> dict[str, Any]:
+    return {"kind": "bp", "systolic": 130, "diastolic": 80, "source": "home", "measured_at": AT, **fields}
+
+
+@pytest.mark.parametrize("field", ["source_system", "external_id", "name", "team_code"])
+def test_a_nul_character_in_a_patients_text_is_refused_naming_the_field(
+    client: TestClient, field: str
+) -> None:
+    body = {"source_system": "ehr", "external_id": "p1", "sex": "male", "birth_date": "1960-01-01"}
+    _refused(client.post("/v1/patients", json={**body, field: f"a{NUL}b"}), field)
+    assert _rows(client, Patient) == 0
+
+
+@pytest.mark.parametrize("field", ["device_id", "source_reading_id", "unit"])
+def test_a_nul_character_in_a_readings_text_refuses_the_batch_naming_the_item(
+    client: TestClient, field: str
+) -> None:
+    patient_id = register_patient(client)
+    readings = [_bp(source_reading_id="r1"), _bp(**{"source_reading_id": "r2", field: f"d{NUL}1"})]
+    # Like any other wrong type in an item (a string for a number), the request is refused as a whole.
+    _refused(client.post(f"/v1/patients/{patient_id}/readings", json=readings), f"1.{field}")
+    assert _rows(client, Reading) == 0
+
+
+@pytest.mark.parametrize("source_system", [f"ehr{NUL}x", "x" * 65], ids=["nul", "over-64"])
+@pytest.mark.parametrize(
+    ("path", "body", "table"),
+    [
+        ("readings", [_bp()], Reading),
+        ("encounters", {"at": AT, "readings": [{"kind": "bp", "systolic": 130, "diastolic": 80}]}, Encounter),
+        ("checks", [{"kind": "fundus", "at": AT}], CareCheckRecord),
+    ],
+    ids=["readings", "encounters", "checks"],
+)
+def test_a_source_system_parameter_the_database_cannot_store_is_refused(
+    client: TestClient, path: str, body: Any, table: type[SQLModel], source_system: str
+) -> None:
+    patient_id = register_patient(client)
+    answer = client.post(
+        f"/v1/patients/{patient_id}/{path}", params={"source_system": source_system}, json=body
+    )
+    _refused(answer, "source_system")
+    assert _rows(client, table) == 0
+    assert _rows(client, Reading) == 0
+
+
+def test_a_nul_character_in_a_visits_source_id_is_refused(client: TestClient) -> None:
+    patient_id = register_patient(client)
+    visit = {"at": AT, "source_encounter_id": f"v{NUL}1"}
+    _refused(client.post(f"/v1/patients/{patient_id}/encounters", json=visit), "source_encounter_id")
+    assert _rows(client, Encounter) == 0
+
+
+def test_a_nul_character_in_any_step_of_the_referral_loop_is_refused(client: TestClient) -> None:
+    patient_id = register_patient(client)
+    referrals = f"/v1/patients/{patient_id}/referrals"
+    _refused(client.post(referrals, json={"urgency": "routine", "reason": f"r{NUL}"}), "reason")
+    assert client.get(referrals).json() == []
+    referral_id = client.post(referrals, json={"urgency": "routine", "reason": "BP 182/110 twice"}).json()[
+        "id"
+    ]
+    steps = [
+        ("accept", "receiving_institution", {}),
+        ("complete", "outcome", {}),
+        ("return", "note", {"follow_up_in_days": 14}),
+    ]
+    for step, field, rest in steps:
+        url = f"/v1/referrals/{referral_id}/{step}"
+        _refused(client.post(url, json={field: f"x{NUL}y", **rest}), field)
+        assert client.post(url, json={field: "fine", **rest}).status_code == 200
+    [stored] = client.get(referrals).json()
+    assert (stored["receiving_institution"], stored["outcome"], stored["return_note"]) == ("fine",) * 3
+
+
+def test_a_nul_character_in_a_tasks_note_assignee_or_snooze_reason_is_refused(client: TestClient) -> None:
+    patient_id = register_patient(client)
+    task = client.get(f"/v1/patients/{patient_id}/tasks").json()[0]
+    url = f"/v1/tasks/{task['id']}"
+    _refused(client.post(f"{url}/outcome", json={"outcome": "done", "note": f"n{NUL}"}), "note")
+    _refused(client.post(f"{url}/reassign", json={"member": f"m{NUL}"}), "member")
+    until = "2026-03-05T08:00:00+08:00"
+    _refused(client.post(f"{url}/snooze", json={"until": until, "reason": f"r{NUL}"}), "reason")
+    [unchanged] = [t for t in client.get(f"/v1/patients/{patient_id}/tasks").json() if t["id"] == task["id"]]
+    assert unchanged == task
+    assert [e["action"] for e in client.get(f"{url}/history").json()] == ["opened"]
+
+
+def test_a_nul_character_in_the_team_lists_member_filter_is_refused(client: TestClient) -> None:
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        team = access.create_team(session, "jimo-01", "即墨 家庭医生团队 1", "home")
+        session.commit()
+        team_id = team.id
+    _refused(client.get(f"/v1/teams/{team_id}/tasks", params={"member": f"王{NUL}"}), "member")
+
+
+def _observation(patient_id: int, ident: str, device: str = "Device/omron-1") -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "identifier": [{"system": "urn:gateway:omron", "value": ident}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1558-6"}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "device": {"reference": device},
+        "effectiveDateTime": AT,
+        "valueQuantity": {
+            "value": 6.1,
+            "unit": "mmol/L",
+            "system": "http://unitsofmeasure.org",
+            "code": "mmol/L",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("ident", "device", "where"),
+    [
+        (f"o{NUL}1", "Device/omron-1", "identifier.0.value"),
+        ("o1", f"Device/omron{NUL}1", "device.reference"),
+        ("o" * 129, "Device/omron-1", "identifier.0.value"),  # over the stored length: was a 500 too
+    ],
+    ids=["nul-identifier", "nul-device", "long-identifier"],
+)
+def test_an_observation_text_we_cannot_store_is_refused_naming_the_fhir_element(
+    client: TestClient, ident: str, device: str, where: str
+) -> None:
+    patient_id = register_patient(client)
+    bad = _observation(patient_id, ident, device)
+    _refused(client.post("/v1/fhir/Observation", json=bad), f"Observation.{where}")
+    entries = [{"resource": bad}, {"resource": _observation(patient_id, "o2")}]
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    answer = client.post("/v1/fhir", json=bundle)
+    assert answer.status_code == 201, answer.text
+    rejected, created = answer.json()["entries"]
+    assert (rejected["status"], rejected["error"]["field"]) == (
+        "rejected",
+        f"Bundle.entry.0.resource.{where}",
+    )
+    assert created["status"] == "created"
+    assert _rows(client, Reading) == 1
+
+
+def _login_form(page: Any, key: str) -> dict[str, str]:
+    token = re.search(r'name="login_token" value="([^"]+)"', page.text)
+    assert token is not None, page.text
+    return {"login_token": token.group(1), "next": "", "api_key": key}
+
+
+def test_a_nul_character_in_a_workbench_form_or_filter_is_refused(client: TestClient) -> None:
+    app: FastAPI = client.app  # type: ignore[assignment]
+    with Session(app.state.engine) as session:
+        access.create_team(session, "jimo-01", "即墨 家庭医生团队 1", "home")
+        session.commit()
+    patient_id = register_patient(client, team_code="jimo-01")
+    task = client.get(f"/v1/patients/{patient_id}/tasks").json()[0]
+    browser = TestClient(app)
+    refused = browser.post(
+        "/workbench/login", data=_login_form(browser.get("/workbench/login"), f"pw_x{NUL}_y")
+    )
+    assert refused.status_code == 401  # not a key: the sign-in form again
+    key = new_key(app, Role.TEAM, team="jimo-01")
+    signed_in = browser.post("/workbench/login", data=_login_form(refused, key), follow_redirects=False)
+    assert signed_in.status_code == 303, signed_in.text
+    page = browser.get(signed_in.headers["location"])
+    csrf = re.search(r'data-csrf="([^"]+)"', page.text)
+    assert csrf is not None
+    assert browser.get(page.url.path, params={"member": f"王{NUL}"}).status_code == 422
+    answer = browser.post(
+        f"/workbench/tasks/{task['id']}/outcome",
+        data={"csrf": csrf.group(1), "outcome": "done", "note": f"n{NUL}"},
+        headers={"Accept": "application/json"},
+    )
+    assert (answer.status_code, answer.json()["code"], answer.json()["field"]) == (
+        422,
+        "invalid-input",
+        "note",
+    )
+    assert [e["action"] for e in client.get(f"/v1/tasks/{task['id']}/history").json()] == ["opened"]
+
+
+def test_a_value_the_database_cannot_store_is_a_422_logged_without_the_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The safety net behind validation: a DataError from the driver is never a 500."""
+    app = FastAPI()
+    errors.install(app)
+    orig = psycopg.errors.InvalidTextRepresentation(
+        'invalid input syntax for type date: "370283199001011234"'
+    )
+    error = DataError("INSERT INTO patient …", {"external_id": "370283199001011234"}, orig)
+    caplog.set_level("INFO", logger="pathway.api")
+    handler = app.exception_handlers[DataError]
+    response: Any = asyncio.run(handler(None, error))  # type: ignore[arg-type]
+    assert response.status_code == 422
+    assert json.loads(bytes(response.body))["code"] == "invalid-input"
+    assert "370283199001011234" not in caplog.text + bytes(response.body).decode()
+    assert "InvalidTextRepresentation (22P02)" in caplog.text

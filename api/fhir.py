@@ -137,7 +137,8 @@ def _store(
             results[index] = FhirEntryResult(
                 **{**outcome.model_dump(), "index": index, "patient_id": patient_id}
             )
-        service.reassess_or_defer(session, patient, pathway, now)
+        stored_any = any(outcome.status == "created" for outcome in stored)
+        service.reassess_after_ingest(session, patient, pathway, now, stored_any=stored_any)
     session.commit()
     entries = [results[i] for i in sorted(results)]
     return FhirResult(

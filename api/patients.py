@@ -131,7 +131,8 @@ def post_readings(
     items = service.record_readings(
         session, patient, readings, source_system=source_system, config=pathway, now=now
     )
-    record = service.reassess_or_defer(session, patient, pathway, now)
+    stored_any = any(item.status == "created" for item in items)
+    record = service.reassess_after_ingest(session, patient, pathway, now, stored_any=stored_any)
     result = BatchResult(
         created=_count(items, "created"),
         duplicate=_count(items, "duplicate"),
@@ -201,7 +202,7 @@ def post_encounter(
     encounter_id, created = service.record_encounter(
         session, patient, data, source_system=source_system, config=pathway, now=now
     )
-    record = service.reassess_or_defer(session, patient, pathway, now)
+    record = service.reassess_after_ingest(session, patient, pathway, now, stored_any=created)
     session.commit()
     if not created:
         response.status_code = status.HTTP_200_OK

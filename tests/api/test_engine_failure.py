@@ -89,3 +89,19 @@ def test_a_failing_engine_keeps_the_readings_and_a_later_evaluation_completes_it
     assert current.status_code == 200
     assert current.json()["tier"] == "red"  # the two wearable crises 20 min apart, and the headache
     assert client.get(f"/v1/patients/{patient_id}").json()["assessment_pending"] is False
+
+
+def test_a_retried_batch_completes_an_awaited_reassessment(flaky: tuple[TestClient, FlakyEvaluator]) -> None:
+    client, evaluator = flaky
+    patient_id = register_patient(client)
+    batch = [_crisis(40), _crisis(20)]
+    evaluator.broken = True
+    assert client.post(f"/v1/patients/{patient_id}/readings", json=batch).json()["assessment_pending"] is True
+
+    evaluator.broken = False
+    retry = client.post(f"/v1/patients/{patient_id}/readings", json=batch)
+
+    assert retry.json()["duplicate"] == 2  # nothing new stored, yet the awaited reassessment is made
+    assert retry.json()["assessment_pending"] is False
+    assert retry.json()["assessment"]["tier"] == "red"
+    assert client.get(f"/v1/patients/{patient_id}").json()["assessment_pending"] is False

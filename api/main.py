@@ -42,7 +42,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
         description="Ingest readings, tier patients (red/yellow/blue), refer and schedule follow-up.",
     )
     evaluator = evaluator or Evaluator(PackRegistry.from_directory())
-    app.state.engine = make_engine(settings.database_url)
+    app.state.engine = make_engine(settings.database_url, settings.database_pool_size)
     app.state.write_lock = asyncio.Lock() if app.state.engine.dialect.name == "sqlite" else None
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)

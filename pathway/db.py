@@ -14,6 +14,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
+from pathway.settings import DEFAULT_POOL_SIZE
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -24,13 +26,20 @@ def database_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
     """No ping before each checkout (it costs a round trip a request): when the database has gone
     away, the first statement fails (a 503 with Retry-After), SQLAlchemy sees the disconnect and
-    drops every pooled connection, and the next request connects afresh."""
+    drops every pooled connection, and the next request connects afresh.
+
+    PostgreSQL keeps ``pool_size`` connections open. SQLAlchemy's default of 5 was below a server
+    process's concurrent requests, so under load connections beyond it were opened and closed all
+    the time: a backend forked, its catalog caches warmed and its statements prepared again, again
+    and again (bench/load.py: about 90 backends in 15 s, a third of the machine's CPU in PostgreSQL).
+    """
+    if url.startswith(("postgresql://", "postgresql+psycopg://")):
+        return create_engine(database_url(url), pool_size=pool_size, max_overflow=pool_size // 2)
     engine = create_engine(database_url(url))
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 

@@ -11,12 +11,15 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///pathway.db"
+DEFAULT_POOL_SIZE = 20
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PATHWAY_", frozen=True, extra="forbid")
 
     database_url: str = DEFAULT_DATABASE_URL
+    # PostgreSQL connections each server process keeps open (and half as many more at a peak).
+    database_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=1, le=500)
     clinic_timezone: str = "Asia/Shanghai"
     # How long a server process trusts an authenticated key before asking the database again:
     # a revoked key stops working within this time. 0 asks the database on every request.

@@ -40,7 +40,7 @@ def context(settings: Settings, clock: Clock, registry: PackRegistry | None = No
     """The jobs' context: an engine of its own and the follow-through rules of the pack in force."""
     pack = (registry or PackRegistry.from_directory()).in_force(DEFAULT_PACK_ID, on=None)
     return jobs.Context(
-        engine=make_engine(settings.database_url),
+        engine=make_engine(settings.database_url, settings.database_pool_size),
         clock=clock,
         rules=pack.pack.policy.follow_through,
         default_zone=settings.tz,

@@ -120,7 +120,7 @@ class SessionSigner:
             return None
         digest, caller = found
         mac_key = self._mac_key(digest)
-        if not hmac.compare_digest(self._mac(mac_key, key_id, prefix, expires, nonce), mac):
+        if not same_token(self._mac(mac_key, key_id, prefix, expires, nonce), mac):
             return None
         return WebSession(caller=caller, csrf=self._csrf(mac_key, nonce), expires=expires)
 
@@ -156,4 +156,6 @@ def new_login_token() -> str:
 
 
 def same_token(expected: str | None, given: str | None) -> bool:
-    return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
+    """Constant-time equality of two tokens; any text may arrive (compared as UTF-8 bytes, since
+    ``compare_digest`` refuses non-ASCII ``str``)."""
+    return bool(expected) and bool(given) and hmac.compare_digest(str(expected).encode(), str(given).encode())

@@ -204,7 +204,7 @@ def test_a_change_without_the_sessions_csrf_token_is_refused(
 ) -> None:
     sign_in(client, world.keys["team-a"])
     task_id = _task_ids(client.get(_today(world)).text)[0]
-    for token in ("", "not-the-token"):
+    for token in ("", "not-the-token", "tökén-中文"):  # non-ASCII: refused, not a 500
         answer = client.post(f"/workbench/tasks/{task_id}/outcome", data={"csrf": token, "outcome": "done"})
         assert answer.status_code == 403
     with Session(app.state.engine) as session:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -122,9 +122,12 @@ def build_snapshot(
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
     requested = as_of
-    # The same instant in UTC, the zone stored instants come back in: comparing datetimes of one
-    # tzinfo skips a zone lookup on each side (thousands per evaluation of a wearable's history).
-    as_of = as_of.astimezone(UTC)
+    # The same instant in the zone the readings carry (UTC from the database, the clinic's zone in
+    # case files): datetimes of one tzinfo compare without a zone lookup on each side, thousands of
+    # times in an evaluation of a wearable's history. Instants compare the same in any zone.
+    zone = history.readings[-1].at.tzinfo if history.readings else None
+    if zone is not None:
+        as_of = as_of.astimezone(zone)
     profile = history.profile
     facts: dict[str, FactValue] = {}
     anchors: dict[str, datetime] = {}

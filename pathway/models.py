@@ -153,7 +153,7 @@ class Referral(SQLModel, table=True):
 
     __tablename__ = "referral"
     id: int | None = Field(default=None, primary_key=True)
-    patient_id: int = Field(foreign_key="patient.id", index=True)
+    patient_id: int = Field(foreign_key="patient.id")
     assessment_id: int | None = Field(default=None, foreign_key="assessment.id")
     urgency: str = Field(max_length=16)
     rule_id: str | None = Field(default=None, max_length=64)
@@ -358,3 +358,6 @@ class PatientFlag(SQLModel, table=True):
 # The last contact of every patient (the daily run's missed_3m / lost_to_follow_up) is one index probe.
 Index("ix_reading_patient_id_measured_at", col(Reading.patient_id), col(Reading.measured_at))
 Index("ix_encounter_patient_id_at", col(Encounter.patient_id), col(Encounter.at))
+# A patient's open referral is one index probe (by status alone, every request scanned the whole
+# county's open referrals).
+Index("ix_referral_patient_id_status", col(Referral.patient_id), col(Referral.status))

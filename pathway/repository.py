@@ -19,17 +19,22 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    and_,
     bindparam,
     delete,
+    func,
     insert,
     literal_column,
+    not_,
     null,
+    or_,
     text,
     union_all,
 )
 from sqlalchemy import cast as cast_as
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 from sqlalchemy.types import TypeEngine
 from sqlmodel import Session, SQLModel, col, select
 
@@ -44,6 +49,7 @@ from pathway.models import (
     Referral,
     SymptomReport,
 )
+from pathway.vocabulary import ReadingKind, ReadingSource
 
 
 def patient_by_external_id(session: Session, source_system: str, external_id: str) -> Patient | None:
@@ -154,12 +160,7 @@ def _typed_null(kind: TypeEngine[Any]) -> ColumnElement[Any]:
 
 _INT, _TEXT, _FLOAT = _typed_null(Integer()), _typed_null(String()), _typed_null(Float())
 _INSTANT, _DAY = _typed_null(DateTime(timezone=True)), _typed_null(Date())
-# A patient's whole history in one round trip: five SELECTs of one shape (part, ref, code, source,
-# at, value, systolic, diastolic, pulse, day), the readings' first so the result takes their types.
-_HISTORY = union_all(
-    select_columns(literal_column("'r'").label("part"), *READING_COLUMNS, _DAY.label("day")).where(
-        _reading.patient_id == _PATIENT
-    ),
+_OTHERS = (
     select_columns(
         literal_column("'e'"),
         _encounter.id,
@@ -200,17 +201,68 @@ _HISTORY = union_all(
         _complication.onset,
     ).where(_complication.patient_id == _PATIENT),
 )
-_HISTORY = _HISTORY.order_by(
-    literal_column("part"), literal_column("measured_at"), literal_column("day"), literal_column("kind")
+_ORDER: tuple[ColumnElement[Any], ...] = (
+    literal_column("part"),
+    literal_column("measured_at"),
+    literal_column("day"),
+    literal_column("kind"),
 )
 
 
-def history_rows(session: Session, patient_id: int) -> ClinicalRows:
-    """Everything stored about the patient that the rules read, in one statement."""
+def _readings_where(*conditions: ColumnElement[bool]) -> Any:
+    return select_columns(literal_column("'r'").label("part"), *READING_COLUMNS, _DAY.label("day")).where(
+        _reading.patient_id == _PATIENT, *conditions
+    )
+
+
+# A patient's whole history in one round trip: five SELECTs of one shape (part, ref, code, source,
+# at, value, systolic, diastolic, pulse, day), the readings' first so the result takes their types.
+_HISTORY = union_all(_readings_where(), *_OTHERS).order_by(*_ORDER)
+
+# What a reassessment reads (pathway.horizon.recent, the same rule in Python): every reading from
+# ``since`` on and every clinic or visit reading; before ``since``, readings outside a visit only as
+# the latest of each kind that has none since (a second, small statement: labs, a stopped stream).
+_SINCE: BindParameter[datetime] = bindparam("since", type_=_reading.measured_at.type)
+_KINDS: BindParameter[list[str]] = bindparam("kinds", expanding=True)
+_older = aliased(_TABLES[Reading.__tablename__], name="older")
+_OUTSIDE_A_VISIT = and_(_reading.encounter_id.is_(None), _reading.source != ReadingSource.CLINIC.value)
+_RECENT_HISTORY = union_all(
+    _readings_where(or_(not_(_OUTSIDE_A_VISIT), _reading.measured_at >= _SINCE)), *_OTHERS
+).order_by(*_ORDER)
+_latest_before = (
+    select_columns(_older.c.kind, func.max(_older.c.measured_at).label("at"))
+    .where(
+        _older.c.patient_id == _PATIENT,
+        _older.c.kind.in_(_KINDS),
+        _older.c.encounter_id.is_(None),
+        _older.c.source != ReadingSource.CLINIC.value,
+        _older.c.measured_at < _SINCE,
+    )
+    .group_by(_older.c.kind)
+    .subquery("latest_before")
+)
+_LATEST_BEFORE = (
+    select_columns(*READING_COLUMNS)
+    .join(
+        _latest_before,
+        and_(_reading.kind == _latest_before.c.kind, _reading.measured_at == _latest_before.c.at),
+    )
+    .where(_reading.patient_id == _PATIENT, _reading.kind.in_(_KINDS), _OUTSIDE_A_VISIT)
+)
+
+
+def history_rows(
+    session: Session, patient_id: int, recent: tuple[datetime, datetime] | None = None
+) -> ClinicalRows:
+    """Everything stored about the patient that the rules read, in one statement; with ``recent``
+    (since, until), readings outside a visit before ``since`` only as far as an evaluation at
+    ``until`` reads them (:func:`pathway.horizon.recent`), in at most one statement more."""
     found = ClinicalRows()
-    for part, ref, code, source, at, value, systolic, diastolic, pulse, day in session.execute(
-        _HISTORY, {"patient_id": patient_id}
-    ):
+    if recent is None:
+        rows = session.execute(_HISTORY, {"patient_id": patient_id})
+    else:
+        rows = session.execute(_RECENT_HISTORY, {"patient_id": patient_id, "since": recent[0]})
+    for part, ref, code, source, at, value, systolic, diastolic, pulse, day in rows:
         if part == "r":
             found.readings.append((ref, code, source, at, value, systolic, diastolic, pulse))
         elif part == "e":
@@ -221,7 +273,26 @@ def history_rows(session: Session, patient_id: int) -> ClinicalRows:
             found.checks.append((code, at))
         else:
             found.complications.append((code, day))
+    if recent is not None:
+        _add_latest_before(session, patient_id, found, *recent)
     return found
+
+
+def _add_latest_before(
+    session: Session, patient_id: int, found: ClinicalRows, since: datetime, until: datetime
+) -> None:
+    """Add the latest reading outside a visit before ``since`` of each kind with none in
+    [since, until] (for the others an older one changes nothing an evaluation at ``until`` reads)."""
+    clinic = ReadingSource.CLINIC.value
+    covered = {
+        kind
+        for encounter_id, kind, source, at, *_ in found.readings
+        if encounter_id is None and source != clinic and since <= at <= until
+    }
+    kinds = [kind.value for kind in ReadingKind if kind.value not in covered]
+    older = session.execute(_LATEST_BEFORE, {"patient_id": patient_id, "since": since, "kinds": kinds}).all()
+    if older:
+        found.readings = sorted([*found.readings, *older], key=_time_and_kind)
 
 
 def insert_check_once(session: Session, values: dict[str, Any]) -> None:
@@ -400,3 +471,9 @@ def referrals_of(session: Session, patient_id: int) -> Sequence[Referral]:
         select(Referral).where(Referral.patient_id == patient_id).order_by(col(Referral.created_at).desc())
     )
     return session.exec(statement).all()
+
+
+def _time_and_kind(row: ReadingRow) -> tuple[datetime, str]:
+    """The order of the history statements' readings: by time, then kind."""
+    _encounter_id, kind, _source, at, *_values = row
+    return at, kind

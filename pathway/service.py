@@ -122,6 +122,8 @@ class PathwayConfig:
     facts: Callable[[PatientHistory, datetime], dict[str, FactValue]]
     targets: Targets
     indicators: IndicatorDefinitions
+    # How far back a reassessment reads readings outside a visit (pathway.horizon.reading_horizon).
+    reading_horizon: timedelta
 
 
 def upsert_patient(session: Session, data: PatientIn, now: datetime) -> tuple[Patient, bool]:
@@ -399,10 +401,19 @@ def _decimal(value: float | None) -> Decimal | None:
     return Decimal(repr(value)) if value is not None else None
 
 
-def history_of(session: Session, patient: Patient) -> PatientHistory:
-    """The patient's stored history as the snapshot builder sees it (one cached SELECT of rows)."""
+def history_of(
+    session: Session,
+    patient: Patient,
+    *,
+    evaluated_at: datetime | None = None,
+    horizon: timedelta | None = None,
+) -> PatientHistory:
+    """The patient's stored history as the snapshot builder sees it (one cached SELECT of rows).
+    With ``evaluated_at`` and ``horizon``, only what an evaluation at that moment reads of it:
+    :func:`pathway.horizon.recent` (a wearable's stream is not read back to its first day)."""
     assert patient.id is not None
-    rows = repository.history_rows(session, patient.id)
+    recent = None if evaluated_at is None or horizon is None else (evaluated_at - horizon, evaluated_at)
+    rows = repository.history_rows(session, patient.id, recent)
     return history_from_rows(
         patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks
     )
@@ -508,8 +519,10 @@ def reassess_after_ingest(
 
 
 def _evaluate(session: Session, patient: Patient, config: PathwayConfig, now: datetime) -> Assessment | None:
-    """The assessment, or None if the rule engine failed (logged). Database errors propagate."""
-    history = history_of(session, patient)
+    """The assessment, or None if the rule engine failed (logged). Database errors propagate.
+
+    Only the recent part of a long self-measured stream is read: the same snapshot (horizon.py)."""
+    history = history_of(session, patient, evaluated_at=now, horizon=config.reading_horizon)
     try:
         return config.assess(history, now)
     except Exception:  # the engine (C core, pack, snapshot code): never lose the data it was given

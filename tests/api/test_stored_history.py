@@ -19,7 +19,9 @@ from pathway.history import (
     PatientProfile,
     SymptomReport,
 )
+from pathway.horizon import reading_horizon, recent
 from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
+from rules.registry import PackRegistry
 from tests.api.conftest import register_patient
 from tests.builders import AS_OF
 
@@ -95,3 +97,66 @@ def test_the_stored_history_reads_back_whole_and_in_order(client: TestClient) ->
     )
     assert [at for _, at in rows.encounters] == [_at(30)]
     assert all(at.utcoffset() is not None for *_, at in rows.symptoms)
+
+
+def test_a_reassessment_reads_the_recent_stream_and_the_latest_older_reading_of_other_kinds(
+    client: TestClient,
+) -> None:
+    patient_id = register_patient(client, conditions=["hypertension", "diabetes"])
+    horizon = reading_horizon(PackRegistry.from_directory().get().pack.snapshot)
+    since = AS_OF - horizon
+    stream = [
+        {
+            "kind": "bp",
+            "systolic": 128 + n % 20,
+            "diastolic": 80,
+            "source": "wearable",
+            "device_id": "cuff-1",
+            "measured_at": (AS_OF - timedelta(hours=6 * n + 1)).isoformat(),
+        }
+        for n in range(1600)  # 400 days, four a day
+    ]
+    edges = [
+        {"kind": "fpg", "value": 6.1, "source": "home", "measured_at": since.isoformat()},
+        {
+            "kind": "fpg",
+            "value": 6.4,
+            "source": "home",
+            "measured_at": (since - timedelta(seconds=1)).isoformat(),
+        },
+        {
+            "kind": "fpg",
+            "value": 6.9,
+            "source": "home",
+            "measured_at": (since - timedelta(days=2)).isoformat(),
+        },
+        {"kind": "ldl_c", "value": 3.2, "source": "lab", "measured_at": _at(300).isoformat()},
+        {"kind": "ldl_c", "value": 3.6, "source": "lab", "measured_at": _at(380).isoformat()},
+        {
+            "kind": "bp",
+            "systolic": 150,
+            "diastolic": 95,
+            "source": "clinic",
+            "measured_at": _at(200).isoformat(),
+        },
+    ]
+    for batch in (stream[:1000], stream[1000:], edges):
+        assert client.post(f"/v1/patients/{patient_id}/readings", json=batch).status_code == 201
+    visit = {"at": _at(250).isoformat(), "readings": [{"kind": "hba1c", "value": 7.1, "unit": "%"}]}
+    assert client.post(f"/v1/patients/{patient_id}/encounters", json=visit).status_code == 201
+
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        patient = service.require_patient(session, patient_id)
+        whole = service.history_of(session, patient)
+        read = service.history_of(session, patient, evaluated_at=AS_OF, horizon=horizon)
+
+    assert read == recent(whole, AS_OF, horizon)
+    kept = {(r.kind.value, r.at) for r in read.readings}
+    assert ("fpg", since) in kept  # in the window: an older glucose changes nothing
+    assert ("fpg", since - timedelta(seconds=1)) not in kept
+    assert ("fpg", since - timedelta(days=2)) not in kept
+    assert ("ldl_c", _at(300)) in kept
+    assert ("ldl_c", _at(380)) not in kept
+    assert ("bp", _at(200)) in kept  # a clinic reading: an implicit visit, always read
+    assert len(read.readings) < len(whole.readings) // 3
+    assert read.encounters == whole.encounters

@@ -12,7 +12,7 @@ from api.limits import BodySizeLimit
 from pathway.access import KeyCache
 from pathway.clock import Clock, SystemClock
 from pathway.db import make_engine
-from pathway.horizon import reading_horizons
+from pathway.horizon import reading_horizon
 from pathway.rate_limit import RateLimiter
 from pathway.service import PathwayConfig
 from pathway.settings import Settings
@@ -33,7 +33,7 @@ def pathway_config(evaluator: Evaluator, settings: Settings) -> PathwayConfig:
         facts=lambda history, as_of: evaluator.snapshot(history, as_of, pack, tz).facts,
         targets=pack.pack.targets,
         indicators=pack.pack.indicators,
-        reading_horizons=reading_horizons(pack.pack.snapshot),
+        reading_horizon=reading_horizon(pack.pack.snapshot),
     )
 
 

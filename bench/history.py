@@ -122,16 +122,16 @@ def measure(url: str, days: int, repeat: int, cgm: bool) -> tuple[bool, dict[str
         patient_id = seed(session, days, cgm)
         print(f"  seeded in {time.perf_counter() - began:.1f} s")
     timings: dict[str, list[float]] = {"recent": [], "whole": [], "reassess": []}
-    horizons = config.reading_horizons
+    horizon = config.reading_horizon
     with Session(engine) as session:
         patient = service.require_patient(session, patient_id)
         whole = service.history_of(session, patient)
-        part = service.history_of(session, patient, evaluated_at=NOW, horizons=horizons)
+        part = service.history_of(session, patient, evaluated_at=NOW, horizon=horizon)
         stored = len(whole.readings) + sum(len(e.readings) for e in whole.encounters)
         same = config.assess(part, NOW).to_json() == config.assess(whole, NOW).to_json()
         for _ in range(repeat):
             started = time.perf_counter()
-            config.assess(service.history_of(session, patient, evaluated_at=NOW, horizons=horizons), NOW)
+            config.assess(service.history_of(session, patient, evaluated_at=NOW, horizon=horizon), NOW)
             timings["recent"].append(time.perf_counter() - started)
             started = time.perf_counter()
             config.assess(service.history_of(session, patient), NOW)

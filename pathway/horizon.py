@@ -1,4 +1,4 @@
-"""How far back a reassessment has to read a patient's self-measured readings, kind by kind.
+"""How far back a reassessment has to read a patient's self-measured readings.
 
 A wearable or CGM stream grows without end (a CGM sends 96 readings a day), and every ingest
 re-tiers the patient. :func:`pathway.snapshot.build_snapshot` reads readings taken outside a visit
@@ -11,8 +11,10 @@ re-tiers the patient. :func:`pathway.snapshot.build_snapshot` reads readings tak
 - the latest reading of each kind up to ``as_of`` (days since the last BP or glucose, the latest
   lab and its age, the anchors of due times, lab evidence of a check).
 
-So a reading of a kind older than that kind's longest window never changes a snapshot, unless it
-is the latest of a kind with no reading inside the window: :func:`recent` drops the others.
+So a reading older than the longest of these windows never changes a snapshot, unless it is the
+latest of a kind with no reading inside the window: :func:`recent` drops the others. (One horizon
+for every kind keeps the store's statement simple and cheap for short histories; BP alone would
+need only its week.)
 Clinic readings, visits, symptoms and checks are kept whole (few, and read by the visit
 classification). A window added to the snapshot must be added to :func:`reading_horizons`;
 tests/rules/test_recent_history.py compares snapshots of whole and recent histories to catch one
@@ -21,54 +23,41 @@ that was not.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from pathway.history import Measurement, PatientHistory
 from pathway.parameters import SnapshotWindows
-from pathway.vocabulary import GLUCOSE_KINDS, ReadingKind, ReadingSource
+from pathway.vocabulary import ReadingKind, ReadingSource
 
 
-def reading_horizons(windows: SnapshotWindows) -> dict[ReadingKind, timedelta]:
-    """For each kind, the longest window the snapshot applies to its readings outside a visit;
-    none (zero) for kinds read only as the latest one."""
-    blood_pressure = max(
-        timedelta(days=windows.home_bp.window_days), timedelta(hours=windows.crisis.window_hours)
-    )
-    glucose = max(
+def reading_horizon(windows: SnapshotWindows) -> timedelta:
+    """The longest window the snapshot applies to readings outside a visit (of any kind)."""
+    return max(
+        timedelta(days=windows.home_bp.window_days),
+        timedelta(hours=windows.crisis.window_hours),
         timedelta(hours=windows.acute_glucose_window_hours),
         timedelta(days=windows.self_monitored_glucose_window_days),
         timedelta(days=windows.pregnancy_glucose_window_days),
     )
-    return {
-        kind: blood_pressure if kind is ReadingKind.BP else glucose if kind in GLUCOSE_KINDS else timedelta(0)
-        for kind in ReadingKind
-    }
 
 
-def window_starts(as_of: datetime, horizons: Mapping[ReadingKind, timedelta]) -> dict[ReadingKind, datetime]:
-    return {kind: as_of - horizon for kind, horizon in horizons.items()}
-
-
-def recent(
-    history: PatientHistory, as_of: datetime, horizons: Mapping[ReadingKind, timedelta]
-) -> PatientHistory:
+def recent(history: PatientHistory, as_of: datetime, horizon: timedelta) -> PatientHistory:
     """``history`` without the readings outside a visit that no snapshot as of ``as_of`` reads:
-    those of each kind before its window start, except the latest of them (and any at the same
-    instant) when the kind has none in ``[start, as_of]``. :func:`pathway.repository.history_rows`
-    reads the same from the store."""
-    starts = window_starts(as_of, horizons)
-    covered = {r.kind for r in history.readings if _not_clinic(r) and starts[r.kind] <= r.at <= as_of}
+    those before ``as_of - horizon``, except the latest of them (and any at the same instant) of a
+    kind with none in ``[as_of - horizon, as_of]``. :func:`pathway.repository.history_rows` reads
+    the same from the store."""
+    since = as_of - horizon
+    covered = {r.kind for r in history.readings if _not_clinic(r) and since <= r.at <= as_of}
     latest_before: dict[ReadingKind, datetime] = {}
     for reading in history.readings:
-        if _not_clinic(reading) and reading.at < starts[reading.kind] and reading.kind not in covered:
+        if _not_clinic(reading) and reading.at < since and reading.kind not in covered:
             newest = latest_before.get(reading.kind)
             if newest is None or reading.at > newest:
                 latest_before[reading.kind] = reading.at
     kept = tuple(
         r
         for r in history.readings
-        if not _not_clinic(r) or r.at >= starts[r.kind] or r.at == latest_before.get(r.kind)
+        if not _not_clinic(r) or r.at >= since or r.at == latest_before.get(r.kind)
     )
     return PatientHistory(
         profile=history.profile,

@@ -88,8 +88,10 @@ class Reading(SQLModel, table=True):
         UniqueConstraint("patient_id", "kind", "measured_at", "device_key"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    patient_id: int = Field(foreign_key="patient.id", index=True)
-    encounter_id: int | None = Field(default=None, foreign_key="encounter.id", index=True)
+    # Indexed by (patient, time) and the unique (patient, kind, time, device) below; an index on
+    # encounter_id alone served no query and misled the planner ("encounter_id IS NULL" is most rows).
+    patient_id: int = Field(foreign_key="patient.id")
+    encounter_id: int | None = Field(default=None, foreign_key="encounter.id")
     kind: str = Field(max_length=16)
     source: str = Field(max_length=16)
     measured_at: datetime = Field(index=True)

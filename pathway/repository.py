@@ -6,7 +6,7 @@ Functions take a Session and never commit: the request, job or command owns the 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -219,36 +219,46 @@ def _readings_where(*conditions: ColumnElement[bool]) -> Any:
 # at, value, systolic, diastolic, pulse, day), the readings' first so the result takes their types.
 _HISTORY = union_all(_readings_where(), *_OTHERS).order_by(*_ORDER)
 
-# What a reassessment reads (pathway.horizon.recent, the same rule in Python): every reading of a
-# kind from that kind's window start on, and every clinic or visit reading; before its start, a
-# kind's readings outside a visit only as its latest, when it has none since (a second, small
-# statement: labs, a stream that stopped).
-_STARTS: dict[ReadingKind, BindParameter[datetime]] = {
-    kind: bindparam(f"since_{kind.value}", type_=_reading.measured_at.type) for kind in ReadingKind
-}
+# What a reassessment reads (pathway.horizon.recent, the same rule in Python): every reading from
+# ``since`` on and every clinic or visit reading; before ``since``, readings outside a visit only as
+# the latest of each kind with none since, read by a second, small statement (labs, a stream that
+# stopped) only when the first found that such older readings exist.
+_SINCE: BindParameter[datetime] = bindparam("since", type_=_reading.measured_at.type)
 _KINDS: BindParameter[list[str]] = bindparam("kinds", expanding=True)
 _older = aliased(_TABLES[Reading.__tablename__], name="older")
 _OUTSIDE_A_VISIT = and_(_reading.encounter_id.is_(None), _reading.source != ReadingSource.CLINIC.value)
-_IN_WINDOW = or_(
-    *(and_(_reading.kind == kind.value, _reading.measured_at >= start) for kind, start in _STARTS.items())
+_CLINIC = ReadingSource.CLINIC.value
+_OLDER_OUTSIDE_A_VISIT = (
+    _older.c.patient_id == _PATIENT,
+    _older.c.encounter_id.is_(None),
+    _older.c.source != _CLINIC,
+    _older.c.measured_at < _SINCE,
 )
-_RECENT_HISTORY = union_all(_readings_where(or_(not_(_OUTSIDE_A_VISIT), _IN_WINDOW)), *_OTHERS).order_by(
-    *_ORDER
-)
+_RECENT_HISTORY = union_all(
+    _readings_where(or_(not_(_OUTSIDE_A_VISIT), _reading.measured_at >= _SINCE)),
+    *_OTHERS,
+    # The patient's oldest reading outside a visit (the first entry of its (patient, time) index):
+    # only if it is older than ``since`` is the second statement needed.
+    select_columns(
+        literal_column("'o'"),
+        _INT,
+        _TEXT,
+        _TEXT,
+        select_columns(_older.c.measured_at)
+        .where(_older.c.patient_id == _PATIENT, _older.c.encounter_id.is_(None), _older.c.source != _CLINIC)
+        .order_by(_older.c.measured_at)
+        .limit(1)
+        .scalar_subquery(),
+        _FLOAT,
+        _FLOAT,
+        _FLOAT,
+        _FLOAT,
+        _DAY,
+    ),
+).order_by(*_ORDER)
 _latest_before = (
     select_columns(_older.c.kind, func.max(_older.c.measured_at).label("at"))
-    .where(
-        _older.c.patient_id == _PATIENT,
-        _older.c.kind.in_(_KINDS),
-        _older.c.encounter_id.is_(None),
-        _older.c.source != ReadingSource.CLINIC.value,
-        or_(
-            *(
-                and_(_older.c.kind == kind.value, _older.c.measured_at < start)
-                for kind, start in _STARTS.items()
-            )
-        ),
-    )
+    .where(*_OLDER_OUTSIDE_A_VISIT, _older.c.kind.in_(_KINDS))
     .group_by(_older.c.kind)
     .subquery("latest_before")
 )
@@ -261,22 +271,23 @@ _LATEST_BEFORE = (
     .where(_reading.patient_id == _PATIENT, _reading.kind.in_(_KINDS), _OUTSIDE_A_VISIT)
 )
 
-RecentWindow = tuple[datetime, Mapping[ReadingKind, datetime]]
-"""(until, the window start of each kind): what an evaluation at ``until`` reads."""
 
-
-def history_rows(session: Session, patient_id: int, recent: RecentWindow | None = None) -> ClinicalRows:
-    """Everything stored about the patient that the rules read, in one statement; with ``recent``,
-    readings outside a visit before their kind's window start only as far as an evaluation at its
+def history_rows(
+    session: Session, patient_id: int, recent: tuple[datetime, datetime] | None = None
+) -> ClinicalRows:
+    """Everything stored about the patient that the rules read, in one statement; with ``recent``
+    (since, until), readings outside a visit before ``since`` only as far as an evaluation at
     ``until`` reads them (:func:`pathway.horizon.recent`), in at most one statement more."""
     found = ClinicalRows()
     if recent is None:
         rows = session.execute(_HISTORY, {"patient_id": patient_id})
     else:
-        starts = _start_parameters(recent[1])
-        rows = session.execute(_RECENT_HISTORY, {"patient_id": patient_id, **starts})
+        rows = session.execute(_RECENT_HISTORY, {"patient_id": patient_id, "since": recent[0]})
+    oldest: datetime | None = None
     for part, ref, code, source, at, value, systolic, diastolic, pulse, day in rows:
-        if part == "r":
+        if part == "o":
+            oldest = at
+        elif part == "r":
             found.readings.append((ref, code, source, at, value, systolic, diastolic, pulse))
         elif part == "e":
             found.encounters.append((ref, at))
@@ -286,30 +297,26 @@ def history_rows(session: Session, patient_id: int, recent: RecentWindow | None 
             found.checks.append((code, at))
         else:
             found.complications.append((code, day))
-    if recent is not None:
-        _add_latest_before(session, patient_id, found, recent)
+    if recent is not None and oldest is not None and oldest < recent[0]:
+        _add_latest_before(session, patient_id, found, *recent)
     return found
 
 
-def _start_parameters(starts: Mapping[ReadingKind, datetime]) -> dict[str, datetime]:
-    return {parameter.key: starts[kind] for kind, parameter in _STARTS.items()}
-
-
-def _add_latest_before(session: Session, patient_id: int, found: ClinicalRows, recent: RecentWindow) -> None:
-    """Add the latest reading outside a visit before its kind's window start, of each kind with none
-    from the start to ``until`` (for the others an older one changes nothing an evaluation reads)."""
-    until, starts = recent
+def _add_latest_before(
+    session: Session, patient_id: int, found: ClinicalRows, since: datetime, until: datetime
+) -> None:
+    """Add the latest reading outside a visit before ``since`` of each kind with none in
+    [since, until] (for the others an older one changes nothing an evaluation at ``until`` reads)."""
     clinic = ReadingSource.CLINIC.value
-    by_value = {kind.value: start for kind, start in starts.items()}
     covered = {
         kind
         for encounter_id, kind, source, at, *_ in found.readings
-        if encounter_id is None and source != clinic and by_value[kind] <= at <= until
+        if encounter_id is None and source != clinic and since <= at <= until
     }
     kinds = [kind.value for kind in ReadingKind if kind.value not in covered]
     if not kinds:
         return
-    parameters = {"patient_id": patient_id, "kinds": kinds, **_start_parameters(starts)}
+    parameters = {"patient_id": patient_id, "since": since, "kinds": kinds}
     older = session.execute(_LATEST_BEFORE, parameters).all()
     if older:
         found.readings = sorted([*found.readings, *older], key=_time_and_kind)

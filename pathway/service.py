@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -34,7 +34,6 @@ from pathway.history import (
     SymptomReport,
     measure_incoming,
 )
-from pathway.horizon import window_starts
 from pathway.ingest import (
     CheckIn,
     EncounterIn,
@@ -123,8 +122,8 @@ class PathwayConfig:
     facts: Callable[[PatientHistory, datetime], dict[str, FactValue]]
     targets: Targets
     indicators: IndicatorDefinitions
-    # How far back a reassessment reads each kind's readings outside a visit (pathway.horizon).
-    reading_horizons: Mapping[ReadingKind, timedelta]
+    # How far back a reassessment reads readings outside a visit (pathway.horizon.reading_horizon).
+    reading_horizon: timedelta
 
 
 def upsert_patient(session: Session, data: PatientIn, now: datetime) -> tuple[Patient, bool]:
@@ -407,15 +406,13 @@ def history_of(
     patient: Patient,
     *,
     evaluated_at: datetime | None = None,
-    horizons: Mapping[ReadingKind, timedelta] | None = None,
+    horizon: timedelta | None = None,
 ) -> PatientHistory:
     """The patient's stored history as the snapshot builder sees it (one cached SELECT of rows).
-    With ``evaluated_at`` and ``horizons``, only what an evaluation at that moment reads of it:
+    With ``evaluated_at`` and ``horizon``, only what an evaluation at that moment reads of it:
     :func:`pathway.horizon.recent` (a wearable's stream is not read back to its first day)."""
     assert patient.id is not None
-    recent = None
-    if evaluated_at is not None and horizons is not None:
-        recent = (evaluated_at, window_starts(evaluated_at, horizons))
+    recent = None if evaluated_at is None or horizon is None else (evaluated_at - horizon, evaluated_at)
     rows = repository.history_rows(session, patient.id, recent)
     return history_from_rows(
         patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks
@@ -525,7 +522,7 @@ def _evaluate(session: Session, patient: Patient, config: PathwayConfig, now: da
     """The assessment, or None if the rule engine failed (logged). Database errors propagate.
 
     Only the recent part of a long self-measured stream is read: the same snapshot (horizon.py)."""
-    history = history_of(session, patient, evaluated_at=now, horizons=config.reading_horizons)
+    history = history_of(session, patient, evaluated_at=now, horizon=config.reading_horizon)
     try:
         return config.assess(history, now)
     except Exception:  # the engine (C core, pack, snapshot code): never lose the data it was given

@@ -19,7 +19,7 @@ from pathway.history import (
     PatientProfile,
     SymptomReport,
 )
-from pathway.horizon import reading_horizons, recent
+from pathway.horizon import reading_horizon, recent
 from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 from rules.registry import PackRegistry
 from tests.api.conftest import register_patient
@@ -103,8 +103,8 @@ def test_a_reassessment_reads_the_recent_stream_and_the_latest_older_reading_of_
     client: TestClient,
 ) -> None:
     patient_id = register_patient(client, conditions=["hypertension", "diabetes"])
-    horizons = reading_horizons(PackRegistry.from_directory().get().pack.snapshot)
-    since = AS_OF - horizons[ReadingKind.FPG]  # the glucose window
+    horizon = reading_horizon(PackRegistry.from_directory().get().pack.snapshot)
+    since = AS_OF - horizon
     stream = [
         {
             "kind": "bp",
@@ -148,9 +148,9 @@ def test_a_reassessment_reads_the_recent_stream_and_the_latest_older_reading_of_
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
         patient = service.require_patient(session, patient_id)
         whole = service.history_of(session, patient)
-        read = service.history_of(session, patient, evaluated_at=AS_OF, horizons=horizons)
+        read = service.history_of(session, patient, evaluated_at=AS_OF, horizon=horizon)
 
-    assert read == recent(whole, AS_OF, horizons)
+    assert read == recent(whole, AS_OF, horizon)
     kept = {(r.kind.value, r.at) for r in read.readings}
     assert ("fpg", since) in kept  # in the window: an older glucose changes nothing
     assert ("fpg", since - timedelta(seconds=1)) not in kept

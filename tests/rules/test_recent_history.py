@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pathway.history import Encounter, Measurement, PatientHistory
-from pathway.horizon import reading_horizons, recent
+from pathway.horizon import reading_horizon, recent
 from pathway.vocabulary import Condition, ReadingKind, ReadingSource
 from rules.registry import LoadedPack
 from tests.builders import AS_OF, bp, lab, patient, visit
@@ -69,7 +69,7 @@ def test_the_recent_history_gives_the_same_snapshot_and_assessment(
     pathway: Pathway, default_pack: LoadedPack, history: PatientHistory, later: timedelta
 ) -> None:
     as_of: datetime = AS_OF + later
-    part = recent(history, as_of, reading_horizons(default_pack.pack.snapshot))
+    part = recent(history, as_of, reading_horizon(default_pack.pack.snapshot))
 
     whole, trimmed = pathway.snapshot(history, as_of), pathway.snapshot(part, as_of)
     assert trimmed.facts == whole.facts
@@ -81,14 +81,14 @@ def test_the_recent_history_gives_the_same_snapshot_and_assessment(
 def test_a_year_of_wearable_readings_shrinks_to_the_horizon_and_the_latest_of_other_kinds(
     default_pack: LoadedPack,
 ) -> None:
-    horizons = reading_horizons(default_pack.pack.snapshot)
+    horizon = reading_horizon(default_pack.pack.snapshot)
     stream = [bp(138, 86, AS_OF - timedelta(hours=6 * n), ReadingSource.WEARABLE) for n in range(4 * 365)]
     old_ldl = lab(ReadingKind.LDL_C, 3.1, AS_OF - timedelta(days=300))
     history = PatientHistory(profile=patient(Condition.HYPERTENSION), readings=(old_ldl, *reversed(stream)))
 
-    kept = recent(history, AS_OF, horizons).readings
+    kept = recent(history, AS_OF, horizon).readings
 
-    since = AS_OF - horizons[ReadingKind.BP]
+    since = AS_OF - horizon
     assert old_ldl in kept  # the latest LDL-C, older than every window, still dates the lipid panel
     assert all(r.at >= since for r in kept if r.kind is ReadingKind.BP)  # BP has readings inside it
     assert len(kept) == 1 + sum(1 for r in stream if r.at >= since)

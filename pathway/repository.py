@@ -360,18 +360,21 @@ def insert_readings_once(session: Session, rows: list[dict[str, Any]]) -> dict[N
     if not rows:
         return {}
     if session.get_bind().dialect.name == "postgresql":
-        document = json.dumps(rows, default=_isoformat, separators=(",", ":"), ensure_ascii=False)
+        stamped = [
+            {
+                **row,
+                "measured_at": row["measured_at"].isoformat(),
+                "received_at": row["received_at"].isoformat(),
+            }
+            for row in rows
+        ]  # not json's `default` hook: a Python call per datetime
+        document = json.dumps(stamped, separators=(",", ":"), ensure_ascii=False)
         found = session.execute(_INSERT_READINGS_POSTGRESQL, {"rows": document}).all()
     elif len(rows) == 1:
         found = session.execute(_INSERT_READINGS_SQLITE, rows[0]).all()
     else:  # one cached statement; SQLAlchemy sends it as multi-row VALUES batches ("insertmanyvalues")
         found = session.execute(_INSERT_READINGS_SQLITE, rows).all()
     return {(kind, at, device): int(row_id) for row_id, kind, at, device in found}
-
-
-def _isoformat(value: datetime) -> str:
-    """JSON for the datetimes of a reading row (aware; PostgreSQL reads the offset)."""
-    return value.isoformat()
 
 
 def stored_reading_ids(

@@ -7,6 +7,7 @@ The rule pack reaches the service through :class:`PathwayConfig`, built by the c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -398,7 +399,18 @@ def _float(value: Decimal | None) -> float | None:
 
 
 def _decimal(value: float | None) -> Decimal | None:
-    return Decimal(repr(value)) if value is not None else None
+    return _exact(value) if value is not None else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _exact(value: float) -> Decimal:
+    """The stored float as the decimal it was written from (readings repeat: 132/84 comes back often)."""
+    return Decimal(repr(value))
+
+
+# Enum lookups by value, without EnumType.__call__ (a reassessment makes two per stored reading).
+_READING_KINDS = {kind.value: kind for kind in ReadingKind}
+_READING_SOURCES = {source.value: source for source in ReadingSource}
 
 
 def history_of(
@@ -443,8 +455,8 @@ def history_from_rows(
     for row in readings:
         encounter_id, kind, source, at, value, systolic, diastolic, pulse = row
         measurement = Measurement(
-            kind=ReadingKind(kind),
-            source=ReadingSource(source),
+            kind=_READING_KINDS[kind],
+            source=_READING_SOURCES[source],
             at=at,
             value=_decimal(value),
             systolic=_decimal(systolic),

@@ -272,7 +272,7 @@ def _demo(patients: int, seed: int, as_of: str | None, *, if_empty: bool = False
     from sqlmodel import Session
 
     from api.main import pathway_config
-    from pathway import access, demo, repository, service
+    from pathway import access, demo, demo_county, repository, service
     from pathway.clock import Clock, FixedClock, SystemClock
     from pathway.db import make_engine, migrate
     from pathway.settings import Settings
@@ -292,7 +292,7 @@ def _demo(patients: int, seed: int, as_of: str | None, *, if_empty: bool = False
     if patients < 1:
         print("error: --patients must be at least 1", file=sys.stderr)
         return 2
-    now, spec, registry = clock.now(), demo.load_county(), PackRegistry.from_directory()
+    now, spec, registry = clock.now(), demo_county.load_county(), PackRegistry.from_directory()
     config = pathway_config(Evaluator(registry), settings)
     migrate(settings.database_url)
     engine = make_engine(settings.database_url)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, SQLModel
 
 from api.main import create_app
-from pathway import demo, repository
+from pathway import demo, demo_county, repository
 from pathway.cli import main
 from pathway.clock import CLINIC_TZ, FixedClock
 from pathway.db import make_engine
@@ -118,7 +118,7 @@ def test_the_printed_key_opens_the_printed_daily_list(
 
 
 def test_a_patient_is_the_same_whatever_the_size_of_the_county() -> None:
-    spec = demo.load_county()
+    spec = demo_county.load_county()
     small = list(demo.county(spec, 3, 7, AS_OF, CLINIC_TZ))
     large = list(demo.county(spec, 5, 7, AS_OF, CLINIC_TZ))
     assert small == large[:3]
@@ -128,7 +128,7 @@ def test_a_patient_is_the_same_whatever_the_size_of_the_county() -> None:
 
 
 def test_the_first_patients_have_every_special_history_and_nothing_is_in_the_future() -> None:
-    spec = demo.load_county()
+    spec = demo_county.load_county()
     patients = list(demo.county(spec, len(spec.scenarios), 1, AS_OF, CLINIC_TZ))
     assert [p.scenario for p in patients] == [s.kind for s in spec.scenarios]
     for p in patients:
@@ -139,12 +139,12 @@ def test_the_first_patients_have_every_special_history_and_nothing_is_in_the_fut
 
 
 def test_the_county_file_rejects_unknown_keys(tmp_path: Path) -> None:
-    data = yaml.safe_load(demo.COUNTY_FILE.read_text(encoding="utf-8"))
+    data = yaml.safe_load(demo_county.COUNTY_FILE.read_text(encoding="utf-8"))
     data["visits"]["interval_weeks"] = [11, 15]
     broken = tmp_path / "county.yaml"
     broken.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ValidationError, match="interval_weeks"):
-        demo.load_county(broken)
+        demo_county.load_county(broken)
 
 
 def test_if_empty_loads_the_county_only_into_a_store_without_patients(

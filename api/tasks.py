@@ -5,6 +5,7 @@ Team keys act only on their own team's patients (403 otherwise, naming nothing a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,7 @@ from api.errors import error_responses
 from pathway import task_store, tasks
 from pathway.access import Caller, Role
 from pathway.assessment import FollowThrough
+from pathway.clock import Clock
 from pathway.ingest import Inbound, Instant
 from pathway.models import CareTask, CareTaskEvent
 from pathway.tasks import TaskOutcome
@@ -184,6 +186,22 @@ def _task_for(session: Session, key: Caller, task_id: int, action: str, now: dat
     return task
 
 
+TaskChange = Callable[[CareTask, str, datetime], None]
+"""One change to a task, given the task, the acting key (``tasks.key_actor``) and the moment."""
+
+
+def change_task(
+    session: Session, key: Caller, task_id: int, action: str, clock: Clock, change: TaskChange
+) -> CareTask:
+    """Apply ``change`` to the task as this key at the clock's now, if the key may act on the
+    task's patient (audited as ``action``), and commit. The API and the workbench both use it."""
+    now = clock.now()
+    task = _task_for(session, key, task_id, action, now)
+    change(task, tasks.key_actor(key.id), now)
+    session.commit()
+    return task
+
+
 @router.get(
     "/v1/patients/{patient_id}/tasks",
     response_model=list[TaskRead],
@@ -230,11 +248,11 @@ def record_outcome(
     task_id: TaskId, data: OutcomeIn, session: SessionDep, clock: ClockDep, key: CurrentKey
 ) -> TaskRead:
     """Close the task: done, unreachable, refused, moved or deceased (the last two close every task)."""
-    now = clock.now()
-    task = _task_for(session, key, task_id, "task.outcome", now)
-    tasks.record_outcome(session, task, data.outcome, data.note, tasks.key_actor(key.id), now)
-    session.commit()
-    return TaskRead.of(task)
+
+    def close(task: CareTask, actor: str, now: datetime) -> None:
+        tasks.record_outcome(session, task, data.outcome, data.note, actor, now)
+
+    return TaskRead.of(change_task(session, key, task_id, "task.outcome", clock, close))
 
 
 @router.post(
@@ -247,11 +265,11 @@ def reassign(
     task_id: TaskId, data: ReassignIn, session: SessionDep, clock: ClockDep, key: CurrentKey
 ) -> TaskRead:
     """Give the task to a member of the team."""
-    now = clock.now()
-    task = _task_for(session, key, task_id, "task.reassign", now)
-    tasks.reassign(session, task, data.member, tasks.key_actor(key.id), now)
-    session.commit()
-    return TaskRead.of(task)
+
+    def give(task: CareTask, actor: str, now: datetime) -> None:
+        tasks.reassign(session, task, data.member, actor, now)
+
+    return TaskRead.of(change_task(session, key, task_id, "task.reassign", clock, give))
 
 
 @router.post(
@@ -269,8 +287,8 @@ def snooze(
     rules: FollowThroughDep,
 ) -> TaskRead:
     """Snooze the task with a reason, for at most the pack's limit (``snooze-too-long`` otherwise)."""
-    now = clock.now()
-    task = _task_for(session, key, task_id, "task.snooze", now)
-    tasks.snooze(session, task, data.until, data.reason, rules.snooze, tasks.key_actor(key.id), now)
-    session.commit()
-    return TaskRead.of(task)
+
+    def defer(task: CareTask, actor: str, now: datetime) -> None:
+        tasks.snooze(session, task, data.until, data.reason, rules.snooze, actor, now)
+
+    return TaskRead.of(change_task(session, key, task_id, "task.snooze", clock, defer))

@@ -282,12 +282,7 @@ def record_checks(
 ) -> None:
     """Record examinations as done, once each (patient, kind, time); future ones are rejected."""
     assert patient.id is not None
-    limit = timedelta(minutes=config.plausibility.max_future_minutes)
-    for index, item in enumerate(items):
-        if item.at - now > limit:
-            raise FutureTimestamp(
-                f"check recorded for {item.at.isoformat()}, in the future", f"checks.{index}.at"
-            )
+    _none_in_the_future([item.at for item in items], "check recorded", "checks", config, now)
     for item in items:
         repository.insert_check_once(
             session, _check_row(patient.id, item.kind, item.at, source_system, now, None)
@@ -317,16 +312,22 @@ def record_symptoms(
 ) -> None:
     """Store reported symptoms once each (patient, code, time); future reports are rejected."""
     assert patient.id is not None
-    limit = timedelta(minutes=config.plausibility.max_future_minutes)
-    for index, item in enumerate(items):
-        if item.at - now > limit:
-            raise FutureTimestamp(
-                f"symptom reported for {item.at.isoformat()}, in the future", f"symptoms.{index}.at"
-            )
+    _none_in_the_future([item.at for item in items], "symptom reported", "symptoms", config, now)
     for item in items:
         repository.insert_symptom_once(
             session, {"patient_id": patient.id, "encounter_id": None, "code": item.code.value, "at": item.at}
         )
+
+
+def _none_in_the_future(
+    moments: Sequence[datetime], what: str, field: str, config: PathwayConfig, now: datetime
+) -> None:
+    """Refuse the whole request if any moment is past the pack's tolerance for clocks running ahead
+    (the error names ``<field>.<index>.at``)."""
+    limit = timedelta(minutes=config.plausibility.max_future_minutes)
+    for index, at in enumerate(moments):
+        if at - now > limit:
+            raise FutureTimestamp(f"{what} for {at.isoformat()}, in the future", f"{field}.{index}.at")
 
 
 def is_current(

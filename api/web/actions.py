@@ -19,8 +19,8 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from api.deps import ClockDep, KeyCacheDep, PathwayDep, SessionDep, patient_for
-from api.tasks import FollowThroughDep
+from api.deps import ClockDep, KeyCacheDep, PathwayDep, SessionDep
+from api.tasks import FollowThroughDep, change_task
 from api.web.common import (
     PREFIX,
     CsrfFailed,
@@ -44,7 +44,7 @@ from api.web.session import (
     sign_in,
 )
 from pathway import access, task_store, tasks, team_store
-from pathway.access import Caller, Role
+from pathway.access import Role
 from pathway.errors import InvalidInput, PathwayError
 from pathway.ingest import storable
 from pathway.models import CareTask
@@ -153,13 +153,6 @@ def _check_csrf(request: Request, web: WebSession, form: dict[str, str]) -> None
         raise CsrfFailed("the form's token does not match this session", "csrf")
 
 
-def _task_for(session: Session, caller: Caller, task_id: int, action: str, now: datetime) -> CareTask:
-    """The task, if this key may act on its patient (the same rule as the task API); audited."""
-    task = tasks.require_task(session, task_id)
-    patient_for(session, caller, task.patient_id, action, now, *_ROLES)
-    return task
-
-
 def _text(form: dict[str, str], name: str, *, required: bool, limit: int) -> str | None:
     value = (form.get(name) or "").strip()
     if not value:
@@ -238,11 +231,11 @@ def record_outcome(
                 "outcome must be one of " + ", ".join(o.value for o in TaskOutcome), "outcome"
             ) from None
         note = _text(form, "note", required=False, limit=4000)
-        now = clock.now()
-        task = _task_for(session, web.caller, task_id, "task.outcome", now)
-        tasks.record_outcome(session, task, outcome, note, tasks.key_actor(web.caller.id), now)
-        session.commit()
-        return task
+
+        def close(task: CareTask, actor: str, now: datetime) -> None:
+            tasks.record_outcome(session, task, outcome, note, actor, now)
+
+        return change_task(session, web.caller, task_id, "task.outcome", clock, close)
 
     return _act(request, session, web, form, t, "outcome", change)
 
@@ -262,11 +255,11 @@ def reassign(
     def change() -> CareTask:
         member = _text(form, "member", required=True, limit=200)
         assert member is not None
-        now = clock.now()
-        task = _task_for(session, web.caller, task_id, "task.reassign", now)
-        tasks.reassign(session, task, member, tasks.key_actor(web.caller.id), now)
-        session.commit()
-        return task
+
+        def give(task: CareTask, actor: str, now: datetime) -> None:
+            tasks.reassign(session, task, member, actor, now)
+
+        return change_task(session, web.caller, task_id, "task.reassign", clock, give)
 
     return _act(request, session, web, form, t, "reassign", change)
 
@@ -288,14 +281,14 @@ def snooze(
     def change() -> CareTask:
         reason = _text(form, "reason", required=True, limit=500)
         assert reason is not None
-        now = clock.now()
-        task = _task_for(session, web.caller, task_id, "task.snooze", now)
-        team = team_store.team_by_id(session, task.team_id) if task.team_id is not None else None
-        zone = ZoneInfo(team.timezone) if team is not None else pathway.tz
-        until = _local_instant(form.get("until", ""), zone)
-        tasks.snooze(session, task, until, reason, rules.snooze, tasks.key_actor(web.caller.id), now)
-        session.commit()
-        return task
+
+        def defer(task: CareTask, actor: str, now: datetime) -> None:
+            team = team_store.team_by_id(session, task.team_id) if task.team_id is not None else None
+            zone = ZoneInfo(team.timezone) if team is not None else pathway.tz
+            until = _local_instant(form.get("until", ""), zone)
+            tasks.snooze(session, task, until, reason, rules.snooze, actor, now)
+
+        return change_task(session, web.caller, task_id, "task.snooze", clock, defer)
 
     return _act(request, session, web, form, t, "snooze", change)
 

@@ -57,3 +57,17 @@ def test_checks_done_at_a_visit_count_and_future_checks_are_refused(client: Test
     refused = client.post(f"/v1/patients/{patient_id}/checks", json=[{"kind": "foot", "at": future}])
     assert refused.status_code == 422
     assert refused.json()["field"] == "checks.0.at"
+
+
+def test_a_symptom_reported_in_the_future_refuses_the_report_naming_it(client: TestClient) -> None:
+    patient_id = register_patient(client)
+    report = [
+        {"code": "palpitations", "at": AS_OF.isoformat()},
+        {"code": "severe_headache", "at": (AS_OF + timedelta(days=1)).isoformat()},
+    ]
+
+    refused = client.post(f"/v1/patients/{patient_id}/symptoms", json=report)
+
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "symptoms.1.at"
+    assert client.post(f"/v1/patients/{patient_id}/symptoms", json=report[:1]).status_code == 201

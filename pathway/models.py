@@ -88,13 +88,14 @@ class Reading(SQLModel, table=True):
         UniqueConstraint("patient_id", "kind", "measured_at", "device_key"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    # Indexed by (patient, time) and the unique (patient, kind, time, device) below; an index on
-    # encounter_id alone served no query and misled the planner ("encounter_id IS NULL" is most rows).
+    # Indexed by (patient, time) and the unique (patient, kind, time, device) below: every query
+    # names the patient. An index on encounter_id alone served no query and misled the planner
+    # ("encounter_id IS NULL" is most rows); one on the time alone served none and cost every insert.
     patient_id: int = Field(foreign_key="patient.id")
     encounter_id: int | None = Field(default=None, foreign_key="encounter.id")
     kind: str = Field(max_length=16)
     source: str = Field(max_length=16)
-    measured_at: datetime = Field(index=True)
+    measured_at: datetime
     received_at: datetime
     value: float | None = None
     systolic: float | None = None

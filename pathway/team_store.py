@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_
+from sqlalchemy import ARRAY, Integer, any_, bindparam, case, column, func, or_, true
 from sqlalchemy import select as select_columns
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, SQLModel, col, select
 
 from pathway.models import (
@@ -36,7 +37,8 @@ _task_table = _TABLES[CareTask.__tablename__]
 _task = _task_table.c
 _patient_table = _TABLES[Patient.__tablename__]
 _patient = _patient_table.c
-_assessment = _TABLES[AssessmentRecord.__tablename__].c
+_assessment_table = _TABLES[AssessmentRecord.__tablename__]
+_assessment = _assessment_table.c
 _referral = _TABLES[Referral.__tablename__].c
 _encounter_table = _TABLES[Encounter.__tablename__]
 _encounter = _encounter_table.c
@@ -79,9 +81,6 @@ def daily_list(
     """(total, page) of the team's open tasks due on or before ``day`` and not snoozed past
     ``until``: priority, then days overdue (oldest due first), then tier (``tier_rank``, 0 worst)."""
     conditions = _list_filter(team_id, day, until, role, member)
-    total = session.execute(
-        select_columns(func.count()).select_from(_task_table).where(*conditions)
-    ).scalar_one()
     tier_order = case(tier_rank, value=_task.tier, else_=len(tier_rank))
     statement = (
         select_columns(
@@ -101,6 +100,7 @@ def daily_list(
             _task.escalated_at,
             _patient.name,
             _patient.external_id,
+            func.count().over().label("total"),  # counted in the same scan as the page
         )
         .join(_patient_table, _patient.id == _task.patient_id)
         .where(*conditions)
@@ -108,7 +108,16 @@ def daily_list(
         .limit(limit)
         .offset(offset)
     )
-    return int(total), session.execute(statement).all()
+    page = session.execute(statement).all()
+    if page:
+        return int(page[0].total), page
+    if offset == 0:
+        return 0, page
+    # past the last page: the window counted nothing, so count on its own
+    total = session.execute(
+        select_columns(func.count()).select_from(_task_table).where(*conditions)
+    ).scalar_one()
+    return int(total), page
 
 
 def latest_assessments(
@@ -140,21 +149,42 @@ def latest_summaries(
     session: Session, patient_ids: Sequence[int], fact_names: Sequence[str]
 ) -> dict[int, AssessmentSummary]:
     """The tier, reasons and named facts of each patient's newest assessment, picked out of the
-    stored result by the database (a list page never loads and decodes whole results)."""
+    stored result by the database (a list page never loads and decodes whole results).
+
+    PostgreSQL compresses a result of more than about 2 KB, and every ``->`` on the stored column
+    decompresses it again: there the result is unpacked once (``jsonb_to_record``) and the facts
+    are picked from that (measured: 50 list items, 4.8 ms of database time before, 2.0 after).
+    """
+    postgres = session.get_bind().dialect.name == "postgresql"
     found: dict[int, AssessmentSummary] = {}
     for chunk in _chunks(patient_ids):
-        newest = (
-            select_columns(func.max(_assessment.id))
-            .where(_assessment.patient_id.in_(chunk))
-            .group_by(_assessment.patient_id)
-        )
-        statement = select_columns(
-            _assessment.patient_id,
-            _assessment.tier,
-            _assessment.result["reasons"],
-            *(_assessment.result[("facts", name)] for name in fact_names),
-        ).where(_assessment.id.in_(newest.scalar_subquery()))
-        for patient_id, tier, reasons, *values in session.execute(statement):
+        if postgres:  # one array parameter: one statement text (prepared once) for any page size
+            listed = _assessment.patient_id == any_(bindparam("patients", list(chunk), type_=ARRAY(Integer)))
+        else:
+            listed = _assessment.patient_id.in_(chunk)
+        newest = select_columns(func.max(_assessment.id)).where(listed).group_by(_assessment.patient_id)
+        if postgres:
+            unpacked = (
+                func.jsonb_to_record(_assessment.result)
+                .table_valued(column("reasons", JSONB), column("facts", JSONB))
+                .render_derived(name="unpacked", with_types=True)
+            )
+            statement = select_columns(
+                _assessment.patient_id,
+                _assessment.tier,
+                unpacked.c.reasons,
+                *(unpacked.c.facts[name] for name in fact_names),
+            ).select_from(_assessment_table.join(unpacked, true()))
+        else:
+            statement = select_columns(
+                _assessment.patient_id,
+                _assessment.tier,
+                _assessment.result["reasons"],
+                *(_assessment.result[("facts", name)] for name in fact_names),
+            )
+        for patient_id, tier, reasons, *values in session.execute(
+            statement.where(_assessment.id.in_(newest.scalar_subquery()))
+        ):
             facts = {name: value for name, value in zip(fact_names, values, strict=True) if value is not None}
             found[patient_id] = AssessmentSummary(tier=tier, reasons=reasons or [], facts=facts)
     return found

@@ -92,6 +92,10 @@ def test_the_daily_list_orders_by_priority_then_days_overdue_then_tier(client: T
     page = client.get(f"/v1/teams/{team}/tasks", params={"date": TODAY.isoformat(), "per_page": 2, "page": 2})
     assert page.json()["total"] == 5
     assert [i["kind"] for i in page.json()["items"]] == ["lipid_recheck", "follow_up_visit"]
+    past_the_end = client.get(
+        f"/v1/teams/{team}/tasks", params={"date": TODAY.isoformat(), "per_page": 2, "page": 4}
+    )
+    assert (past_the_end.json()["total"], past_the_end.json()["items"]) == (5, [])
 
 
 def test_snoozed_and_closed_tasks_leave_the_list_and_filters_apply(client: TestClient) -> None:

@@ -24,13 +24,13 @@ from pathway.access import Role
 from pathway.errors import InvalidInput
 from pathway.ingest import (
     MAX_BATCH,
+    BatchReading,
     CheckIn,
     EncounterIn,
     Inbound,
     Instant,
     ItemResult,
     PatientIn,
-    ReadingIn,
     SymptomIn,
     Text,
 )
@@ -100,7 +100,7 @@ def read_patient(
 )
 def post_readings(
     patient_id: PatientId,
-    readings: Annotated[list[ReadingIn], Body(min_length=1, max_length=MAX_BATCH)],
+    readings: Annotated[list[BatchReading], Body(min_length=1, max_length=MAX_BATCH)],
     session: SessionDep,
     clock: ClockDep,
     pathway: PathwayDep,
@@ -111,6 +111,12 @@ def post_readings(
 ) -> BatchResult | JSONResponse:
     """Store a batch of readings (each at most once) and re-tier the patient in the same transaction.
 
+    Each item is answered on its own (``created``, ``duplicate`` or ``rejected`` with an error naming
+    ``readings.<index>.<field>``): an item that is not a valid reading (a wrong type, an unknown code,
+    a missing or extra field, an element that is not a JSON object) is rejected as ``invalid-input``
+    and the others are stored. The whole request is refused only when the body is not a JSON array
+    or is empty (422), or holds more items than a batch may (413).
+
     With an ``Idempotency-Key``, a replay of the same body returns the first answer unchanged
     (header ``Idempotent-Replayed: true``); the same key with another body is a 409.
     """
@@ -120,7 +126,7 @@ def post_readings(
     )
     now = clock.now()  # after the patient's lock: this reassessment sees every committed reading
     scope = f"readings:{patient_id}:{source_system}"
-    fingerprint = service.request_fingerprint([r.model_dump(mode="json") for r in readings])
+    fingerprint = service.readings_fingerprint(readings)
     if idempotency_key is not None:
         prior = service.replayed_answer(session, scope, idempotency_key, fingerprint)
         if prior is not None:

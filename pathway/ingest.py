@@ -5,12 +5,24 @@ These are validated before anything reaches the store; the API uses them as its 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetPydanticSchema,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError, core_schema
 
 from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 
@@ -138,6 +150,45 @@ class ReadingIn(Inbound):
     measured_at: Instant
     device_id: str | None = Field(default=None, max_length=128)
     source_reading_id: str | None = Field(default=None, max_length=128)
+
+
+@dataclass(frozen=True)
+class InvalidReading:
+    """An item of a readings batch that is not a valid :class:`ReadingIn`, kept to be answered per item.
+
+    ``field`` is the path of the first error inside the item (``"systolic"``, ``"kind"``, the name
+    of a missing or unknown field), empty when the item is not a JSON object; ``raw`` is the item as
+    received, so that the request's fingerprint tells two different invalid items apart.
+    """
+
+    field: str
+    message: str
+    raw: object
+
+
+def _reading_or_invalid(value: object, handler: ValidatorFunctionWrapHandler) -> ReadingIn | InvalidReading:
+    try:
+        reading: ReadingIn = handler(value)
+    except ValidationError as error:
+        first = error.errors(include_url=False, include_context=False, include_input=False)[0]
+        if first["type"] == "model_type":
+            return InvalidReading("", "a reading must be a JSON object", value)
+        # An unknown field is named as sent, but its NUL spelled out: the answer may be stored (JSONB).
+        path = ".".join(str(part).replace("\x00", "\\u0000") for part in first["loc"])
+        return InvalidReading(path, first["msg"], value)
+    return reading
+
+
+def _reading_item_schema(_source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    return core_schema.no_info_wrap_validator_function(_reading_or_invalid, handler(ReadingIn))
+
+
+BatchReading = Annotated[ReadingIn | InvalidReading, GetPydanticSchema(_reading_item_schema)]
+"""An item of a readings batch: a :class:`ReadingIn`, or an :class:`InvalidReading` in its place.
+
+Its JSON schema is ReadingIn's: the API documents what to send, and an item that fails validation
+is answered as a rejected item instead of refusing the whole batch.
+"""
 
 
 class ItemError(BaseModel):

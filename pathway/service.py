@@ -39,6 +39,7 @@ from pathway.ingest import (
     CheckIn,
     EncounterIn,
     EncounterReadingIn,
+    InvalidReading,
     ItemError,
     ItemResult,
     PatientIn,
@@ -72,9 +73,19 @@ class IdempotencyKeyReused(PathwayError):
 
 
 def request_fingerprint(payload: Any) -> str:
-    """sha256 of a request body in canonical JSON (key order and spacing do not matter)."""
+    """sha256 of a request body in canonical JSON (key order and spacing do not matter).
+
+    Lone surrogates (``\\ud800`` in the JSON, left in an item that is rejected) are hashed too.
+    """
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(text.encode(errors="surrogatepass")).hexdigest()
+
+
+def readings_fingerprint(items: Sequence[ReadingIn | InvalidReading]) -> str:
+    """:func:`request_fingerprint` of a readings batch: a reading as validated, an invalid item as sent."""
+    return request_fingerprint(
+        [item.raw if isinstance(item, InvalidReading) else item.model_dump(mode="json") for item in items]
+    )
 
 
 def replayed_answer(
@@ -168,7 +179,7 @@ def require_patient(session: Session, patient_id: int, *, for_update: bool = Fal
 def record_readings(
     session: Session,
     patient: Patient,
-    items: Sequence[ReadingIn],
+    items: Sequence[ReadingIn | InvalidReading],
     *,
     source_system: str,
     config: PathwayConfig,
@@ -178,7 +189,8 @@ def record_readings(
 
     The valid readings go in with one multi-row ``INSERT … ON CONFLICT DO NOTHING``; those the
     database skipped (already stored, or twice in this batch) are reported as duplicates with the
-    id of the stored row.
+    id of the stored row. An :class:`InvalidReading` (an item that failed request validation) is
+    rejected as ``invalid-input`` naming ``readings.<index>.<field>``; nothing of it is stored.
     """
     assert patient.id is not None
     results: dict[int, ItemResult] = {}
@@ -186,6 +198,8 @@ def record_readings(
     for index, item in enumerate(items):
         prefix = f"readings.{index}"
         try:
+            if isinstance(item, InvalidReading):
+                raise InvalidInput(item.message, ".".join(filter(None, (prefix, item.field))))
             measurement = _measure(item, item.source, item.measured_at, config, now, prefix)
         except PathwayError as error:
             results[index] = ItemResult(index=index, status="rejected", error=ItemError(**error.as_dict()))

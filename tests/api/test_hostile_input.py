@@ -1,6 +1,6 @@
 """Hostile input: malformed JSON, NaN and Infinity, huge numbers, wrong types, the NUL character — a
 4xx naming the field, never a 500; unicode, SQL and HTML in free text are stored inertly and given back
-verbatim."""
+verbatim; an item of a readings batch that is not a reading is a rejected item, not a 422."""
 
 from __future__ import annotations
 
@@ -32,10 +32,15 @@ def _raw(client: TestClient, path: str, body: str) -> tuple[int, Any]:
 
 
 @pytest.mark.parametrize("systolic", ["NaN", "Infinity", "-Infinity", '"一百三十"', "true"])
-def test_non_numbers_refuse_the_request_naming_the_field(client: TestClient, systolic: str) -> None:
+def test_non_numbers_are_rejected_items_naming_the_field(client: TestClient, systolic: str) -> None:
     patient_id = register_patient(client)
-    status, answer = _raw(client, f"/v1/patients/{patient_id}/readings", _reading(systolic))
-    assert (status, answer["code"], answer["field"]) == (422, "invalid-input", "0.systolic")
+    body = f"[{_reading('130')[1:-1]}, {_reading(systolic)[1:-1]}]"
+    status, answer = _raw(client, f"/v1/patients/{patient_id}/readings", body)
+    assert status == 201  # a batch answers per item: this one is rejected, the other one stored
+    item = answer["items"][1]
+    assert (answer["created"], item["status"], item["error"]["code"]) == (1, "rejected", "invalid-input")
+    assert item["error"]["field"] == "readings.1.systolic"
+    assert _rows(client, Reading) == 1
 
 
 @pytest.mark.parametrize("systolic", ["1e308", "1" + "0" * 400, "-5"])
@@ -119,14 +124,61 @@ def test_a_nul_character_in_a_patients_text_is_refused_naming_the_field(
 
 
 @pytest.mark.parametrize("field", ["device_id", "source_reading_id", "unit"])
-def test_a_nul_character_in_a_readings_text_refuses_the_batch_naming_the_item(
+def test_a_nul_character_in_a_readings_text_rejects_that_item_naming_the_field(
     client: TestClient, field: str
 ) -> None:
     patient_id = register_patient(client)
     readings = [_bp(source_reading_id="r1"), _bp(**{"source_reading_id": "r2", field: f"d{NUL}1"})]
-    # Like any other wrong type in an item (a string for a number), the request is refused as a whole.
-    _refused(client.post(f"/v1/patients/{patient_id}/readings", json=readings), f"1.{field}")
-    assert _rows(client, Reading) == 0
+    # Like any other wrong type in an item (a string for a number), that item alone is rejected.
+    answer = client.post(
+        f"/v1/patients/{patient_id}/readings", json=readings, headers={"Idempotency-Key": "nul-1"}
+    )
+    _rejected_item(answer, 1, f"readings.1.{field}")
+    assert _rows(client, Reading) == 1
+
+
+def test_an_unknown_field_named_with_a_nul_character_is_named_without_it(client: TestClient) -> None:
+    """The answer of a keyed request is stored (JSONB on PostgreSQL, which cannot hold U+0000)."""
+    patient_id = register_patient(client)
+    readings = [_bp(), _bp(measured_at="2026-02-28T09:00:00+08:00", **{f"no{NUL}te": "x"})]
+    url = f"/v1/patients/{patient_id}/readings"
+    first = client.post(url, json=readings, headers={"Idempotency-Key": "nul-2"})
+    _rejected_item(first, 1, "readings.1.no\\u0000te")
+    again = client.post(url, json=readings, headers={"Idempotency-Key": "nul-2"})
+    assert (again.headers["Idempotent-Replayed"], again.json()) == ("true", first.json())
+    assert _rows(client, Reading) == 1
+
+
+def test_a_lone_surrogate_in_an_item_is_a_rejected_item_not_a_server_error(client: TestClient) -> None:
+    """JSON may spell half of a UTF-16 pair (``\\ud800``): not text, so its item is rejected."""
+    patient_id = register_patient(client)
+    value = json.dumps(_bp(measured_at="2026-02-28T09:00:00+08:00"))[:-1] + ', "device_id": "d\\udc00"}'
+    key = json.dumps(_bp(measured_at="2026-02-28T10:00:00+08:00"))[:-1] + ', "no\\ud800te": 1}'
+    body = f"[{json.dumps(_bp())}, {value}, {key}]"
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "surrogate-1"}
+    url = f"/v1/patients/{patient_id}/readings"
+    first = client.post(url, content=body, headers=headers)
+    assert first.status_code == 201, first.text
+    answer = [
+        (i["status"], i["error"] and (i["error"]["code"], i["error"]["field"])) for i in first.json()["items"]
+    ]
+    assert answer == [
+        ("created", None),
+        ("rejected", ("invalid-input", "readings.1.device_id")),
+        ("rejected", ("invalid-input", "readings.2")),
+    ]
+    again = client.post(url, content=body, headers=headers)
+    assert (again.headers["Idempotent-Replayed"], again.json()) == ("true", first.json())
+    assert _rows(client, Reading) == 1
+
+
+def _rejected_item(response: Any, index: int, field: str) -> None:
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    item = answer["items"][index]
+    assert (answer["rejected"], item["status"]) == (1, "rejected")
+    assert (item["error"]["code"], item["error"]["field"]) == ("invalid-input", field)
+    assert NUL not in response.text
 
 
 @pytest.mark.parametrize("source_system", [f"ehr{NUL}x", "x" * 65], ids=["nul", "over-64"])

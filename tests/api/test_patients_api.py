@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
@@ -249,3 +251,102 @@ def test_a_reading_twice_in_one_batch_is_stored_once(client: TestClient) -> None
     body = client.post(f"/v1/patients/{patient_id}/readings", json=[reading, same_instant]).json()
     assert [i["status"] for i in body["items"]] == ["created", "duplicate"]
     assert body["items"][0]["reading_id"] == body["items"][1]["reading_id"]
+
+
+# --- Items that are not readings (wrong type, unknown code, missing or extra field): rejected items ----
+
+CRISIS = [
+    _bp(186, 104, "2026-03-01T07:00:00+08:00"),
+    _bp(188, 106, "2026-03-01T07:10:00+08:00"),
+    _bp(184, 102, "2026-03-01T07:20:00+08:00"),
+]
+MALFORMED: dict[str, tuple[dict[str, Any] | int, str]] = {
+    "wrong-type": ({**CRISIS[0], "systolic": "一百八十"}, "systolic"),
+    "unknown-kind": ({**CRISIS[0], "kind": "bp-cuff"}, "kind"),
+    "nul-in-unit": ({**CRISIS[0], "unit": "mm\u0000Hg"}, "unit"),
+    "extra-field": ({**CRISIS[0], "note": "after coffee"}, "note"),
+    "missing-measured-at": ({k: v for k, v in CRISIS[0].items() if k != "measured_at"}, "measured_at"),
+    "unknown-source": ({**CRISIS[0], "source": "fax"}, "source"),
+    "long-device-id": ({**CRISIS[0], "device_id": "d" * 129}, "device_id"),
+    "malformed-measured-at": ({**CRISIS[0], "measured_at": "yesterday 7am"}, "measured_at"),
+    "naive-measured-at": ({**CRISIS[0], "measured_at": "2026-03-01T07:00:00"}, "measured_at"),
+    "nan": ({**CRISIS[0], "diastolic": float("nan")}, "diastolic"),
+}
+
+
+def _with_malformed(first: str, second: str) -> tuple[list[Any], str, str]:
+    """The three crisis readings at 0, 2 and 4; the malformed ``first`` at 1 and ``second`` at 3."""
+    (item_1, field_1), (item_3, field_3) = MALFORMED[first], MALFORMED[second]
+    return [CRISIS[0], item_1, CRISIS[1], item_3, CRISIS[2]], f"readings.1.{field_1}", f"readings.3.{field_3}"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("wrong-type", "unknown-kind"),
+        ("nul-in-unit", "extra-field"),
+        ("missing-measured-at", "unknown-source"),
+        ("long-device-id", "malformed-measured-at"),
+        ("naive-measured-at", "nan"),
+    ],
+)
+def test_malformed_items_are_rejected_naming_their_field_and_the_rest_are_stored_and_assessed(
+    client: TestClient, first: str, second: str
+) -> None:
+    patient_id = _patient(client)
+    batch, field_1, field_3 = _with_malformed(first, second)
+    content = json.dumps(batch, ensure_ascii=False)  # NaN as the bare token a gateway may send
+    url = f"/v1/patients/{patient_id}/readings"
+    response = client.post(url, content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["created"], body["duplicate"], body["rejected"]) == (3, 0, 2)
+    assert [i["status"] for i in body["items"]] == ["created", "rejected", "created", "rejected", "created"]
+    errors = [body["items"][index]["error"] for index in (1, 3)]
+    assert [(e["code"], e["field"]) for e in errors] == [("invalid-input", f) for f in (field_1, field_3)]
+    assert all(e["message"] for e in errors)
+    assert "\u0000" not in response.text
+    facts = body["assessment"]["result"]["facts"]
+    assert facts["home_bp_reading_count"] == 3  # the stored three, and nothing of the rejected two
+    assert body["assessment"]["tier"] == "red"
+    assert client.get(f"/v1/patients/{patient_id}").json()["assessment"] == body["assessment"]
+
+
+def test_an_item_that_is_not_a_json_object_is_a_rejected_item(client: TestClient) -> None:
+    patient_id = _patient(client)
+    batch = [CRISIS[0], 186, None, "bp 186/104", [CRISIS[1]], CRISIS[2]]
+    body = client.post(f"/v1/patients/{patient_id}/readings", json=batch).json()
+    assert (body["created"], body["rejected"]) == (2, 4)
+    rejected = [(i["index"], i["error"]["code"], i["error"]["field"]) for i in body["items"][1:5]]
+    assert rejected == [(index, "invalid-input", f"readings.{index}") for index in range(1, 5)]
+
+
+def test_a_retry_of_a_batch_with_malformed_items_replays_the_first_answer(client: TestClient) -> None:
+    patient_id = _patient(client)
+    batch, _field_1, _field_3 = _with_malformed("nul-in-unit", "missing-measured-at")
+    headers = {"Idempotency-Key": "gw-7-batch-000043"}
+    first = client.post(f"/v1/patients/{patient_id}/readings", json=batch, headers=headers)
+    again = client.post(f"/v1/patients/{patient_id}/readings", json=batch, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert (first.json()["created"], first.json()["rejected"]) == (3, 2)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert len(client.get(f"/v1/patients/{patient_id}/assessments").json()) == 2  # registration + one batch
+    other_bad, _, _ = _with_malformed("nul-in-unit", "extra-field")  # only an invalid item differs
+    other = client.post(f"/v1/patients/{patient_id}/readings", json=other_bad, headers=headers)
+    assert (other.status_code, other.json()["code"]) == (409, "idempotency-key-reused")
+    unkeyed = client.post(f"/v1/patients/{patient_id}/readings", json=batch).json()
+    assert (unkeyed["created"], unkeyed["duplicate"], unkeyed["rejected"]) == (0, 3, 2)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [CRISIS[0], {"readings": CRISIS}, "bp 186/104", 186, None],
+    ids=["one-reading", "wrapped", "string", "number", "null"],
+)
+def test_a_body_that_is_not_an_array_refuses_the_whole_request(client: TestClient, body: Any) -> None:
+    patient_id = _patient(client)
+    response = client.post(f"/v1/patients/{patient_id}/readings", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid-input"
+    assert len(client.get(f"/v1/patients/{patient_id}/assessments").json()) == 1  # registration only

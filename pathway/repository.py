@@ -221,10 +221,13 @@ _HISTORY = union_all(_readings_where(), *_OTHERS).order_by(*_ORDER)
 
 # What a reassessment reads (pathway.horizon.recent, the same rule in Python): every reading from
 # ``since`` on and every clinic or visit reading; before ``since``, readings outside a visit only as
-# the latest of each kind with none since, read by a second, small statement (labs, a stream that
-# stopped) only when the first found that such older readings exist.
+# the latest of each kind with none since, and from ``peaks_since`` on those at the highest value
+# of a peak kind, read by a second, small statement only when the first found that such older
+# readings exist (labs, a stream older than the short window).
 _SINCE: BindParameter[datetime] = bindparam("since", type_=_reading.measured_at.type)
+_PEAKS_SINCE: BindParameter[datetime] = bindparam("peaks_since", type_=_reading.measured_at.type)
 _KINDS: BindParameter[list[str]] = bindparam("kinds", expanding=True)
+_PEAK_KINDS: BindParameter[list[str]] = bindparam("peak_kinds", expanding=True)
 _older = aliased(_TABLES[Reading.__tablename__], name="older")
 _OUTSIDE_A_VISIT = and_(_reading.encounter_id.is_(None), _reading.source != ReadingSource.CLINIC.value)
 _CLINIC = ReadingSource.CLINIC.value
@@ -262,27 +265,58 @@ _latest_before = (
     .group_by(_older.c.kind)
     .subquery("latest_before")
 )
-_LATEST_BEFORE = (
-    select_columns(*READING_COLUMNS)
+# The highest value of each peak kind in [peaks_since, since), by a window over one range scan: a
+# join to a grouped subquery let the planner, with the statistics of a freshly loaded table, redo
+# the grouping for every reading of the range (seconds for a CGM's quarter).
+_peak_range = (
+    select_columns(
+        _reading.id,
+        *READING_COLUMNS,
+        func.max(_reading.value).over(partition_by=_reading.kind).label("peak"),
+    )
+    .where(
+        _reading.patient_id == _PATIENT,
+        _OUTSIDE_A_VISIT,
+        _reading.measured_at >= _PEAKS_SINCE,
+        _reading.measured_at < _SINCE,
+        _reading.kind.in_(_PEAK_KINDS),
+    )
+    .subquery("peak_range")
+)
+# The reading's id comes first: a reading both the latest and a peak is read once.
+_OLDER_READINGS = union_all(
+    select_columns(_reading.id, *READING_COLUMNS)
     .join(
         _latest_before,
         and_(_reading.kind == _latest_before.c.kind, _reading.measured_at == _latest_before.c.at),
     )
-    .where(_reading.patient_id == _PATIENT, _reading.kind.in_(_KINDS), _OUTSIDE_A_VISIT)
+    .where(_reading.patient_id == _PATIENT, _reading.kind.in_(_KINDS), _OUTSIDE_A_VISIT),
+    select_columns(_peak_range.c.id, *(_peak_range.c[column.name] for column in READING_COLUMNS)).where(
+        _peak_range.c.value == _peak_range.c.peak
+    ),
 )
 
 
-def history_rows(
-    session: Session, patient_id: int, recent: tuple[datetime, datetime] | None = None
-) -> ClinicalRows:
-    """Everything stored about the patient that the rules read, in one statement; with ``recent``
-    (since, until), readings outside a visit before ``since`` only as far as an evaluation at
-    ``until`` reads them (:func:`pathway.horizon.recent`), in at most one statement more."""
+class RecentReadings(NamedTuple):
+    """What a reassessment at ``until`` reads of the readings outside a visit
+    (:func:`pathway.horizon.recent`): all from ``since``; before, the latest of each kind with none
+    since, and from ``peaks_since`` the highest of each of ``peak_kinds``."""
+
+    since: datetime
+    peaks_since: datetime
+    until: datetime
+    peak_kinds: Sequence[str]
+
+
+def history_rows(session: Session, patient_id: int, recent: RecentReadings | None = None) -> ClinicalRows:
+    """Everything stored about the patient that the rules read, in one statement; with ``recent``,
+    readings outside a visit before ``recent.since`` only as far as an evaluation at
+    ``recent.until`` reads them (:func:`pathway.horizon.recent`), in at most one statement more."""
     found = ClinicalRows()
     if recent is None:
         rows = session.execute(_HISTORY, {"patient_id": patient_id})
     else:
-        rows = session.execute(_RECENT_HISTORY, {"patient_id": patient_id, "since": recent[0]})
+        rows = session.execute(_RECENT_HISTORY, {"patient_id": patient_id, "since": recent.since})
     oldest: datetime | None = None
     for part, ref, code, source, at, value, systolic, diastolic, pulse, day in rows:
         if part == "o":
@@ -297,29 +331,32 @@ def history_rows(
             found.checks.append((code, at))
         else:
             found.complications.append((code, day))
-    if recent is not None and oldest is not None and oldest < recent[0]:
-        _add_latest_before(session, patient_id, found, *recent)
+    if recent is not None and oldest is not None and oldest < recent.since:
+        _add_older(session, patient_id, found, recent)
     return found
 
 
-def _add_latest_before(
-    session: Session, patient_id: int, found: ClinicalRows, since: datetime, until: datetime
-) -> None:
-    """Add the latest reading outside a visit before ``since`` of each kind with none in
-    [since, until] (for the others an older one changes nothing an evaluation at ``until`` reads)."""
+def _add_older(session: Session, patient_id: int, found: ClinicalRows, recent: RecentReadings) -> None:
+    """Add the readings outside a visit before ``recent.since`` that an evaluation at
+    ``recent.until`` reads: the latest of each kind with none in [since, until] (for the others an
+    older one changes nothing), and the peaks."""
+    since, until = recent.since, recent.until
     clinic = ReadingSource.CLINIC.value
     covered = {
         kind
         for encounter_id, kind, source, at, *_ in found.readings
         if encounter_id is None and source != clinic and since <= at <= until
     }
-    kinds = [kind.value for kind in ReadingKind if kind.value not in covered]
-    if not kinds:
-        return
-    parameters = {"patient_id": patient_id, "since": since, "kinds": kinds}
-    older = session.execute(_LATEST_BEFORE, parameters).all()
+    parameters = {
+        "patient_id": patient_id,
+        "since": since,
+        "peaks_since": recent.peaks_since,
+        "kinds": [kind.value for kind in ReadingKind if kind.value not in covered],
+        "peak_kinds": list(recent.peak_kinds),
+    }
+    older = {row_id: tuple(rest) for row_id, *rest in session.execute(_OLDER_READINGS, parameters)}
     if older:
-        found.readings = sorted([*found.readings, *older], key=_time_and_kind)
+        found.readings = sorted([*found.readings, *older.values()], key=_time_and_kind)
 
 
 def insert_check_once(session: Session, values: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ from pathway.history import (
     SymptomReport,
     measure_incoming,
 )
+from pathway.horizon import ReadingHorizon
 from pathway.ingest import (
     CheckIn,
     EncounterIn,
@@ -135,7 +136,7 @@ class PathwayConfig:
     targets: Targets
     indicators: IndicatorDefinitions
     # How far back a reassessment reads readings outside a visit (pathway.horizon.reading_horizon).
-    reading_horizon: timedelta
+    reading_horizon: ReadingHorizon
 
 
 def upsert_patient(session: Session, data: PatientIn, now: datetime) -> tuple[Patient, bool]:
@@ -433,13 +434,20 @@ def history_of(
     patient: Patient,
     *,
     evaluated_at: datetime | None = None,
-    horizon: timedelta | None = None,
+    horizon: ReadingHorizon | None = None,
 ) -> PatientHistory:
     """The patient's stored history as the snapshot builder sees it (one cached SELECT of rows).
     With ``evaluated_at`` and ``horizon``, only what an evaluation at that moment reads of it:
     :func:`pathway.horizon.recent` (a wearable's stream is not read back to its first day)."""
     assert patient.id is not None
-    recent = None if evaluated_at is None or horizon is None else (evaluated_at - horizon, evaluated_at)
+    recent = None
+    if evaluated_at is not None and horizon is not None:
+        recent = repository.RecentReadings(
+            since=evaluated_at - horizon.every,
+            peaks_since=evaluated_at - horizon.peaks,
+            until=evaluated_at,
+            peak_kinds=sorted(kind.value for kind in horizon.peak_kinds),
+        )
     rows = repository.history_rows(session, patient.id, recent)
     return history_from_rows(
         patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks

@@ -99,12 +99,12 @@ def test_the_stored_history_reads_back_whole_and_in_order(client: TestClient) ->
     assert all(at.utcoffset() is not None for *_, at in rows.symptoms)
 
 
-def test_a_reassessment_reads_the_recent_stream_and_the_latest_older_reading_of_other_kinds(
+def test_a_reassessment_reads_the_recent_stream_the_glucose_peaks_and_the_latest_older_reading_of_other_kinds(
     client: TestClient,
 ) -> None:
     patient_id = register_patient(client, conditions=["hypertension", "diabetes"])
     horizon = reading_horizon(PackRegistry.from_directory().get().pack.snapshot)
-    since = AS_OF - horizon
+    since, peaks_since = AS_OF - horizon.every, AS_OF - horizon.peaks
     stream = [
         {
             "kind": "bp",
@@ -116,20 +116,19 @@ def test_a_reassessment_reads_the_recent_stream_and_the_latest_older_reading_of_
         }
         for n in range(1600)  # 400 days, four a day
     ]
+
+    def glucose(kind: str, value: float, at: datetime) -> dict[str, object]:
+        return {"kind": kind, "value": value, "source": "home", "measured_at": at.isoformat()}
+
     edges = [
-        {"kind": "fpg", "value": 6.1, "source": "home", "measured_at": since.isoformat()},
-        {
-            "kind": "fpg",
-            "value": 6.4,
-            "source": "home",
-            "measured_at": (since - timedelta(seconds=1)).isoformat(),
-        },
-        {
-            "kind": "fpg",
-            "value": 6.9,
-            "source": "home",
-            "measured_at": (since - timedelta(days=2)).isoformat(),
-        },
+        glucose("fpg", 6.1, since),
+        glucose("fpg", 6.4, since - timedelta(seconds=1)),
+        glucose("fpg", 6.9, since - timedelta(days=2)),
+        glucose("fpg", 6.9, since - timedelta(days=3)),
+        glucose("fpg", 9.9, peaks_since - timedelta(seconds=1)),
+        glucose("rpg", 7.5, peaks_since),
+        glucose("rpg", 7.0, since - timedelta(days=5)),
+        glucose("rpg", 6.8, since - timedelta(days=1)),
         {"kind": "ldl_c", "value": 3.2, "source": "lab", "measured_at": _at(300).isoformat()},
         {"kind": "ldl_c", "value": 3.6, "source": "lab", "measured_at": _at(380).isoformat()},
         {
@@ -152,9 +151,13 @@ def test_a_reassessment_reads_the_recent_stream_and_the_latest_older_reading_of_
 
     assert read == recent(whole, AS_OF, horizon)
     kept = {(r.kind.value, r.at) for r in read.readings}
-    assert ("fpg", since) in kept  # in the window: an older glucose changes nothing
-    assert ("fpg", since - timedelta(seconds=1)) not in kept
-    assert ("fpg", since - timedelta(days=2)) not in kept
+    assert ("fpg", since) in kept  # in the short window
+    assert ("fpg", since - timedelta(seconds=1)) not in kept  # before it, and not the peak
+    assert {("fpg", since - timedelta(days=2)), ("fpg", since - timedelta(days=3))} <= kept  # the peak, tied
+    assert ("fpg", peaks_since - timedelta(seconds=1)) not in kept  # higher, but before the long window
+    assert ("rpg", peaks_since) in kept  # the peak, at the long window's first instant
+    assert ("rpg", since - timedelta(days=5)) not in kept  # neither the peak nor the latest
+    assert ("rpg", since - timedelta(days=1)) in kept  # none in the short window: the latest is read
     assert ("ldl_c", _at(300)) in kept
     assert ("ldl_c", _at(380)) not in kept
     assert ("bp", _at(200)) in kept  # a clinic reading: an implicit visit, always read

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pathway.history import Encounter, Measurement, PatientHistory
 from pathway.horizon import reading_horizon, recent
-from pathway.vocabulary import Condition, ReadingKind, ReadingSource
+from pathway.vocabulary import Condition, ReadingKind, ReadingSource, Sex
 from rules.registry import LoadedPack
 from tests.builders import AS_OF, bp, lab, patient, visit
 from tests.conftest import Pathway
@@ -20,6 +20,7 @@ from tests.conftest import Pathway
 _OFFSETS = st.one_of(
     st.integers(min_value=-30, max_value=3 * 24 * 60).map(lambda m: timedelta(minutes=m)),
     st.integers(min_value=0, max_value=730 * 24).map(lambda h: timedelta(hours=h)),
+    st.integers(min_value=6 * 24, max_value=91 * 24).map(lambda h: timedelta(hours=h)),  # short to long
     st.sampled_from([timedelta(days=d) for d in (7, 90, 180, 365)]),
 )
 _SOURCES = st.sampled_from(list(ReadingSource))
@@ -88,8 +89,46 @@ def test_a_year_of_wearable_readings_shrinks_to_the_horizon_and_the_latest_of_ot
 
     kept = recent(history, AS_OF, horizon).readings
 
-    since = AS_OF - horizon
+    since = AS_OF - horizon.every
     assert old_ldl in kept  # the latest LDL-C, older than every window, still dates the lipid panel
     assert all(r.at >= since for r in kept if r.kind is ReadingKind.BP)  # BP has readings inside it
     assert len(kept) == 1 + sum(1 for r in stream if r.at >= since)
-    assert len(kept) < len(stream) // 3
+    assert len(kept) < len(stream) // 30
+
+
+def test_ninety_days_of_cgm_shrink_to_the_short_window_and_the_peak_before_it(
+    pathway: Pathway, default_pack: LoadedPack
+) -> None:
+    horizon = reading_horizon(default_pack.pack.snapshot)
+    quarter_hours = 96 * 90
+    stream = [
+        lab(
+            ReadingKind.RPG,
+            round(6.0 + (n % 37) / 10, 1),
+            AS_OF - timedelta(minutes=15 * n),
+            ReadingSource.CGM,
+        )
+        for n in range(quarter_hours)
+    ]
+    fasting = [
+        lab(ReadingKind.FPG, round(5.5 + (d % 9) / 10, 1), AS_OF - timedelta(days=d), ReadingSource.HOME)
+        for d in range(90)
+    ]
+    spikes = [  # higher than anything in the short window: the long window's maxima
+        lab(ReadingKind.RPG, 15.2, AS_OF - timedelta(days=40, minutes=7), ReadingSource.CGM),
+        lab(ReadingKind.FPG, 7.9, AS_OF - timedelta(days=60, hours=1), ReadingSource.HOME),
+    ]
+    history = PatientHistory(
+        profile=patient(Condition.DIABETES, age=31, sex=Sex.FEMALE, pregnant=True),
+        readings=tuple(sorted([*stream, *fasting, *spikes], key=lambda r: r.at)),
+    )
+
+    part = recent(history, AS_OF, horizon)
+
+    since = AS_OF - horizon.every
+    older = {(r.kind, r.value, r.at) for r in part.readings if r.at < since}
+    assert older == {(r.kind, r.value, r.at) for r in spikes}
+    assert len(part.readings) < len(history.readings) // 8
+    whole, trimmed = pathway.snapshot(history, AS_OF), pathway.snapshot(part, AS_OF)
+    assert trimmed.facts == whole.facts
+    assert (whole.facts["recent_nonfasting_glucose_max"], whole.facts["recent_fpg_max"]) == (15.2, 7.9)

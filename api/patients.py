@@ -126,7 +126,7 @@ def post_readings(
     )
     now = clock.now()  # after the patient's lock: this reassessment sees every committed reading
     scope = f"readings:{patient_id}:{source_system}"
-    fingerprint = service.readings_fingerprint(readings)
+    fingerprint = service.readings_fingerprint(readings) if idempotency_key is not None else ""
     if idempotency_key is not None:
         prior = service.replayed_answer(session, scope, idempotency_key, fingerprint)
         if prior is not None:

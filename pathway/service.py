@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import TypeAdapter
 from sqlmodel import Session
 
 from pathway import access, referrals, repository, tasks
@@ -73,6 +74,9 @@ class IdempotencyKeyReused(PathwayError):
     status = 409
 
 
+_READINGS = TypeAdapter(list[ReadingIn])
+
+
 def request_fingerprint(payload: Any) -> str:
     """sha256 of a request body in canonical JSON (key order and spacing do not matter).
 
@@ -83,10 +87,15 @@ def request_fingerprint(payload: Any) -> str:
 
 
 def readings_fingerprint(items: Sequence[ReadingIn | InvalidReading]) -> str:
-    """:func:`request_fingerprint` of a readings batch: a reading as validated, an invalid item as sent."""
-    return request_fingerprint(
-        [item.raw if isinstance(item, InvalidReading) else item.model_dump(mode="json") for item in items]
-    )
+    """sha256 of a readings batch: the readings as validated (fields in the model's order, so key
+    order and spacing do not matter; serialised in one call to pydantic's core), then each invalid
+    item as sent, with its place, in canonical JSON."""
+    valid = [item for item in items if not isinstance(item, InvalidReading)]
+    invalid = [(index, item.raw) for index, item in enumerate(items) if isinstance(item, InvalidReading)]
+    digest = hashlib.sha256(_READINGS.dump_json(valid))
+    if invalid:
+        digest.update(request_fingerprint(invalid).encode())
+    return digest.hexdigest()
 
 
 def replayed_answer(

@@ -202,6 +202,13 @@ def test_an_idempotency_key_replays_the_first_answer(client: TestClient) -> None
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
     assert len(client.get(f"/v1/patients/{patient_id}/assessments").json()) == 2  # registration + one batch
+    reordered = json.dumps([dict(reversed(item.items())) for item in batch], indent=2)  # same body
+    same = client.post(
+        f"/v1/patients/{patient_id}/readings",
+        content=reordered,
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert (same.status_code, same.json()) == (201, first.json())
     other = client.post(f"/v1/patients/{patient_id}/readings", json=batch[:1], headers=headers)
     assert other.status_code == 409
     assert other.json()["code"] == "idempotency-key-reused"

@@ -47,7 +47,7 @@ class ListItemRead(BaseModel):
                     "escalated": False,
                     "reasons": "连续两次随访血压未达标，转诊",
                     "rule_id": "htn.uncontrolled.twice",
-                    "pack_version": "2020.2",
+                    "pack_version": "2020.3",
                     "latest": {"office_sbp": 162.0, "office_dbp": 98.0, "ldl_c": 3.1},
                 }
             ]
@@ -105,7 +105,7 @@ class IndicatorsRead(BaseModel):
                     "from": "2026-01-01",
                     "to": "2026-03-31",
                     "as_of": "2026-03-31T23:59:59+08:00",
-                    "pack_version": "2020.2",
+                    "pack_version": "2020.3",
                     "managed_patients": 2,
                     "bp_control": {"numerator": 1, "denominator": 2, "rate": 0.5},
                     "glucose_control": {"numerator": 0, "denominator": 1, "rate": 0.0},

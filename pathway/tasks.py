@@ -217,10 +217,12 @@ def _resolving_evidence(
 
 
 def _need_since(task: _Called, seen: dict[str, datetime]) -> datetime | None:
-    """The latest evidence behind a task: of its own kinds, or of any kind for a data gap."""
-    if EVIDENCE_NO_LONGER_CALLED in task.evidence:
+    """The latest evidence behind a task: of its own kinds (a screening: its check), or of any kind
+    for a task that only ends when no longer called for (a data gap)."""
+    own = [key for key in task.evidence if key != EVIDENCE_NO_LONGER_CALLED]
+    if not own and EVIDENCE_NO_LONGER_CALLED in task.evidence:
         return max(seen.values(), default=None)
-    return _latest(task.evidence, seen)
+    return _latest(own, seen)
 
 
 def _already_done(

@@ -72,7 +72,7 @@ def test_each_task_kind_falls_due_when_the_pathway_says(client: TestClient) -> N
         assert _due(tasks[("complication_screening", check)]) == ("2026-03-01T01:00:00Z", 5, "specialist")
     assert _due(tasks[("follow_up_visit", "")]) == ("2026-03-14T16:00:00Z", 4, "gp")  # 14 d (data.gap)
     assert tasks[("data_gap", "")]["time_limit_at"] == "2026-03-08T01:00:00Z"
-    assert tasks[("data_gap", "")]["pack_version"] == "2020.2"
+    assert tasks[("data_gap", "")]["pack_version"] == "2020.3"
 
     _visit(client, both, "2026-03-01T07:00:00+08:00", [{"kind": "bp", "systolic": 184, "diastolic": 96}])
     tasks = _tasks(client, both)
@@ -271,3 +271,42 @@ def test_a_team_key_sees_and_acts_on_its_own_teams_tasks_only(client: TestClient
     unknown = client.get("/v1/tasks/999999/history", headers=east)
     assert (unknown.status_code, unknown.json()["code"]) == (404, "unknown-task")
     assert _tasks(client, patient)[("follow_up_visit", "")]["status"] == "open"
+
+
+def test_screening_for_a_condition_removed_from_the_patient_is_resolved_and_the_rest_stays(
+    client: TestClient,
+) -> None:
+    patient = register_patient(client, "corrected", conditions=["hypertension", "diabetes"])
+    screening = {subject for kind, subject in _tasks(client, patient) if kind == "complication_screening"}
+    assert screening == {"fundus", "uacr_egfr", "foot", "ecg"}
+
+    corrected = {
+        "source_system": "ehr",
+        "external_id": "corrected",
+        "sex": "male",
+        "birth_date": "1960-01-01",
+        "conditions": ["hypertension"],  # the diabetes was recorded in error
+    }
+    assert client.post("/v1/patients", json=corrected).status_code == 200
+
+    still_open = _tasks(client, patient)
+    assert {s for k, s in still_open if k == "complication_screening"} == {"ecg"}  # hypertension's
+    assert ("annual_check", "") in still_open
+    every = _tasks(client, patient, "all")
+    for subject in ("fundus", "uacr_egfr", "foot"):
+        task = every[("complication_screening", subject)]
+        assert task["status"] == "resolved"
+        history = client.get(f"/v1/tasks/{task['id']}/history").json()
+        assert history[-1]["note"] == "the assessment no longer calls for it"
+
+
+def test_a_screening_closed_by_hand_is_not_reopened_by_an_unrelated_reading(
+    client: TestClient,
+) -> None:
+    patient = register_patient(client, "declined", conditions=["diabetes"])
+    fundus = _tasks(client, patient)[("complication_screening", "fundus")]
+    assert client.post(f"/v1/tasks/{fundus['id']}/outcome", json={"outcome": "refused"}).status_code == 200
+
+    _readings(client, patient, _lab("fpg", 7.9, "2026-03-01T07:00:00+08:00"))
+
+    assert ("complication_screening", "fundus") not in _tasks(client, patient)

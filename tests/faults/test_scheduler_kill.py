@@ -26,7 +26,7 @@ from pathway.models import CareTask, CareTaskEvent, Patient, SchedulerRun, Team
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 PATIENTS = 20_000
 _TASK = {"kind": "follow_up_visit", "subject": "", "status": "open", "priority": 3, "role": "gp",
-         "rule_id": "test", "rule_ids": ["test"], "pack_id": "sangao-cn", "pack_version": "2020.2",
+         "rule_id": "test", "rule_ids": ["test"], "pack_id": "sangao-cn", "pack_version": "2020.3",
          "tier": "yellow", "evidence": ["encounter"]}  # fmt: skip
 _RUN = SQLModel.metadata.tables[SchedulerRun.__tablename__].c
 _EVENT = SQLModel.metadata.tables[CareTaskEvent.__tablename__].c

@@ -91,7 +91,7 @@ def add_task(
         rule_id="test",
         rule_ids=["test"],
         pack_id="sangao-cn",
-        pack_version="2020.2",
+        pack_version="2020.3",
         tier=tier,
         evidence=["encounter"],
         snoozed_until=snoozed_until,

@@ -128,7 +128,7 @@ def _task(
         "rule_id": "test",
         "rule_ids": ["test"],
         "pack_id": "sangao-cn",
-        "pack_version": "2020.2",
+        "pack_version": "2020.3",
         "tier": tier,
         "evidence": ["encounter"],
         "created_at": due_at - 30 * DAY,

@@ -7,12 +7,16 @@ production store, reached through psycopg 3. Schema changes go through Alembic o
 
 from __future__ import annotations
 
+import fcntl
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, NullPool, create_engine, event, make_url, text
 
 from pathway.settings import DEFAULT_POOL_SIZE
 
@@ -58,6 +62,45 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+# The key of the PostgreSQL advisory lock that migrations take (any fixed 64-bit number would do).
+MIGRATION_LOCK_KEY = zlib.crc32(b"pathway schema migrations")
+
+
 def migrate(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision`` (idempotent)."""
-    command.upgrade(alembic_config(url), revision)
+    """Bring the database at ``url`` to ``revision`` (idempotent).
+
+    ``pathway serve``, ``pathway scheduler`` and other hosts may start at the same moment on an
+    empty database: one process at a time migrates (a PostgreSQL advisory lock; on SQLite a lock on
+    a file beside the database), so the others wait and then find nothing left to do, instead of
+    failing on "table already exists".
+    """
+    with _migration_lock(url):
+        command.upgrade(alembic_config(url), revision)
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    target = make_url(database_url(url))
+    if target.get_backend_name() == "postgresql":
+        engine = create_engine(target, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                connection.commit()
+                try:
+                    yield
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                    connection.commit()
+        finally:
+            engine.dispose()
+        return
+    if not target.database or target.database == ":memory:":
+        yield  # a private in-memory database: no other process can see it
+        return
+    with open(f"{target.database}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
@@ -115,5 +118,34 @@ def test_a_reading_is_stored_once_per_natural_key_with_instants_in_utc(
             assert stored.measured_at == now
             assert stored.measured_at.utcoffset() is not None
             assert stored.values_received == ["20.0", "12.7"]
+    finally:
+        engine.dispose()
+
+
+def _migrate_when_released(url: str, start: Any) -> None:
+    start.wait()
+    migrate(url)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_processes_starting_together_on_an_empty_database_migrate_it_once(
+    request: pytest.FixtureRequest, dialect: str
+) -> None:
+    """`pathway serve`, `pathway scheduler` and other hosts may start at the same moment on an
+    empty database: one migrates, the others wait for it and find nothing left to do."""
+    url = database(request, dialect)
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(4)
+    processes = [spawn.Process(target=_migrate_when_released, args=(url, start)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0, 0, 0, 0]
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            heads = MigrationContext.configure(connection).get_current_heads()
+        assert heads == (ScriptDirectory.from_config(alembic_config(url)).get_current_head(),)
     finally:
         engine.dispose()

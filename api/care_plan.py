@@ -59,7 +59,7 @@ class CarePlanRead(BaseModel):
 @router.get(
     "/{patient_id}/care-plan",
     response_model=CarePlanRead,
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 429, 503),
     operation_id="care-plan",
 )
 def read_care_plan(

@@ -51,7 +51,7 @@ class FhirResult(BaseModel):
     "/Observation",
     response_model=FhirResult,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
     operation_id="fhir-observation",
 )
 def post_observation(
@@ -71,7 +71,7 @@ def post_observation(
     "",
     response_model=FhirResult,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 422, 503),
+    responses=error_responses(401, 413, 422, 429, 503),
     operation_id="fhir-bundle",
 )
 def post_bundle(

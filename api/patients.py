@@ -45,7 +45,7 @@ SourceSystem = Annotated[Text, Query(max_length=64, description="the system the 
     "",
     response_model=PatientRead,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 422, 503),
+    responses=error_responses(401, 403, 413, 422, 429, 503),
     operation_id="patients-upsert",
 )
 def upsert_patient(
@@ -71,7 +71,7 @@ def upsert_patient(
 @router.get(
     "/{patient_id}",
     response_model=PatientSummary,
-    responses=error_responses(401, 403, 404, 503),
+    responses=error_responses(401, 403, 404, 429, 503),
     operation_id="patients-read",
 )
 def read_patient(
@@ -95,7 +95,7 @@ def read_patient(
     "/{patient_id}/readings",
     response_model=BatchResult,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 404, 409, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
     operation_id="readings-batch",
 )
 def post_readings(
@@ -171,7 +171,7 @@ def _count(items: list[ItemResult], status_name: str) -> int:
 @router.get(
     "/{patient_id}/assessments",
     response_model=list[AssessmentRead],
-    responses=error_responses(401, 403, 404, 503),
+    responses=error_responses(401, 403, 404, 429, 503),
     operation_id="assessments-history",
 )
 def assessment_history(
@@ -188,7 +188,7 @@ def assessment_history(
     "/{patient_id}/encounters",
     response_model=EncounterResult,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
     operation_id="encounters-create",
 )
 def post_encounter(
@@ -226,7 +226,7 @@ def post_encounter(
     status_code=status.HTTP_201_CREATED,
     responses={
         202: {"model": PendingAssessment, "description": "stored; the evaluation is pending"},
-        **error_responses(401, 403, 404, 422, 503),
+        **error_responses(401, 403, 404, 413, 422, 429, 503),
     },
     operation_id="symptoms-report",
 )
@@ -257,7 +257,7 @@ def post_symptoms(
     status_code=status.HTTP_201_CREATED,
     responses={
         202: {"model": PendingAssessment, "description": "stored; the evaluation is pending"},
-        **error_responses(401, 403, 404, 422, 503),
+        **error_responses(401, 403, 404, 413, 422, 429, 503),
     },
     operation_id="checks-record",
 )
@@ -286,7 +286,7 @@ def post_checks(
 @router.get(
     "/{patient_id}/assessment",
     response_model=AssessmentRead,
-    responses=error_responses(401, 403, 404, 503),
+    responses=error_responses(401, 403, 404, 429, 503),
     operation_id="assessment-current",
 )
 def current_assessment(
@@ -305,7 +305,7 @@ def current_assessment(
 @router.post(
     "/{patient_id}/assessment:preview",
     response_model=dict[str, Any],
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 429, 503),
     operation_id="assessment-preview",
 )
 def preview_assessment(
@@ -333,7 +333,7 @@ class GatewayLinkIn(Inbound):
 @router.post(
     "/{patient_id}/gateways",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
     operation_id="gateways-link",
 )
 def link_gateway(

@@ -69,7 +69,7 @@ class Return(Inbound):
 @router.get(
     "/v1/patients/{patient_id}/referrals",
     response_model=list[ReferralRead],
-    responses=error_responses(401, 403, 404, 503),
+    responses=error_responses(401, 403, 404, 429, 503),
     operation_id="referrals-list",
 )
 def list_referrals(
@@ -86,7 +86,7 @@ def list_referrals(
     "/v1/patients/{patient_id}/referrals",
     response_model=ReferralRead,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
     operation_id="referrals-create",
 )
 def refer_by_hand(
@@ -103,7 +103,7 @@ def refer_by_hand(
 @router.post(
     "/v1/referrals/{referral_id}/accept",
     response_model=ReferralRead,
-    responses=error_responses(401, 403, 404, 409, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
     operation_id="referrals-accept",
 )
 def accept(
@@ -118,7 +118,7 @@ def accept(
 @router.post(
     "/v1/referrals/{referral_id}/complete",
     response_model=ReferralRead,
-    responses=error_responses(401, 403, 404, 409, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
     operation_id="referrals-complete",
 )
 def complete(
@@ -131,7 +131,7 @@ def complete(
 @router.post(
     "/v1/referrals/{referral_id}/return",
     response_model=ReferralRead,
-    responses=error_responses(401, 403, 404, 409, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
     operation_id="referrals-return",
 )
 def return_to_team(

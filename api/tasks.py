@@ -205,7 +205,7 @@ def change_task(
 @router.get(
     "/v1/patients/{patient_id}/tasks",
     response_model=list[TaskRead],
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 429, 503),
     operation_id="tasks-list",
 )
 def list_tasks(
@@ -225,7 +225,7 @@ def list_tasks(
 @router.get(
     "/v1/tasks/{task_id}/history",
     response_model=list[TaskEventRead],
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 429, 503),
     operation_id="tasks-history",
 )
 def task_history(
@@ -241,7 +241,7 @@ def task_history(
 @router.post(
     "/v1/tasks/{task_id}/outcome",
     response_model=TaskRead,
-    responses=error_responses(401, 403, 404, 409, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
     operation_id="tasks-outcome",
 )
 def record_outcome(
@@ -258,7 +258,7 @@ def record_outcome(
 @router.post(
     "/v1/tasks/{task_id}/reassign",
     response_model=TaskRead,
-    responses=error_responses(401, 403, 404, 409, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
     operation_id="tasks-reassign",
 )
 def reassign(
@@ -275,7 +275,7 @@ def reassign(
 @router.post(
     "/v1/tasks/{task_id}/snooze",
     response_model=TaskRead,
-    responses=error_responses(401, 403, 404, 409, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
     operation_id="tasks-snooze",
 )
 def snooze(

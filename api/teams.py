@@ -153,7 +153,7 @@ def _team_for(session: SessionDep, key: Caller, team_id: int, action: str, now: 
     response_model=DailyListRead,
     responses={
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "the day's list"},
-        **error_responses(401, 403, 404, 422, 503),
+        **error_responses(401, 403, 404, 422, 429, 503),
     },
     operation_id="team-daily-list",
 )
@@ -202,7 +202,7 @@ def daily_list(
     "/{team_id}/indicators",
     response_model=IndicatorsRead,
     response_model_by_alias=True,
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 429, 503),
     operation_id="team-indicators",
 )
 def team_indicators(

@@ -200,6 +200,7 @@ _UPSERT_SET = (
     "pack_version",
     "assessment_id",
     "tier",
+    "evidence",  # the pack in force's (an earlier edition's task takes it with its next firing)
     "updated_at",
 )
 

@@ -315,6 +315,9 @@ def _merge(
         "team_id": patient.team_id,
         "role": task.role,
         "time_limit_at": due + task.time_limit,
+        # What resolves it is the pack in force's word: a task opened under an earlier edition
+        # takes the new edition's evidence with its next firing.
+        "evidence": task.evidence,
     }
     before = {
         "due_at": row.due_at,
@@ -325,6 +328,7 @@ def _merge(
         "team_id": row.team_id,
         "role": row.role,
         "time_limit_at": row.time_limit_at,
+        "evidence": row.evidence,
     }
     changed = {
         name: [_plain(before[name]), _plain(value)] for name, value in values.items() if before[name] != value
@@ -332,9 +336,7 @@ def _merge(
     if not changed:
         return None
     upsert = _new_row(patient, record, task, zone, {}, now)
-    upsert.update(
-        values, due_date=due.astimezone(zone).date(), evidence=row.evidence, evidence_at=row.evidence_at
-    )
+    upsert.update(values, due_date=due.astimezone(zone).date(), evidence_at=row.evidence_at)
     return upsert, changed
 
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from pathway import access
 from pathway.access import Role
-from pathway.models import CareTaskEvent
+from pathway.models import CareTask, CareTaskEvent
 from tests.api.conftest import SettableClock, new_key, register_patient
 
 Tasks = dict[tuple[str, str], dict[str, Any]]
@@ -310,3 +310,29 @@ def test_a_screening_closed_by_hand_is_not_reopened_by_an_unrelated_reading(
     _readings(client, patient, _lab("fpg", 7.9, "2026-03-01T07:00:00+08:00"))
 
     assert ("complication_screening", "fundus") not in _tasks(client, patient)
+
+
+def test_an_open_task_takes_the_evidence_of_the_pack_in_force_with_its_next_firing(
+    client: TestClient,
+) -> None:
+    patient = register_patient(client, "upgraded", conditions=["hypertension", "diabetes"])
+    foot = _tasks(client, patient)[("complication_screening", "foot")]
+    with Session(_app(client).state.engine) as session:  # as an earlier edition opened it: a check only
+        task = session.get(CareTask, foot["id"])
+        assert task is not None
+        task.evidence = ["check:foot"]
+        session.add(task)
+        session.commit()
+
+    _readings(client, patient, _home_bp(134, 84, "2026-03-01T07:00:00+08:00"))  # fires it again
+    corrected = {
+        "source_system": "ehr",
+        "external_id": "upgraded",
+        "sex": "male",
+        "birth_date": "1960-01-01",
+        "conditions": ["hypertension"],
+    }
+    assert client.post("/v1/patients", json=corrected).status_code == 200
+
+    assert _tasks(client, patient, "all")[("complication_screening", "foot")]["status"] == "resolved"
+    assert _actions(client, foot["id"]) == ["opened", "updated", "resolved"]

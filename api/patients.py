@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
+from sqlmodel import Session
 
 from api.deps import ClockDep, CurrentKey, KeyCacheDep, PathwayDep, PatientId, SessionDep, patient_for
 from api.errors import error_responses
@@ -21,6 +24,7 @@ from api.schemas import (
 )
 from pathway import access, referrals, repository, service
 from pathway.access import Role
+from pathway.clock import Clock
 from pathway.errors import InvalidInput
 from pathway.ingest import (
     MAX_BATCH,
@@ -34,7 +38,8 @@ from pathway.ingest import (
     SymptomIn,
     Text,
 )
-from pathway.models import AssessmentRecord
+from pathway.models import AssessmentRecord, Patient
+from pathway.service import PathwayConfig
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 # Stored with each reading, visit and check (the same bound as a patient's source_system).
@@ -164,6 +169,30 @@ def _assessed(record: AssessmentRecord | None, patient_id: int) -> AssessmentRea
     return AssessmentRead.of(record)
 
 
+# Symptoms and checks: 201 with the new assessment, or 202 when the engine failed (stored; pending).
+_STORED_OR_PENDING: dict[int | str, dict[str, object]] = {
+    202: {"model": PendingAssessment, "description": "stored; the evaluation is pending"},
+    **error_responses(401, 403, 404, 413, 422, 429, 503),
+}
+
+
+def _recorded_then_reassessed(
+    session: Session,
+    patient: Patient,
+    pathway: PathwayConfig,
+    clock: Clock,
+    record: Callable[[datetime], object],
+) -> AssessmentRead | JSONResponse:
+    """Record (at a clock read after the patient's lock, so the reassessment sees every committed
+    reading), reassess, commit; the new assessment, or 202 if it is pending."""
+    now = clock.now()
+    record(now)
+    reassessed = service.reassess_or_defer(session, patient, pathway, now)
+    session.commit()
+    assert patient.id is not None
+    return _assessed(reassessed, patient.id)
+
+
 def _count(items: list[ItemResult], status_name: str) -> int:
     return sum(1 for item in items if item.status == status_name)
 
@@ -224,10 +253,7 @@ def post_encounter(
     "/{patient_id}/symptoms",
     response_model=AssessmentRead,
     status_code=status.HTTP_201_CREATED,
-    responses={
-        202: {"model": PendingAssessment, "description": "stored; the evaluation is pending"},
-        **error_responses(401, 403, 404, 413, 422, 429, 503),
-    },
+    responses=_STORED_OR_PENDING,
     operation_id="symptoms-report",
 )
 def post_symptoms(
@@ -244,21 +270,18 @@ def post_symptoms(
     patient = patient_for(
         session, key, patient_id, "symptoms.post", now, Role.EHR, Role.GATEWAY, cache=cache, write=True
     )
-    now = clock.now()
-    service.record_symptoms(session, patient, symptoms, config=pathway, now=now)
-    record = service.reassess_or_defer(session, patient, pathway, now)
-    session.commit()
-    return _assessed(record, patient_id)
+
+    def record(now: datetime) -> None:
+        service.record_symptoms(session, patient, symptoms, config=pathway, now=now)
+
+    return _recorded_then_reassessed(session, patient, pathway, clock, record)
 
 
 @router.post(
     "/{patient_id}/checks",
     response_model=AssessmentRead,
     status_code=status.HTTP_201_CREATED,
-    responses={
-        202: {"model": PendingAssessment, "description": "stored; the evaluation is pending"},
-        **error_responses(401, 403, 404, 413, 422, 429, 503),
-    },
+    responses=_STORED_OR_PENDING,
     operation_id="checks-record",
 )
 def post_checks(
@@ -276,11 +299,11 @@ def post_checks(
     """
     now = clock.now()
     patient = patient_for(session, key, patient_id, "checks.post", now, Role.EHR, Role.TEAM, write=True)
-    now = clock.now()
-    service.record_checks(session, patient, checks, source_system=source_system, config=pathway, now=now)
-    record = service.reassess_or_defer(session, patient, pathway, now)
-    session.commit()
-    return _assessed(record, patient_id)
+
+    def record(now: datetime) -> None:
+        service.record_checks(session, patient, checks, source_system=source_system, config=pathway, now=now)
+
+    return _recorded_then_reassessed(session, patient, pathway, clock, record)
 
 
 @router.get(

@@ -11,6 +11,7 @@ rule pack judges them like any others.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -149,54 +150,63 @@ def _home_streams(
     """A wearable BP stream (a reading most mornings, sent weekly) or a home glucose meter for some."""
     start = max(registered, now - timedelta(days=rng.choice((30, 60, 90))))
     if Condition.HYPERTENSION in conditions and rng.random() < 0.3:
-        batch: list[ReadingIn] = []
-        day = start
-        while day < now - timedelta(hours=2):
-            at = day.replace(hour=7, minute=rng.randint(0, 50), second=0, microsecond=0)
-            if at < now and rng.random() < 0.85:
-                systolic = min(max(bp_base - 4 + rng.gauss(0, 9), 95), 200)
-                diastolic = min(max(systolic * 0.6 + rng.gauss(3, 5), 55), 115)
-                batch.append(
-                    ReadingIn(
-                        kind=ReadingKind.BP,
-                        systolic=_d(systolic),
-                        diastolic=_d(diastolic),
-                        source=ReadingSource.WEARABLE,
-                        measured_at=at,
-                        device_id="band-1",
-                    )
-                )
-            if len(batch) >= 7:
-                events.append(_Event(batch[-1].measured_at + timedelta(minutes=5), readings=batch))
-                batch = []
-            day += timedelta(days=1)
-        if batch:
-            events.append(_Event(batch[-1].measured_at + timedelta(minutes=5), readings=batch))
+
+        def cuff(at: datetime) -> ReadingIn:
+            systolic = min(max(bp_base - 4 + rng.gauss(0, 9), 95), 200)
+            diastolic = min(max(systolic * 0.6 + rng.gauss(3, 5), 55), 115)
+            return ReadingIn(
+                kind=ReadingKind.BP,
+                systolic=_d(systolic),
+                diastolic=_d(diastolic),
+                source=ReadingSource.WEARABLE,
+                measured_at=at,
+                device_id="band-1",
+            )
+
+        events += _sent_weekly(_mornings(rng, start, now, (7, 0, 50), 0.85, cuff))
     if Condition.DIABETES in conditions and rng.random() < 0.35:
         low = rng.random() < 0.15
-        batch = []
-        day = start
-        while day < now - timedelta(hours=2):
-            at = day.replace(hour=6, minute=rng.randint(30, 59), second=0, microsecond=0)
-            if at < now and rng.random() < 0.7:
-                value = min(max(fpg_base + rng.gauss(0, 1.4), 3.3), 21)
-                if low and rng.random() < 0.08:
-                    value = rng.uniform(3.1, 3.8)
-                batch.append(
-                    ReadingIn(
-                        kind=ReadingKind.FPG,
-                        value=_d(value, 1),
-                        source=ReadingSource.HOME,
-                        measured_at=at,
-                        device_id="meter-1",
-                    )
-                )
-            if len(batch) >= 7:
-                events.append(_Event(batch[-1].measured_at + timedelta(minutes=5), readings=batch))
-                batch = []
-            day += timedelta(days=1)
-        if batch:
-            events.append(_Event(batch[-1].measured_at + timedelta(minutes=5), readings=batch))
+
+        def meter(at: datetime) -> ReadingIn:
+            value = min(max(fpg_base + rng.gauss(0, 1.4), 3.3), 21)
+            if low and rng.random() < 0.08:
+                value = rng.uniform(3.1, 3.8)
+            return ReadingIn(
+                kind=ReadingKind.FPG,
+                value=_d(value, 1),
+                source=ReadingSource.HOME,
+                measured_at=at,
+                device_id="meter-1",
+            )
+
+        events += _sent_weekly(_mornings(rng, start, now, (6, 30, 59), 0.7, meter))
+
+
+def _mornings(
+    rng: random.Random,
+    start: datetime,
+    now: datetime,
+    hour_and_minutes: tuple[int, int, int],
+    share: float,
+    measure: Callable[[datetime], ReadingIn],
+) -> list[ReadingIn]:
+    """A reading on ``share`` of the mornings from ``start`` until two hours ago, at ``hour`` and a
+    minute between the two given."""
+    hour, first, last = hour_and_minutes
+    readings: list[ReadingIn] = []
+    day = start
+    while day < now - timedelta(hours=2):
+        at = day.replace(hour=hour, minute=rng.randint(first, last), second=0, microsecond=0)
+        if at < now and rng.random() < share:
+            readings.append(measure(at))
+        day += timedelta(days=1)
+    return readings
+
+
+def _sent_weekly(readings: list[ReadingIn]) -> list[_Event]:
+    """The readings sent in batches of seven, five minutes after the last of each."""
+    batches = [readings[i : i + 7] for i in range(0, len(readings), 7)]
+    return [_Event(batch[-1].measured_at + timedelta(minutes=5), readings=batch) for batch in batches]
 
 
 def seed_team(

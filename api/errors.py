@@ -1,8 +1,9 @@
 """One JSON shape for every error: ``{"code", "message", "field"?}``; never a stack trace.
 
 PathwayError subclasses carry their status (and headers, e.g. Retry-After); request-validation
-errors become ``invalid-input`` (422) naming the first bad field, except a batch over its item
-limit, which is ``payload-too-large`` (413); an unreachable database is ``database-unavailable`` (503) with
+errors become ``invalid-input`` (422) naming the first bad field, or ``unknown-code`` (422, naming
+the accepted values) for a value outside an Enum or Literal, except a batch over its item limit,
+which is ``payload-too-large`` (413); an unreachable database is ``database-unavailable`` (503) with
 ``Retry-After``; a write that loses a race on a unique key is ``conflict`` (409), safe to retry; a
 value the database cannot store that validation let through is ``invalid-input`` (422), logged by kind.
 """
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from pathway.errors import PathwayError
+from pathway.errors import PathwayError, from_validation
 
 log = logging.getLogger("pathway.api")
 
@@ -47,10 +48,8 @@ def install(app: FastAPI) -> None:
             body_413 = {"code": "payload-too-large", "message": f"a batch holds at most {limit} items"}
             return JSONResponse(status_code=413, content={**body_413, "field": "body"})
         loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
-        body = {"code": "invalid-input", "message": str(first.get("msg", "invalid request"))}
-        if loc:
-            body["field"] = ".".join(loc)
-        return JSONResponse(status_code=422, content=body)
+        invalid = from_validation(first, ".".join(loc) or None)
+        return JSONResponse(status_code=invalid.status, content=invalid.as_dict())
 
     @app.exception_handler(IntegrityError)
     async def conflict(_request: Request, error: IntegrityError) -> JSONResponse:

@@ -117,10 +117,11 @@ def post_readings(
     """Store a batch of readings (each at most once) and re-tier the patient in the same transaction.
 
     Each item is answered on its own (``created``, ``duplicate`` or ``rejected`` with an error naming
-    ``readings.<index>.<field>``): an item that is not a valid reading (a wrong type, an unknown code,
-    a missing or extra field, an element that is not a JSON object) is rejected as ``invalid-input``
-    and the others are stored. The whole request is refused only when the body is not a JSON array
-    or is empty (422), or holds more items than a batch may (413).
+    ``readings.<index>.<field>``): an item that is not a valid reading (a wrong type, a missing or
+    extra field, an element that is not a JSON object) is rejected as ``invalid-input``, one with an
+    unknown ``kind`` or ``source`` as ``unknown-code`` (naming the accepted values), and the others
+    are stored. The whole request is refused only when the body is not a JSON array or is empty
+    (422), or holds more items than a batch may (413).
 
     With an ``Idempotency-Key``, a replay of the same body returns the first answer unchanged
     (header ``Idempotent-Replayed: true``); the same key with another body is a 409.

@@ -15,6 +15,8 @@ PathwayError(code, detail, field)          status 400 unless a subclass says oth
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class PathwayError(Exception):
     """Base class of every error the product raises on purpose."""
@@ -83,3 +85,21 @@ class UnknownRulePack(PathwayError):
 class RuleEvaluationError(PathwayError):
     code = "rule-evaluation-failed"
     status = 500
+
+
+UNKNOWN_CODE_ERRORS = frozenset({"enum", "literal_error"})
+"""Pydantic's error types for a value outside an Enum or a Literal: an unknown code."""
+
+
+def from_validation(error: Mapping[str, object], field: str | None) -> InvalidInput:
+    """Our error for one of pydantic's validation errors (``ValidationError.errors()``) at ``field``.
+
+    A value outside an Enum or a Literal is :class:`UnknownCode`, naming the accepted values (never
+    the value sent: it may hold what cannot be stored or shown); any other error is :class:`InvalidInput`
+    with pydantic's message.
+    """
+    ctx = error.get("ctx")
+    expected = ctx.get("expected") if isinstance(ctx, Mapping) else None
+    if error.get("type") in UNKNOWN_CODE_ERRORS and expected is not None:
+        return UnknownCode(f"unknown code; expected {expected}", field)
+    return InvalidInput(str(error.get("msg", "invalid request")), field)

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, core_schema
 
+from pathway.errors import InvalidInput, from_validation
 from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 
 MAX_BATCH = 1000
@@ -156,26 +157,30 @@ class ReadingIn(Inbound):
 class InvalidReading:
     """An item of a readings batch that is not a valid :class:`ReadingIn`, kept to be answered per item.
 
-    ``field`` is the path of the first error inside the item (``"systolic"``, ``"kind"``, the name
-    of a missing or unknown field), empty when the item is not a JSON object; ``raw`` is the item as
-    received, so that the request's fingerprint tells two different invalid items apart.
+    ``error`` is the item's first error (``unknown-code`` for a value outside a vocabulary); its field
+    is the path inside the item (``"systolic"``, ``"kind"``, the name of a missing or unknown field),
+    ``None`` when the item is not a JSON object. ``raw`` is the item as received, so that the
+    request's fingerprint tells two different invalid items apart.
     """
 
-    field: str
-    message: str
+    error: InvalidInput
     raw: object
+
+    def at(self, prefix: str) -> InvalidInput:
+        """The item's error with its field under ``prefix`` (``readings.3`` + ``kind``)."""
+        return type(self.error)(self.error.detail, ".".join(filter(None, (prefix, self.error.field))))
 
 
 def _reading_or_invalid(value: object, handler: ValidatorFunctionWrapHandler) -> ReadingIn | InvalidReading:
     try:
         reading: ReadingIn = handler(value)
     except ValidationError as error:
-        first = error.errors(include_url=False, include_context=False, include_input=False)[0]
+        first = error.errors(include_url=False, include_input=False)[0]
         if first["type"] == "model_type":
-            return InvalidReading("", "a reading must be a JSON object", value)
+            return InvalidReading(InvalidInput("a reading must be a JSON object"), value)
         # An unknown field is named as sent, but its NUL spelled out: the answer may be stored (JSONB).
         path = ".".join(str(part).replace("\x00", "\\u0000") for part in first["loc"])
-        return InvalidReading(path, first["msg"], value)
+        return InvalidReading(from_validation(first, path or None), value)
     return reading
 
 

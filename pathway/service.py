@@ -200,7 +200,8 @@ def record_readings(
     The valid readings go in with one multi-row ``INSERT … ON CONFLICT DO NOTHING``; those the
     database skipped (already stored, or twice in this batch) are reported as duplicates with the
     id of the stored row. An :class:`InvalidReading` (an item that failed request validation) is
-    rejected as ``invalid-input`` naming ``readings.<index>.<field>``; nothing of it is stored.
+    rejected as ``invalid-input`` (``unknown-code`` for a value outside a vocabulary) naming
+    ``readings.<index>.<field>``; nothing of it is stored.
     """
     assert patient.id is not None
     results: dict[int, ItemResult] = {}
@@ -209,7 +210,7 @@ def record_readings(
         prefix = f"readings.{index}"
         try:
             if isinstance(item, InvalidReading):
-                raise InvalidInput(item.message, ".".join(filter(None, (prefix, item.field))))
+                raise item.at(prefix)
             measurement = _measure(item, item.source, item.measured_at, config, now, prefix)
         except PathwayError as error:
             results[index] = ItemResult(index=index, status="rejected", error=ItemError(**error.as_dict()))

@@ -12,7 +12,7 @@ from api.deps import ClockDep, CurrentKey, PathwayDep, PatientId, SessionDep, pa
 from api.errors import error_responses
 from pathway import referrals, repository
 from pathway.access import Role
-from pathway.ingest import Inbound
+from pathway.ingest import Inbound, Text
 from pathway.models import Referral
 from pathway.tiers import ReferralUrgency
 
@@ -45,17 +45,17 @@ class ReferralRead(BaseModel):
 class ReferralIn(Inbound):
     model_config = ConfigDict(extra="forbid")
     urgency: ReferralUrgency
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class Acceptance(Inbound):
     model_config = ConfigDict(extra="forbid")
-    receiving_institution: str = Field(min_length=1, max_length=200)
+    receiving_institution: Text = Field(min_length=1, max_length=200)
 
 
 class Completion(Inbound):
     model_config = ConfigDict(extra="forbid")
-    outcome: str = Field(min_length=1, max_length=4000, description="the receiving institution's findings")
+    outcome: Text = Field(min_length=1, max_length=4000, description="the receiving institution's findings")
 
 
 class Return(Inbound):
@@ -63,7 +63,7 @@ class Return(Inbound):
 
     model_config = ConfigDict(extra="forbid")
     follow_up_in_days: int = Field(ge=1, le=365)
-    note: str = Field(default="", max_length=4000)
+    note: Text = Field(default="", max_length=4000)
 
 
 @router.get(

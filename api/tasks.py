@@ -19,7 +19,7 @@ from pathway import task_store, tasks
 from pathway.access import Caller, Role
 from pathway.assessment import FollowThrough
 from pathway.clock import Clock
-from pathway.ingest import Inbound, Instant
+from pathway.ingest import Inbound, Instant, Text
 from pathway.models import CareTask, CareTaskEvent
 from pathway.tasks import TaskOutcome
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
@@ -148,14 +148,14 @@ class OutcomeIn(Inbound):
         json_schema_extra={"examples": [{"outcome": "unreachable", "note": "电话三次未接通，已留言"}]},
     )
     outcome: TaskOutcome
-    note: str | None = Field(default=None, max_length=4000)
+    note: Text | None = Field(default=None, max_length=4000)
 
 
 class ReassignIn(Inbound):
     """Give an open task to a member of the team."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"member": "王健康管理师"}]})
-    member: str = Field(min_length=1, max_length=200)
+    member: Text = Field(min_length=1, max_length=200)
 
 
 class SnoozeIn(Inbound):
@@ -168,7 +168,7 @@ class SnoozeIn(Inbound):
         },
     )
     until: Instant
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 async def _follow_through(request: Request) -> FollowThrough:

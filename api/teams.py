@@ -167,7 +167,7 @@ def daily_list(
     member: Annotated[Text | None, Query(max_length=200)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
-    accept: Annotated[str | None, Header()] = None,
+    accept: Annotated[Text | None, Header()] = None,
 ) -> Any:
     """今日任务: open tasks due that day or overdue, by priority, days overdue, tier.
 

@@ -87,6 +87,10 @@ class RuleEvaluationError(PathwayError):
     status = 500
 
 
+STORABLE_TEXT = r"^[^\x00]*$"
+"""The pattern of every text a request may hold: no NUL character (U+0000), which PostgreSQL text
+cannot store (:data:`pathway.ingest.Text`)."""
+
 UNKNOWN_CODE_ERRORS = frozenset({"enum", "literal_error"})
 """Pydantic's error types for a value outside an Enum or a Literal: an unknown code."""
 
@@ -102,4 +106,10 @@ def from_validation(error: Mapping[str, object], field: str | None) -> InvalidIn
     expected = ctx.get("expected") if isinstance(ctx, Mapping) else None
     if error.get("type") in UNKNOWN_CODE_ERRORS and expected is not None:
         return UnknownCode(f"unknown code; expected {expected}", field)
+    if (
+        error.get("type") == "string_pattern_mismatch"
+        and isinstance(ctx, Mapping)
+        and ctx.get("pattern") == STORABLE_TEXT
+    ):
+        return InvalidInput("text must not contain the NUL character (U+0000)", field)
     return InvalidInput(str(error.get("msg", "invalid request")), field)

@@ -226,4 +226,4 @@ def create_team(session: Session, code: str, name: str, level: str) -> Team:
 
 
 def has_any_key(session: Session) -> bool:
-    return session.exec(select(ApiKey.id)).first() is not None
+    return session.exec(select(ApiKey.id).limit(1)).first() is not None

@@ -138,7 +138,7 @@ class AssessmentRecord(SQLModel, table=True):
 
     __tablename__ = "assessment"
     id: int | None = Field(default=None, primary_key=True)
-    patient_id: int = Field(foreign_key="patient.id", index=True)
+    patient_id: int = Field(foreign_key="patient.id")  # indexed with id: ix_assessment_patient_id_id
     as_of: datetime
     evaluated_at: datetime
     pack_id: str = Field(max_length=64)
@@ -364,3 +364,7 @@ Index("ix_encounter_patient_id_at", col(Encounter.patient_id), col(Encounter.at)
 # A patient's open referral is one index probe (by status alone, every request scanned the whole
 # county's open referrals).
 Index("ix_referral_patient_id_status", col(Referral.patient_id), col(Referral.status))
+# A patient's newest assessment is one index probe, however many it has (an hourly wearable makes
+# 8,760 a year). With patient_id alone the planner walked the primary key backwards, filtering: a
+# patient not assessed lately cost a scan of every newer assessment of the county.
+Index("ix_assessment_patient_id_id", col(AssessmentRecord.patient_id), col(AssessmentRecord.id))

@@ -458,6 +458,7 @@ def latest_assessment(session: Session, patient_id: int) -> AssessmentRecord | N
         select(AssessmentRecord)
         .where(AssessmentRecord.patient_id == patient_id)
         .order_by(col(AssessmentRecord.id).desc())  # the last stored: patient writes take turns
+        .limit(1)  # Result.first() adds no LIMIT: without it every stored assessment was loaded
     )
     return session.exec(statement).first()
 
@@ -518,6 +519,7 @@ def active_referral(session: Session, patient_id: int, statuses: Sequence[str]) 
         select(Referral)
         .where(Referral.patient_id == patient_id, col(Referral.status).in_(statuses))
         .order_by(col(Referral.created_at).desc())
+        .limit(1)
     )
     return session.exec(statement).first()
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import insert
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from pathway import repository
 from pathway.errors import InvalidInput, PathwayError
@@ -193,7 +193,8 @@ def link_gateway(session: Session, key_id: int, patient: Patient, now: datetime)
         repository.add(session, GatewayLink(api_key_id=key_id, patient_id=patient.id, created_at=now))
 
 
-_AUDIT = insert(AuditEvent)
+# The table, not the ORM class: an ORM insert goes through bulk persistence and asks for RETURNING id.
+_AUDIT = insert(SQLModel.metadata.tables[AuditEvent.__tablename__])
 
 
 def audit(session: Session, caller: Caller, action: str, patient_id: int | None, now: datetime) -> None:

@@ -12,9 +12,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, UniqueConstraint, text
+from sqlalchemy import JSON, Index, UniqueConstraint, or_, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel, col
+
+from pathway.vocabulary import ReadingSource
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -360,6 +362,18 @@ class PatientFlag(SQLModel, table=True):
 
 # The last contact of every patient (the daily run's missed_3m / lost_to_follow_up) is one index probe.
 Index("ix_reading_patient_id_measured_at", col(Reading.patient_id), col(Reading.measured_at))
+# A patient's clinical readings (at a visit, in the clinic, from the lab) without its self-measured
+# stream: a reassessment reads them whole, team indicators count them. A few a year against
+# thousands of wearable or CGM readings.
+CLINICAL_SOURCES = (ReadingSource.CLINIC.value, ReadingSource.LAB.value)
+CLINICAL_READING = or_(col(Reading.encounter_id).is_not(None), col(Reading.source).in_(CLINICAL_SOURCES))
+Index(
+    "ix_reading_patient_id_measured_at_clinical",
+    col(Reading.patient_id),
+    col(Reading.measured_at),
+    postgresql_where=CLINICAL_READING,
+    sqlite_where=CLINICAL_READING,
+)
 Index("ix_encounter_patient_id_at", col(Encounter.patient_id), col(Encounter.at))
 # A patient's open referral is one index probe (by status alone, every request scanned the whole
 # county's open referrals).

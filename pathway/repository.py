@@ -25,7 +25,6 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
-    not_,
     null,
     or_,
     text,
@@ -237,8 +236,14 @@ _OLDER_OUTSIDE_A_VISIT = (
     _older.c.source != _CLINIC,
     _older.c.measured_at < _SINCE,
 )
+# Readings from ``since`` on, and visit or clinic readings before it: two parts, each an index range
+# (one condition with OR let PostgreSQL use only patient_id, and read every reading the patient
+# ever sent: 8,776 rows for a year of hourly wearable posts). The older part is served by the
+# partial index of clinical readings (pathway.models).
+_IN_A_VISIT_OR_CLINIC = or_(_reading.encounter_id.is_not(None), _reading.source == _CLINIC)
 _RECENT_HISTORY = union_all(
-    _readings_where(or_(not_(_OUTSIDE_A_VISIT), _reading.measured_at >= _SINCE)),
+    _readings_where(_reading.measured_at >= _SINCE),
+    _readings_where(_IN_A_VISIT_OR_CLINIC, _reading.measured_at < _SINCE),
     *_OTHERS,
     # The patient's oldest reading outside a visit (the first entry of its (patient, time) index):
     # only if it is older than ``since`` is the second statement needed.
@@ -259,12 +264,24 @@ _RECENT_HISTORY = union_all(
         _DAY,
     ),
 ).order_by(*_ORDER)
-_latest_before = (
-    select_columns(_older.c.kind, func.max(_older.c.measured_at).label("at"))
+# The latest time of each wanted kind before ``since``. PostgreSQL: one backward probe of the
+# (patient, kind, time) unique index per kind (a GROUP BY read every older reading: a stream that
+# stopped a week ago cost a scan of its whole past). SQLite: grouped (an embedded store is small).
+_KINDS_ARRAY: BindParameter[Any] = bindparam("kinds_array", type_=postgresql.ARRAY(String()))
+_wanted = func.unnest(_KINDS_ARRAY).table_valued("kind").render_derived(name="wanted")
+_latest_before_by_dialect = {
+    "postgresql": select_columns(
+        _wanted.c.kind,
+        select_columns(func.max(_older.c.measured_at))
+        .where(*_OLDER_OUTSIDE_A_VISIT, _older.c.kind == _wanted.c.kind)
+        .scalar_subquery()
+        .label("at"),
+    ).subquery("latest_before"),
+    "sqlite": select_columns(_older.c.kind, func.max(_older.c.measured_at).label("at"))
     .where(*_OLDER_OUTSIDE_A_VISIT, _older.c.kind.in_(_KINDS))
     .group_by(_older.c.kind)
-    .subquery("latest_before")
-)
+    .subquery("latest_before"),
+}
 # The highest value of each peak kind in [peaks_since, since), by a window over one range scan: a
 # join to a grouped subquery let the planner, with the statistics of a freshly loaded table, redo
 # the grouping for every reading of the range (seconds for a CGM's quarter).
@@ -283,18 +300,24 @@ _peak_range = (
     )
     .subquery("peak_range")
 )
-# The reading's id comes first: a reading both the latest and a peak is read once.
-_OLDER_READINGS = union_all(
-    select_columns(_reading.id, *READING_COLUMNS)
-    .join(
-        _latest_before,
-        and_(_reading.kind == _latest_before.c.kind, _reading.measured_at == _latest_before.c.at),
+
+
+def _older_readings(latest_before: Any) -> Any:
+    """The reading's id comes first: a reading both the latest and a peak is read once."""
+    return union_all(
+        select_columns(_reading.id, *READING_COLUMNS)
+        .join(
+            latest_before,
+            and_(_reading.kind == latest_before.c.kind, _reading.measured_at == latest_before.c.at),
+        )
+        .where(_reading.patient_id == _PATIENT, _OUTSIDE_A_VISIT),
+        select_columns(_peak_range.c.id, *(_peak_range.c[column.name] for column in READING_COLUMNS)).where(
+            _peak_range.c.value == _peak_range.c.peak
+        ),
     )
-    .where(_reading.patient_id == _PATIENT, _reading.kind.in_(_KINDS), _OUTSIDE_A_VISIT),
-    select_columns(_peak_range.c.id, *(_peak_range.c[column.name] for column in READING_COLUMNS)).where(
-        _peak_range.c.value == _peak_range.c.peak
-    ),
-)
+
+
+_OLDER_READINGS = {dialect: _older_readings(latest) for dialect, latest in _latest_before_by_dialect.items()}
 
 
 class RecentReadings(NamedTuple):
@@ -351,10 +374,13 @@ def _add_older(session: Session, patient_id: int, found: ClinicalRows, recent: R
         "patient_id": patient_id,
         "since": since,
         "peaks_since": recent.peaks_since,
-        "kinds": [kind.value for kind in ReadingKind if kind.value not in covered],
         "peak_kinds": list(recent.peak_kinds),
     }
-    older = {row_id: tuple(rest) for row_id, *rest in session.execute(_OLDER_READINGS, parameters)}
+    wanted = [kind.value for kind in ReadingKind if kind.value not in covered]
+    dialect = session.get_bind().dialect.name
+    parameters["kinds_array" if dialect == "postgresql" else "kinds"] = wanted
+    statement = _OLDER_READINGS[dialect]
+    older = {row_id: tuple(rest) for row_id, *rest in session.execute(statement, parameters)}
     if older:
         found.readings = sorted([*found.readings, *older.values()], key=_time_and_kind)
 
@@ -467,7 +493,9 @@ def assessments_of(session: Session, patient_id: int, limit: int = 100) -> Seque
     statement = (
         select(AssessmentRecord)
         .where(AssessmentRecord.patient_id == patient_id)
-        .order_by(col(AssessmentRecord.evaluated_at).desc(), col(AssessmentRecord.id).desc())
+        # Newest first in the order they were made (a patient's writes take turns): the (patient_id,
+        # id) index serves it; by evaluated_at, every one of the patient's assessments was sorted.
+        .order_by(col(AssessmentRecord.id).desc())
         .limit(limit)
     )
     return session.exec(statement).all()

@@ -43,7 +43,10 @@ from rules.registry import PackRegistry
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=CLINIC_TZ)
 
 
-def _reading(patient_id: int, kind: str, source: str, at: datetime, **values: float) -> dict[str, object]:
+def stored_reading(
+    patient_id: int, kind: str, source: str, at: datetime, **values: float
+) -> dict[str, object]:
+    """A reading row as the repository stores it (synthetic: no unit or values as received)."""
     return {
         "patient_id": patient_id,
         "encounter_id": None,
@@ -81,14 +84,14 @@ def seed(session: Session, days: int, cgm: bool) -> int:
     for day in range(days):
         start = NOW - timedelta(days=day + 1)
         rows = [
-            _reading(
+            stored_reading(
                 patient.id, "bp", "wearable", start + timedelta(hours=6 * n), systolic=132 + n, diastolic=84
             )
             for n in range(4)
         ]
         if cgm:
             rows += [
-                _reading(
+                stored_reading(
                     patient.id, "rpg", "cgm", start + timedelta(minutes=15 * n), value=6.5 + (n % 12) / 10
                 )
                 for n in range(96)
@@ -98,16 +101,16 @@ def seed(session: Session, days: int, cgm: bool) -> int:
             session.add(visit)
             session.flush()
             clinic = [
-                _reading(patient.id, "bp", "clinic", start, systolic=138, diastolic=86),
-                _reading(patient.id, "fpg", "clinic", start, value=7.2),
+                stored_reading(patient.id, "bp", "clinic", start, systolic=138, diastolic=86),
+                stored_reading(patient.id, "fpg", "clinic", start, value=7.2),
             ]
             for row in clinic:
                 row["encounter_id"] = visit.id
             rows += clinic
         if day % 180 == 0:
             rows += [
-                _reading(patient.id, "ldl_c", "lab", start, value=2.9),
-                _reading(patient.id, "tc", "lab", start, value=5.1),
+                stored_reading(patient.id, "ldl_c", "lab", start, value=2.9),
+                stored_reading(patient.id, "tc", "lab", start, value=5.1),
             ]
         repository.insert_readings_once(session, rows)
     session.commit()

@@ -70,6 +70,7 @@ from bench.ingest import (
 )
 from bench.load_check import print_endpoints, print_table, problems, server_log_problems, verify
 from bench.load_client import register, run_measured
+from bench.load_history import age
 from bench.load_world import NOTES, PACE_SHARE, provision
 
 
@@ -86,6 +87,13 @@ def run(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             world = provision(url, args, args.rate_limit)
             register(port, world, min(8, args.concurrency))
+            if args.history_days:
+                readings, assessments, seconds = age(url, world, args.history_days)
+                print(
+                    f"[{args.database}] history of {args.history_days} days stored: {readings:,} readings, "
+                    f"{assessments:,} assessments in {seconds:.1f} s",
+                    flush=True,
+                )
             print(
                 f"[{args.database}] {len(world.patients)} patients in {len(world.teams)} teams, "
                 f"{len(world.gateways)} gateway keys, set up in {time.perf_counter() - t0:.1f} s; "
@@ -133,7 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         help="server limit per key and process, req/s (200, its default; 0: off); clients pace at 90%%",
     )  # fmt: skip
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="server for the temp database")
+    parser.add_argument(
+        "--history-days", type=int, default=0,
+        help="days of stored history per patient before the traffic (0; PostgreSQL): bench/load_history.py",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.history_days < 0 or (args.history_days and args.database != "postgresql"):
+        parser.error("--history-days: 0, or a positive number of days on PostgreSQL")
     if args.seconds <= 0 or min(args.workers, args.patients, args.teams, args.gateways, args.concurrency) < 1:
         parser.error(
             "--seconds, --workers, --patients, --teams, --gateways and --concurrency must be positive"

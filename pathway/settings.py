@@ -12,6 +12,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///pathway.db"
 DEFAULT_POOL_SIZE = 20
+# How long an answer kept for an ``Idempotency-Key`` is replayed at least: the daily retention run
+# deletes older ones (a key sent again after that is processed as new: its readings come back
+# ``duplicate``). Gateways retry within minutes or hours; this covers one offline for weeks.
+DEFAULT_IDEMPOTENCY_RETENTION_DAYS = 30
+# Audit rows are a legal record: kept forever unless an operator sets a retention.
+KEEP_FOREVER = 0
 
 
 class Settings(BaseSettings):
@@ -29,6 +35,11 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=400, ge=1)
     # The largest request body accepted (a 1,000-reading batch or FHIR Bundle fits many times over).
     max_body_bytes: int = Field(default=4_194_304, ge=1024)
+    # The daily retention run (``scheduler.retention``): kept Idempotency-Key answers are deleted
+    # this many days after they were given (0 keeps them forever); audit rows only when a retention
+    # is set (0, the default, keeps them forever).
+    idempotency_retention_days: int = Field(default=DEFAULT_IDEMPOTENCY_RETENTION_DAYS, ge=0)
+    audit_retention_days: int = Field(default=KEEP_FOREVER, ge=0)
 
     @field_validator("database_url")
     @classmethod

@@ -6,15 +6,21 @@ RETURNING``) and only the claimer proceeds; a claim left unfinished past its lea
 died) may be claimed again. Issuing itself is idempotent (``issued_at IS NULL`` guards), so even an
 overlap issues each task once. Failures are logged loudly and recorded on the run; they are not
 retried until the next trigger or start, which picks up every unfinished business date.
+
+The retention run (:func:`run_retention`, 03:00 clinic time and at every start) is claimed the same
+way, once a business date: it deletes kept Idempotency-Key answers past their retention and, only
+when configured, audit rows past theirs (:mod:`scheduler.retention`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -23,10 +29,13 @@ from sqlmodel import Session
 from pathway import issuing, task_store
 from pathway.assessment import FollowThrough
 from pathway.clock import Clock
+from scheduler.retention import Retention, purge_expired
 
 log = logging.getLogger("pathway.scheduler")
 
 DAILY_AT = time(6, 0)  # the daily issuing run, in each team's time zone
+RETENTION_AT = time(3, 0)  # the retention run, in the clinic's time zone (a quiet hour)
+RETENTION_JOB = "retention"
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
@@ -63,6 +72,7 @@ class Context:
     default_zone: ZoneInfo
     lease: timedelta = timedelta(minutes=30)
     worker: str = field(default_factory=worker_name)
+    retention: Retention = Retention()
 
 
 def daily_job(zone: str) -> str:
@@ -194,10 +204,44 @@ def every_hour(ctx: Context, zone: str) -> None:
     run_hourly(ctx, zone)
 
 
+def retention_date(ctx: Context) -> date:
+    """The business date of the latest retention run due: today once 03:00 has passed, else yesterday."""
+    local = ctx.clock.now().astimezone(ctx.default_zone)
+    return local.date() if local.time() >= RETENTION_AT else local.date() - DAY
+
+
+def run_retention(ctx: Context) -> dict[str, Any] | None:
+    """Delete what is past its retention, if this process claims today's run; what it deleted.
+
+    One run a business date whatever the time zones: each run deletes everything then expired, so
+    a missed date needs no run of its own. Its details record how many rows went and the cut-offs.
+    """
+    business_date = retention_date(ctx)
+    now = ctx.clock.now()
+    run_id = claim(ctx, RETENTION_JOB, business_date, now)
+    if run_id is None:
+        log.info("%s %s: claimed by another scheduler", RETENTION_JOB, business_date)
+        return None
+    try:
+        details = purge_expired(ctx.engine, ctx.retention, now)
+        with Session(ctx.engine) as session:
+            task_store.finish_run(session, run_id, ctx.clock.now(), details)
+            session.commit()
+    except Exception as error:
+        _failed(ctx, run_id, RETENTION_JOB, business_date, error)
+        raise
+    log.info("%s %s: %s", RETENTION_JOB, business_date, details)
+    return details
+
+
 def start_up(ctx: Context) -> dict[str, list[date]]:
-    """On start: catch up every missed daily run and the current hour, in every time zone."""
+    """On start: catch up every missed daily run and the current hour, in every time zone; then the
+    retention run, if today's is not done (a failure there is logged and recorded, and does not
+    stop the scheduler: the next day's run deletes what this one did not)."""
     ran = {}
     for zone in zones(ctx):
         ran[zone] = catch_up(ctx, zone)
         run_hourly(ctx, zone)
+    with contextlib.suppress(Exception):
+        run_retention(ctx)
     return ran

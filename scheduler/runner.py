@@ -5,6 +5,9 @@
 - :func:`run_blocking` — a BlockingScheduler for ``pathway scheduler`` (its own process).
 - :func:`run_once` — catch up every missed run, then return (``pathway scheduler --once``, cron).
 
+Jobs: per time zone in use, the daily run (06:00) and the hourly run; once, the retention run
+(03:00, clinic time zone). Every start also runs the retention run if today's is not done.
+
 Triggers name the time zone (scheduler and trigger both), ``misfire_grace_time=None`` and
 ``coalesce=True`` so a run delayed by downtime still happens once, and every start catches up
 every missed business date. Jobs live in memory; the database (claims, unique keys) is what makes
@@ -30,6 +33,7 @@ from pathway.db import make_engine
 from pathway.settings import Settings
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 from scheduler import jobs
+from scheduler.retention import Retention
 
 log = logging.getLogger("pathway.scheduler")
 
@@ -44,15 +48,24 @@ def context(settings: Settings, clock: Clock, registry: PackRegistry | None = No
         clock=clock,
         rules=pack.pack.policy.follow_through,
         default_zone=settings.tz,
+        retention=Retention(settings.idempotency_retention_days, settings.audit_retention_days),
     )
 
 
 def build_scheduler(ctx: jobs.Context, *, blocking: bool) -> BaseScheduler:
-    """A scheduler with a daily 06:00 and an hourly job per time zone in use, re-checked hourly."""
+    """A scheduler with a daily 06:00 and an hourly job per time zone in use, re-checked hourly, and
+    the retention run at 03:00 in the clinic's time zone."""
     kind = BlockingScheduler if blocking else BackgroundScheduler
     scheduler: BaseScheduler = kind(timezone=ctx.default_zone, job_defaults=JOB_DEFAULTS)
     scheduler.add_listener(_report_failure, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     add_zone_jobs(scheduler, ctx)
+    scheduler.add_job(
+        jobs.run_retention,
+        CronTrigger(hour=jobs.RETENTION_AT.hour, minute=jobs.RETENTION_AT.minute, timezone=ctx.default_zone),
+        args=[ctx],
+        id=jobs.RETENTION_JOB,
+        replace_existing=True,
+    )
     scheduler.add_job(
         add_zone_jobs,
         IntervalTrigger(hours=1, timezone=ctx.default_zone),

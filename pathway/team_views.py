@@ -222,7 +222,7 @@ def team_indicators(
     patients = team_store.team_patients(session, team.id, end)
     ids = [p.id for p in patients if p.id is not None]
     rows = team_store.clinical_rows(session, ids, end)
-    tiers = team_store.latest_assessments(session, ids, made_by=end)
+    tiers = team_store.latest_tiers(session, ids, made_by=end)
     managed = []
     for patient in patients:
         assert patient.id is not None
@@ -230,7 +230,7 @@ def team_indicators(
         history = service.history_from_rows(
             patient, mine.complications, mine.readings, mine.encounters, mine.symptoms, mine.checks
         )
-        record = tiers.get(patient.id)
+        tier = tiers.get(patient.id)
         managed.append(
             indicators.ManagedPatient(
                 patient_id=patient.id,
@@ -238,7 +238,7 @@ def team_indicators(
                 conditions=frozenset(Condition(c) for c in patient.conditions),
                 history=history,
                 facts=config.facts(history, end),
-                tier=RiskTier(record.tier) if record is not None else None,
+                tier=RiskTier(tier) if tier is not None else None,
             )
         )
     result = indicators.compute(managed, config.indicators, config.targets.glucose, end, zone)

@@ -60,7 +60,7 @@ def compute(
         patients = team_store.team_patients(session, team_id, now)
         ids = [p.id for p in patients if p.id is not None]
         rows = team_store.clinical_rows(session, ids, now)
-        current = team_store.latest_assessments(session, ids, made_by=now)
+        current = team_store.latest_tiers(session, ids, made_by=now)
     members = []
     for patient in patients:
         assert patient.id is not None
@@ -75,7 +75,7 @@ def compute(
                 ),
             )
         )
-    tiers = {now: {patient_id: record.tier for patient_id, record in current.items()}}
+    tiers = {now: current}
     trend = workbench.indicators_over_time(
         members, moments, tiers, config.facts, config.indicators, config.targets.glucose, zone
     )

@@ -182,10 +182,10 @@ def today_page(
 
 def _english_reasons(session: Session, items: list[ListItem]) -> dict[int, str]:
     """The reasons line in English (the list carries the Chinese messages of the same assessments)."""
-    records = team_store.latest_assessments(session, sorted({i.patient_id for i in items}))
+    summaries = team_store.latest_summaries(session, sorted({i.patient_id for i in items}), ())
     return {
-        patient_id: "; ".join(r["message_en"] for r in record.result.get("reasons", []))
-        for patient_id, record in records.items()
+        patient_id: "; ".join(r["message_en"] for r in summary.reasons)
+        for patient_id, summary in summaries.items()
     }
 
 

@@ -240,7 +240,11 @@ _OLDER_OUTSIDE_A_VISIT = (
 # (one condition with OR let PostgreSQL use only patient_id, and read every reading the patient
 # ever sent: 8,776 rows for a year of hourly wearable posts). The older part is served by the
 # partial index of clinical readings (pathway.models).
-_IN_A_VISIT_OR_CLINIC = or_(_reading.encounter_id.is_not(None), _reading.source == _CLINIC)
+# 'clinic' as a literal, not a parameter: in the generic plan of a prepared statement PostgreSQL
+# cannot prove that a parameter satisfies the partial index's predicate, and so would not use it.
+_IN_A_VISIT_OR_CLINIC = or_(
+    _reading.encounter_id.is_not(None), _reading.source == literal_column(f"'{_CLINIC}'")
+)
 _RECENT_HISTORY = union_all(
     _readings_where(_reading.measured_at >= _SINCE),
     _readings_where(_IN_A_VISIT_OR_CLINIC, _reading.measured_at < _SINCE),

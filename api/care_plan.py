@@ -77,8 +77,8 @@ def read_care_plan(
     if record is None or not service.is_current(record, pathway, now, patient):
         record = service.reassess_locked(session, patient_id, pathway, clock)
     today = now.astimezone(pathway.tz).date()
-    plan = care_plan.plan_year(
-        session, record, service.history_of(session, patient), year or today.year, today, pathway.tz
-    )
+    year = year or today.year
+    history = care_plan.history_shown(session, patient, year, pathway.tz)
+    plan = care_plan.plan_year(session, record, history, year, today, pathway.tz)
     session.commit()
     return CarePlanRead.model_validate(asdict(plan))

@@ -6,6 +6,9 @@ year (screenings — fundus, UACR + eGFR, foot, ECG —, the annual health check
 referral and its follow-up). Done: the year's encounters, lipid panels and checks on record, and
 the tasks the team closed in the year. An item planned for a day already past and not done is
 ``overdue``. Everything comes from stored data and the assessment; nothing here commits.
+
+:func:`history_shown` reads only the part of the stored history that the plan of a year shows
+(:mod:`pathway.history_reads`): a wearable's or CGM's stream is not read back to its first day.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway import task_store
+from pathway import history_reads, task_store
 from pathway.history import PatientHistory
-from pathway.models import AssessmentRecord
+from pathway.history_reads import Span
+from pathway.models import AssessmentRecord, Patient
+from pathway.service import history_from_rows
 from pathway.snapshot import clinic_encounters
 from pathway.tiers import TaskKind
 from pathway.vocabulary import ReadingKind
@@ -47,6 +52,27 @@ class CarePlan:
     follow_up_interval_days: int
     pack_version: str
     items: list[PlanItem]
+
+
+def year_span(year: int, tz: ZoneInfo) -> Span:
+    """Every instant whose day in ``tz`` falls in ``year``, and a day more on each side (the plan
+    keeps only its own days; the margin spares any doubt about a zone's midnight)."""
+    return Span(
+        datetime(year, 1, 1, tzinfo=tz) - timedelta(days=1),
+        datetime(year + 1, 1, 1, tzinfo=tz) + timedelta(days=1),
+    )
+
+
+def history_shown(
+    session: Session, patient: Patient, year: int, tz: ZoneInfo, every: Span | None = None
+) -> PatientHistory:
+    """What :func:`plan_year` of ``year`` reads of the stored history (the year's encounters, loose
+    clinic readings and LDL-C readings) and, with ``every``, every reading of that span; its plan is
+    the plan of the whole history. Only for showing: no snapshot may be built from it (it lacks the
+    complications, symptoms, checks and every other reading)."""
+    assert patient.id is not None
+    rows = history_reads.shown_rows(session, patient.id, year_span(year, tz), every)
+    return history_from_rows(patient, (), rows.readings, rows.encounters, ())
 
 
 def plan_year(

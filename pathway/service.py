@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from pydantic import TypeAdapter
 from sqlmodel import Session
 
-from pathway import access, referrals, repository, tasks
+from pathway import access, history_reads, referrals, repository, tasks
 from pathway.assessment import Assessment, PackRef
 from pathway.clock import Clock
 from pathway.conditions import FactValue
@@ -374,8 +374,15 @@ def is_current(
 
 
 def preview(session: Session, patient: Patient, config: PathwayConfig, as_of: datetime) -> Assessment:
-    """The assessment of the stored history as of any moment (a replay; nothing is stored)."""
-    return config.assess(history_of(session, patient), as_of)
+    """The assessment of the stored history as of any moment (a replay; nothing is stored), read as
+    a reassessment at that moment reads it, without the readings after it
+    (:func:`pathway.history_reads.replay_rows`)."""
+    assert patient.id is not None
+    rows = history_reads.replay_rows(session, patient.id, as_of, config.reading_horizon)
+    history = history_from_rows(
+        patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks
+    )
+    return config.assess(history, as_of)
 
 
 def _measure(

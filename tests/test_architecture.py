@@ -33,6 +33,7 @@ PERSISTENCE = {
     "team_store.py",
     "team_views.py",
     "care_plan.py",
+    "history_reads.py",
     "issuing.py",
     "service.py",
     "referrals.py",

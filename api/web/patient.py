@@ -24,6 +24,7 @@ from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, mark
 from api.web.pages import OUTCOMES, snooze_bounds
 from pathway import care_plan, referrals, repository, service, task_store, team_store, workbench
 from pathway.access import Role
+from pathway.history_reads import Span
 from pathway.models import AssessmentRecord, Referral
 from pathway.service import EvaluationUnavailable
 from pathway.snapshot import completed_years
@@ -97,13 +98,12 @@ def patient_page(
             pending = False
         except EvaluationUnavailable:
             pending = True  # show what is stored; the next read or run completes it
-    history = service.history_of(session, patient)
     today = now.astimezone(zone).date()
-    plan = (
-        care_plan.plan_year(session, record, history, year or today.year, today, pathway.tz)
-        if record is not None
-        else None
-    )
+    year = year or today.year
+    since = now - timedelta(days=round(months * 30.44))
+    # The year's plan and the charts' window: a wearable's stream is not read back to its first day.
+    history = care_plan.history_shown(session, patient, year, pathway.tz, every=Span(since, now))
+    plan = None if record is None else care_plan.plan_year(session, record, history, year, today, pathway.tz)
     referral = repository.active_referral(session, patient_id, referrals.ACTIVE)
     open_tasks = task_store.tasks_of(session, patient_id, open_only=True)
     marks = _marks(list(repository.assessments_of(session, patient_id, limit=TIMELINE_ASSESSMENTS)))
@@ -112,7 +112,6 @@ def patient_page(
     registry: PackRegistry = request.app.state.registry
     pack = registry.in_force(DEFAULT_PACK_ID, on=None).pack
     bands = workbench.glucose_bands(((r.id, r.when) for r in pack.rules), pack.targets.glucose, pack.snapshot)
-    since = now - timedelta(days=round(months * 30.44))
     facts: dict[str, Any] = record.result.get("facts", {}) if record is not None else {}
     drawn = workbench.patient_charts(history, facts, bands, marks, since, now)
     context = {

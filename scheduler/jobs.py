@@ -109,6 +109,14 @@ def claim(ctx: Context, job: str, business_date: date, now: datetime) -> int | N
     return run_id
 
 
+def _claimed(ctx: Context, job: str, business_date: date, now: datetime) -> int | None:
+    """The run id if this process claims (job, business_date); None (logged) if another one has."""
+    run_id = claim(ctx, job, business_date, now)
+    if run_id is None:
+        log.info("%s %s: claimed by another scheduler", job, business_date)
+    return run_id
+
+
 def _failed(ctx: Context, run_id: int, job: str, business_date: date, error: BaseException) -> None:
     log.exception("SCHEDULER RUN FAILED: %s %s (run %s): %r", job, business_date, run_id, error)
     with Session(ctx.engine) as session:
@@ -120,9 +128,8 @@ def run_daily(ctx: Context, zone: str, business_date: date) -> issuing.IssueRepo
     """The daily run of one business date in one time zone, if this process claims it."""
     job = daily_job(zone)
     now = ctx.clock.now()
-    run_id = claim(ctx, job, business_date, now)
+    run_id = _claimed(ctx, job, business_date, now)
     if run_id is None:
-        log.info("%s %s: claimed by another scheduler", job, business_date)
         return None
     try:
         with Session(ctx.engine) as session:
@@ -218,9 +225,8 @@ def run_retention(ctx: Context) -> dict[str, Any] | None:
     """
     business_date = retention_date(ctx)
     now = ctx.clock.now()
-    run_id = claim(ctx, RETENTION_JOB, business_date, now)
+    run_id = _claimed(ctx, RETENTION_JOB, business_date, now)
     if run_id is None:
-        log.info("%s %s: claimed by another scheduler", RETENTION_JOB, business_date)
         return None
     try:
         details = purge_expired(ctx.engine, ctx.retention, now)

@@ -163,9 +163,10 @@ def measure(
             raise InvalidInput("a bp reading needs systolic and diastolic", f"{field_prefix}.{missing}")
         if value is not None:
             raise InvalidInput("a bp reading has systolic/diastolic, not value", f"{field_prefix}.value")
+        unit_field = f"{field_prefix}.unit"
         canonical = {
-            "systolic": to_canonical(kind, systolic, unit, units, f"{field_prefix}.unit"),
-            "diastolic": to_canonical(kind, diastolic, unit, units, f"{field_prefix}.unit"),
+            "systolic": to_canonical(kind, systolic, unit, units, unit_field),
+            "diastolic": to_canonical(kind, diastolic, unit, units, unit_field),
         }
         if pulse is not None:
             canonical["pulse"] = pulse

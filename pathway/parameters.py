@@ -7,6 +7,7 @@ only knows how to apply them. Nothing in ``pathway/`` holds a clinical number of
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
@@ -33,6 +34,19 @@ class UnitRule(_Strict):
     aliases: list[str] = Field(default_factory=list, description="other spellings of the canonical unit")
     precision: int = Field(ge=0, le=4, description="decimals kept after converting a non-canonical unit")
     accepted: dict[str, Conversion] = Field(default_factory=dict)
+
+    @cached_property
+    def spellings(self) -> dict[str, Conversion | None]:
+        """Every accepted spelling, casefolded: None for the canonical unit and its aliases (nothing
+        to convert; they win over a conversion spelled the same), else the conversion."""
+        table: dict[str, Conversion | None] = {name.casefold(): c for name, c in self.accepted.items()}
+        table.update({name.casefold(): None for name in (self.canonical, *self.aliases)})
+        return table
+
+    @cached_property
+    def quantum(self) -> Decimal:
+        """The smallest step kept after a conversion (``precision`` decimals)."""
+        return Decimal(1).scaleb(-self.precision)
 
 
 class Range(_Strict):

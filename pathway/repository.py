@@ -345,7 +345,7 @@ def history_rows(session: Session, patient_id: int, recent: RecentReadings | Non
     else:
         rows = session.execute(_RECENT_HISTORY, {"patient_id": patient_id, "since": recent.since})
     oldest: datetime | None = None
-    for part, ref, code, source, at, value, systolic, diastolic, pulse, day in rows:
+    for part, ref, code, source, at, value, systolic, diastolic, pulse, day in rows.all():
         if part == "o":
             oldest = at
         elif part == "r":

@@ -21,14 +21,14 @@ def to_canonical(kind: ReadingKind, value: Decimal, unit: str | None, units: Uni
     if unit is None:
         return value
     spelled = unit.strip().casefold()
-    if spelled in (name.casefold() for name in (rule.canonical, *rule.aliases)):
-        return value
-    conversion = next((c for name, c in rule.accepted.items() if name.casefold() == spelled), None)
-    if conversion is None:
+    if spelled not in rule.spellings:
         accepted = ", ".join([rule.canonical, *rule.aliases, *rule.accepted])
         raise UnknownUnit(f"unit '{unit}' is not accepted for {kind.value}; accepted: {accepted}", field)
+    conversion = rule.spellings[spelled]
+    if conversion is None:
+        return value
     converted = value * conversion.multiply / conversion.divide + conversion.add
-    return converted.quantize(Decimal(1).scaleb(-rule.precision), rounding=ROUND_HALF_UP)
+    return converted.quantize(rule.quantum, rounding=ROUND_HALF_UP)
 
 
 def check_plausible(
@@ -37,11 +37,12 @@ def check_plausible(
     """Raise :class:`ImplausibleValue` naming the field and the accepted range."""
     ranges = plausibility.ranges.get(kind, {})
     for name, value in values.items():
-        field = f"{field_prefix}.{name}"
         if not value.is_finite() or value < 0:
+            field = f"{field_prefix}.{name}"
             raise ImplausibleValue(f"{kind.value} {name} must be a non-negative number, got {value}", field)
         allowed = ranges.get(name)
         if allowed is not None and not allowed.min <= value <= allowed.max:
+            field = f"{field_prefix}.{name}"
             raise ImplausibleValue(
                 f"{kind.value} {name} {value} is outside the plausible range {allowed.min}–{allowed.max}",
                 field,

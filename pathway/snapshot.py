@@ -9,7 +9,7 @@ Elapsed-time windows include both ends; calendar dates are taken in the clinic's
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -111,6 +111,17 @@ class Snapshot:
     encounters: tuple[EncounterClassification, ...] = ()
 
 
+def _on_enough_days(readings: Sequence[Measurement], tz: ZoneInfo, needed: int) -> bool:
+    """Whether ``readings`` fall on at least ``needed`` calendar days in ``tz`` (counted newest
+    first, up to ``needed``: a wearable's week holds hundreds of readings, each a zone lookup)."""
+    days: set[date] = set()
+    for reading in reversed(readings):
+        if len(days) >= needed:
+            break
+        days.add(reading.at.astimezone(tz).date())
+    return len(days) >= needed
+
+
 def build_snapshot(
     history: PatientHistory,
     windows: SnapshotWindows,
@@ -204,10 +215,10 @@ def build_snapshot(
             office_bp_age_days=elapsed_days(office.at),
         )
     home = windows.home_bp
-    home_bps = [r for r in bps if r.source in home.sources and within(r.at, days=home.window_days)]
+    home_start, home_sources = as_of - timedelta(days=home.window_days), frozenset(home.sources)
+    home_bps = [r for r in bps if home_start <= r.at <= as_of and r.source in home_sources]
     facts["home_bp_reading_count"] = len(home_bps)
-    home_days = {r.at.astimezone(tz).date() for r in home_bps}
-    if len(home_bps) >= home.min_readings and len(home_days) >= home.min_distinct_days:
+    if len(home_bps) >= home.min_readings and _on_enough_days(home_bps, tz, home.min_distinct_days):
         home_mean = _bp_mean(home_bps)
         assert home_mean is not None
         facts.update(home_sbp_mean=float(home_mean[0]), home_dbp_mean=float(home_mean[1]))

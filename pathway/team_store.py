@@ -9,6 +9,7 @@ has (an hourly wearable makes 8,760 a year): a grouped ``max(id)`` read them all
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -125,22 +126,42 @@ def daily_list(
     return int(total), page
 
 
-def _newest(patient_id: ColumnElement[int], made_by: datetime | None, *columns: Column[Any]) -> Select[Any]:
-    """``columns`` of the patient's newest assessment (made by ``made_by`` if given): a backward walk
-    of ``ix_assessment_patient_id_id`` that stops at the first row (with ``made_by``, the first
-    made by then)."""
+_MADE_BY: BindParameter[datetime] = bindparam("made_by")
+
+
+def _newest(patient_id: ColumnElement[int], made_by: bool, *columns: Column[Any]) -> Select[Any]:
+    """``columns`` of the patient's newest assessment (with ``made_by``, the newest made by the
+    ``made_by`` parameter): a backward walk of ``ix_assessment_patient_id_id`` that stops at the
+    first row (with ``made_by``, the first made by then)."""
     newer = _assessment_table.alias("newest")
     statement = select_columns(*(newer.c[c.name] for c in columns)).where(newer.c.patient_id == patient_id)
-    if made_by is not None:
-        statement = statement.where(newer.c.evaluated_at <= made_by)
+    if made_by:
+        statement = statement.where(newer.c.evaluated_at <= _MADE_BY)
     return statement.order_by(newer.c.id.desc()).limit(1)
 
 
-def _listed(chunk: list[int]) -> TableValuedAlias:
-    """PostgreSQL: the patient ids as one array parameter, unnested (one statement text, prepared
-    once, for any page size)."""
-    patients = bindparam("patients", chunk, type_=ARRAY(Integer))
+def _listed() -> TableValuedAlias:
+    """PostgreSQL: the patient ids as one array parameter (``patients``), unnested (one statement
+    text, prepared once, for any page size)."""
+    patients = bindparam("patients", type_=ARRAY(Integer))
     return func.unnest(patients).table_valued("patient_id").render_derived(name="listed")
+
+
+@functools.cache
+def _tiers_statement(dialect: str, made_by: bool) -> Select[Any]:
+    """The statement of :func:`latest_tiers`, built once per dialect and shape (parameters
+    ``patients`` and, with ``made_by``, ``made_by``): SQLAlchemy then finds it in its compiled cache
+    by identity instead of rebuilding and hashing a new one per page."""
+    if dialect == "postgresql":
+        listed = _listed()
+        newest = _newest(listed.c.patient_id, made_by, _assessment.tier).lateral("newest")
+        return select_columns(listed.c.patient_id, newest.c.tier).select_from(listed.join(newest, true()))
+    newest_id = _newest(_patient.id, made_by, _assessment.id).scalar_subquery()
+    return (
+        select_columns(_patient.id, _assessment.tier)
+        .select_from(_patient_table.join(_assessment_table, _assessment.id == newest_id))
+        .where(_patient.id.in_(bindparam("patients", expanding=True)))
+    )
 
 
 def latest_tiers(
@@ -151,23 +172,13 @@ def latest_tiers(
     PostgreSQL: a LATERAL ``LIMIT 1`` per listed patient. SQLite (no LATERAL): the patients joined
     to the assessment whose id is the correlated ``LIMIT 1``.
     """
-    postgres = session.get_bind().dialect.name == "postgresql"
+    statement = _tiers_statement(session.get_bind().dialect.name, made_by is not None)
     found: dict[int, str] = {}
     for chunk in _chunks(patient_ids):
-        if postgres:
-            listed = _listed(chunk)
-            newest = _newest(listed.c.patient_id, made_by, _assessment.tier).lateral("newest")
-            statement = select_columns(listed.c.patient_id, newest.c.tier).select_from(
-                listed.join(newest, true())
-            )
-        else:
-            newest_id = _newest(_patient.id, made_by, _assessment.id).scalar_subquery()
-            statement = (
-                select_columns(_patient.id, _assessment.tier)
-                .select_from(_patient_table.join(_assessment_table, _assessment.id == newest_id))
-                .where(_patient.id.in_(chunk))
-            )
-        for patient_id, tier in session.execute(statement):
+        parameters: dict[str, Any] = {"patients": chunk}
+        if made_by is not None:
+            parameters["made_by"] = made_by
+        for patient_id, tier in session.execute(statement, parameters).all():
             found[patient_id] = tier
     return found
 
@@ -179,6 +190,37 @@ class AssessmentSummary:
     tier: str
     reasons: list[dict[str, Any]]
     facts: dict[str, Any]
+
+
+@functools.cache
+def _summaries_statement(dialect: str, fact_names: tuple[str, ...]) -> Select[Any]:
+    """The statement of :func:`latest_summaries`, built once per dialect and facts (parameter
+    ``patients``)."""
+    if dialect == "postgresql":
+        listed = _listed()
+        newest = _newest(listed.c.patient_id, False, _assessment.tier, _assessment.result).lateral("newest")
+        unpacked = (
+            func.jsonb_to_record(newest.c.result)
+            .table_valued(column("reasons", JSONB), column("facts", JSONB))
+            .render_derived(name="unpacked", with_types=True)
+        )
+        return select_columns(
+            listed.c.patient_id,
+            newest.c.tier,
+            unpacked.c.reasons,
+            *(unpacked.c.facts[name] for name in fact_names),
+        ).select_from(listed.join(newest, true()).join(unpacked, true()))
+    newest_id = _newest(_patient.id, False, _assessment.id).scalar_subquery()
+    return (
+        select_columns(
+            _patient.id,
+            _assessment.tier,
+            _assessment.result["reasons"],
+            *(_assessment.result[("facts", name)] for name in fact_names),
+        )
+        .select_from(_patient_table.join(_assessment_table, _assessment.id == newest_id))
+        .where(_patient.id.in_(bindparam("patients", expanding=True)))
+    )
 
 
 def latest_summaries(
@@ -193,38 +235,10 @@ def latest_summaries(
     The newest assessment is found as in :func:`latest_tiers` (a grouped ``max(id)`` read every
     assessment of the page's patients: 44,700 index entries for 50 patients, 5 with a wearable).
     """
-    postgres = session.get_bind().dialect.name == "postgresql"
+    statement = _summaries_statement(session.get_bind().dialect.name, tuple(fact_names))
     found: dict[int, AssessmentSummary] = {}
     for chunk in _chunks(patient_ids):
-        if postgres:
-            listed = _listed(chunk)
-            newest = _newest(listed.c.patient_id, None, _assessment.tier, _assessment.result).lateral(
-                "newest"
-            )
-            unpacked = (
-                func.jsonb_to_record(newest.c.result)
-                .table_valued(column("reasons", JSONB), column("facts", JSONB))
-                .render_derived(name="unpacked", with_types=True)
-            )
-            statement = select_columns(
-                listed.c.patient_id,
-                newest.c.tier,
-                unpacked.c.reasons,
-                *(unpacked.c.facts[name] for name in fact_names),
-            ).select_from(listed.join(newest, true()).join(unpacked, true()))
-        else:
-            newest_id = _newest(_patient.id, None, _assessment.id).scalar_subquery()
-            statement = (
-                select_columns(
-                    _patient.id,
-                    _assessment.tier,
-                    _assessment.result["reasons"],
-                    *(_assessment.result[("facts", name)] for name in fact_names),
-                )
-                .select_from(_patient_table.join(_assessment_table, _assessment.id == newest_id))
-                .where(_patient.id.in_(chunk))
-            )
-        for patient_id, tier, reasons, *values in session.execute(statement):
+        for patient_id, tier, reasons, *values in session.execute(statement, {"patients": chunk}).all():
             facts = {name: value for name, value in zip(fact_names, values, strict=True) if value is not None}
             found[patient_id] = AssessmentSummary(tier=tier, reasons=reasons or [], facts=facts)
     return found

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import pydantic_core
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
@@ -24,6 +25,8 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
+    cast,
+    column,
     func,
     insert,
     literal,
@@ -206,8 +209,7 @@ _UPSERT_SET = (
 )
 
 
-def _upsert(module: Any) -> Any:
-    statement = module.insert(task_table)
+def _on_conflict(statement: Any) -> Any:
     return statement.on_conflict_do_update(
         index_elements=[_task.patient_id, _task.kind, _task.subject],
         index_where=_OPEN_PREDICATE,
@@ -215,9 +217,25 @@ def _upsert(module: Any) -> Any:
     ).returning(_task.id, _task.kind, _task.subject)
 
 
-# Built once per dialect (compiled once, then cached): the rows go as executemany parameters, which
-# SQLAlchemy sends as multi-row VALUES batches ("insertmanyvalues") with RETURNING.
-_UPSERT_OPEN = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
+# Built once per dialect (compiled once, then cached). SQLite: the rows go as executemany
+# parameters, which SQLAlchemy sends as multi-row VALUES batches ("insertmanyvalues") with RETURNING.
+# PostgreSQL: as one JSON array unpacked by jsonb_to_recordset (as the readings are, see
+# repository.py): the multi-row VALUES text changed with the number of tasks and ran past psycopg's
+# 4 KB statement cache, so each sync re-split it with a regex (half of the upsert's CPU, profiled
+# under bench/load.py) and PostgreSQL planned it anew.
+_STORED_COLUMNS = [c for c in task_table.c if not c.primary_key]
+_incoming_tasks = (
+    func.jsonb_to_recordset(cast(bindparam("rows", type_=String), JSONB))
+    .table_valued(*(column(c.name, c.type) for c in _STORED_COLUMNS))
+    .render_derived(name="incoming", with_types=True)
+)
+_insert_postgresql = postgresql.insert(task_table).from_select(
+    [c.name for c in _STORED_COLUMNS], select(*(_incoming_tasks.c[c.name] for c in _STORED_COLUMNS))
+)
+_UPSERT_OPEN = {
+    "postgresql": _on_conflict(_insert_postgresql),
+    "sqlite": _on_conflict(sqlite.insert(task_table)),
+}
 
 
 def upsert_open_tasks(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
@@ -227,8 +245,13 @@ def upsert_open_tasks(session: Session, rows: list[dict[str, Any]]) -> dict[tupl
     """
     if not rows:
         return {}
-    statement = _UPSERT_OPEN[session.get_bind().dialect.name]
-    found = session.execute(statement, rows[0] if len(rows) == 1 else rows).all()
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # pydantic-core writes datetimes and dates as ISO 8601 itself (no Python call per value)
+        parameters: Any = {"rows": pydantic_core.to_json(rows).decode()}
+    else:
+        parameters = rows[0] if len(rows) == 1 else rows
+    found = session.execute(_UPSERT_OPEN[dialect], parameters).all()
     return {(kind, subject): int(task_id) for task_id, kind, subject in found}
 
 

@@ -16,10 +16,12 @@ from typing import Any
 
 import pydantic_core
 from sqlalchemy import (
+    ARRAY,
     BindParameter,
     ColumnElement,
     Date,
     Insert,
+    Select,
     String,
     and_,
     any_,
@@ -133,26 +135,38 @@ _TASK_COLUMNS = (
     _task.closed_at,
 )
 _one = select(literal(1).label("one")).subquery("one")
-_latest_handled = (
-    select(func.max(_task.id))
-    .where(_task.patient_id == _PATIENT, _task.status.in_(_HANDLED))
-    .group_by(_task.kind, _task.subject)
-)
-_STATE = (
-    select(
-        select(_team.timezone).where(_team.id == _TEAM).scalar_subquery().label("team_timezone"),
-        select(func.min(_referral.created_at))
-        .where(_referral.patient_id == _PATIENT, _referral.status == OPEN)
-        .scalar_subquery()
-        .label("open_referral_since"),
-        *_TASK_COLUMNS,
+
+
+def _state(dialect: str) -> Select[Any]:
+    """The task state statement. The handled statuses are one array parameter on PostgreSQL
+    (``= ANY``); an expanding ``IN`` made SQLAlchemy render the statement anew on every call."""
+    if dialect == "postgresql":
+        handled = _task.status == any_(bindparam("handled", type_=ARRAY(String)))
+    else:
+        handled = _task.status.in_(_HANDLED)
+    latest_handled = (
+        select(func.max(_task.id))
+        .where(_task.patient_id == _PATIENT, handled)
+        .group_by(_task.kind, _task.subject)
     )
-    .select_from(_one)
-    .outerjoin(
-        task_table,
-        and_(_task.patient_id == _PATIENT, or_(IS_OPEN, _task.id.in_(_latest_handled))),
+    return (
+        select(
+            select(_team.timezone).where(_team.id == _TEAM).scalar_subquery().label("team_timezone"),
+            select(func.min(_referral.created_at))
+            .where(_referral.patient_id == _PATIENT, _referral.status == OPEN)
+            .scalar_subquery()
+            .label("open_referral_since"),
+            *_TASK_COLUMNS,
+        )
+        .select_from(_one)
+        .outerjoin(
+            task_table,
+            and_(_task.patient_id == _PATIENT, or_(IS_OPEN, _task.id.in_(latest_handled))),
+        )
     )
-)
+
+
+_STATE = {dialect: _state(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 def patient_task_state(
@@ -160,7 +174,8 @@ def patient_task_state(
 ) -> PatientTaskState:
     """One statement: always one row, plus one per open or latest-handled task."""
     rows = session.execute(
-        _STATE, {"patient_id": patient_id, "team_id": team_id, "handled": list(handled_statuses)}
+        _STATE[session.get_bind().dialect.name],
+        {"patient_id": patient_id, "team_id": team_id, "handled": list(handled_statuses)},
     ).all()
     tasks = [TaskRow(*row[2:]) for row in rows if row[2] is not None]
     return PatientTaskState(

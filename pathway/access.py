@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, SQLModel, select
 
 from pathway import repository
@@ -171,14 +172,21 @@ def require_patient(
         raise Forbidden("this gateway is not linked to the patient")
 
 
+# A Core statement built once (a gateway's post checks its link whenever the cache has no entry).
+_link = SQLModel.metadata.tables[GatewayLink.__tablename__].c
+_LINK = (
+    select_columns(_link.id)
+    .where(_link.api_key_id == bindparam("key_id"), _link.patient_id == bindparam("patient_id"))
+    .limit(1)
+)
+
+
 def _linked(session: Session, key_id: int, patient: Patient, cache: KeyCache = NO_CACHE) -> bool:
     assert patient.id is not None
     if cache.linked(key_id, patient.id):
         return True
-    statement = select(GatewayLink.id).where(
-        GatewayLink.api_key_id == key_id, GatewayLink.patient_id == patient.id
-    )
-    found = session.exec(statement).first() is not None
+    parameters = {"key_id": key_id, "patient_id": patient.id}
+    found = session.execute(_LINK, parameters).first() is not None
     if found:
         cache.remember_link(key_id, patient.id)
     return found

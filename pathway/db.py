@@ -39,9 +39,19 @@ def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
     process's concurrent requests, so under load connections beyond it were opened and closed all
     the time: a backend forked, its catalog caches warmed and its statements prepared again, again
     and again (bench/load.py: about 90 backends in 15 s, a third of the machine's CPU in PostgreSQL).
+
+    PostgreSQL sessions run in UTC (``TimeZone``): every stored instant is read back in UTC anyway
+    (``UTCDateTime``), and psycopg then returns ``timezone.utc`` datetimes on its fast path instead of
+    a ``ZoneInfo`` per value (1,000 instants fetched: 1.86 -> 1.28 ms; each conversion to UTC 0.65 ->
+    0.20 µs). No statement derives a date from an instant in SQL, so nothing else depends on it.
     """
     if url.startswith(("postgresql://", "postgresql+psycopg://")):
-        return create_engine(database_url(url), pool_size=pool_size, max_overflow=pool_size // 2)
+        return create_engine(
+            database_url(url),
+            pool_size=pool_size,
+            max_overflow=pool_size // 2,
+            connect_args={"options": "-c TimeZone=UTC"},
+        )
     engine = create_engine(database_url(url))
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine

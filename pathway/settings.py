@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=400, ge=1)
     # The largest request body accepted (a 1,000-reading batch or FHIR Bundle fits many times over).
     max_body_bytes: int = Field(default=4_194_304, ge=1024)
-    # The daily retention run (``scheduler.retention``): kept Idempotency-Key answers are deleted
+    # The daily retention run (``pathway.retention``): kept Idempotency-Key answers are deleted
     # this many days after they were given (0 keeps them forever); audit rows only when a retention
     # is set (0, the default, keeps them forever).
     idempotency_retention_days: int = Field(default=DEFAULT_IDEMPOTENCY_RETENTION_DAYS, ge=0)

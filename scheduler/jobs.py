@@ -9,7 +9,7 @@ retried until the next trigger or start, which picks up every unfinished busines
 
 The retention run (:func:`run_retention`, 03:00 clinic time and at every start) is claimed the same
 way, once a business date: it deletes kept Idempotency-Key answers past their retention and, only
-when configured, audit rows past theirs (:mod:`scheduler.retention`).
+when configured, audit rows past theirs (:mod:`pathway.retention`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sqlmodel import Session
 from pathway import issuing, task_store
 from pathway.assessment import FollowThrough
 from pathway.clock import Clock
-from scheduler.retention import Retention, purge_expired
+from pathway.retention import Retention, purge_expired
 
 log = logging.getLogger("pathway.scheduler")
 

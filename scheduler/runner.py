@@ -30,10 +30,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from pathway.clock import Clock
 from pathway.db import make_engine
+from pathway.retention import Retention
 from pathway.settings import Settings
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 from scheduler import jobs
-from scheduler.retention import Retention
 
 log = logging.getLogger("pathway.scheduler")
 

@@ -38,6 +38,7 @@ PERSISTENCE = {
     "service.py",
     "referrals.py",
     "access.py",
+    "retention.py",
 }
 
 

@@ -12,14 +12,14 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlmodel import Session, col, select
 
-from pathway import access, service
+from pathway import access, retention, service
 from pathway.access import Role
 from pathway.assessment import FollowThrough
 from pathway.clock import CLINIC_TZ
 from pathway.models import AuditEvent, IdempotentRequest, SchedulerRun
+from pathway.retention import Retention
 from pathway.settings import DEFAULT_IDEMPOTENCY_RETENTION_DAYS, Settings
-from scheduler import jobs, retention, runner
-from scheduler.retention import Retention
+from scheduler import jobs, runner
 from tests.scheduler.conftest import DAY, local
 
 D = date(2026, 3, 10)

@@ -17,9 +17,7 @@ with ``IN (SELECT …)`` the planner hash-joined a sequential scan of the whole 
 SQLite looks the batch up by rowid either way.
 
 Part of the repository layer (functions take a Session or an Engine; the scheduler job in
-:mod:`scheduler.jobs` claims the run and records what was deleted). It lives in ``scheduler/``
-rather than ``pathway/`` because the architecture test lists the ``pathway`` modules that may
-reach the database.
+:mod:`scheduler.jobs` claims the run and records what was deleted).
 """
 
 from __future__ import annotations

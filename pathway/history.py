@@ -17,7 +17,7 @@ from pathway.units import check_plausible, to_canonical
 from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Measurement:
     """One reading in canonical units (``value`` for single-valued kinds, systolic/diastolic for BP).
 
@@ -36,7 +36,7 @@ class Measurement:
     received: tuple[Decimal, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Encounter:
     """A clinic visit: its clinic readings and the symptoms reported there."""
 
@@ -45,19 +45,19 @@ class Encounter:
     symptoms: tuple[Symptom, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SymptomReport:
     code: Symptom
     at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ComplicationRecord:
     code: Complication
     onset: date
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckDone:
     """A scheduled examination recorded as done (annual check, fundus, foot, ECG…)."""
 
@@ -65,7 +65,7 @@ class CheckDone:
     at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PatientProfile:
     sex: Sex
     birth_date: date
@@ -75,7 +75,7 @@ class PatientProfile:
     pregnant: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PatientHistory:
     profile: PatientProfile
     encounters: tuple[Encounter, ...] = ()

@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway import task_store
+from pathway import issuing_store
 from pathway.assessment import FollowThrough
 from pathway.clock import CLINIC_TZ
-from pathway.task_store import RunEvent, Scope
+from pathway.issuing_store import RunEvent, Scope
 from pathway.tasks import SCHEDULER, FlagKind
 
 
@@ -41,7 +41,7 @@ def _scopes(
 ) -> list[tuple[ZoneInfo, Scope]]:
     """The teams a run covers grouped by time zone; patients without a team go with ``default_zone``."""
     by_zone: dict[str, list[int]] = {}
-    for found_id, found_zone in task_store.teams(session, team_id):
+    for found_id, found_zone in issuing_store.teams(session, team_id):
         if zone is None or found_zone == zone:
             by_zone.setdefault(found_zone, []).append(found_id)
     teamless = team_id is None and zone in (None, default_zone.key)
@@ -78,13 +78,13 @@ def issue_due(
     for tz, scope in _scopes(session, team_id, zone, default_zone):
         day = business_date or now.astimezone(tz).date()
         on = {"business_date": day.isoformat()}
-        report.issued += task_store.issue_due_by_date(
+        report.issued += issuing_store.issue_due_by_date(
             session, scope, day, now, RunEvent(SCHEDULER, "issued", on)
         )
-        report.overdue += task_store.mark_overdue(
+        report.overdue += issuing_store.mark_overdue(
             session, scope, day, now, RunEvent(SCHEDULER, "overdue", on, overdue_on=day)
         )
-        report.escalated += task_store.escalate(
+        report.escalated += issuing_store.escalate(
             session,
             scope,
             escalation.tier.value,
@@ -92,14 +92,14 @@ def issue_due(
             now,
             RunEvent(SCHEDULER, "escalated", {**on, "to": escalation.to}, escalation.source, overdue_on=day),
         )
-        report.flags_cleared += task_store.clear_flags(session, scope, [f.value for f in FlagKind], now)
+        report.flags_cleared += issuing_store.clear_flags(session, scope, [f.value for f in FlagKind], now)
         for flag, spec in (
             (FlagKind.MISSED_3M, rules.missed_3m),
             (FlagKind.LOST_TO_FOLLOW_UP, rules.lost_to_follow_up),
         ):
             # No contact for N days or more: the last contact's date is N or more days before ``day``.
             before = _start_of(day - timedelta(days=spec.no_contact_days - 1), tz)
-            raised = task_store.raise_flag(session, scope, flag.value, before, day, now)
+            raised = issuing_store.raise_flag(session, scope, flag.value, before, day, now)
             setattr(report, flag.value, getattr(report, flag.value) + len(raised))
     return report
 
@@ -118,6 +118,6 @@ def issue_hourly(
     kinds = [k.value for k in rules.hourly.kinds]
     hourly = RunEvent(SCHEDULER, "issued", {"hourly": True})
     return sum(
-        task_store.issue_due_by_time(session, scope, kinds, until, now, hourly)
+        issuing_store.issue_due_by_time(session, scope, kinds, until, now, hourly)
         for _tz, scope in _scopes(session, team_id, zone, default_zone)
     )

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from pathway import issuing, task_store
+from pathway import issuing, issuing_store, run_claims
 from pathway.assessment import FollowThrough
 from pathway.clock import Clock
 from pathway.retention import Retention, purge_expired
@@ -86,21 +86,21 @@ def hourly_job(zone: str, hour: int) -> str:
 def zones(ctx: Context) -> list[str]:
     """Every time zone a daily run is needed in: the teams' and the clinic's (patients without a team)."""
     with Session(ctx.engine) as session:
-        found = set(task_store.timezones_in_use(session))
+        found = set(issuing_store.timezones_in_use(session))
     return sorted(found | {ctx.default_zone.key})
 
 
 def claim(ctx: Context, job: str, business_date: date, now: datetime) -> int | None:
     """Claim (job, business_date) in its own committed transaction; the run id, or None if taken."""
     with Session(ctx.engine) as session:
-        run_id = task_store.claim_run(session, job, business_date, ctx.worker, now)
-        holder = task_store.unfinished_claimant(session, job, business_date) if run_id is None else None
+        run_id = run_claims.claim_run(session, job, business_date, ctx.worker, now)
+        holder = run_claims.unfinished_claimant(session, job, business_date) if run_id is None else None
         if holder is not None and holder != ctx.worker and died_on_this_host(holder):
-            run_id = task_store.take_over_run(session, job, business_date, holder, ctx.worker, now)
+            run_id = run_claims.take_over_run(session, job, business_date, holder, ctx.worker, now)
             if run_id is not None:
                 log.warning("%s %s: took over the claim of %s, which is dead", job, business_date, holder)
         if run_id is None:
-            run_id = task_store.reclaim_stale_run(
+            run_id = run_claims.reclaim_stale_run(
                 session, job, business_date, ctx.worker, now, now - ctx.lease
             )
             if run_id is not None:
@@ -120,7 +120,7 @@ def _claimed(ctx: Context, job: str, business_date: date, now: datetime) -> int 
 def _failed(ctx: Context, run_id: int, job: str, business_date: date, error: BaseException) -> None:
     log.exception("SCHEDULER RUN FAILED: %s %s (run %s): %r", job, business_date, run_id, error)
     with Session(ctx.engine) as session:
-        task_store.fail_run(session, run_id, repr(error))
+        run_claims.fail_run(session, run_id, repr(error))
         session.commit()
 
 
@@ -141,7 +141,7 @@ def run_daily(ctx: Context, zone: str, business_date: date) -> issuing.IssueRepo
                 business_date=business_date,
                 default_zone=ctx.default_zone,
             )
-            task_store.finish_run(session, run_id, ctx.clock.now(), report.as_dict())
+            run_claims.finish_run(session, run_id, ctx.clock.now(), report.as_dict())
             session.commit()
     except Exception as error:
         _failed(ctx, run_id, job, business_date, error)
@@ -160,8 +160,8 @@ def dates_to_run(ctx: Context, zone: str) -> list[date]:
     local = ctx.clock.now().astimezone(ZoneInfo(zone))
     latest = local.date() if local.time() >= DAILY_AT else local.date() - DAY
     with Session(ctx.engine) as session:
-        last = task_store.last_finished_date(session, job)
-        unfinished = task_store.unfinished_dates(session, job)
+        last = run_claims.last_finished_date(session, job)
+        unfinished = run_claims.unfinished_dates(session, job)
     first = last + DAY if last is not None else latest
     due = {first + DAY * n for n in range((latest - first).days + 1)}
     return sorted(due | {d for d in unfinished if d <= latest})
@@ -195,7 +195,7 @@ def run_hourly(ctx: Context, zone: str) -> int | None:
             issued = issuing.issue_hourly(
                 session, now, ctx.rules, until=slot + HOUR, zone=zone, default_zone=ctx.default_zone
             )
-            task_store.finish_run(session, run_id, ctx.clock.now(), {"issued": issued})
+            run_claims.finish_run(session, run_id, ctx.clock.now(), {"issued": issued})
             session.commit()
     except Exception as error:
         _failed(ctx, run_id, job, slot.date(), error)
@@ -231,7 +231,7 @@ def run_retention(ctx: Context) -> dict[str, Any] | None:
     try:
         details = purge_expired(ctx.engine, ctx.retention, now)
         with Session(ctx.engine) as session:
-            task_store.finish_run(session, run_id, ctx.clock.now(), details)
+            run_claims.finish_run(session, run_id, ctx.clock.now(), details)
             session.commit()
     except Exception as error:
         _failed(ctx, run_id, RETENTION_JOB, business_date, error)

@@ -29,6 +29,8 @@ PERSISTENCE = {
     "db.py",
     "repository.py",
     "task_store.py",
+    "issuing_store.py",
+    "run_claims.py",
     "tasks.py",
     "team_store.py",
     "team_views.py",

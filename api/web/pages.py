@@ -23,7 +23,7 @@ from api.tasks import FollowThroughDep
 from api.web import charts, dashboard
 from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, markup, render
 from api.web.i18n import Translator
-from pathway import access, task_store, team_store, team_views
+from pathway import access, issuing_store, team_store, team_views
 from pathway.access import Caller, Forbidden, Role
 from pathway.errors import InvalidInput
 from pathway.indicators import Rate, TeamIndicators
@@ -70,7 +70,7 @@ def teams_page(
     if web.caller.role is Role.TEAM:
         return RedirectResponse(home_of(web.caller), status_code=303)
     access.require_role(web.caller, Role.EHR)
-    found = [team_store.team_by_id(session, team_id) for team_id, _ in task_store.teams(session)]
+    found = [team_store.team_by_id(session, team_id) for team_id, _ in issuing_store.teams(session)]
     session.commit()
     return render(
         request,

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from pathway import issuing, task_store
+from pathway import issuing, run_claims
 from pathway.assessment import FollowThrough
 from pathway.clock import CLINIC_TZ, FixedClock
 from pathway.db import make_engine, migrate
@@ -46,7 +46,7 @@ def _issued(engine: Engine) -> Counter[int]:
 
 def _finished_dates(engine: Engine) -> list[date]:
     with Session(engine) as session:
-        runs = task_store.runs(session, "daily ")
+        runs = run_claims.runs(session, "daily ")
     return [r.business_date for r in runs if r.finished_at is not None]
 
 

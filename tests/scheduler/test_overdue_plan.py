@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import Engine, event, text
 from sqlmodel import Session
 
-from pathway import task_store
+from pathway import issuing_store
 from pathway.db import make_engine, migrate
-from pathway.task_store import RunEvent, Scope
+from pathway.issuing_store import RunEvent, Scope
 from tests.scheduler.conftest import DAY, add_patient, add_team, local
 
 D = date(2026, 3, 10)
@@ -97,7 +97,7 @@ def test_marking_overdue_reads_the_open_tasks_not_the_closed_history(county: tup
 
     with Session(engine) as session:
         event_ = RunEvent("scheduler", "overdue", {"business_date": D.isoformat()}, overdue_on=D)
-        marked = task_store.mark_overdue(session, Scope((team,), False), D, NOW, event_)
+        marked = issuing_store.mark_overdue(session, Scope((team,), False), D, NOW, event_)
         session.rollback()  # the EXPLAIN ANALYZE marked them first: the statement itself found none
 
     assert marked == 0

@@ -224,6 +224,7 @@ _HISTORY = union_all(_readings_where(), *_OTHERS).order_by(*_ORDER)
 # of a peak kind, read by a second, small statement only when the first found that such older
 # readings exist (labs, a stream older than the short window).
 _SINCE: BindParameter[datetime] = bindparam("since", type_=_reading.measured_at.type)
+_UNTIL: BindParameter[datetime] = bindparam("until", type_=_reading.measured_at.type)
 _PEAKS_SINCE: BindParameter[datetime] = bindparam("peaks_since", type_=_reading.measured_at.type)
 _KINDS: BindParameter[list[str]] = bindparam("kinds", expanding=True)
 _PEAK_KINDS: BindParameter[list[str]] = bindparam("peak_kinds", expanding=True)
@@ -245,28 +246,39 @@ _OLDER_OUTSIDE_A_VISIT = (
 _IN_A_VISIT_OR_CLINIC = or_(
     _reading.encounter_id.is_not(None), _reading.source == literal_column(f"'{_CLINIC}'")
 )
+# The patient's oldest reading outside a visit (the first entry of its (patient, time) index): only
+# if it is older than ``since`` is the second statement needed.
+_OLDEST_OUTSIDE_A_VISIT = select_columns(
+    literal_column("'o'"),
+    _INT,
+    _TEXT,
+    _TEXT,
+    select_columns(_older.c.measured_at)
+    .where(_older.c.patient_id == _PATIENT, _older.c.encounter_id.is_(None), _older.c.source != _CLINIC)
+    .order_by(_older.c.measured_at)
+    .limit(1)
+    .scalar_subquery(),
+    _FLOAT,
+    _FLOAT,
+    _FLOAT,
+    _FLOAT,
+    _DAY,
+)
+_CLINICAL_BEFORE = _readings_where(_IN_A_VISIT_OR_CLINIC, _reading.measured_at < _SINCE)
 _RECENT_HISTORY = union_all(
-    _readings_where(_reading.measured_at >= _SINCE),
-    _readings_where(_IN_A_VISIT_OR_CLINIC, _reading.measured_at < _SINCE),
+    _readings_where(_reading.measured_at >= _SINCE), _CLINICAL_BEFORE, *_OTHERS, _OLDEST_OUTSIDE_A_VISIT
+).order_by(*_ORDER)
+# A replay of a past moment (RecentReadings.replay): the stream stops at ``until`` (a moment a year
+# back read the year of it since then, which no snapshot at that moment reads). Visit and clinic
+# readings are still read whole: a visit's reading may have been measured after the visit, and the
+# snapshot reads it with the visit. A reassessment reads with ``until`` = now, after which only a
+# clock's skew puts readings: it keeps the statement above, with no bound to check.
+_REPLAYED_HISTORY = union_all(
+    _readings_where(_reading.measured_at.between(_SINCE, _UNTIL)),
+    _CLINICAL_BEFORE,
+    _readings_where(_IN_A_VISIT_OR_CLINIC, _reading.measured_at > _UNTIL),
     *_OTHERS,
-    # The patient's oldest reading outside a visit (the first entry of its (patient, time) index):
-    # only if it is older than ``since`` is the second statement needed.
-    select_columns(
-        literal_column("'o'"),
-        _INT,
-        _TEXT,
-        _TEXT,
-        select_columns(_older.c.measured_at)
-        .where(_older.c.patient_id == _PATIENT, _older.c.encounter_id.is_(None), _older.c.source != _CLINIC)
-        .order_by(_older.c.measured_at)
-        .limit(1)
-        .scalar_subquery(),
-        _FLOAT,
-        _FLOAT,
-        _FLOAT,
-        _FLOAT,
-        _DAY,
-    ),
+    _OLDEST_OUTSIDE_A_VISIT,
 ).order_by(*_ORDER)
 # The latest time of each wanted kind before ``since``. PostgreSQL: one backward probe of the
 # (patient, kind, time) unique index per kind (a GROUP BY read every older reading: a stream that
@@ -327,12 +339,14 @@ _OLDER_READINGS = {dialect: _older_readings(latest) for dialect, latest in _late
 class RecentReadings(NamedTuple):
     """What a reassessment at ``until`` reads of the readings outside a visit
     (:func:`pathway.horizon.recent`): all from ``since``; before, the latest of each kind with none
-    since, and from ``peaks_since`` the highest of each of ``peak_kinds``."""
+    since, and from ``peaks_since`` the highest of each of ``peak_kinds``. A ``replay`` of a past
+    ``until`` (:func:`pathway.history_reads.replay_rows`) reads none of them after ``until``."""
 
     since: datetime
     peaks_since: datetime
     until: datetime
     peak_kinds: Sequence[str]
+    replay: bool = False
 
 
 def history_rows(session: Session, patient_id: int, recent: RecentReadings | None = None) -> ClinicalRows:
@@ -342,6 +356,9 @@ def history_rows(session: Session, patient_id: int, recent: RecentReadings | Non
     found = ClinicalRows()
     if recent is None:
         rows = session.execute(_HISTORY, {"patient_id": patient_id})
+    elif recent.replay:
+        parameters = {"patient_id": patient_id, "since": recent.since, "until": recent.until}
+        rows = session.execute(_REPLAYED_HISTORY, parameters)
     else:
         rows = session.execute(_RECENT_HISTORY, {"patient_id": patient_id, "since": recent.since})
     oldest: datetime | None = None
@@ -365,8 +382,8 @@ def history_rows(session: Session, patient_id: int, recent: RecentReadings | Non
 
 def _add_older(session: Session, patient_id: int, found: ClinicalRows, recent: RecentReadings) -> None:
     """Add the readings outside a visit before ``recent.since`` that an evaluation at
-    ``recent.until`` reads: the latest of each kind with none in [since, until] (for the others an
-    older one changes nothing), and the peaks."""
+    ``recent.until`` reads (a reassessment's, or a replay's): the latest of each kind with none in
+    [since, until] (for the others an older one changes nothing), and the peaks."""
     since, until = recent.since, recent.until
     clinic = ReadingSource.CLINIC.value
     covered = {

@@ -3,13 +3,14 @@ stored: every part, in order, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from pathway import repository, service
+from pathway import history_reads, repository, service
 from pathway.history import (
     CheckDone,
     ComplicationRecord,
@@ -163,3 +164,74 @@ def test_a_reassessment_reads_the_recent_stream_the_glucose_peaks_and_the_latest
     assert ("bp", _at(200)) in kept  # a clinic reading: an implicit visit, always read
     assert len(read.readings) < len(whole.readings) // 3
     assert read.encounters == whole.encounters
+
+
+def test_a_replay_reads_nothing_after_its_moment_yet_the_latest_older_reading_of_each_kind_and_the_peaks(
+    client: TestClient,
+) -> None:
+    patient_id = register_patient(client, conditions=["hypertension", "diabetes"])
+    horizon = reading_horizon(PackRegistry.from_directory().get().pack.snapshot)
+    moment = _at(30)
+    since, peaks_since = moment - horizon.every, moment - horizon.peaks
+
+    def loose(kind: str, at: datetime, source: str = "home", **values: float) -> dict[str, object]:
+        return {"kind": kind, "source": source, "measured_at": at.isoformat(), **values}
+
+    stream = [
+        loose("bp", AS_OF - timedelta(hours=6 * n + 1), "wearable", systolic=128 + n % 20, diastolic=80)
+        for n in range(480)  # 120 days, four a day: 30 of them after the moment
+    ]
+    edges = [
+        loose("fpg", moment, value=6.0),  # the short window's last instant
+        loose("fpg", moment + timedelta(seconds=1), value=9.9),  # after: not read, and no peak
+        loose("fpg", since - timedelta(days=1), value=6.1),  # before, neither the latest needed nor the peak
+        loose("fpg", since - timedelta(days=2), value=6.9),  # the peak
+        loose("rpg", moment + timedelta(days=2), value=8.0),  # after: covers nothing at the moment
+        loose("rpg", since - timedelta(days=1), value=6.8),  # so the latest before the window is read
+        loose("rpg", since - timedelta(days=5), value=7.0),
+        loose("rpg", peaks_since, value=7.5),  # the peak, at the long window's first instant
+        loose("ldl_c", _at(300), "lab", value=3.2),
+        loose("ldl_c", _at(380), "lab", value=3.6),
+        loose("ldl_c", moment + timedelta(days=10), "lab", value=3.0),  # after: the older one is read
+        loose("bp", moment + timedelta(days=5), "clinic", systolic=150, diastolic=95),  # read whole
+    ]
+    for batch in (stream, edges):
+        assert client.post(f"/v1/patients/{patient_id}/readings", json=batch).status_code == 201
+    # A visit before the moment whose HbA1c was measured after it: read with the visit.
+    hba1c = {
+        "kind": "hba1c",
+        "value": 7.1,
+        "unit": "%",
+        "measured_at": (moment + timedelta(days=1)).isoformat(),
+    }
+    visit = {"at": (moment - timedelta(days=3)).isoformat(), "readings": [hba1c]}
+    assert client.post(f"/v1/patients/{patient_id}/encounters", json=visit).status_code == 201
+
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        patient = service.require_patient(session, patient_id)
+        whole = service.history_of(session, patient)
+        rows = history_reads.replay_rows(session, patient_id, moment, horizon)
+    read = service.history_from_rows(
+        patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks
+    )
+
+    expected = recent(whole, moment, horizon)
+    later = {r for r in expected.readings if r.source is not ReadingSource.CLINIC and r.at > moment}
+    assert read == replace(expected, readings=tuple(r for r in expected.readings if r not in later))
+    kept = {(r.kind.value, r.at) for r in read.readings}
+    assert not [r for r in read.readings if r.source is not ReadingSource.CLINIC and r.at > moment]
+    assert {r.at for r in read.readings if r.source is ReadingSource.WEARABLE} == {
+        r.at for r in whole.readings if r.source is ReadingSource.WEARABLE and since <= r.at <= moment
+    }
+    assert ("fpg", moment) in kept
+    assert ("fpg", since - timedelta(days=1)) not in kept
+    assert ("fpg", since - timedelta(days=2)) in kept
+    assert ("rpg", since - timedelta(days=1)) in kept
+    assert ("rpg", since - timedelta(days=5)) not in kept
+    assert ("rpg", peaks_since) in kept
+    assert ("ldl_c", _at(300)) in kept
+    assert ("ldl_c", _at(380)) not in kept
+    assert ("bp", moment + timedelta(days=5)) in kept  # a clinic reading
+    assert [(r.kind, r.at) for e in read.encounters for r in e.readings] == [
+        (ReadingKind.HBA1C, moment + timedelta(days=1))
+    ]

@@ -1,10 +1,10 @@
 """Every benchmark, one table: ``python -m bench`` (or ``make bench``).
 
-Runs the rule, ingest, scheduling, load, history, workbench and floor benchmarks in turn — each in its own process, on
-SQLite and PostgreSQL where it measures a store — and prints one table of the headline figures
-they report (figure, value, target, pass/FAIL), with each benchmark's exit status. The detailed
-output of each is printed as it runs. ``--quick`` shortens every run (for a smoke check; the
-figures of a quick run are not the ones to quote). Exit status: 1 if any benchmark broke.
+Runs the rule, ingest, scheduling, load, history, workbench and floor benchmarks in turn — each
+in its own process, on SQLite and PostgreSQL where it measures a store — and prints one table of
+the headline figures they report (figure, value, target, pass/FAIL), with each benchmark's exit
+status. The detailed output of each is printed as it runs. ``--quick`` shortens every run (for a
+smoke check; the figures of a quick run are not the ones to quote). Exit status: 1 if any benchmark broke.
 """
 
 from __future__ import annotations

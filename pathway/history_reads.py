@@ -10,9 +10,9 @@ neither, so it is not read: a year of hourly BP cost every care plan 8,760 readi
 
 A replay of a past moment reads what a reassessment at that moment reads
 (:func:`pathway.horizon.recent`), and no reading outside a visit after it: see :func:`replay_rows`,
-which the repository's recent history serves with the stream stopped at that moment.
+which the recent history of :mod:`pathway.history_store` serves with the stream stopped at that moment.
 
-Readings come oldest first, in the order of :func:`pathway.repository.history_rows` (time, then
+Readings come oldest first, in the order of :func:`pathway.history_store.history_rows` (time, then
 kind), so the page draws them in the same order as from the whole history.
 """
 
@@ -35,9 +35,9 @@ from sqlalchemy import (
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, SQLModel
 
+from pathway.history_store import READING_COLUMNS, ClinicalRows, RecentReadings, history_rows
 from pathway.horizon import ReadingHorizon
 from pathway.models import Encounter, Reading
-from pathway.repository import READING_COLUMNS, ClinicalRows, RecentReadings, history_rows
 from pathway.vocabulary import ReadingKind, ReadingSource
 
 
@@ -118,7 +118,7 @@ def shown_rows(session: Session, patient_id: int, plan: Span, every: Span | None
 
 def replay_rows(session: Session, patient_id: int, as_of: datetime, horizon: ReadingHorizon) -> ClinicalRows:
     """What a reassessment at ``as_of`` with ``horizon`` reads (:func:`pathway.horizon.recent`),
-    less the readings outside a visit after ``as_of``: :func:`pathway.repository.history_rows` with
+    less the readings outside a visit after ``as_of``: :func:`pathway.history_store.history_rows` with
     the stream stopped at ``as_of`` (a replay of a moment a year back read the year of the stream
     since then, which no snapshot at that moment reads)."""
     recent = RecentReadings(

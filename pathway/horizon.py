@@ -62,7 +62,7 @@ def recent(history: PatientHistory, as_of: datetime, horizon: ReadingHorizon) ->
     Of those before ``since = as_of - horizon.every`` it keeps: the latest (and any at the same
     instant) of each kind with none in ``[since, as_of]``; and, from ``as_of - horizon.peaks`` on,
     those of a peak kind at the highest value of their kind there.
-    :func:`pathway.repository.history_rows` reads the same from the store."""
+    :func:`pathway.history_store.history_rows` reads the same from the store."""
     since = as_of - horizon.every
     peaks_since = as_of - horizon.peaks
     covered = {r.kind for r in history.readings if _not_clinic(r) and since <= r.at <= as_of}

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from pydantic import TypeAdapter
 from sqlmodel import Session
 
-from pathway import access, history_reads, referrals, repository, tasks
+from pathway import access, history_reads, history_store, referrals, repository, tasks
 from pathway.assessment import Assessment, PackRef
 from pathway.clock import Clock
 from pathway.conditions import FactValue
@@ -459,13 +459,13 @@ def history_of(
     assert patient.id is not None
     recent = None
     if evaluated_at is not None and horizon is not None:
-        recent = repository.RecentReadings(
+        recent = history_store.RecentReadings(
             since=evaluated_at - horizon.every,
             peaks_since=evaluated_at - horizon.peaks,
             until=evaluated_at,
             peak_kinds=sorted(kind.value for kind in horizon.peak_kinds),
         )
-    rows = repository.history_rows(session, patient.id, recent)
+    rows = history_store.history_rows(session, patient.id, recent)
     return history_from_rows(
         patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks
     )
@@ -474,12 +474,12 @@ def history_of(
 def history_from_rows(
     patient: Patient,
     complications: Iterable[tuple[str, date]],
-    readings: Iterable[repository.ReadingRow],
+    readings: Iterable[history_store.ReadingRow],
     encounters: Iterable[tuple[int, datetime]],
     symptoms: Sequence[tuple[int | None, str, datetime]],
     checks: Iterable[tuple[str, datetime]] = (),
 ) -> PatientHistory:
-    """A patient's history from the rows of :mod:`pathway.repository` (one patient's, or a bulk
+    """A patient's history from the rows of :mod:`pathway.history_store` (one patient's, or a bulk
     load's share for that patient). Readings carry their canonical values, which is all the rules
     read; the numbers and unit as received stay in the store."""
     profile = PatientProfile(

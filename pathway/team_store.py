@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import BindParameter, TableValuedAlias
 from sqlmodel import Session, SQLModel, col, select
 
+from pathway.history_store import READING_COLUMNS, ClinicalRows
 from pathway.models import (
     AssessmentRecord,
     CareCheckRecord,
@@ -33,7 +34,6 @@ from pathway.models import (
     SymptomReport,
     Team,
 )
-from pathway.repository import READING_COLUMNS, ClinicalRows
 from pathway.task_store import IS_OPEN
 from pathway.vocabulary import ReadingSource
 from pathway.workbench import is_self_measured

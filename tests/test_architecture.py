@@ -28,6 +28,7 @@ PERSISTENCE = {
     "models.py",
     "db.py",
     "repository.py",
+    "history_store.py",
     "task_store.py",
     "issuing_store.py",
     "run_claims.py",

@@ -10,7 +10,7 @@ from decimal import Decimal
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from pathway import history_reads, repository, service
+from pathway import history_reads, history_store, service
 from pathway.history import (
     CheckDone,
     ComplicationRecord,
@@ -61,7 +61,7 @@ def test_the_stored_history_reads_back_whole_and_in_order(client: TestClient) ->
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
         patient = service.require_patient(session, patient_id)
         history = service.history_of(session, patient)
-        rows = repository.history_rows(session, patient_id)
+        rows = history_store.history_rows(session, patient_id)
 
     def bp(systolic: int, diastolic: int, at: datetime, source: ReadingSource) -> Measurement:
         return Measurement(

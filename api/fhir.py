@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from api.deps import ClockDep, CurrentKey, PathwayDep, SessionDep, patient_for
 from api.errors import error_responses
-from pathway import fhir, service
+from pathway import fhir, recording, service
 from pathway.access import Role
 from pathway.errors import PathwayError, UnknownCode
 from pathway.ingest import ItemError, ItemResult
@@ -130,7 +130,7 @@ def _store(
                 )
             continue
         now = clock.now()  # after the patient's lock
-        stored = service.record_readings(
+        stored = recording.record_readings(
             session, patient, [m.reading for _, m in items], source_system="fhir", config=pathway, now=now
         )
         for (index, _), outcome in zip(items, stored, strict=True):

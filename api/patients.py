@@ -22,7 +22,7 @@ from api.schemas import (
     PatientSummary,
     PendingAssessment,
 )
-from pathway import access, referrals, repository, service
+from pathway import access, recording, referrals, repository, service
 from pathway.access import Role
 from pathway.clock import Clock
 from pathway.errors import InvalidInput
@@ -140,7 +140,7 @@ def post_readings(
             return JSONResponse(
                 prior.response, status_code=prior.status_code, headers={"Idempotent-Replayed": "true"}
             )
-    items = service.record_readings(
+    items = recording.record_readings(
         session, patient, readings, source_system=source_system, config=pathway, now=now
     )
     stored_any = any(item.status == "created" for item in items)
@@ -235,7 +235,7 @@ def post_encounter(
     now = clock.now()
     patient = patient_for(session, key, patient_id, "encounter.post", now, Role.EHR, write=True)
     now = clock.now()
-    encounter_id, created = service.record_encounter(
+    encounter_id, created = recording.record_encounter(
         session, patient, data, source_system=source_system, config=pathway, now=now
     )
     record = service.reassess_after_ingest(session, patient, pathway, now, stored_any=created)
@@ -273,7 +273,7 @@ def post_symptoms(
     )
 
     def record(now: datetime) -> None:
-        service.record_symptoms(session, patient, symptoms, config=pathway, now=now)
+        recording.record_symptoms(session, patient, symptoms, config=pathway, now=now)
 
     return _recorded_then_reassessed(session, patient, pathway, clock, record)
 
@@ -302,7 +302,9 @@ def post_checks(
     patient = patient_for(session, key, patient_id, "checks.post", now, Role.EHR, Role.TEAM, write=True)
 
     def record(now: datetime) -> None:
-        service.record_checks(session, patient, checks, source_system=source_system, config=pathway, now=now)
+        recording.record_checks(
+            session, patient, checks, source_system=source_system, config=pathway, now=now
+        )
 
     return _recorded_then_reassessed(session, patient, pathway, clock, record)
 

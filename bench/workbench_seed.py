@@ -19,7 +19,7 @@ from decimal import Decimal
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from pathway import access, referrals, repository, service, task_store, tasks
+from pathway import access, recording, referrals, repository, service, task_store, tasks
 from pathway.ingest import EncounterIn, EncounterReadingIn, PatientIn, ReadingIn
 from pathway.models import Patient
 from pathway.service import PathwayConfig
@@ -249,12 +249,12 @@ def _store(session: Session, config: PathwayConfig, code: str, seed: int, index:
         received = event.at + timedelta(minutes=2)
         _follow_through(session, patient, team, received)
         if event.encounter is not None:
-            service.record_encounter(
+            recording.record_encounter(
                 session, patient, event.encounter, source_system="ehr", config=config, now=received
             )
         if event.readings:
             source = "lab" if event.readings[0].source is ReadingSource.LAB else "gateway"
-            service.record_readings(
+            recording.record_readings(
                 session, patient, event.readings, source_system=source, config=config, now=received
             )
         service.reassess_or_defer(session, patient, config, received)

@@ -272,7 +272,7 @@ def _demo(patients: int, seed: int, as_of: str | None, *, if_empty: bool = False
     from sqlmodel import Session
 
     from api.main import pathway_config
-    from pathway import access, demo, demo_county, repository, service
+    from pathway import access, demo, demo_county, recording, repository, service
     from pathway.clock import Clock, FixedClock, SystemClock
     from pathway.db import make_engine, migrate
     from pathway.settings import Settings
@@ -309,12 +309,12 @@ def _demo(patients: int, seed: int, as_of: str | None, *, if_empty: bool = False
         assert patient.id is not None
         new = 0
         for encounter in plan.encounters:
-            new += service.record_encounter(
+            new += recording.record_encounter(
                 session, patient, encounter, source_system=plan.source_system, config=config, now=now
             )[1]
         tally.encounters += new
         for system, batch in plan.readings:
-            items = service.record_readings(
+            items = recording.record_readings(
                 session, patient, batch, source_system=system, config=config, now=now
             )
             for item in items:

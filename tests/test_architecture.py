@@ -39,6 +39,7 @@ PERSISTENCE = {
     "history_reads.py",
     "issuing.py",
     "service.py",
+    "recording.py",
     "referrals.py",
     "access.py",
     "retention.py",

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import Session
 
 from api.main import pathway_config
-from pathway import repository, service
+from pathway import recording, repository, service
 from pathway.db import make_engine, migrate
 from pathway.ingest import PatientIn, ReadingIn
 from pathway.settings import Settings
@@ -54,7 +54,7 @@ def test_the_second_writer_waits_and_sees_the_first_writers_reading(
 
     first = Session(engine)
     locked = service.require_patient(first, patient_id, for_update=True)
-    service.record_readings(
+    recording.record_readings(
         first, locked, [_crisis_reading(30)], source_system="band", config=config, now=AS_OF
     )
     seen: list[str] = []
@@ -63,7 +63,7 @@ def test_the_second_writer_waits_and_sees_the_first_writers_reading(
     def second_writer() -> None:
         with Session(engine) as session:
             mine = service.require_patient(session, patient_id, for_update=True)  # waits for `first`
-            service.record_readings(
+            recording.record_readings(
                 session, mine, [_crisis_reading(10)], source_system="band", config=config, now=AS_OF
             )
             record = service.reassess(session, mine, config, AS_OF)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from pathway import access, service
+from pathway import access, recording, service
 from pathway.access import Role
 from pathway.ingest import EncounterIn, EncounterReadingIn, PatientIn, ReadingIn
 from pathway.models import Patient
@@ -68,14 +68,14 @@ class _Store:
 
     def visit(self, patient: Patient, visit: EncounterIn) -> None:
         at = visit.at + timedelta(minutes=2)
-        service.record_encounter(
+        recording.record_encounter(
             self.session, patient, visit, source_system="ehr", config=self.config, now=at
         )
         service.reassess_or_defer(self.session, patient, self.config, at)
 
     def readings(self, patient: Patient, items: list[ReadingIn], system: str = "gateway") -> None:
         at = max(r.measured_at for r in items) + timedelta(minutes=2)
-        service.record_readings(
+        recording.record_readings(
             self.session, patient, items, source_system=system, config=self.config, now=at
         )
         service.reassess_or_defer(self.session, patient, self.config, at)

@@ -17,6 +17,7 @@ from api.referrals import ReferralRead
 from api.schemas import (
     AssessmentRead,
     BatchResult,
+    ContactFlagRead,
     EncounterResult,
     PatientRead,
     PatientSummary,
@@ -82,14 +83,17 @@ def upsert_patient(
 def read_patient(
     patient_id: PatientId, session: SessionDep, clock: ClockDep, key: CurrentKey
 ) -> PatientSummary:
-    """The patient with the current tier, level, reasons and next follow-up."""
+    """The patient with the current tier, level, reasons and next follow-up, and any active contact
+    flag (``missed_3m``, ``lost_to_follow_up``) with the last contact it saw."""
     patient = patient_for(session, key, patient_id, "patient.read", clock.now(), Role.EHR, Role.TEAM)
     record = repository.latest_assessment(session, patient_id)
     referral = repository.active_referral(session, patient_id, referrals.ACTIVE)
+    flags = repository.active_flags(session, patient_id)
     summary = PatientSummary(
         patient=PatientRead.of(patient),
         assessment=AssessmentRead.of(record) if record else None,
         active_referral=ReferralRead.of(referral) if referral else None,
+        contact_flags=[ContactFlagRead.of(flag) for flag in flags],
         assessment_pending=patient.reassessment_due_since is not None,
     )
     session.commit()

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.referrals import ReferralRead
 from pathway.ingest import ItemResult
-from pathway.models import AssessmentRecord, Patient
+from pathway.models import AssessmentRecord, Patient, PatientFlag
+from pathway.tasks import FlagKind
 
 
 class PatientRead(BaseModel):
@@ -54,12 +55,45 @@ class AssessmentRead(BaseModel):
         return cls.model_validate(record, from_attributes=True)
 
 
+class ContactFlagRead(BaseModel):
+    """An active contact flag raised by the daily run: ``missed_3m`` (no contact of any kind for 90
+    days, 3个月未随访) or ``lost_to_follow_up`` (365 days, 失访); cleared by the next daily run after
+    a visit or a reading."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "flag": "missed_3m",
+                    "business_date": "2026-03-01",
+                    "raised_at": "2026-02-28T22:00:00Z",
+                    "last_contact_at": "2025-11-20T01:30:00Z",
+                }
+            ]
+        }
+    )
+    flag: FlagKind
+    business_date: date = Field(description="the team's day of the daily run that raised it")
+    raised_at: datetime
+    last_contact_at: datetime | None = Field(
+        description="the last visit or reading when raised; null if none since registration"
+    )
+
+    @classmethod
+    def of(cls, flag: PatientFlag) -> ContactFlagRead:
+        return cls.model_validate(flag, from_attributes=True)
+
+
 class PatientSummary(BaseModel):
-    """The patient, the current tier with its reasons and next follow-up, and any active referral."""
+    """The patient, the current tier with its reasons and next follow-up, any active referral and
+    any active contact flag."""
 
     patient: PatientRead
     assessment: AssessmentRead | None
     active_referral: ReferralRead | None = None
+    contact_flags: list[ContactFlagRead] = Field(
+        default_factory=list, description="active flags for no contact (empty when none)"
+    )
     assessment_pending: bool = Field(
         default=False, description="newer data is stored than this assessment saw (the engine failed)"
     )

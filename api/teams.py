@@ -1,4 +1,5 @@
-"""The GP team's daily list (JSON or CSV) and indicators: thin routes over pathway.team_views."""
+"""The GP team's daily list (JSON or CSV), patients without contact and indicators: thin routes over
+pathway.team_views."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathway.access import Caller, Forbidden, Role
 from pathway.errors import InvalidInput
 from pathway.ingest import Text
 from pathway.models import Team
+from pathway.tasks import FlagKind
 from pathway.tiers import TeamRole
 
 router = APIRouter(prefix="/v1/teams", tags=["teams"])
@@ -88,6 +90,62 @@ class DailyListRead(BaseModel):
     items: list[ListItemRead]
 
 
+class FlaggedPatientRead(BaseModel):
+    """A patient of the team flagged for no contact, under the most severe active flag."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient_id": 42,
+                    "name": "王建国",
+                    "external_id": "JM-000042",
+                    "flag": "lost_to_follow_up",
+                    "business_date": "2026-03-01",
+                    "raised_at": "2026-02-28T22:00:00Z",
+                    "last_contact_at": "2025-02-20T01:30:00Z",
+                    "days_without_contact": 374,
+                    "tier": "yellow",
+                }
+            ]
+        }
+    )
+    patient_id: int
+    name: str | None
+    external_id: str
+    flag: FlagKind
+    business_date: date = Field(description="the team's day of the daily run that raised the flag")
+    raised_at: datetime
+    last_contact_at: datetime | None = Field(
+        description="the last visit or reading when flagged; null if none since registration"
+    )
+    days_without_contact: int = Field(
+        description="whole days, in the team's calendar, from the last contact (else registration) to today"
+    )
+    tier: str | None = Field(description="the tier of the newest assessment; null if never assessed")
+
+
+class ContactFlagsRead(BaseModel):
+    """3个月未随访 / 失访: the team's patients without contact, one item per patient."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"team_id": 1, "total": 1, "page": 1, "per_page": 50, "items": []}]}
+    )
+    team_id: int
+    total: int
+    page: int
+    per_page: int
+    items: list[FlaggedPatientRead]
+
+
+class ContactFlagCounts(BaseModel):
+    """The team's patients flagged for no contact now (whatever the period), each counted once under
+    the most severe flag: ``missed_3m`` 90–364 days without contact, ``lost_to_follow_up`` 365 and more."""
+
+    missed_3m: int
+    lost_to_follow_up: int
+
+
 class RateRead(BaseModel):
     numerator: int
     denominator: int
@@ -116,6 +174,7 @@ class IndicatorsRead(BaseModel):
                     "open_referrals_by_urgency": {"urgent": 1},
                     "overdue_tasks_by_priority": {"3": 2},
                     "encounters_in_period": 5,
+                    "active_contact_flags": {"missed_3m": 3, "lost_to_follow_up": 1},
                 }
             ]
         },
@@ -136,6 +195,7 @@ class IndicatorsRead(BaseModel):
     open_referrals_by_urgency: dict[str, int]
     overdue_tasks_by_priority: dict[int, int]
     encounters_in_period: int
+    active_contact_flags: ContactFlagCounts
 
 
 def _team_for(session: SessionDep, key: Caller, team_id: int, action: str, now: datetime) -> Team:
@@ -199,6 +259,42 @@ def daily_list(
 
 
 @router.get(
+    "/{team_id}/contact-flags",
+    response_model=ContactFlagsRead,
+    responses=error_responses(401, 403, 404, 422, 429, 503),
+    operation_id="team-contact-flags",
+)
+def contact_flags(
+    team_id: TeamId,
+    session: SessionDep,
+    clock: ClockDep,
+    key: CurrentKey,
+    flag: Annotated[FlagKind | None, Query(description="only the patients shown under this flag")] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> ContactFlagsRead:
+    """3个月未随访 / 失访: the team's patients without contact (PATHWAY.md §5), from the daily run.
+
+    A patient lost to follow-up (365 days) also has ``missed_3m`` active; each patient is listed
+    once, under the most severe flag, so ``flag=missed_3m`` lists those 90–364 days without
+    contact. Order: ``lost_to_follow_up`` first, then the longest without contact, then patient id.
+    """
+    now = clock.now()
+    team = _team_for(session, key, team_id, "team.contact_flags.read", now)
+    result = team_views.contact_flags(
+        session, team, now, flag=flag, limit=per_page, offset=(page - 1) * per_page
+    )
+    session.commit()  # the audit row
+    return ContactFlagsRead(
+        team_id=result.team_id,
+        total=result.total,
+        page=page,
+        per_page=per_page,
+        items=[FlaggedPatientRead.model_validate(item, from_attributes=True) for item in result.items],
+    )
+
+
+@router.get(
     "/{team_id}/indicators",
     response_model=IndicatorsRead,
     response_model_by_alias=True,
@@ -254,4 +350,5 @@ def team_indicators(
         open_referrals_by_urgency=counts.open_referrals_by_urgency,
         overdue_tasks_by_priority=counts.overdue_tasks_by_priority,
         encounters_in_period=counts.encounters,
+        active_contact_flags=ContactFlagCounts.model_validate(counts.active_contact_flags),
     )

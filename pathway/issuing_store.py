@@ -283,8 +283,3 @@ def raise_flag(
         .returning(_flag.patient_id)
     )
     return [int(p) for (p,) in session.execute(statement)]
-
-
-def active_flags(session: Session, patient_id: int) -> Sequence[PatientFlag]:
-    statement = select(PatientFlag).where(_flag.patient_id == patient_id, _flag.cleared_at.is_(None))
-    return session.scalars(statement.order_by(_flag.raised_at)).all()

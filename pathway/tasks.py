@@ -52,6 +52,8 @@ class TaskOutcome(StrEnum):
 
 
 class FlagKind(StrEnum):
+    """No contact of any kind (PATHWAY.md §5): 90 days ``missed_3m``, 365 days ``lost_to_follow_up``."""
+
     MISSED_3M = "missed_3m"
     LOST_TO_FOLLOW_UP = "lost_to_follow_up"
 

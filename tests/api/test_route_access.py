@@ -47,6 +47,7 @@ ALLOWED: dict[str, set[Role]] = {
     "tasks-snooze": PATIENT_READERS,
     "team-daily-list": PATIENT_READERS,
     "team-indicators": PATIENT_READERS,
+    "team-contact-flags": PATIENT_READERS,
     "care-plan": PATIENT_READERS,
 }
 NO_PATIENT_DATA = {"rule-packs-list"}
@@ -112,6 +113,7 @@ def _request(operation: str, w: World) -> tuple[str, str, Any]:
         "tasks-snooze": ("POST", f"{task}/snooze", snooze),
         "team-daily-list": ("GET", f"/v1/teams/{w.team_a}/tasks", None),
         "team-indicators": ("GET", f"/v1/teams/{w.team_a}/indicators", None),
+        "team-contact-flags": ("GET", f"/v1/teams/{w.team_a}/contact-flags", None),
         "care-plan": ("GET", f"{p}/care-plan", None),
     }
     return requests[operation]
@@ -184,5 +186,6 @@ def test_another_teams_key_and_an_unlinked_gateway_are_refused_everywhere(
 
 
 def test_the_own_teams_key_is_let_through(client: TestClient, world: World) -> None:
-    for operation in ("patients-read", "team-daily-list", "team-indicators", "care-plan", "tasks-list"):
+    own_team = ("patients-read", "team-daily-list", "team-indicators", "team-contact-flags", "care-plan")
+    for operation in (*own_team, "tasks-list"):
         assert _call(client, operation, world, world.keys["team-a"]).status_code == 200, operation

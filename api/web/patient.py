@@ -1,5 +1,6 @@
-"""The patient page: tier and level with every reason, the open referral's loop, the open tasks, the
-care plan of the year, and charts (BP, glucose, LDL-C, the tier over time) drawn on the server.
+"""The patient page: tier and level with every reason, any contact flag (3个月未随访 / 失访), the
+open referral's loop, the open tasks, the care plan of the year, and charts (BP, glucose, LDL-C,
+the tier over time) drawn on the server.
 
 The same use-cases and access rules as ``GET /v1/patients/{id}/assessment`` and ``/care-plan``: a
 team key sees only its own team's patients (403 page, naming nothing, otherwise); the assessment
@@ -105,6 +106,7 @@ def patient_page(
     history = care_plan.history_shown(session, patient, year, pathway.tz, every=Span(since, now))
     plan = None if record is None else care_plan.plan_year(session, record, history, year, today, pathway.tz)
     referral = repository.active_referral(session, patient_id, referrals.ACTIVE)
+    contact_flags = repository.active_flags(session, patient_id)
     open_tasks = task_store.tasks_of(session, patient_id, open_only=True)
     marks = _marks(list(repository.assessments_of(session, patient_id, limit=TIMELINE_ASSESSMENTS)))
     session.commit()  # the audit row and any reassessment
@@ -123,6 +125,7 @@ def patient_page(
         "record": record,
         "result": record.result if record is not None else None,
         "pending": pending,
+        "contact_flags": contact_flags,
         "referral": referral,
         "loop": referral_loop(referral) if referral is not None else [],
         "open_tasks": open_tasks,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from pathway.models import CareTask
+from pathway.clock import CLINIC_TZ
+from pathway.models import CareTask, PatientFlag
 from tests.api.conftest import SettableClock
 from tests.web.conftest import sign_in
 from tests.web.world import (
@@ -310,6 +311,36 @@ def test_the_patient_page_shows_the_tier_reasons_referral_plan_and_charts(
     assert 'class="band band-target-sbp"' in html  # his target band, shaded
     assert 'class="band band-hypo"' in html
     assert 'class="band band-hyper"' in html
+
+
+def test_a_patient_flagged_for_no_contact_shows_the_flags_and_the_last_contact_in_both_languages(
+    client: TestClient, app: FastAPI, world: World
+) -> None:
+    sign_in(client, world.keys["team-a"])
+    url = f"/workbench/patients/{world.patients['A-001']}"
+    assert 'data-section="contact-flags"' not in client.get(url).text
+    last_contact = datetime(2025, 2, 20, 7, 30, tzinfo=CLINIC_TZ)
+    with Session(app.state.engine) as session:
+        for flag in ("missed_3m", "lost_to_follow_up"):
+            raised = datetime(2026, 3, 3, 6, tzinfo=CLINIC_TZ)
+            session.add(
+                PatientFlag(
+                    patient_id=world.patients["A-001"],
+                    flag=flag,
+                    business_date=date(2026, 3, 3),
+                    raised_at=raised,
+                    last_contact_at=last_contact,
+                )
+            )
+        session.commit()
+    chinese = client.get(url).text
+    assert 'data-flag="missed_3m">3个月未随访<' in chinese
+    assert 'data-flag="lost_to_follow_up">失访<' in chinese
+    assert "最后联系: 2025-02-20" in chinese
+    english = client.get(url + "?lang=en").text
+    assert "No contact for 3 months" in english
+    assert "Lost to follow-up" in english
+    assert "last contact: 2025-02-20" in english
 
 
 def test_the_charts_window_follows_the_months_asked(client: TestClient, world: World) -> None:

@@ -23,7 +23,7 @@ from api.schemas import (
     PatientSummary,
     PendingAssessment,
 )
-from pathway import access, recording, referrals, repository, service
+from pathway import access, contact_flag_store, recording, referrals, repository, service
 from pathway.access import Role
 from pathway.clock import Clock
 from pathway.errors import InvalidInput
@@ -88,7 +88,7 @@ def read_patient(
     patient = patient_for(session, key, patient_id, "patient.read", clock.now(), Role.EHR, Role.TEAM)
     record = repository.latest_assessment(session, patient_id)
     referral = repository.active_referral(session, patient_id, referrals.ACTIVE)
-    flags = repository.active_flags(session, patient_id)
+    flags = contact_flag_store.shown_flags(session, patient_id)
     summary = PatientSummary(
         patient=PatientRead.of(patient),
         assessment=AssessmentRead.of(record) if record else None,

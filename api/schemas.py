@@ -57,8 +57,8 @@ class AssessmentRead(BaseModel):
 
 class ContactFlagRead(BaseModel):
     """An active contact flag raised by the daily run: ``missed_3m`` (no contact of any kind for 90
-    days, 3个月未随访) or ``lost_to_follow_up`` (365 days, 失访); cleared by the next daily run after
-    a visit or a reading."""
+    days, 3个月未随访) or ``lost_to_follow_up`` (365 days, 失访). A visit or a reading after its
+    ``last_contact_at`` hides it at once; the next daily run clears it."""
 
     model_config = ConfigDict(
         json_schema_extra={

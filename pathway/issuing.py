@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway import issuing_store
+from pathway import contact_flag_store, issuing_store
 from pathway.assessment import FollowThrough
 from pathway.clock import CLINIC_TZ
 from pathway.issuing_store import RunEvent, Scope
@@ -92,14 +92,15 @@ def issue_due(
             now,
             RunEvent(SCHEDULER, "escalated", {**on, "to": escalation.to}, escalation.source, overdue_on=day),
         )
-        report.flags_cleared += issuing_store.clear_flags(session, scope, [f.value for f in FlagKind], now)
+        flags = [f.value for f in FlagKind]
+        report.flags_cleared += contact_flag_store.clear_flags(session, scope, flags, now)
         for flag, spec in (
             (FlagKind.MISSED_3M, rules.missed_3m),
             (FlagKind.LOST_TO_FOLLOW_UP, rules.lost_to_follow_up),
         ):
             # No contact for N days or more: the last contact's date is N or more days before ``day``.
             before = _start_of(day - timedelta(days=spec.no_contact_days - 1), tz)
-            raised = issuing_store.raise_flag(session, scope, flag.value, before, day, now)
+            raised = contact_flag_store.raise_flag(session, scope, flag.value, before, day, now)
             setattr(report, flag.value, getattr(report, flag.value) + len(raised))
     return report
 

@@ -2,9 +2,10 @@
 
 Part of the repository layer: functions take a Session and never commit. Each run touches many rows
 in single bulk ``UPDATE … RETURNING`` / ``INSERT … SELECT`` statements, never a loop over patients:
-issue what falls due (by date, or by time for the hourly kinds), mark overdue, escalate, clear and
-raise patient flags. Used by :mod:`pathway.issuing` and the scheduler jobs, which own the
-transaction and the claim of the run (:mod:`pathway.run_claims`).
+issue what falls due (by date, or by time for the hourly kinds), mark overdue, escalate (the contact
+flags are raised and cleared in :mod:`pathway.contact_flag_store`). Used by :mod:`pathway.issuing`
+and the scheduler jobs, which own the transaction and the claim of the run
+(:mod:`pathway.run_claims`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Date,
-    Insert,
     String,
     and_,
     any_,
-    case,
     func,
     insert,
     literal,
@@ -34,7 +33,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, SQLModel
 
 from pathway.models import CareTaskEvent, Encounter, Patient, PatientFlag, Reading, Team
-from pathway.task_store import IS_OPEN, OPEN, add_events, dialect_insert, task_table
+from pathway.task_store import IS_OPEN, OPEN, add_events, task_table
 
 _TABLES = SQLModel.metadata.tables
 _task = task_table.c
@@ -226,60 +225,3 @@ def escalate(
         event,
         now,
     )
-
-
-def _last_contact(patient_id: Any) -> ColumnElement[datetime]:
-    """The latest encounter or reading of a patient, else when the patient was registered."""
-    reading = (
-        select(func.max(_reading.measured_at)).where(_reading.patient_id == patient_id).scalar_subquery()
-    )
-    encounter = select(func.max(_encounter.at)).where(_encounter.patient_id == patient_id).scalar_subquery()
-    later = case(
-        (reading.is_(None), encounter),
-        (encounter.is_(None), reading),
-        (reading > encounter, reading),
-        else_=encounter,
-    )
-    return func.coalesce(later, _patient.created_at, type_=_patient.created_at.type)
-
-
-def clear_flags(session: Session, scope: Scope, flags: Sequence[str], now: datetime) -> int:
-    """Clear active flags of patients seen (a reading or an encounter) since the flag was raised."""
-    seen_again = (
-        select(_patient.id)
-        .where(
-            _patient.id == _flag.patient_id,
-            scope.patients(),
-            _last_contact(_patient.id) > func.coalesce(_flag.last_contact_at, _patient.created_at),
-        )
-        .exists()
-    )
-    statement = (
-        update(_flag_table)
-        .where(_flag.cleared_at.is_(None), _flag.flag.in_(list(flags)), seen_again)
-        .values(cleared_at=now)
-        .returning(_flag.id)
-    )
-    return len(session.execute(statement).all())
-
-
-def raise_flag(
-    session: Session, scope: Scope, flag: str, contact_before: datetime, business_date: date, now: datetime
-) -> list[int]:
-    """Flag (once) every patient in scope whose last contact is before ``contact_before``; their ids."""
-    contact = _last_contact(_patient.id).label("last_contact_at")
-    candidates = select(_patient.id.label("patient_id"), contact).where(scope.patients()).subquery("contacts")
-    rows = select(
-        candidates.c.patient_id,
-        literal(flag).label("flag"),
-        literal(business_date, _flag.business_date.type).label("business_date"),
-        literal(now, _flag.raised_at.type).label("raised_at"),
-        candidates.c.last_contact_at,
-    ).where(candidates.c.last_contact_at < literal(contact_before, _flag.raised_at.type))
-    statement: Insert = (
-        dialect_insert(session)(_flag_table)
-        .from_select(["patient_id", "flag", "business_date", "raised_at", "last_contact_at"], rows)
-        .on_conflict_do_nothing()
-        .returning(_flag.patient_id)
-    )
-    return [int(p) for (p,) in session.execute(statement)]

@@ -24,7 +24,6 @@ from pathway.models import (
     IdempotentRequest,
     Patient,
     PatientComplication,
-    PatientFlag,
     Reading,
     Referral,
     SymptomReport,
@@ -255,16 +254,6 @@ def active_referral(session: Session, patient_id: int, statuses: Sequence[str]) 
         .limit(1)
     )
     return session.exec(statement).first()
-
-
-def active_flags(session: Session, patient_id: int) -> Sequence[PatientFlag]:
-    """The patient's contact flags not cleared yet (``missed_3m``, ``lost_to_follow_up``), oldest first."""
-    statement = (
-        select(PatientFlag)
-        .where(PatientFlag.patient_id == patient_id, col(PatientFlag.cleared_at).is_(None))
-        .order_by(col(PatientFlag.raised_at), col(PatientFlag.id))
-    )
-    return session.exec(statement).all()
 
 
 def referral_by_id(session: Session, referral_id: int) -> Referral | None:

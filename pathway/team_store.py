@@ -1,5 +1,4 @@
-"""SQL of the team views: the daily list, the latest assessment of many patients, indicator inputs,
-the patients flagged for no contact.
+"""SQL of the team views: the daily list, the latest assessment of many patients, indicator inputs.
 
 Part of the repository layer: functions take a Session and never commit. The daily list is one
 range scan of the partial index ``ix_care_task_daily_list`` (team, due_date, priority) joined to
@@ -30,7 +29,6 @@ from pathway.models import (
     Encounter,
     Patient,
     PatientComplication,
-    PatientFlag,
     Reading,
     Referral,
     SymptomReport,
@@ -54,8 +52,6 @@ _reading = _TABLES[Reading.__tablename__].c
 _symptom = _TABLES[SymptomReport.__tablename__].c
 _complication = _TABLES[PatientComplication.__tablename__].c
 _check = _TABLES[CareCheckRecord.__tablename__].c
-_flag_table = _TABLES[PatientFlag.__tablename__]
-_flag = _flag_table.c
 
 
 def team_by_id(session: Session, team_id: int) -> Team | None:
@@ -128,75 +124,6 @@ def daily_list(
         select_columns(func.count()).select_from(_task_table).where(*conditions)
     ).scalar_one()
     return int(total), page
-
-
-def _shown_flags(team_id: int, flag_rank: dict[str, int]) -> list[Any]:
-    """The team's active contact flags, each patient's most severe only (``flag_rank``: 0 most severe):
-    a patient lost to follow-up also has ``missed_3m`` active, and is shown (and counted) once."""
-    worse = _flag_table.alias("worse")
-    more_severe = (
-        select_columns(worse.c.id)
-        .where(
-            worse.c.patient_id == _flag.patient_id,
-            worse.c.cleared_at.is_(None),
-            case(flag_rank, value=worse.c.flag, else_=len(flag_rank))
-            < case(flag_rank, value=_flag.flag, else_=len(flag_rank)),
-        )
-        .exists()
-    )
-    return [_patient.team_id == team_id, _flag.cleared_at.is_(None), ~more_severe]
-
-
-def contact_flags(
-    session: Session, team_id: int, flag_rank: dict[str, int], *, flag: str | None, limit: int, offset: int
-) -> tuple[int, Sequence[Any]]:
-    """(total, page) of the team's patients with an active contact flag, once each under the most
-    severe: by flag (``flag_rank``), then the oldest last contact (else registration), then patient."""
-    conditions = _shown_flags(team_id, flag_rank)
-    if flag is not None:
-        conditions.append(_flag.flag == flag)
-    statement = (
-        select_columns(
-            _flag.patient_id,
-            _flag.flag,
-            _flag.business_date,
-            _flag.raised_at,
-            _flag.last_contact_at,
-            _patient.name,
-            _patient.external_id,
-            _patient.created_at,
-            func.count().over().label("total"),
-        )
-        .select_from(_flag_table.join(_patient_table, _patient.id == _flag.patient_id))
-        .where(*conditions)
-        .order_by(
-            case(flag_rank, value=_flag.flag, else_=len(flag_rank)),
-            func.coalesce(_flag.last_contact_at, _patient.created_at),
-            _flag.patient_id,
-        )
-        .limit(limit)
-        .offset(offset)
-    )
-    page = session.execute(statement).all()
-    if page or offset == 0:
-        return (int(page[0].total) if page else 0), page
-    total = session.execute(
-        select_columns(func.count())
-        .select_from(_flag_table.join(_patient_table, _patient.id == _flag.patient_id))
-        .where(*conditions)
-    ).scalar_one()
-    return int(total), page
-
-
-def contact_flag_counts(session: Session, team_id: int, flag_rank: dict[str, int]) -> dict[str, int]:
-    """The team's patients with an active contact flag, by their most severe flag."""
-    statement = (
-        select_columns(_flag.flag, func.count())
-        .select_from(_flag_table.join(_patient_table, _patient.id == _flag.patient_id))
-        .where(*_shown_flags(team_id, flag_rank))
-        .group_by(_flag.flag)
-    )
-    return {str(flag): int(count) for flag, count in session.execute(statement)}
 
 
 _MADE_BY: BindParameter[datetime] = bindparam("made_by")

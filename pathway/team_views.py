@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway import indicators, service, team_store
+from pathway import contact_flag_store, indicators, service, team_store
 from pathway.errors import PathwayError
 from pathway.models import Team
 from pathway.service import PathwayConfig
@@ -249,7 +249,7 @@ def contact_flags(
     lost to follow-up first, then the longest without contact, then by patient id."""
     assert team.id is not None
     zone = ZoneInfo(team.timezone)
-    total, rows = team_store.contact_flags(
+    total, rows = contact_flag_store.team_flags(
         session, team.id, _FLAG_RANK, flag=flag.value if flag else None, limit=limit, offset=offset
     )
     tiers = team_store.latest_tiers(session, sorted({row.patient_id for row in rows}))
@@ -273,7 +273,7 @@ def contact_flags(
 def contact_flag_counts(session: Session, team: Team) -> dict[str, int]:
     """The team's flagged patients now, by most severe flag (every flag kind present)."""
     assert team.id is not None
-    found = team_store.contact_flag_counts(session, team.id, _FLAG_RANK)
+    found = contact_flag_store.team_flag_counts(session, team.id, _FLAG_RANK)
     return {flag.value: found.get(flag.value, 0) for flag in FlagKind}
 
 

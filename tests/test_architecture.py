@@ -31,6 +31,7 @@ PERSISTENCE = {
     "history_store.py",
     "task_store.py",
     "issuing_store.py",
+    "contact_flag_store.py",
     "run_claims.py",
     "tasks.py",
     "team_store.py",

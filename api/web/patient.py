@@ -23,7 +23,16 @@ from api.tasks import FollowThroughDep
 from api.web import charts
 from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, markup, render
 from api.web.pages import OUTCOMES, snooze_bounds
-from pathway import care_plan, referrals, repository, service, task_store, team_store, workbench
+from pathway import (
+    care_plan,
+    contact_flag_store,
+    referrals,
+    repository,
+    service,
+    task_store,
+    team_store,
+    workbench,
+)
 from pathway.access import Role
 from pathway.history_reads import Span
 from pathway.models import AssessmentRecord, Referral
@@ -106,7 +115,7 @@ def patient_page(
     history = care_plan.history_shown(session, patient, year, pathway.tz, every=Span(since, now))
     plan = None if record is None else care_plan.plan_year(session, record, history, year, today, pathway.tz)
     referral = repository.active_referral(session, patient_id, referrals.ACTIVE)
-    contact_flags = repository.active_flags(session, patient_id)
+    contact_flags = contact_flag_store.shown_flags(session, patient_id)
     open_tasks = task_store.tasks_of(session, patient_id, open_only=True)
     marks = _marks(list(repository.assessments_of(session, patient_id, limit=TIMELINE_ASSESSMENTS)))
     session.commit()  # the audit row and any reassessment

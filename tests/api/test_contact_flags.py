@@ -1,6 +1,7 @@
 """Contact flags as the team sees them (PATHWAY.md §5): raised by the daily run after 90 days
-(missed_3m) and 365 days (lost_to_follow_up) without contact, cleared by the next run after a visit
-or a reading; shown in the patient summary, the team's list and the indicators."""
+(missed_3m) and 365 days (lost_to_follow_up) without contact; no longer shown once the patient is
+seen again (a visit or a reading), and cleared by the next run; shown in the patient summary, the
+team's list and the indicators."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from pathway import access, team_views
 from pathway.clock import CLINIC_TZ
-from pathway.models import AuditEvent, Patient
+from pathway.models import AuditEvent, Patient, PatientFlag
 from rules.registry import LoadedPack
 from scheduler import jobs
 from tests.api.conftest import SettableClock, new_key, register_patient
@@ -77,11 +78,24 @@ def test_no_contact_for_90_days_flags_missed_3m_and_a_visit_or_reading_clears_it
     assert client.post(f"/v1/patients/{visited}/encounters", json=visit).status_code == 201
     reading = {"kind": "bp", "systolic": 131, "diastolic": 81, "source": "home", "measured_at": seen}
     assert client.post(f"/v1/patients/{measured}/readings", json=[reading]).status_code == 201
-    assert len(_flags(client, visited)) == 1  # until the next daily run
-
-    _daily_run(client, clock, default_pack, AS_OF + 91 * DAY)
+    # Seen again: no longer shown at once, though the flags stay uncleared until the next daily run.
     assert _flags(client, visited) == []
     assert _flags(client, measured) == []
+    assert _uncleared(client) == {visited: ["missed_3m"], measured: ["missed_3m"]}
+
+    _daily_run(client, clock, default_pack, AS_OF + 91 * DAY)
+    assert _uncleared(client) == {}
+    assert _flags(client, visited) == []
+    assert _flags(client, measured) == []
+
+
+def _uncleared(client: TestClient) -> dict[int, list[str]]:
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        rows = session.exec(select(PatientFlag).where(col(PatientFlag.cleared_at).is_(None))).all()
+        found: dict[int, list[str]] = {}
+        for row in rows:
+            found.setdefault(row.patient_id, []).append(row.flag)
+        return found
 
 
 def test_no_contact_for_365_days_adds_lost_to_follow_up(
@@ -211,6 +225,20 @@ def test_the_indicators_count_the_flagged_patients_of_the_team(
     assert counts == {"missed_3m": 4, "lost_to_follow_up": 2}
     other = client.get(f"/v1/teams/{team_b}/indicators").json()["active_contact_flags"]
     assert other == {"missed_3m": 1, "lost_to_follow_up": 0}
+
+
+def test_a_patient_seen_again_leaves_the_list_and_the_counts_at_once(
+    client: TestClient, clock: SettableClock, default_pack: LoadedPack
+) -> None:
+    team_a, _, p = _flagged_world(client, clock, default_pack)
+    visit = {"at": AS_OF.isoformat(), "readings": [{"kind": "bp", "systolic": 130, "diastolic": 80}]}
+    assert client.post(f"/v1/patients/{p['lost_500']}/encounters", json=visit).status_code == 201
+    body = _listed(client, team_a)
+    assert body["total"] == 5
+    assert p["lost_500"] not in [i["patient_id"] for i in body["items"]]  # neither flag shows now
+    counts = client.get(f"/v1/teams/{team_a}/indicators").json()["active_contact_flags"]
+    assert counts == {"missed_3m": 4, "lost_to_follow_up": 1}
+    assert sorted(_uncleared(client)[p["lost_500"]]) == ["lost_to_follow_up", "missed_3m"]  # till the run
 
 
 def test_days_without_contact_count_the_teams_calendar_days() -> None:

@@ -319,7 +319,8 @@ def test_a_patient_flagged_for_no_contact_shows_the_flags_and_the_last_contact_i
     sign_in(client, world.keys["team-a"])
     url = f"/workbench/patients/{world.patients['A-001']}"
     assert 'data-section="contact-flags"' not in client.get(url).text
-    last_contact = datetime(2025, 2, 20, 7, 30, tzinfo=CLINIC_TZ)
+    # Flags whose recorded last contact is older than the patient's visits: seen since, not shown.
+    seen_since = datetime(2025, 2, 20, 7, 30, tzinfo=CLINIC_TZ)
     with Session(app.state.engine) as session:
         for flag in ("missed_3m", "lost_to_follow_up"):
             raised = datetime(2026, 3, 3, 6, tzinfo=CLINIC_TZ)
@@ -329,18 +330,26 @@ def test_a_patient_flagged_for_no_contact_shows_the_flags_and_the_last_contact_i
                     flag=flag,
                     business_date=date(2026, 3, 3),
                     raised_at=raised,
-                    last_contact_at=last_contact,
+                    last_contact_at=seen_since,
                 )
             )
         session.commit()
+    assert 'data-section="contact-flags"' not in client.get(url).text
+    last_contact: datetime = app.state.clock.now()  # nothing of the patient's is later
+    with Session(app.state.engine) as session:
+        for row in session.exec(select(PatientFlag)).all():
+            row.last_contact_at = last_contact
+            session.add(row)
+        session.commit()
+    shown = last_contact.astimezone(CLINIC_TZ).date().isoformat()
     chinese = client.get(url).text
     assert 'data-flag="missed_3m">3个月未随访<' in chinese
     assert 'data-flag="lost_to_follow_up">失访<' in chinese
-    assert "最后联系: 2025-02-20" in chinese
+    assert f"最后联系: {shown}" in chinese
     english = client.get(url + "?lang=en").text
     assert "No contact for 3 months" in english
     assert "Lost to follow-up" in english
-    assert "last contact: 2025-02-20" in english
+    assert f"last contact: {shown}" in english
 
 
 def test_the_charts_window_follows_the_months_asked(client: TestClient, world: World) -> None:

@@ -1,4 +1,5 @@
-"""The workbench's pages: the team's daily list (今日任务), the team dashboard, the team picker.
+"""The workbench's pages: the team's daily list (今日任务), its patients without contact (失访), the team
+dashboard, the team picker.
 
 Thin routes, like the JSON API's: check the session's key may see the team (a team key: only its
 own; 403 page otherwise), call the same use-cases (:mod:`pathway.team_views`), audit the access,
@@ -29,7 +30,7 @@ from pathway.errors import InvalidInput
 from pathway.indicators import Rate, TeamIndicators
 from pathway.ingest import storable
 from pathway.models import Team
-from pathway.tasks import TaskOutcome
+from pathway.tasks import FlagKind, TaskOutcome
 from pathway.team_views import ListItem
 from pathway.tiers import RiskTier, TeamRole
 
@@ -224,6 +225,52 @@ def snooze_bounds(now: datetime, max_days: int, zone: ZoneInfo) -> SnoozeBounds:
 
 
 # --- 团队看板 --------------------------------------------------------------------------------------
+
+
+@router.get("/teams/{team_id}/contact", response_class=HTMLResponse)
+def contact_page(
+    team_id: TeamId,
+    request: Request,
+    web: WebSessionDep,
+    session: SessionDep,
+    clock: ClockDep,
+    state: StateDep,
+    t: TDep,
+    flag_text: Annotated[str | None, Query(alias="flag", max_length=32)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """3个月未随访 / 失访: the team's patients without contact (PATHWAY.md §5), lost first, then the
+    longest without contact; a patient seen since the flag was raised is not listed."""
+    started = time.perf_counter()
+    now = clock.now()
+    team = team_for(session, web.caller, team_id, "team.contact_flags.read", now)
+    flag = _flag_filter(flag_text)
+    found = team_views.contact_flags(
+        session, team, now, flag=flag, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
+    )
+    session.commit()  # the audit row
+    context = {
+        "session": web,
+        "team": team,
+        "tz": ZoneInfo(team.timezone),
+        "total": found.total,
+        "items": found.items,
+        "flag": flag.value if flag else "",
+        "flags": [f.value for f in FlagKind],
+        "page": page,
+        "pages": max(1, math.ceil(found.total / PER_PAGE)),
+    }
+    return render(request, state, t, "contact.html", context, started=started)
+
+
+def _flag_filter(flag_text: str | None) -> FlagKind | None:
+    flag_text = _optional(flag_text)
+    if flag_text is None:
+        return None
+    try:
+        return FlagKind(flag_text)
+    except ValueError:
+        raise InvalidInput("unknown flag", "flag") from None
 
 
 @router.get("/teams/{team_id}/dashboard", response_class=HTMLResponse)

@@ -139,6 +139,7 @@ def test_another_teams_list_and_patient_are_refused_with_nothing_of_theirs(
     for path in (
         f"/workbench/teams/{world.team_b}/today",
         f"/workbench/teams/{world.team_b}/dashboard",
+        f"/workbench/teams/{world.team_b}/contact",
         f"/workbench/patients/{world.patients['B-001']}",
     ):
         answer = client.get(path)
@@ -350,6 +351,45 @@ def test_a_patient_flagged_for_no_contact_shows_the_flags_and_the_last_contact_i
     assert "No contact for 3 months" in english
     assert "Lost to follow-up" in english
     assert f"last contact: {shown}" in english
+
+
+def test_the_teams_patients_without_contact_are_listed_lost_first_in_both_languages(
+    client: TestClient, app: FastAPI, world: World
+) -> None:
+    sign_in(client, world.keys["team-a"])
+    url = f"/workbench/teams/{world.team_a}/contact"
+    assert f'href="{url}"' in client.get(_today(world)).text  # a tab beside today's list
+    assert "data-empty" in client.get(url).text
+    now: datetime = app.state.clock.now()  # nothing of the patients' is later: not seen since
+    flags = {"A-001": ("missed_3m",), "A-002": ("missed_3m", "lost_to_follow_up")}
+    with Session(app.state.engine) as session:
+        for name, kinds in flags.items():
+            for flag in kinds:
+                session.add(
+                    PatientFlag(
+                        patient_id=world.patients[name],
+                        flag=flag,
+                        business_date=now.astimezone(CLINIC_TZ).date(),
+                        raised_at=now,
+                        last_contact_at=now,
+                    )
+                )
+        session.commit()
+    html = client.get(url).text
+    listed = re.findall(r'data-patient="(\d+)" data-flag="([a-z_0-9]+)"', html)
+    assert listed == [
+        (str(world.patients["A-002"]), "lost_to_follow_up"),  # once, under the worse flag
+        (str(world.patients["A-001"]), "missed_3m"),
+    ]
+    assert 'data-total="2"' in html
+    assert "失访" in html
+    assert "3个月未随访" in html
+    only = client.get(url, params={"flag": "missed_3m"}).text
+    assert re.findall(r'data-patient="(\d+)"', only) == [str(world.patients["A-001"])]
+    english = client.get(url, params={"lang": "en"}).text
+    assert "Lost to follow-up" in english
+    assert "days without contact" in english
+    assert client.get(url, params={"flag": "overdue"}).status_code == 422
 
 
 def test_the_charts_window_follows_the_months_asked(client: TestClient, world: World) -> None:

@@ -11,6 +11,7 @@ a team key and saves, in Chinese and in English:
 - ``today[-en].png`` — 今日任务, the team's daily list;
 - ``patient[-en].png`` — the patient page of the first red-tier patient on the list with readings;
 - ``dashboard[-en].png`` — the team dashboard (once its indicators are computed);
+- ``contact[-en].png`` — 失访管理, the team's patients without contact;
 
 each as the 1366×768 viewport and as the whole page (``*-full.png``). With ``--database`` the
 pages of an existing store are shot instead (``--team`` and a team ``--key`` of it required).
@@ -158,6 +159,8 @@ def shoot(base: str, team_id: int, key: str, out: Path) -> list[Path]:
                 # Until the indicators are computed the page refreshes itself every second.
                 page.wait_for_selector("[data-as-of]", timeout=180_000)
                 saved += _save(page, out, f"dashboard{suffix}")
+                page.goto(f"{base}/workbench/teams/{team_id}/contact")
+                saved += _save(page, out, f"contact{suffix}")
                 context.close()
         finally:
             browser.close()

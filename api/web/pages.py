@@ -224,7 +224,7 @@ def snooze_bounds(now: datetime, max_days: int, zone: ZoneInfo) -> SnoozeBounds:
     )
 
 
-# --- 团队看板 --------------------------------------------------------------------------------------
+# --- 失访管理 --------------------------------------------------------------------------------------
 
 
 @router.get("/teams/{team_id}/contact", response_class=HTMLResponse)
@@ -271,6 +271,9 @@ def _flag_filter(flag_text: str | None) -> FlagKind | None:
         return FlagKind(flag_text)
     except ValueError:
         raise InvalidInput("unknown flag", "flag") from None
+
+
+# --- 团队看板 --------------------------------------------------------------------------------------
 
 
 @router.get("/teams/{team_id}/dashboard", response_class=HTMLResponse)

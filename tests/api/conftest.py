@@ -56,6 +56,17 @@ def new_key(app: FastAPI, role: Role, team: str | None = None, name: str = "test
     return plaintext
 
 
+def two_teams(client: TestClient, first: str = "jimo-01", second: str = "jimo-02") -> tuple[int, int]:
+    """Two home-level GP teams (家庭医生团队) with codes ``first`` and ``second``; their ids."""
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        one = access.create_team(session, first, f"即墨 家庭医生团队 {first}", "home")
+        two = access.create_team(session, second, f"即墨 家庭医生团队 {second}", "home")
+        session.commit()
+        assert one.id is not None
+        assert two.id is not None
+        return one.id, two.id
+
+
 def register_patient(client: TestClient, external_id: str = "p1", **changes: Any) -> int:
     """Register a hypertensive man born 1960 (with ``changes`` applied); his id."""
     body = {

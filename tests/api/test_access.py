@@ -5,10 +5,9 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from pathway import access
 from pathway.access import Role
 from pathway.models import ApiKey, AuditEvent
-from tests.api.conftest import new_key, register_patient
+from tests.api.conftest import new_key, register_patient, two_teams
 
 READING = {
     "kind": "bp",
@@ -21,13 +20,6 @@ READING = {
 
 def _patient(client: TestClient, external_id: str, team: str | None) -> int:
     return register_patient(client, external_id, team_code=team)
-
-
-def _teams(client: TestClient) -> None:
-    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        access.create_team(session, "jimo-01", "即墨 家庭医生团队 1", "home")
-        access.create_team(session, "jimo-02", "即墨 家庭医生团队 2", "home")
-        session.commit()
 
 
 def _as(key: str) -> dict[str, str]:
@@ -46,7 +38,7 @@ def test_no_key_or_a_wrong_key_is_401(client: TestClient) -> None:
 
 
 def test_a_team_key_sees_its_own_patients_only(client: TestClient) -> None:
-    _teams(client)
+    two_teams(client)
     mine = _patient(client, "m1", "jimo-01")
     theirs = _patient(client, "t1", "jimo-02")
     team_key = new_key(client.app, Role.TEAM, team="jimo-01")  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from pathway.clock import CLINIC_TZ
 from pathway.models import AuditEvent, Patient, PatientFlag
 from rules.registry import LoadedPack
 from scheduler import jobs
-from tests.api.conftest import SettableClock, new_key, register_patient
+from tests.api.conftest import SettableClock, new_key, register_patient, two_teams
 from tests.builders import AS_OF
 
 DAY = timedelta(days=1)
@@ -43,16 +43,6 @@ def _flags(client: TestClient, patient_id: int) -> list[dict[str, Any]]:
 
 def _instant(value: str) -> datetime:
     return datetime.fromisoformat(value)
-
-
-def _teams(client: TestClient) -> tuple[int, int]:
-    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        one = access.create_team(session, "team-a", "即墨 家庭医生团队 A", "home")
-        two = access.create_team(session, "team-b", "即墨 家庭医生团队 B", "home")
-        session.commit()
-        assert one.id is not None
-        assert two.id is not None
-        return one.id, two.id
 
 
 def test_no_contact_for_90_days_flags_missed_3m_and_a_visit_or_reading_clears_it(
@@ -124,7 +114,7 @@ def _registered(client: TestClient, external_id: str, team: str, days_ago: int) 
 def _flagged_world(
     client: TestClient, clock: SettableClock, pack: LoadedPack
 ) -> tuple[int, int, dict[str, int]]:
-    team_a, team_b = _teams(client)
+    team_a, team_b = two_teams(client, "team-a", "team-b")
     p = {
         "lost_500": _registered(client, "lost-500", "team-a", 500),
         "lost_400": _registered(client, "lost-400", "team-a", 400),

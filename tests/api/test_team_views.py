@@ -11,24 +11,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlmodel import Session
 
-from pathway import access
 from pathway.access import Role
 from pathway.clock import CLINIC_TZ
 from pathway.models import CareTask
-from tests.api.conftest import SettableClock, new_key, register_patient
+from tests.api.conftest import SettableClock, new_key, register_patient, two_teams
 from tests.builders import AS_OF
 
 TODAY = AS_OF.date()
-
-
-def _teams(client: TestClient) -> tuple[int, int]:
-    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        one = access.create_team(session, "jimo-01", "即墨 家庭医生团队 1", "home")
-        two = access.create_team(session, "jimo-02", "即墨 家庭医生团队 2", "home")
-        session.commit()
-        assert one.id is not None
-        assert two.id is not None
-        return one.id, two.id
 
 
 def _as(key: str) -> dict[str, str]:
@@ -68,7 +57,7 @@ def _listed(client: TestClient, team_id: int, **params: Any) -> list[tuple[int, 
 
 
 def test_the_daily_list_orders_by_priority_then_days_overdue_then_tier(client: TestClient) -> None:
-    team, other = _teams(client)
+    team, other = two_teams(client)
     patients = [register_patient(client, f"p{i}") for i in range(7)]
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
         _close_all(session)  # what registration scheduled: the list holds exactly the tasks below
@@ -99,7 +88,7 @@ def test_the_daily_list_orders_by_priority_then_days_overdue_then_tier(client: T
 
 
 def test_snoozed_and_closed_tasks_leave_the_list_and_filters_apply(client: TestClient) -> None:
-    team, _ = _teams(client)
+    team, _ = two_teams(client)
     patients = [register_patient(client, f"p{i}") for i in range(4)]
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
         _close_all(session)
@@ -119,7 +108,7 @@ def test_snoozed_and_closed_tasks_leave_the_list_and_filters_apply(client: TestC
 def test_a_listed_item_carries_the_patient_tier_reasons_latest_values_and_what_to_do(
     client: TestClient,
 ) -> None:
-    team, _ = _teams(client)
+    team, _ = two_teams(client)
     patient_id = register_patient(client, "p1", team_code="jimo-01", name="王建国")
     visit = {
         "at": (AS_OF - timedelta(hours=1)).isoformat(),
@@ -142,7 +131,7 @@ def test_a_listed_item_carries_the_patient_tier_reasons_latest_values_and_what_t
 
 
 def test_the_list_comes_as_csv_for_printing(client: TestClient) -> None:
-    team, _ = _teams(client)
+    team, _ = two_teams(client)
     patient_id = register_patient(client, "p1", team_code="jimo-01", name="王建国")
     visit = {"at": AS_OF.isoformat(), "readings": [{"kind": "bp", "systolic": 186, "diastolic": 112}]}
     client.post(f"/v1/patients/{patient_id}/encounters", json=visit)
@@ -156,7 +145,7 @@ def test_the_list_comes_as_csv_for_printing(client: TestClient) -> None:
 
 
 def test_a_team_key_sees_its_own_list_only(client: TestClient) -> None:
-    team, other = _teams(client)
+    team, other = two_teams(client)
     app = client.app
     own = _as(new_key(app, Role.TEAM, team="jimo-01"))  # type: ignore[arg-type]
     gateway = _as(new_key(app, Role.GATEWAY))  # type: ignore[arg-type]
@@ -190,7 +179,7 @@ def _at(day: str) -> datetime:
 def test_indicators_match_hand_computed_numerators_and_denominators(
     client: TestClient, clock: SettableClock
 ) -> None:
-    team, _ = _teams(client)
+    team, _ = two_teams(client)
     born_1966 = {"birth_date": "1966-01-01", "team_code": "jimo-01"}
     clock.at = _at("2025-06-01")  # A: hypertensive, 60, target 140/90, registered 9 months ago
     a = register_patient(client, "A", **born_1966)
@@ -241,7 +230,7 @@ def test_indicators_match_hand_computed_numerators_and_denominators(
 
 
 def test_indicators_refuse_a_period_in_the_future_or_backwards(client: TestClient) -> None:
-    team, _ = _teams(client)
+    team, _ = two_teams(client)
     future = (TODAY + timedelta(days=1)).isoformat()
     assert client.get(f"/v1/teams/{team}/indicators", params={"to": future}).json()["field"] == "to"
     backwards = {"from": TODAY.isoformat(), "to": (TODAY - timedelta(days=1)).isoformat()}

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from api.web.common import build_state
+from api.web.i18n import Translator
 from pathway.clock import CLINIC_TZ
 from pathway.models import CareTask, PatientFlag
 from tests.api.conftest import SettableClock
@@ -390,6 +392,18 @@ def test_the_teams_patients_without_contact_are_listed_lost_first_in_both_langua
     assert "Lost to follow-up" in english
     assert "days without contact" in english
     assert client.get(url, params={"flag": "overdue"}).status_code == 422
+
+
+def test_a_paged_list_links_both_ways_and_keeps_its_filters() -> None:
+    pager = build_state().templates.get_template("_pager.html").module.pager  # type: ignore[attr-defined]
+    html = str(pager(2, 3, {"date": "", "role": "gp", "member": "李 医生&"}, Translator("en")))
+    assert 'href="?date=&amp;role=gp&amp;member=%E6%9D%8E+%E5%8C%BB%E7%94%9F%26&amp;page=1">Previous' in html
+    assert '&amp;page=3">Next' in html
+    assert "Page 2 of 3" in html
+    first = str(pager(1, 3, {"flag": "missed_3m"}, Translator("zh")))
+    assert 'href="?flag=missed_3m&amp;page=2">下一页' in first
+    assert "上一页" not in first
+    assert str(pager(1, 1, {}, Translator("zh"))).strip() == ""  # one page: no pager
 
 
 def test_the_charts_window_follows_the_months_asked(client: TestClient, world: World) -> None:

@@ -17,7 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, TypeAdapter, mod
 
 from pathway.clock import CLINIC_TZ
 from pathway.conditions import FactValue
-from pathway.snapshot import ANCHOR_LATEST_ENCOUNTER, Snapshot, check_anchor, reading_anchor
+from pathway.snapshot import (
+    ANCHOR_LATEST_ENCOUNTER,
+    ANCHOR_UNCONFIRMED_CRISIS,
+    Snapshot,
+    check_anchor,
+    reading_anchor,
+)
 from pathway.tiers import ManagementLevel, ReferralUrgency, RiskTier, TaskKind, TeamRole
 from pathway.vocabulary import CareCheck, ReadingKind
 
@@ -41,6 +47,10 @@ class Outcome(_Strict):
 
 
 Anchor = Literal["as_of", "unconfirmed_crisis_reading", "ldl_c_measured", "follow_up_due", "last_check"]
+# Anchors that are a reading the task rechecks, of a kind that also resolves the task: only a reading
+# taken after the anchor is the recheck (a second crisis reading is not the recheck of the first,
+# PATHWAY.md §2), and the due time follows the newest such reading.
+RECHECK_ANCHORS: frozenset[str] = frozenset({ANCHOR_UNCONFIRMED_CRISIS})
 
 
 class TaskDue(_Strict):
@@ -229,7 +239,8 @@ class FollowUp:
 @dataclass(frozen=True)
 class DueTask:
     """A task the assessment calls for; ``evidence``: the keys of what resolves it, ``anchor_at``:
-    the moment its due time counts from, when that is a recorded event (a reading, a check)."""
+    the moment its due time counts from, when that is a recorded event (a reading, a check);
+    ``recheck_of``: for a recheck, the reading it rechecks (evidence up to it is not the recheck)."""
 
     kind: TaskKind
     due: datetime
@@ -241,6 +252,7 @@ class DueTask:
     evidence: list[str]
     subject: str | None = None
     anchor_at: datetime | None = None
+    recheck_of: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -347,7 +359,7 @@ def assess(
         reasons=reasons,
         tasks=builder.tasks(),
         facts=snapshot.facts,
-        evidence=evidence_of(snapshot),
+        evidence=builder.evidence,
     )
 
 
@@ -396,6 +408,7 @@ class _TaskList:
         self._follow_up = follow_up
         self._tz = tz
         self._tasks: dict[tuple[TaskKind, str | None], _PendingTask] = {}
+        self.evidence = evidence_of(snapshot)
 
     def add(self, kind: TaskKind, rule_id: str, check: CareCheck | None = None) -> None:
         spec = self._policy.tasks[kind]
@@ -403,6 +416,9 @@ class _TaskList:
         if timing is None:
             return
         due, anchor_at = timing
+        evidence = spec.resolved_by.keys(check)
+        if anchor_at is not None and self._done_since(evidence, anchor_at):
+            return
         priority = spec.priority if spec.priority is not None else (spec.priority_by_tier or {})[self._tier]
         subject = check.value if check is not None and check.value != kind.value else None
         existing = self._tasks.get((kind, subject))
@@ -415,7 +431,7 @@ class _TaskList:
                 rule_id,
                 [rule_id],
                 spec,
-                spec.resolved_by.keys(check),
+                evidence,
                 anchor_at,
             )
             return
@@ -425,6 +441,14 @@ class _TaskList:
             existing.due = due
             existing.rule_id = rule_id
             existing.anchor_at = anchor_at
+
+    def _done_since(self, evidence: list[str], anchor_at: datetime) -> bool:
+        """Whether evidence that resolves a task was recorded after the moment it counts from: a BP
+        measured after the newest unconfirmed crisis reading is its recheck, so the recheck is no
+        longer called for. The one place this is decided, for ``pathway evaluate`` and the stored
+        tasks alike (the task sync keeps what the assessment calls for)."""
+        seen = self.evidence
+        return any(key in seen and seen[key] > anchor_at for key in evidence)
 
     def _due(self, due: TaskDue, check: CareCheck | None) -> tuple[datetime, datetime | None] | None:
         """The due time, and the recorded moment it counts from (None for as_of and follow-up dates)."""
@@ -463,6 +487,7 @@ class _TaskList:
                 time_limit_at=t.due + timedelta(hours=t.spec.time_limit_hours),
                 evidence=t.evidence,
                 anchor_at=t.anchor_at,
+                recheck_of=t.anchor_at if t.spec.due.anchor in RECHECK_ANCHORS else None,
             )
             for t in ordered
         ]

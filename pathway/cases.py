@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pathway.assessment import Assessment
+from pathway.clock import clinic_date
 from pathway.errors import InvalidInput
 from pathway.history import (
     CheckDone,
@@ -24,6 +25,7 @@ from pathway.history import (
     PatientHistory,
     PatientProfile,
     SymptomReport,
+    check_patient,
     measure_incoming,
 )
 from pathway.ingest import Day, Instant
@@ -150,6 +152,9 @@ def case_history(case: CaseFile, units: Units, plausibility: Plausibility) -> Pa
         )
     loose = tuple(reading(item, f"readings.{i}", item.source, None) for i, item in enumerate(case.readings))
     patient = case.patient
+    check_patient(
+        patient.sex, patient.birth_date, patient.pregnant, clinic_date(case.as_of), prefix="patient."
+    )
     profile = PatientProfile(
         sex=patient.sex,
         birth_date=patient.birth_date,

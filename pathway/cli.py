@@ -1,7 +1,8 @@
 """The ``pathway`` command: a thin shell over the functions the API and scheduler use.
 
-    pathway evaluate CASE.json                 print the assessment as JSON
-    pathway evaluate --check CASE.json ...     compare each case with its expect block
+    pathway evaluate CASE.json ...             print each assessment (one file: JSON; several: JSON lines)
+    pathway evaluate --check CASE.json ...     compare each case with its expect block (a bad file is
+                                               reported, the rest still checked; exit 2)
     pathway packs                              list the rule packs and versions loaded
     pathway serve [--host H] [--port P] [--workers N] [--no-scheduler]   migrate, serve the API + scheduler
     pathway keys create --role R --name N [--team CODE]   create an API key (printed once)
@@ -412,10 +413,7 @@ def _evaluate(
 
     registry = PackRegistry([load_pack(pack_file)]) if pack_file else PackRegistry.from_directory()
     evaluator = Evaluator(registry)
-    if not check and len(paths) != 1:
-        print("error: evaluate takes one CASE.json (use --check for several)", file=sys.stderr)
-        return 2
-    failed = 0
+    failed = bad = 0
     fired: dict[tuple[str, str], set[str]] = {}
     used: dict[tuple[str, str], LoadedPack] = {}
     for path in paths:
@@ -429,18 +427,26 @@ def _evaluate(
                 pack = registry.in_force(DEFAULT_PACK_ID, on=clinic_date(case.as_of))
             history = case_history(case, pack.pack.units, pack.pack.plausibility)
         except PathwayError as error:
+            # A bad file is reported and the others are still evaluated; the exit status is 2.
             print(f"error: {path}: {error}", file=sys.stderr)
-            return 2
+            if check:
+                print(f"BAD  {path.name}: {error}")
+            bad += 1
+            continue
         result = evaluator.assess(history, case.as_of, pack)
         key = (pack.pack.id, pack.pack.version)
         used[key] = pack
         fired.setdefault(key, set()).update(r.rule_id for r in result.reasons)
         if not check:
-            print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+            # One file: the assessment as readable JSON; several: one JSON line each, in order.
+            indent = 2 if len(paths) == 1 else None
+            print(json.dumps(result.to_json(), ensure_ascii=False, indent=indent))
             continue
         if case.expect is None:
             print(f"error: {path}: no expect block to check against", file=sys.stderr)
-            return 2
+            print(f"BAD  {path.name}: no expect block to check against")
+            bad += 1
+            continue
         problems = differences(case.expect, result)
         label = case.name or path.stem
         if problems:
@@ -449,7 +455,7 @@ def _evaluate(
         else:
             print(f"ok   {path.name}: {label}")
     if check:
-        print(f"{len(paths) - failed} passed, {failed} failed")
+        print(f"{len(paths) - failed - bad} passed, {failed} failed, {bad} bad")
     if check and coverage:
         for key, loaded in used.items():
             never = [rule.id for rule in loaded.pack.rules if rule.id not in fired[key]]
@@ -458,7 +464,7 @@ def _evaluate(
             for rule_id in never:
                 print(f"  never fired: {rule_id}")
             failed += len(never)
-    return 1 if failed else 0
+    return 2 if bad else 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -75,6 +75,15 @@ class PatientProfile:
     pregnant: bool = False
 
 
+def check_patient(sex: Sex, birth_date: date, pregnant: bool, on: date, *, prefix: str = "") -> None:
+    """Reject patient facts that cannot be true on ``on`` (PATHWAY.md §1): a birth date after it,
+    ``pregnant`` for a male patient. ``prefix`` leads the field names (``patient.`` in a case file)."""
+    if birth_date > on:
+        raise InvalidInput(f"birth_date {birth_date} is after {on}", f"{prefix}birth_date")
+    if pregnant and sex is Sex.MALE:
+        raise InvalidInput("a patient whose sex is male cannot be pregnant", f"{prefix}pregnant")
+
+
 @dataclass(frozen=True, slots=True)
 class PatientHistory:
     profile: PatientProfile

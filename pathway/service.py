@@ -24,9 +24,9 @@ from sqlmodel import Session
 
 from pathway import access, history_reads, history_store, referrals, repository, tasks
 from pathway.assessment import Assessment, PackRef
-from pathway.clock import Clock
+from pathway.clock import Clock, clinic_date
 from pathway.conditions import FactValue
-from pathway.errors import PathwayError
+from pathway.errors import InvalidInput, PathwayError
 from pathway.history import (
     CheckDone,
     ComplicationRecord,
@@ -35,6 +35,7 @@ from pathway.history import (
     PatientHistory,
     PatientProfile,
     SymptomReport,
+    check_patient,
 )
 from pathway.horizon import ReadingHorizon
 from pathway.ingest import InvalidReading, PatientIn, ReadingIn
@@ -139,6 +140,7 @@ class PathwayConfig:
 
 def upsert_patient(session: Session, data: PatientIn, now: datetime) -> tuple[Patient, bool]:
     """Create or update the patient of (source_system, external_id); whether it was created."""
+    check_patient(data.sex, data.birth_date, data.pregnant, clinic_date(now))
     patient = repository.patient_by_external_id(session, data.source_system, data.external_id)
     created = patient is None
     if patient is None:
@@ -198,6 +200,8 @@ def preview(session: Session, patient: Patient, config: PathwayConfig, as_of: da
     a reassessment at that moment reads it, without the readings after it
     (:func:`pathway.history_reads.replay_rows`)."""
     assert patient.id is not None
+    if clinic_date(as_of, config.tz) < patient.birth_date:
+        raise InvalidInput(f"as_of is before the patient's birth date {patient.birth_date}", "as_of")
     rows = history_reads.replay_rows(session, patient.id, as_of, config.reading_horizon)
     history = history_from_rows(
         patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks
@@ -289,12 +293,18 @@ def history_from_rows(
                 readings=tuple(by_encounter.get(encounter_id, ())),
                 symptoms=tuple(Symptom(code) for of, code, _ in symptoms if of == encounter_id),
             )
-            for encounter_id, at in encounters
+            # One total order for every read, whatever order its query returned: instant, then id
+            # (two visits at one instant: the later-recorded is the most recent, stored or replayed).
+            for encounter_id, at in sorted(encounters, key=_instant_then_id)
         ),
         readings=tuple(loose),
         symptoms=tuple(SymptomReport(Symptom(code), at) for of, code, at in symptoms if of is None),
         checks=tuple(CheckDone(CareCheck(kind), at) for kind, at in checks),
     )
+
+
+def _instant_then_id(encounter: tuple[int, datetime]) -> tuple[datetime, int]:
+    return encounter[1], encounter[0]
 
 
 def reassess_locked(

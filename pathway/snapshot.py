@@ -179,7 +179,7 @@ def build_snapshot(
     loose = [r for r in history.readings if r.at <= as_of and r.source is not ReadingSource.CLINIC]
     all_readings = loose + [r for e in encounters for r in e.readings]
     by_kind: dict[ReadingKind, list[Measurement]] = defaultdict(list)
-    for reading in sorted(all_readings, key=lambda r: r.at):
+    for reading in sorted(all_readings, key=_instant_then_value):
         by_kind[reading.kind].append(reading)
     symptoms = [s for s in history.symptoms if s.at <= as_of] + [
         SymptomReport(code, e.at) for e in encounters for code in e.symptoms
@@ -341,26 +341,30 @@ def completed_years(birth: date, on: date) -> int:
 
 
 def _encounters(history: PatientHistory, as_of: datetime, tz: ZoneInfo) -> list[Encounter]:
-    """Explicit encounters up to ``as_of`` plus implicit ones for loose clinic readings.
+    """Explicit encounters up to ``as_of`` plus implicit ones for loose clinic readings, oldest first.
 
-    A clinic reading posted outside an encounter joins the encounter of its calendar day,
-    or forms an implicit encounter on that day.
+    The clinic readings posted outside an encounter on one calendar day form one implicit encounter,
+    timed at the latest of them; it never merges into an explicit encounter of that day (a reading
+    taken at 20:00 is not part of the 08:00 visit). Encounters at the same instant keep the order of
+    the history (the store reads them by instant, then id): an implicit one comes after explicit ones.
     """
-    explicit = sorted((e for e in history.encounters if e.at <= as_of), key=lambda e: e.at)
-    by_day: dict[date, Encounter] = {e.at.astimezone(tz).date(): e for e in explicit}
+    explicit = [e for e in history.encounters if e.at <= as_of]
     loose: dict[date, list[Measurement]] = defaultdict(list)
     for reading in history.readings:
         if reading.source is ReadingSource.CLINIC and reading.at <= as_of:
             loose[reading.at.astimezone(tz).date()].append(reading)
-    merged = {id(e): e for e in explicit}
-    for day, readings in loose.items():
-        host = by_day.get(day)
-        if host is None:
-            implicit = Encounter(at=max(r.at for r in readings), readings=tuple(readings))
-            merged[id(implicit)] = implicit
-        else:
-            merged[id(host)] = Encounter(host.at, host.readings + tuple(readings), host.symptoms)
-    return sorted(merged.values(), key=lambda e: e.at)
+    implicit = [Encounter(at=max(r.at for r in rs), readings=tuple(rs)) for rs in loose.values()]
+    return sorted(explicit + implicit, key=lambda e: e.at)
+
+
+def _instant_then_value(reading: Measurement) -> tuple[datetime, Decimal, Decimal]:
+    """Readings in time order; of several of one kind at the same instant, the highest comes last,
+    so it is the one taken as the latest (the safer reading, PATHWAY.md §2)."""
+    first = reading.value if reading.value is not None else reading.systolic
+    return reading.at, first if first is not None else _NONE, reading.diastolic or _NONE
+
+
+_NONE = Decimal(0)
 
 
 def _bp_mean(readings: Iterable[Measurement]) -> tuple[Decimal, Decimal] | None:
@@ -438,7 +442,9 @@ def _crisis_facts(
     facts["bp_crisis_unconfirmed"] = unconfirmed
     facts["bp_crisis_recent"] = bool(crisis_times) and window_start <= max(crisis_times) <= as_of
     if unconfirmed:
-        anchors[ANCHOR_UNCONFIRMED_CRISIS] = min(r.at for r in home_crises)
+        # The recheck counts from the newest crisis reading: a second one inside the confirmation
+        # gap is not the recheck of the first (PATHWAY.md §2).
+        anchors[ANCHOR_UNCONFIRMED_CRISIS] = max(r.at for r in home_crises)
 
 
 def _separated_count(times: list[datetime], gap: timedelta) -> int:

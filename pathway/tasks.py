@@ -100,12 +100,12 @@ class _Called:
     role: str
     time_limit: timedelta
     evidence: list[str]
-    anchor_at: datetime | None
+    recheck_of: datetime | None
 
     @classmethod
     def of(cls, item: dict[str, Any]) -> _Called:
         due = datetime.fromisoformat(item["due"])
-        anchor = item.get("anchor_at")
+        recheck_of = item.get("recheck_of")
         return cls(
             kind=item["kind"],
             subject=item.get("subject") or "",
@@ -116,7 +116,7 @@ class _Called:
             role=item["role"],
             time_limit=datetime.fromisoformat(item["time_limit_at"]) - due,
             evidence=list(item["evidence"]),
-            anchor_at=datetime.fromisoformat(anchor) if anchor else None,
+            recheck_of=datetime.fromisoformat(recheck_of) if recheck_of else None,
         )
 
 
@@ -149,7 +149,7 @@ def sync_from_assessment(
     resolved: list[tuple[str, str]] = []
     for row in state.open:
         key = (row.kind, row.subject)
-        found = _resolving_evidence(row, key in called, seen, state.open_referral_since)
+        found = _resolving_evidence(row, called.get(key), seen, state.open_referral_since)
         if found is not None:
             note, details = found
             resolved.append(key)
@@ -201,19 +201,28 @@ def _latest(keys: Sequence[str], seen: dict[str, datetime]) -> datetime | None:
 
 
 def _resolving_evidence(
-    row: TaskRow, called: bool, seen: dict[str, datetime], open_referral_since: datetime | None
+    row: TaskRow, called: _Called | None, seen: dict[str, datetime], open_referral_since: datetime | None
 ) -> tuple[str, dict[str, Any]] | None:
-    """The evidence that resolves an open task (a note and details), or None."""
+    """The evidence that resolves an open task (a note and details), or None.
+
+    A reading up to the one a recheck still called for rechecks is not its recheck (a second crisis
+    reading is not the recheck of the first, PATHWAY.md §2): the assessment has judged it already.
+    """
+    anchor = called.recheck_of if called is not None else None
     for key in row.evidence:
         if key == EVIDENCE_REFERRAL:
             if open_referral_since is None:
                 return "the referral is no longer open (the loop moved)", {"evidence": key}
         elif key == EVIDENCE_NO_LONGER_CALLED:
-            if not called:
+            if called is None:
                 return "the assessment no longer calls for it", {"evidence": key}
         else:
             at = seen.get(key)
-            if at is not None and (row.evidence_at is None or at > row.evidence_at):
+            if (
+                at is not None
+                and (row.evidence_at is None or at > row.evidence_at)
+                and (anchor is None or at > anchor)
+            ):
                 return f"new {key} at {at.isoformat()}", {"evidence": key, "at": at.isoformat()}
     return None
 
@@ -238,9 +247,8 @@ def _already_done(
         return (
             handled is not None and handled.closed_at is not None and handled.closed_at >= open_referral_since
         )
-    latest = _latest(task.evidence, seen)
-    if task.anchor_at is not None and latest is not None and latest > task.anchor_at:
-        return True  # e.g. a BP after the unconfirmed crisis reading: the recheck is done
+    # Evidence after the moment an anchored task counts from (a BP after the newest crisis reading)
+    # already kept the assessment from calling for it: decided there, once (assessment._done_since).
     if handled is None:
         return False
     since = _need_since(task, seen)
@@ -305,8 +313,11 @@ def _new_row(
 def _merge(
     row: TaskRow, task: _Called, patient: Patient, record: AssessmentRecord, zone: tzinfo, now: datetime
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The open task updated by a new firing (its upsert row and what changed), or None if nothing did."""
-    earlier = task.due < row.due_at
+    """The open task updated by a new firing (its upsert row and what changed), or None if nothing did.
+
+    Its due time only moves earlier, except a recheck's: that follows the newest reading it rechecks.
+    """
+    earlier = task.due < row.due_at or (task.recheck_of is not None and task.due != row.due_at)
     due = task.due if earlier else row.due_at
     values: dict[str, Any] = {
         "due_at": due,

@@ -146,6 +146,8 @@ BAD_CASES = {
         {"readings": [{"kind": "fpg", "value": 6, "measured_at": "2026-03-01T08:00:00+08:00"}]},
         "readings.0.source",
     ),
+    "born-after-as-of": ({"patient": {"birth_date": "2026-03-02"}}, "patient.birth_date"),
+    "pregnant-man": ({"patient": {"sex": "male", "pregnant": True}}, "patient.pregnant"),
 }
 
 
@@ -171,3 +173,22 @@ def test_a_file_that_is_not_json_is_exit_2(tmp_path: Path) -> None:
     run = _pathway("evaluate", str(bad))
     assert run.returncode == 2
     assert "not valid JSON" in run.stderr
+
+
+def test_several_cases_print_one_assessment_line_each_in_order() -> None:
+    paths = [CASES / "golden" / "bp-crisis-with-headache.json", CASES / "golden" / "htn-controlled-blue.json"]
+    run = _pathway("evaluate", *map(str, paths))
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert [json.loads(line)["tier"] for line in lines] == ["red", "blue"]
+
+
+def test_check_reports_a_bad_file_and_goes_on_with_the_others(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    good = CASES / "golden" / "htn-controlled-blue.json"
+    run = _pathway("evaluate", "--check", str(bad), str(good))
+    assert run.returncode == 2
+    assert "BAD  bad.json" in run.stdout
+    assert "ok   htn-controlled-blue.json" in run.stdout
+    assert "1 passed, 0 failed, 1 bad" in run.stdout

@@ -500,9 +500,11 @@ def test_readings_after_as_of_are_ignored(pathway: Pathway) -> None:
     assert now["bp_danger_symptom"] is False
     assert now["days_since_last_bp"] == 10.0
     assert len(snapshot.encounters) == 1
-    assert len(replayed.encounters) == 2
+    # The visit and the loose clinic reading at the same instant are two encounters; the implicit
+    # one comes last, so it is the office BP (PATHWAY.md §2: never merged into a visit).
+    assert len(replayed.encounters) == 3
     assert replayed_later["bp_crisis_confirmed"] is True
-    assert replayed_later["office_sbp"] == 188.0
+    assert replayed_later["office_sbp"] == 190.0
     assert replayed_later["ldl_c"] == 5.0
     assert replayed_later["self_monitored_glucose_min"] == 2.5
     assert replayed_later["bp_danger_symptom"] is True
@@ -523,27 +525,17 @@ EXPLICIT_AT = datetime(2026, 2, 20, 9, 0, tzinfo=CLINIC_TZ)
 
 
 @pytest.mark.parametrize(
-    ("loose_at", "encounters", "office"),
+    ("loose_at", "office"),
     [
         pytest.param(
-            datetime(2026, 2, 20, 15, 30, tzinfo=UTC), 1, (140.0, 83.0), id="23-30-shanghai-joins-the-visit"
+            datetime(2026, 2, 20, 15, 30, tzinfo=UTC), (130.0, 70.0), id="23-30-same-day-after-visit"
         ),
-        pytest.param(
-            datetime(2026, 2, 20, 16, 30, tzinfo=UTC),
-            2,
-            (130.0, 70.0),
-            id="00-30-next-day-shanghai-is-implicit",
-        ),
-        pytest.param(
-            datetime(2026, 2, 20, 0, 30, tzinfo=CLINIC_TZ),
-            1,
-            (140.0, 83.0),
-            id="earlier-same-day-joins-the-visit",
-        ),
+        pytest.param(datetime(2026, 2, 20, 16, 30, tzinfo=UTC), (130.0, 70.0), id="00-30-next-day-shanghai"),
+        pytest.param(datetime(2026, 2, 20, 0, 30, tzinfo=CLINIC_TZ), (150.0, 96.0), id="earlier-same-day"),
     ],
 )
-def test_loose_clinic_reading_joins_the_encounter_of_its_shanghai_calendar_day(
-    pathway: Pathway, loose_at: datetime, encounters: int, office: tuple[float, float]
+def test_a_loose_clinic_reading_is_its_own_implicit_encounter_never_part_of_a_visit(
+    pathway: Pathway, loose_at: datetime, office: tuple[float, float]
 ) -> None:
     case = history(
         patient(HTN),
@@ -553,8 +545,29 @@ def test_loose_clinic_reading_joins_the_encounter_of_its_shanghai_calendar_day(
 
     snapshot = pathway.snapshot(case)
 
-    assert len(snapshot.encounters) == encounters
+    assert len(snapshot.encounters) == 2
     assert (snapshot.facts["office_sbp"], snapshot.facts["office_dbp"]) == office
+
+
+def test_a_crisis_reading_in_the_evening_is_not_averaged_into_the_morning_visit(pathway: Pathway) -> None:
+    morning = datetime(2026, 3, 1, 8, 0, tzinfo=CLINIC_TZ)
+    evening = datetime(2026, 3, 1, 20, 0, tzinfo=CLINIC_TZ)
+    case = history(
+        patient(HTN),
+        encounters=(visit(morning, bp(130, 80)),),
+        readings=(bp(186, 104, at=evening, source=CLINIC),),
+    )
+
+    facts = pathway.snapshot(case, as_of=evening + MINUTE).facts
+
+    assert (facts["office_sbp"], facts["office_dbp"], facts["bp_crisis_confirmed"]) == (186.0, 104.0, True)
+
+
+def test_several_lab_values_at_one_instant_the_highest_counts(pathway: Pathway) -> None:
+    at = days_before(2)
+    for order in ((3.1, 4.2, 2.0), (4.2, 2.0, 3.1), (2.0, 3.1, 4.2)):
+        case = history(patient(HTN), readings=tuple(lab(ReadingKind.LDL_C, v, at) for v in order))
+        assert pathway.snapshot(case).facts["ldl_c"] == 4.2
 
 
 def test_loose_clinic_reading_without_a_visit_forms_an_implicit_encounter(pathway: Pathway) -> None:

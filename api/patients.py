@@ -138,7 +138,7 @@ def post_readings(
     scope = f"readings:{patient_id}:{source_system}"
     fingerprint = service.readings_fingerprint(readings) if idempotency_key is not None else ""
     if idempotency_key is not None:
-        prior = service.replayed_answer(session, scope, idempotency_key, fingerprint)
+        prior = service.replayed_answer(session, key.id, scope, idempotency_key, fingerprint)
         if prior is not None:
             session.commit()  # the audit of this replay
             return JSONResponse(
@@ -160,7 +160,7 @@ def post_readings(
     if idempotency_key is not None:
         body = result.model_dump(mode="json")
         service.remember_answer(
-            session, scope, idempotency_key, fingerprint, status.HTTP_201_CREATED, body, now
+            session, key.id, scope, idempotency_key, fingerprint, status.HTTP_201_CREATED, body, now
         )
     session.commit()
     return result

@@ -88,10 +88,11 @@ def readings_fingerprint(items: Sequence[ReadingIn | InvalidReading]) -> str:
 
 
 def replayed_answer(
-    session: Session, scope: str, key: str, fingerprint: str
+    session: Session, api_key_id: int, scope: str, key: str, fingerprint: str
 ) -> repository.StoredAnswer | None:
-    """The stored answer to an earlier request with this key, or None; a different body is a 409."""
-    prior = repository.idempotent_answer(session, scope, key)
+    """The stored answer to an earlier request of this API key with this key, or None; a different
+    body is a 409. Another API key's use of the same key is not seen."""
+    prior = repository.idempotent_answer(session, api_key_id, scope, key)
     if prior is not None and prior.request_sha256 != fingerprint:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used for a different request body", "Idempotency-Key"
@@ -101,6 +102,7 @@ def replayed_answer(
 
 def remember_answer(
     session: Session,
+    api_key_id: int,
     scope: str,
     key: str,
     fingerprint: str,
@@ -111,6 +113,7 @@ def remember_answer(
     repository.insert_idempotent_answer(
         session,
         {
+            "api_key_id": api_key_id,
             "scope": scope,
             "key": key,
             "request_sha256": fingerprint,

@@ -325,9 +325,7 @@ def current_assessment(
     """The current assessment: the stored one if made today under the pack in force, else re-evaluated."""
     now = clock.now()
     patient = patient_for(session, key, patient_id, "assessment.read", now, Role.EHR, Role.TEAM)
-    record = repository.latest_assessment(session, patient_id)
-    if record is None or not service.is_current(record, pathway, now, patient):
-        record = service.reassess_locked(session, patient_id, pathway, clock)
+    record = service.current_assessment(session, patient, pathway, clock)
     session.commit()
     return AssessmentRead.of(record)
 

@@ -41,11 +41,26 @@ def has_patients(session: Session) -> bool:
     return session.exec(select(Patient.id).limit(1)).first() is not None
 
 
+# The patient's write lock: PostgreSQL's FOR NO KEY UPDATE. Writers take turns on it, but, unlike
+# FOR UPDATE, it does not conflict with the KEY SHARE lock that inserting a row referring to the
+# patient takes (the foreign-key check): the audit row every read of the patient writes.
+_WRITE_LOCK: dict[str, bool] = {"key_share": True}
+
+
 def patient_by_id(session: Session, patient_id: int, *, for_update: bool = False) -> Patient | None:
-    """The patient; ``for_update`` also locks its row until the transaction ends (PostgreSQL: writes
-    to one patient's history take turns, so each reassessment sees every reading committed before
-    it; SQLite has a single writer already and ignores it)."""
-    return session.get(Patient, patient_id, with_for_update=for_update)
+    """The patient; ``for_update`` also takes its write lock until the transaction ends (PostgreSQL:
+    writes to one patient's history take turns, so each reassessment sees every reading committed
+    before it; reads take no lock and are not held up; SQLite has a single writer already and
+    ignores it)."""
+    return session.get(Patient, patient_id, with_for_update=_WRITE_LOCK if for_update else None)
+
+
+def lock_patient_if_free(session: Session, patient_id: int) -> Patient | None:
+    """The patient with its write lock, taken until the transaction ends, if no other transaction
+    holds it; else None at once, without waiting (``SKIP LOCKED``; SQLite has no row locks, so there
+    it is always free). Its attributes are read again, as committed now."""
+    lock = {**_WRITE_LOCK, "skip_locked": True}
+    return session.get(Patient, patient_id, with_for_update=lock, populate_existing=True)
 
 
 # Hot-path statements are built once, with bound parameters, so SQLAlchemy compiles each once per

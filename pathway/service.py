@@ -26,7 +26,7 @@ from pathway import access, history_reads, history_store, referrals, repository,
 from pathway.assessment import Assessment, PackRef
 from pathway.clock import Clock
 from pathway.conditions import FactValue
-from pathway.errors import PathwayError
+from pathway.errors import DatabaseBusy, PathwayError
 from pathway.history import (
     CheckDone,
     ComplicationRecord,
@@ -300,12 +300,26 @@ def history_from_rows(
     )
 
 
-def reassess_locked(
-    session: Session, patient_id: int, config: PathwayConfig, clock: Clock
+def current_assessment(
+    session: Session, patient: Patient, config: PathwayConfig, clock: Clock
 ) -> AssessmentRecord:
-    """Lock the patient (writes to one patient take turns), then reassess as of the clock's now."""
-    patient = require_patient(session, patient_id, for_update=True)
-    return reassess(session, patient, config, clock.now())
+    """The current assessment for a read: the stored one if current, else renewed (and stored).
+
+    A read never waits for the patient's lock. Renewing takes it (writes to one patient take
+    turns) only if it is free; if a write holds it, that write stores a new assessment as it
+    commits, and the read answers with the newest stored one as it is (stale: another day, another
+    pack, or awaiting a reassessment). With none stored yet, :class:`DatabaseBusy` (503).
+    """
+    assert patient.id is not None
+    record = repository.latest_assessment(session, patient.id)
+    if record is not None and is_current(record, config, clock.now(), patient):
+        return record
+    locked = repository.lock_patient_if_free(session, patient.id)
+    if locked is None:
+        if record is None:
+            raise DatabaseBusy("the patient is being written to; retry shortly")
+        return record
+    return reassess(session, locked, config, clock.now())
 
 
 def reassess(session: Session, patient: Patient, config: PathwayConfig, now: datetime) -> AssessmentRecord:

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     # The API's PostgreSQL sessions: a statement waiting this long for a lock (another request's
     # patient row lock) and any statement running this long are cancelled, and the request answered
     # 503 with Retry-After. 0 turns either off (wait, or run, without limit).
-    database_lock_timeout_seconds: float = Field(default=3, ge=0, le=3600)
+    database_lock_timeout_seconds: float = Field(default=2, ge=0, le=3600)
     database_statement_timeout_seconds: float = Field(default=30, ge=0, le=86_400)
     clinic_timezone: str = "Asia/Shanghai"
     # How long a server process trusts an authenticated key before asking the database again:

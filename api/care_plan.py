@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api.deps import ClockDep, CurrentKey, PathwayDep, PatientId, SessionDep, patient_for
 from api.errors import error_responses
-from pathway import care_plan, repository, service
+from pathway import care_plan, service
 from pathway.access import Role
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
@@ -73,9 +73,7 @@ def read_care_plan(
     """Every follow-up, screening, lipid check and annual check planned for the year, and what is done."""
     now = clock.now()
     patient = patient_for(session, key, patient_id, "care_plan.read", now, Role.EHR, Role.TEAM)
-    record = repository.latest_assessment(session, patient_id)
-    if record is None or not service.is_current(record, pathway, now, patient):
-        record = service.reassess_locked(session, patient_id, pathway, clock)
+    record = service.current_assessment(session, patient, pathway, clock)
     today = now.astimezone(pathway.tz).date()
     year = year or today.year
     history = care_plan.history_shown(session, patient, year, pathway.tz)

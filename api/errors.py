@@ -4,8 +4,10 @@ PathwayError subclasses carry their status (and headers, e.g. Retry-After); requ
 errors become ``invalid-input`` (422) naming the first bad field, or ``unknown-code`` (422, naming
 the accepted values) for a value outside an Enum or Literal, except a batch over its item limit,
 which is ``payload-too-large`` (413); an unreachable database is ``database-unavailable`` (503) with
-``Retry-After``; a write that loses a race on a unique key is ``conflict`` (409), safe to retry; a
-value the database cannot store that validation let through is ``invalid-input`` (422), logged by kind.
+``Retry-After``; a busy one (no pooled connection free within the pool timeout, a lock or statement
+timeout) is ``database-busy`` (503) with ``Retry-After``; a write that loses a race on a unique key
+is ``conflict`` (409), safe to retry; a value the database cannot store that validation let through
+is ``invalid-input`` (422), logged by kind.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from pathway.errors import PathwayError, from_validation
+from pathway.errors import DatabaseBusy, PathwayError, from_validation
 
 log = logging.getLogger("pathway.api")
 
@@ -64,11 +67,26 @@ def install(app: FastAPI) -> None:
         body = {"code": "invalid-input", "message": "a value in the request cannot be stored"}
         return JSONResponse(status_code=422, content=body)
 
+    @app.exception_handler(PoolTimeout)
+    async def no_connection(_request: Request, _error: PoolTimeout) -> JSONResponse:
+        log.warning("database busy: no pooled connection free within the pool timeout")
+        busy = DatabaseBusy()
+        return JSONResponse(status_code=busy.status, content=busy.as_dict(), headers=busy.headers)
+
     @app.exception_handler(OperationalError)
     async def database_unavailable(_request: Request, error: OperationalError) -> JSONResponse:
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        if sqlstate in _BUSY:
+            log.warning("database busy: %s", _BUSY[sqlstate])
+            busy = DatabaseBusy()
+            return JSONResponse(status_code=busy.status, content=busy.as_dict(), headers=busy.headers)
         log.warning("database unavailable: %s", type(error.orig).__name__)
         body = {"code": "database-unavailable", "message": "the database is unavailable; retry shortly"}
         return JSONResponse(status_code=503, content=body, headers={"Retry-After": "5"})
+
+
+# PostgreSQL's SQLSTATEs of a statement cancelled by the API session's lock_timeout or statement_timeout.
+_BUSY = {"55P03": "lock timeout", "57014": "statement timeout"}
 
 
 def _kind(error: DataError) -> str:

@@ -11,7 +11,7 @@ from api import care_plan, errors, fhir, patients, referrals, rule_packs, tasks,
 from api.limits import BodySizeLimit
 from pathway.access import KeyCache
 from pathway.clock import Clock, SystemClock
-from pathway.db import make_engine
+from pathway.db import api_engine
 from pathway.horizon import reading_horizon
 from pathway.rate_limit import RateLimiter
 from pathway.service import PathwayConfig
@@ -44,7 +44,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
         description="Ingest readings, tier patients (red/yellow/blue), refer and schedule follow-up.",
     )
     evaluator = evaluator or Evaluator(PackRegistry.from_directory())
-    app.state.engine = make_engine(settings.database_url, settings.database_pool_size)
+    app.state.engine = api_engine(settings)
     app.state.write_lock = asyncio.Lock() if app.state.engine.dialect.name == "sqlite" else None
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)

@@ -138,7 +138,7 @@ def post_readings(
     scope = f"readings:{patient_id}:{source_system}"
     fingerprint = service.readings_fingerprint(readings) if idempotency_key is not None else ""
     if idempotency_key is not None:
-        prior = service.replayed_answer(session, scope, idempotency_key, fingerprint)
+        prior = service.replayed_answer(session, key.id, scope, idempotency_key, fingerprint)
         if prior is not None:
             session.commit()  # the audit of this replay
             return JSONResponse(
@@ -160,7 +160,7 @@ def post_readings(
     if idempotency_key is not None:
         body = result.model_dump(mode="json")
         service.remember_answer(
-            session, scope, idempotency_key, fingerprint, status.HTTP_201_CREATED, body, now
+            session, key.id, scope, idempotency_key, fingerprint, status.HTTP_201_CREATED, body, now
         )
     session.commit()
     return result
@@ -325,9 +325,7 @@ def current_assessment(
     """The current assessment: the stored one if made today under the pack in force, else re-evaluated."""
     now = clock.now()
     patient = patient_for(session, key, patient_id, "assessment.read", now, Role.EHR, Role.TEAM)
-    record = repository.latest_assessment(session, patient_id)
-    if record is None or not service.is_current(record, pathway, now, patient):
-        record = service.reassess_locked(session, patient_id, pathway, clock)
+    record = service.current_assessment(session, patient, pathway, clock)
     session.commit()
     return AssessmentRead.of(record)
 

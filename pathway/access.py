@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, insert
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, SQLModel, select
 
-from pathway import repository
+from pathway import repository, workbench_session_store
 from pathway.errors import InvalidInput, PathwayError
 from pathway.models import ApiKey, AuditEvent, GatewayLink, Patient, Team
 
@@ -211,13 +211,16 @@ def audit(session: Session, caller: Caller, action: str, patient_id: int | None,
 
 
 def revoke_key(session: Session, prefix: str, now: datetime) -> ApiKey:
-    """Revoke the key with this prefix (servers honour it within their key-cache time)."""
+    """Revoke the key with this prefix (servers honour it within their key-cache time; its workbench
+    sessions end at once)."""
     key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
     if key is None:
         raise InvalidInput(f"no API key with prefix {prefix!r}", "prefix")
     if key.revoked_at is None:
         key.revoked_at = now
         repository.add(session, key)
+        assert key.id is not None
+        workbench_session_store.end_sessions_of_key(session, key.id, now)
     return key
 
 

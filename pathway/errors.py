@@ -8,6 +8,8 @@ PathwayError(code, detail, field)          status 400 unless a subclass says oth
 ├── FutureTimestamp         future-timestamp        422  measured after as_of + tolerance
 ├── PayloadTooLarge         payload-too-large       413  a body or batch over the limit
 ├── RateLimited             rate-limited            429  too many requests from one key (Retry-After)
+├── DatabaseBusy            database-busy           503  no free connection, a lock or statement
+│                                                        timeout (Retry-After)
 ├── InvalidRulePack         invalid-rule-pack       500  a pack failed validation (names the rule)
 ├── UnknownRulePack         unknown-rule-pack       404  no pack with that id / version
 └── RuleEvaluationError     rule-evaluation-failed  500  the engine failed (names rule and pack)
@@ -70,6 +72,18 @@ class PayloadTooLarge(PathwayError):
 class RateLimited(PathwayError):
     code = "rate-limited"
     status = 429
+
+
+class DatabaseBusy(PathwayError):
+    """The database could not serve the request in time: every pooled connection was in use, or a
+    statement waited too long for a lock (a patient another request is writing) or ran too long.
+    Nothing was stored; the request may be sent again."""
+
+    code = "database-busy"
+    status = 503
+
+    def __init__(self, detail: str = "the database is busy; retry shortly", retry_after: int = 1) -> None:
+        super().__init__(detail, None, {"Retry-After": str(retry_after)})
 
 
 class InvalidRulePack(PathwayError):

@@ -177,11 +177,17 @@ class Referral(SQLModel, table=True):
 
 
 class IdempotentRequest(SQLModel, table=True):
-    """A write answered under an ``Idempotency-Key``: replaying the key returns the same answer."""
+    """A write answered under an ``Idempotency-Key``: replaying the key returns the same answer.
+
+    A key is the caller's own: unique per (API key, scope, key), the scope naming the patient, so
+    two gateways may use one key for a patient without refusing or replaying each other's batches.
+    ``api_key_id`` is NULL only on answers kept before migration 0013 (never replayed).
+    """
 
     __tablename__ = "idempotent_request"
-    __table_args__ = (UniqueConstraint("scope", "key"),)
+    __table_args__ = (UniqueConstraint("api_key_id", "scope", "key"),)
     id: int | None = Field(default=None, primary_key=True)
+    api_key_id: int | None = Field(default=None, foreign_key="api_key.id")
     scope: str = Field(max_length=200)
     key: str = Field(max_length=200)
     request_sha256: str = Field(max_length=64)
@@ -202,6 +208,29 @@ class ApiKey(SQLModel, table=True):
     name: str = Field(max_length=200)
     created_at: datetime
     revoked_at: datetime | None = None
+
+
+class WorkbenchSession(SQLModel, table=True):
+    """A signed-in workbench browser. The cookie holds a random token; only its keyed digest is
+    stored (an HMAC under the server's secret), so neither a copy of this table nor of the key rows
+    makes a cookie. Signing out, revoking the key or the expiry ends it."""
+
+    __tablename__ = "workbench_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_digest: str = Field(max_length=64, unique=True)
+    api_key_id: int = Field(foreign_key="api_key.id", index=True)
+    created_at: datetime
+    expires_at: datetime = Field(index=True)
+    ended_at: datetime | None = None
+
+
+class ServerSecret(SQLModel, table=True):
+    """A secret the servers generate once and share (the workbench's, when none is configured)."""
+
+    __tablename__ = "server_secret"
+    name: str = Field(max_length=64, primary_key=True)
+    value: str = Field(max_length=128)
+    created_at: datetime
 
 
 class GatewayLink(SQLModel, table=True):

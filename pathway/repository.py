@@ -41,11 +41,26 @@ def has_patients(session: Session) -> bool:
     return session.exec(select(Patient.id).limit(1)).first() is not None
 
 
+# The patient's write lock: PostgreSQL's FOR NO KEY UPDATE. Writers take turns on it, but, unlike
+# FOR UPDATE, it does not conflict with the KEY SHARE lock that inserting a row referring to the
+# patient takes (the foreign-key check): the audit row every read of the patient writes.
+_WRITE_LOCK: dict[str, bool] = {"key_share": True}
+
+
 def patient_by_id(session: Session, patient_id: int, *, for_update: bool = False) -> Patient | None:
-    """The patient; ``for_update`` also locks its row until the transaction ends (PostgreSQL: writes
-    to one patient's history take turns, so each reassessment sees every reading committed before
-    it; SQLite has a single writer already and ignores it)."""
-    return session.get(Patient, patient_id, with_for_update=for_update)
+    """The patient; ``for_update`` also takes its write lock until the transaction ends (PostgreSQL:
+    writes to one patient's history take turns, so each reassessment sees every reading committed
+    before it; reads take no lock and are not held up; SQLite has a single writer already and
+    ignores it)."""
+    return session.get(Patient, patient_id, with_for_update=_WRITE_LOCK if for_update else None)
+
+
+def lock_patient_if_free(session: Session, patient_id: int) -> Patient | None:
+    """The patient with its write lock, taken until the transaction ends, if no other transaction
+    holds it; else None at once, without waiting (``SKIP LOCKED``; SQLite has no row locks, so there
+    it is always free). Its attributes are read again, as committed now."""
+    lock = {**_WRITE_LOCK, "skip_locked": True}
+    return session.get(Patient, patient_id, with_for_update=lock, populate_existing=True)
 
 
 # Hot-path statements are built once, with bound parameters, so SQLAlchemy compiles each once per
@@ -231,18 +246,25 @@ class StoredAnswer(NamedTuple):
 _idempotent = _TABLES[IdempotentRequest.__tablename__]
 _IDEMPOTENT_ANSWER = select_columns(
     _idempotent.c.request_sha256, _idempotent.c.status_code, _idempotent.c.response
-).where(_idempotent.c.scope == bindparam("scope"), _idempotent.c.key == bindparam("key"))
+).where(
+    _idempotent.c.api_key_id == bindparam("api_key_id"),
+    _idempotent.c.scope == bindparam("scope"),
+    _idempotent.c.key == bindparam("key"),
+)
 _INSERT_IDEMPOTENT_ANSWER = insert(_idempotent)
 
 
-def idempotent_answer(session: Session, scope: str, key: str) -> StoredAnswer | None:
-    row = session.execute(_IDEMPOTENT_ANSWER, {"scope": scope, "key": key}).first()
+def idempotent_answer(session: Session, api_key_id: int, scope: str, key: str) -> StoredAnswer | None:
+    """The answer this API key was given under ``key`` in ``scope`` (another key's is not its own)."""
+    parameters = {"api_key_id": api_key_id, "scope": scope, "key": key}
+    row = session.execute(_IDEMPOTENT_ANSWER, parameters).first()
     return StoredAnswer(*row) if row is not None else None
 
 
 def insert_idempotent_answer(session: Session, values: dict[str, Any]) -> None:
-    """Keep an answer; a concurrent request that kept one for the same key first makes this fail
-    (the unique (scope, key) constraint), so two different answers are never both acknowledged."""
+    """Keep an answer; a concurrent request of the same API key that kept one for the same key first
+    makes this fail (the unique (api_key_id, scope, key) constraint), so two different answers are
+    never both acknowledged."""
     session.execute(_INSERT_IDEMPOTENT_ANSWER, values)
 
 

@@ -26,7 +26,7 @@ from pathway import access, history_reads, history_store, referrals, repository,
 from pathway.assessment import Assessment, PackRef
 from pathway.clock import Clock, clinic_date
 from pathway.conditions import FactValue
-from pathway.errors import InvalidInput, PathwayError
+from pathway.errors import DatabaseBusy, InvalidInput, PathwayError
 from pathway.history import (
     CheckDone,
     ComplicationRecord,
@@ -89,10 +89,11 @@ def readings_fingerprint(items: Sequence[ReadingIn | InvalidReading]) -> str:
 
 
 def replayed_answer(
-    session: Session, scope: str, key: str, fingerprint: str
+    session: Session, api_key_id: int, scope: str, key: str, fingerprint: str
 ) -> repository.StoredAnswer | None:
-    """The stored answer to an earlier request with this key, or None; a different body is a 409."""
-    prior = repository.idempotent_answer(session, scope, key)
+    """The stored answer to an earlier request of this API key with this key, or None; a different
+    body is a 409. Another API key's use of the same key is not seen."""
+    prior = repository.idempotent_answer(session, api_key_id, scope, key)
     if prior is not None and prior.request_sha256 != fingerprint:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used for a different request body", "Idempotency-Key"
@@ -102,6 +103,7 @@ def replayed_answer(
 
 def remember_answer(
     session: Session,
+    api_key_id: int,
     scope: str,
     key: str,
     fingerprint: str,
@@ -112,6 +114,7 @@ def remember_answer(
     repository.insert_idempotent_answer(
         session,
         {
+            "api_key_id": api_key_id,
             "scope": scope,
             "key": key,
             "request_sha256": fingerprint,
@@ -307,12 +310,26 @@ def _instant_then_id(encounter: tuple[int, datetime]) -> tuple[datetime, int]:
     return encounter[1], encounter[0]
 
 
-def reassess_locked(
-    session: Session, patient_id: int, config: PathwayConfig, clock: Clock
+def current_assessment(
+    session: Session, patient: Patient, config: PathwayConfig, clock: Clock
 ) -> AssessmentRecord:
-    """Lock the patient (writes to one patient take turns), then reassess as of the clock's now."""
-    patient = require_patient(session, patient_id, for_update=True)
-    return reassess(session, patient, config, clock.now())
+    """The current assessment for a read: the stored one if current, else renewed (and stored).
+
+    A read never waits for the patient's lock. Renewing takes it (writes to one patient take
+    turns) only if it is free; if a write holds it, that write stores a new assessment as it
+    commits, and the read answers with the newest stored one as it is (stale: another day, another
+    pack, or awaiting a reassessment). With none stored yet, :class:`DatabaseBusy` (503).
+    """
+    assert patient.id is not None
+    record = repository.latest_assessment(session, patient.id)
+    if record is not None and is_current(record, config, clock.now(), patient):
+        return record
+    locked = repository.lock_patient_if_free(session, patient.id)
+    if locked is None:
+        if record is None:
+            raise DatabaseBusy("the patient is being written to; retry shortly")
+        return record
+    return reassess(session, locked, config, clock.now())
 
 
 def reassess(session: Session, patient: Patient, config: PathwayConfig, now: datetime) -> AssessmentRecord:

@@ -26,6 +26,14 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     # PostgreSQL connections each server process keeps open (and half as many more at a peak).
     database_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=1, le=500)
+    # How long a request waits for a pooled connection when all are in use, before it is answered
+    # 503 with Retry-After (PostgreSQL; SQLite requests take turns in the process instead).
+    database_pool_timeout_seconds: float = Field(default=2, gt=0, le=60)
+    # The API's PostgreSQL sessions: a statement waiting this long for a lock (another request's
+    # patient row lock) and any statement running this long are cancelled, and the request answered
+    # 503 with Retry-After. 0 turns either off (wait, or run, without limit).
+    database_lock_timeout_seconds: float = Field(default=2, ge=0, le=3600)
+    database_statement_timeout_seconds: float = Field(default=30, ge=0, le=86_400)
     clinic_timezone: str = "Asia/Shanghai"
     # How long a server process trusts an authenticated key before asking the database again:
     # a revoked key stops working within this time. 0 asks the database on every request.

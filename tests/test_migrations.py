@@ -36,6 +36,8 @@ TABLES = {
     "care_task_event",
     "scheduler_run",
     "patient_flag",
+    "workbench_session",
+    "server_secret",
 }
 
 

@@ -37,9 +37,9 @@ from api.web.pages import home_of
 from api.web.session import (
     COOKIE_PATH,
     LOGIN_COOKIE,
+    LOGIN_TOKEN_SECONDS,
     SESSION_COOKIE,
     WebSession,
-    new_login_token,
     same_token,
     sign_in,
 )
@@ -68,9 +68,15 @@ FormDep = Annotated[dict[str, str], Depends(_form)]
 
 
 def _login_page(
-    request: Request, state: StateDep, t: Translator, error: str | None, status: int = 200
+    request: Request,
+    session: Session,
+    now: datetime,
+    state: StateDep,
+    t: Translator,
+    error: str | None,
+    status: int = 200,
 ) -> Response:
-    token = new_login_token()
+    token = state.sessions.login_token(session, now)
     context = {
         "session": None,
         "team": None,
@@ -82,18 +88,24 @@ def _login_page(
     response.set_cookie(
         LOGIN_COOKIE,
         token,
-        max_age=3600,
+        max_age=LOGIN_TOKEN_SECONDS,
         path=COOKIE_PATH,
         httponly=True,
-        samesite="lax",
+        samesite="strict",  # a cross-site form post carries no sign-in cookie at all
         secure=state.settings.cookie_secure,
     )
     return response
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, state: StateDep, t: TDep) -> Response:
-    return _login_page(request, state, t, None)
+def login_form(request: Request, session: SessionDep, clock: ClockDep, state: StateDep, t: TDep) -> Response:
+    return _login_page(request, session, clock.now(), state, t, None)
+
+
+def _cross_site(request: Request) -> bool:
+    """The browser says the form was posted from another site (``Sec-Fetch-Site``; older browsers
+    send nothing, and the sign-in token alone answers)."""
+    return request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none")
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -106,25 +118,30 @@ def login(
     state: StateDep,
     t: TDep,
 ) -> Response:
-    """Check the key like any API key; on success set the session cookie and go to the team's list."""
-    if not same_token(request.cookies.get(LOGIN_COOKIE), form.get("login_token")):
-        return _login_page(request, state, t, t("login.expired"), 400)
+    """Check the key like any API key; on success open a session, set its cookie and go to the
+    team's list. Only a form this server issued, posted from its own pages, is taken (login CSRF)."""
     now = clock.now()
+    if _cross_site(request):
+        return _login_page(request, session, now, state, t, t("login.expired"), 403)
+    if not state.sessions.login_token_valid(
+        session, request.cookies.get(LOGIN_COOKIE), form.get("login_token"), now
+    ):
+        return _login_page(request, session, now, state, t, t("login.expired"), 400)
     try:
         key, caller = sign_in(session, form.get("api_key", ""), cache)
     except access.Forbidden:
-        return _login_page(request, state, t, t("login.bad_role"), 403)
+        return _login_page(request, session, now, state, t, t("login.bad_role"), 403)
     except access.Unauthenticated:
-        return _login_page(request, state, t, t("login.bad_key"), 401)
+        return _login_page(request, session, now, state, t, t("login.bad_key"), 401)
     access.audit(session, caller, "workbench.login", None, now)
-    cookie = state.signer.issue(key, now)
+    cookie = state.sessions.issue(session, key, now)
     session.commit()
     target = safe_next(form.get("next"), home_of(caller))
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         cookie,
-        max_age=state.signer.max_age,
+        max_age=state.sessions.max_age,
         path=COOKIE_PATH,
         httponly=True,
         samesite="lax",
@@ -135,8 +152,15 @@ def login(
 
 
 @router.post("/logout", response_class=HTMLResponse)
-def logout(request: Request, form: FormDep, web: WebSessionDep, state: StateDep) -> Response:
+def logout(
+    request: Request, form: FormDep, web: WebSessionDep, session: SessionDep, clock: ClockDep, state: StateDep
+) -> Response:
+    """End the session on the server (its cookie opens nothing any more, even if kept) and drop it."""
     _check_csrf(request, web, form)
+    now = clock.now()
+    state.sessions.end(session, web, now)
+    access.audit(session, web.caller, "workbench.logout", None, now)
+    session.commit()
     response = RedirectResponse(f"{PREFIX}/login?notice=logged_out", status_code=303)
     response.delete_cookie(
         SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="lax", secure=state.settings.cookie_secure

@@ -24,11 +24,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from markupsafe import Markup
 
-from api.deps import ClockDep, KeyCacheDep, SessionDep
+from api.deps import ClockDep, SessionDep
 from api.web import formats
 from api.web.dashboard import DashboardCache
 from api.web.i18n import LANG_COOKIE, Translator, pick_lang
-from api.web.session import SESSION_COOKIE, SessionSigner, WebSession, WebSettings
+from api.web.session import SESSION_COOKIE, SessionKeeper, WebSession, WebSettings
 from pathway.errors import PathwayError
 from pathway.rate_limit import RateLimiter
 
@@ -51,7 +51,7 @@ class CsrfFailed(PathwayError):
 @dataclass
 class WebState:
     settings: WebSettings
-    signer: SessionSigner
+    sessions: SessionKeeper
     templates: jinja2.Environment
     dashboards: DashboardCache
 
@@ -66,7 +66,7 @@ def build_state(settings: WebSettings | None = None) -> WebState:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(formats.FILTERS)
-    return WebState(settings, SessionSigner(settings), env, DashboardCache(settings))
+    return WebState(settings, SessionKeeper(settings), env, DashboardCache(settings))
 
 
 def web_state(app: Any) -> WebState:
@@ -93,11 +93,9 @@ StateDep = Annotated[WebState, Depends(_state)]
 TDep = Annotated[Translator, Depends(_translator)]
 
 
-def _web_session(
-    request: Request, session: SessionDep, clock: ClockDep, cache: KeyCacheDep, state: StateDep
-) -> WebSession:
+def _web_session(request: Request, session: SessionDep, clock: ClockDep, state: StateDep) -> WebSession:
     """The signed-in session of this browser (LoginRequired without one); its key's rate applies."""
-    found = state.signer.verify(session, request.cookies.get(SESSION_COOKIE), clock.now(), cache)
+    found = state.sessions.verify(session, request.cookies.get(SESSION_COOKIE), clock.now())
     if found is None:
         raise LoginRequired
     limiter: RateLimiter = request.app.state.rate_limiter

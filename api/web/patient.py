@@ -34,6 +34,7 @@ from pathway import (
     workbench,
 )
 from pathway.access import Role
+from pathway.errors import DatabaseBusy
 from pathway.history_reads import Span
 from pathway.models import AssessmentRecord, Referral
 from pathway.service import EvaluationUnavailable
@@ -104,9 +105,9 @@ def patient_page(
     pending = patient.reassessment_due_since is not None
     if record is None or not service.is_current(record, pathway, now, patient):
         try:
-            record = service.reassess_locked(session, patient_id, pathway, clock)
-            pending = False
-        except EvaluationUnavailable:
+            record = service.current_assessment(session, patient, pathway, clock)
+            pending = patient.reassessment_due_since is not None
+        except (EvaluationUnavailable, DatabaseBusy):
             pending = True  # show what is stored; the next read or run completes it
     today = now.astimezone(zone).date()
     year = year or today.year

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import text
 
-from pathway.db import make_engine
+from pathway.db import api_engine, make_engine
 from pathway.settings import Settings
 
 
@@ -38,3 +38,27 @@ def test_the_pool_size_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATHWAY_DATABASE_POOL_SIZE", "0")
     with pytest.raises(ValueError, match="database_pool_size"):
         Settings()
+
+
+@pytest.mark.postgres
+def test_the_api_engine_bounds_its_pool_wait_locks_and_statements_by_the_settings(postgres_url: str) -> None:
+    settings = Settings(
+        database_url=postgres_url,
+        database_pool_timeout_seconds=1.5,
+        database_lock_timeout_seconds=2.5,
+        database_statement_timeout_seconds=40,
+    )
+    engine = api_engine(settings)
+    try:
+        assert engine.pool.timeout() == 1.5  # type: ignore[attr-defined]
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW lock_timeout")).scalar_one() == "2500ms"
+            assert connection.execute(text("SHOW statement_timeout")).scalar_one() == "40s"
+    finally:
+        engine.dispose()
+    unbounded = make_engine(postgres_url)  # the scheduler's and the CLI's: PostgreSQL's defaults
+    try:
+        with unbounded.connect() as connection:
+            assert connection.execute(text("SHOW lock_timeout")).scalar_one() == "0"
+    finally:
+        unbounded.dispose()

@@ -16,7 +16,7 @@ from pathway import access, retention, service
 from pathway.access import Role
 from pathway.assessment import FollowThrough
 from pathway.clock import CLINIC_TZ
-from pathway.models import AuditEvent, IdempotentRequest, SchedulerRun
+from pathway.models import ApiKey, AuditEvent, IdempotentRequest, SchedulerRun
 from pathway.retention import Retention
 from pathway.settings import DEFAULT_IDEMPOTENCY_RETENTION_DAYS, Settings
 from scheduler import jobs, runner
@@ -49,8 +49,20 @@ def _context(
     )
 
 
+def _gateway(session: Session) -> int:
+    """The one gateway key whose answers these tests keep (created on first use)."""
+    found = session.exec(select(ApiKey.id).where(ApiKey.name == "retention gateway")).first()
+    if found is not None:
+        return found
+    key, _plaintext = access.create_key(session, Role.GATEWAY, "retention gateway", NOW)
+    assert key.id is not None
+    return key.id
+
+
 def _keep_answer(session: Session, key: str, at: datetime) -> None:
-    service.remember_answer(session, "readings:1:gateway", key, f"sha-{key}", 201, {"created": 1}, at)
+    gateway = _gateway(session)
+    scope = "readings:1:gateway"
+    service.remember_answer(session, gateway, scope, key, f"sha-{key}", 201, {"created": 1}, at)
 
 
 def _kept_keys(engine: Engine) -> list[str]:
@@ -96,10 +108,12 @@ def test_answers_past_the_window_are_purged_fresh_ones_kept_and_still_replayed(
     }
     assert _kept_keys(engine) == ["just-inside", "yesterday"]
     with Session(engine) as session:  # a retry inside the window still gets the first answer
-        replayed = service.replayed_answer(session, "readings:1:gateway", "just-inside", "sha-just-inside")
+        gateway = _gateway(session)
+        scope = "readings:1:gateway"
+        replayed = service.replayed_answer(session, gateway, scope, "just-inside", "sha-just-inside")
         assert replayed is not None
         assert (replayed.status_code, replayed.response) == (201, {"created": 1})
-        assert service.replayed_answer(session, "readings:1:gateway", "older", "sha-older") is None
+        assert service.replayed_answer(session, gateway, scope, "older", "sha-older") is None
     (run,) = _runs(engine)
     assert (run.business_date, run.finished_at is not None, run.error) == (D, True, None)
     assert run.details == details  # the run records what it deleted

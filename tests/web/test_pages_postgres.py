@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi import FastAPI
@@ -12,6 +14,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app, pathway_config
 from api.web.common import build_state
 from api.web.session import WebSettings
+from pathway import workbench_session_store
 from pathway.db import migrate
 from pathway.settings import Settings
 from rules.evaluation import Evaluator
@@ -59,3 +62,30 @@ def test_the_workbench_on_postgresql(pg_app: tuple[FastAPI, World]) -> None:
         numerator, denominator = rate["numerator"], rate["denominator"]
         expected = f'data-indicator="{name}" data-numerator="{numerator}" data-denominator="{denominator}"'
         assert expected in dashboard, name
+
+
+def test_servers_without_a_configured_secret_share_one_and_a_logout_ends_the_session_on_each(
+    pg_app: tuple[FastAPI, World], postgres_url: str, evaluator: Evaluator
+) -> None:
+    app, world = pg_app
+    start = threading.Barrier(4)
+
+    def ask() -> str:  # servers starting together, each generating a secret
+        start.wait()
+        return workbench_session_store.shared_secret(app.state.engine, "race", NOW)
+
+    with ThreadPoolExecutor(4) as pool:
+        secrets = [future.result() for future in [pool.submit(ask) for _ in range(4)]]
+    assert len(set(secrets)) == 1
+    other = create_app(Settings(database_url=postgres_url), clock=SettableClock(NOW), evaluator=evaluator)
+    try:
+        one, two = TestClient(app), TestClient(other)
+        csrf = sign_in(one, world.keys["team-a"])
+        cookie = one.cookies["pw_session"]
+        two.cookies.set("pw_session", cookie, path="/workbench")
+        today = f"/workbench/teams/{world.team_a}/today"
+        assert two.get(today, follow_redirects=False).status_code == 200  # the other server's too
+        assert one.post("/workbench/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+        assert two.get(today, follow_redirects=False).status_code == 303
+    finally:
+        other.state.engine.dispose()

@@ -133,7 +133,7 @@ def _active_key(session: Session, key_id: int, prefix: str, cache: KeyCache) -> 
     key = session.get(ApiKey, key_id)
     if key is None or key.prefix != prefix or key.revoked_at is not None:
         return None
-    caller = Caller(id=key_id, prefix=key.prefix, role=Role(key.role), team_id=key.team_id, name=key.name)
+    caller = access.of_key(key)
     cache.remember_key(key.secret_sha256, caller)
     return key.secret_sha256, caller
 

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from api.fhir import OBSERVATION_EXAMPLE
-from tests.api.conftest import linked_gateway, register_patient
+from tests.api.conftest import linked_gateway, register_patient, two_teams
 from tests.builders import AS_OF
 
 AT = (AS_OF - timedelta(hours=1)).isoformat()
@@ -264,3 +264,36 @@ def test_a_gateways_fhir_bp_is_a_wearable_reading_not_an_office_crisis(client: T
         headers=_as(gateway),
     )
     assert (as_clinic.status_code, as_clinic.json()["code"]) == (403, "source-not-allowed")
+
+
+# --- every history read sees only readings in force -------------------------------------------
+
+
+def test_team_indicators_and_the_care_plan_see_only_readings_in_force(client: TestClient) -> None:
+    team, _ = two_teams(client)
+    patient_id = register_patient(client, "t1", birth_date="1966-01-01", team_code="jimo-01")
+    visit = {
+        "at": (AS_OF - timedelta(days=5)).isoformat(),
+        "source_encounter_id": "v-7",
+        "readings": [{"kind": "bp", "systolic": 150, "diastolic": 95}],
+    }
+    client.post(f"/v1/patients/{patient_id}/encounters", json=visit)
+    visit["readings"] = [{"kind": "bp", "systolic": 128, "diastolic": 78}]
+    assert client.post(f"/v1/patients/{patient_id}/encounters", json=visit).json()["amended"] is True
+    lab = {
+        "kind": "ldl_c",
+        "value": 3.0,
+        "source": "lab",
+        "measured_at": (AS_OF - timedelta(days=3)).isoformat(),
+    }
+    lab_id = _post(client, patient_id, lab)["items"][0]["reading_id"]
+    assert client.delete(f"/v1/patients/{patient_id}/readings/{lab_id}").status_code == 200
+
+    indicators = client.get(
+        f"/v1/teams/{team}/indicators", params={"to": AS_OF.date().isoformat(), "detail": True}
+    ).json()
+    plan = client.get(f"/v1/patients/{patient_id}/care-plan", params={"year": 2026}).json()
+
+    assert (indicators["bp_control"]["numerator"], indicators["bp_control"]["denominator"]) == (1, 1)
+    assert indicators["ldl_control_by_stratum"] == {}
+    assert [i for i in plan["items"] if i["kind"] == "lipid_recheck" and i["status"] == "done"] == []

@@ -200,7 +200,8 @@ def test_0014_fills_each_readings_value_key_and_each_keys_source_system(
         migrate(url)
         with engine.connect() as connection:
             keys = connection.execute(text("SELECT value_key FROM reading ORDER BY id")).scalars().all()
-            systems = dict(connection.execute(text("SELECT role, source_system FROM api_key")).all())
+            rows = connection.execute(text("SELECT role, source_system FROM api_key")).all()
+            systems = {str(role): str(system) for role, system in rows}
         assert keys == [recording.value_key(*row) for row in values]
         assert systems == {"gateway": "gateway", "ehr": "ehr"}
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, status
@@ -9,7 +10,7 @@ from pydantic import BaseModel
 
 from api.deps import ClockDep, CurrentKey, PathwayDep, SessionDep, patient_for
 from api.errors import error_responses
-from pathway import fhir, recording, service
+from pathway import access, fhir, recording, service
 from pathway.access import Role
 from pathway.errors import PathwayError, UnknownCode
 from pathway.ingest import ItemError, ItemResult
@@ -44,7 +45,12 @@ class FhirResult(BaseModel):
     created: int
     duplicate: int
     rejected: int
+    amended: int = 0
+    retracted: int = 0
     entries: list[FhirEntryResult]
+
+
+Mapped = fhir.MappedObservation | fhir.RetractedObservation
 
 
 @router.post(
@@ -62,9 +68,21 @@ def post_observation(
     key: CurrentKey,
     source: ReadingSource | None = None,
 ) -> FhirResult:
-    """One FHIR R4 Observation (BP panel 85354-9, glucose, HbA1c or lipids); 422 names what is unmapped."""
-    mapped = fhir.map_observation(fhir.parse_observation(observation), source, "Observation")
-    return _store(session, clock, pathway, key, [(0, mapped)], rejected={})
+    """One FHIR R4 Observation (BP panel 85354-9, glucose, HbA1c or lipids); 422 names what is unmapped.
+
+    ``status`` decides what it does: ``final`` records it; ``amended`` / ``corrected`` (or a final
+    one with other values under a stored identifier) is a new version of the reading its
+    identifier names (``amended``; the old one kept, seen by no history read); ``entered-in-error``
+    / ``cancelled`` retracts that reading (``retracted``); a result not final yet (``preliminary``,
+    ``registered``, ``unknown``) is refused, 422 ``result-not-final`` naming ``Observation.status``.
+    The source is ``source``, else ``lab`` for the laboratory category, else the key's role's
+    default (a gateway: ``wearable``; others: ``clinic``); a source the key's role may not post is
+    403 ``source-not-allowed``. An ehr or admin key's observation is identified by (patient, its
+    identifier's system, value); a gateway's by the key's registered system.
+    """
+    access.require_role(key, Role.EHR, Role.GATEWAY)
+    mapped = _mapped(fhir.parse_observation(observation), key, source, "Observation")
+    return _store(session, clock, pathway, key, [(0, mapped)], {}, lambda _: "Observation")
 
 
 @router.post(
@@ -82,9 +100,11 @@ def post_bundle(
     key: CurrentKey,
     source: ReadingSource | None = None,
 ) -> FhirResult:
-    """A Bundle of Observations: each entry is created, a duplicate, or rejected with the reason."""
+    """A Bundle of Observations: each entry is created, a duplicate, amended, retracted, or rejected
+    with the reason (as ``POST /v1/fhir/Observation`` says, per entry)."""
+    access.require_role(key, Role.EHR, Role.GATEWAY)
     parsed = fhir.parse_bundle(bundle)
-    mapped: list[tuple[int, fhir.MappedObservation]] = []
+    mapped: list[tuple[int, Mapped]] = []
     rejected: dict[int, ItemError] = {}
     for index, entry in enumerate(parsed.entry or []):
         field = f"Bundle.entry.{index}.resource"
@@ -93,10 +113,19 @@ def post_bundle(
             if resource is None or resource.get_resource_type() != "Observation":
                 raise UnknownCode("only Observation entries are accepted", field)
             observation = fhir.parse_observation(resource.model_dump(mode="json"), field)
-            mapped.append((index, fhir.map_observation(observation, source, field)))
+            mapped.append((index, _mapped(observation, key, source, field)))
         except PathwayError as error:
             rejected[index] = ItemError(**error.as_dict())
-    return _store(session, clock, pathway, key, mapped, rejected)
+    return _store(session, clock, pathway, key, mapped, rejected, lambda i: f"Bundle.entry.{i}.resource")
+
+
+def _mapped(observation: Any, key: CurrentKey, source: ReadingSource | None, field: str) -> Mapped:
+    """The observation mapped with the key's role's default source; a source the role may not post
+    is refused (``source-not-allowed``, naming ``source`` or the category it came from)."""
+    mapped = fhir.map_observation(observation, source, field, access.DEFAULT_FHIR_SOURCE[key.role])
+    if isinstance(mapped, fhir.MappedObservation):
+        access.require_source(key, mapped.reading.source, "source" if source else f"{field}.category")
+    return mapped
 
 
 def _store(
@@ -104,15 +133,16 @@ def _store(
     clock: ClockDep,
     pathway: PathwayDep,
     key: CurrentKey,
-    mapped: list[tuple[int, fhir.MappedObservation]],
+    mapped: list[tuple[int, Mapped]],
     rejected: dict[int, ItemError],
+    field_of: Callable[[int], str],
 ) -> FhirResult:
     now = clock.now()
     results: dict[int, FhirEntryResult] = {
         index: FhirEntryResult(index=index, status="rejected", error=error)
         for index, error in rejected.items()
     }
-    by_patient: dict[int, list[tuple[int, fhir.MappedObservation]]] = {}
+    by_patient: dict[int, list[tuple[int, Mapped]]] = {}
     for index, item in mapped:
         by_patient.setdefault(item.patient_id, []).append((index, item))
     single = len(mapped) == 1 and not rejected
@@ -130,20 +160,56 @@ def _store(
                 )
             continue
         now = clock.now()  # after the patient's lock
-        stored = recording.record_readings(
-            session, patient, [m.reading for _, m in items], source_system="fhir", config=pathway, now=now
-        )
-        for (index, _), outcome in zip(items, stored, strict=True):
-            results[index] = FhirEntryResult(
-                **{**outcome.model_dump(), "index": index, "patient_id": patient_id}
+        outcomes: list[ItemResult] = []
+        for system, group in _by_system(key, items):
+            readings = [(i, m) for i, m in group if isinstance(m, fhir.MappedObservation)]
+            stored = recording.record_readings(
+                session,
+                patient,
+                [m.reading for _, m in readings],
+                source_system=system,
+                config=pathway,
+                now=now,
             )
-        stored_any = any(outcome.status == "created" for outcome in stored)
-        service.reassess_after_ingest(session, patient, pathway, now, stored_any=stored_any)
+            outcomes += [
+                o.model_copy(update={"index": i}) for (i, _), o in zip(readings, stored, strict=True)
+            ]
+            withdrawn = [
+                (i, m.source_reading_id) for i, m in group if isinstance(m, fhir.RetractedObservation)
+            ]
+            outcomes += recording.retract_readings(
+                session,
+                patient,
+                withdrawn,
+                source_system=system,
+                now=now,
+                field=lambda i: f"{field_of(i)}.identifier",
+            )
+        for outcome in outcomes:
+            results[outcome.index] = FhirEntryResult(**outcome.model_dump(), patient_id=patient_id)
+        access.audit_new_versions(session, key, (o.status for o in outcomes), patient_id, now)
+        changed = any(o.status in ("created", "amended", "retracted") for o in outcomes)
+        service.reassess_after_ingest(session, patient, pathway, now, stored_any=changed)
     session.commit()
     entries = [results[i] for i in sorted(results)]
     return FhirResult(
         created=sum(e.status == "created" for e in entries),
         duplicate=sum(e.status == "duplicate" for e in entries),
         rejected=sum(e.status == "rejected" for e in entries),
+        amended=sum(e.status == "amended" for e in entries),
+        retracted=sum(e.status == "retracted" for e in entries),
         entries=entries,
     )
+
+
+def _by_system(
+    key: CurrentKey, items: list[tuple[int, Mapped]]
+) -> list[tuple[str, list[tuple[int, Mapped]]]]:
+    """The entries by the source system they are identified under: an ehr or admin key's by their
+    identifier's system (the lab or hospital that issued it), else the key's; a gateway's always
+    by the key's registered system."""
+    groups: dict[str, list[tuple[int, Mapped]]] = {}
+    for index, item in items:
+        system = item.system if item.system and key.role in (Role.ADMIN, Role.EHR) else key.source_system
+        groups.setdefault(system, []).append((index, item))
+    return list(groups.items())

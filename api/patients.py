@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 from sqlmodel import Session
@@ -22,6 +22,7 @@ from api.schemas import (
     PatientRead,
     PatientSummary,
     PendingAssessment,
+    RetractionResult,
 )
 from pathway import access, contact_flag_store, recording, referrals, repository, service
 from pathway.access import Role
@@ -45,6 +46,15 @@ from pathway.service import PathwayConfig
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 # Stored with each reading, visit and check (the same bound as a patient's source_system).
 SourceSystem = Annotated[Text, Query(max_length=64, description="the system the data comes from")]
+# Readings and visits: the key's registered system unless an ehr or admin key names another.
+PostingSystem = Annotated[
+    Text | None,
+    Query(
+        max_length=64,
+        description="the system the data comes from; by default the key's registered one (a gateway"
+        " key may name no other: 403)",
+    ),
+]
 
 
 @router.post(
@@ -115,17 +125,24 @@ def post_readings(
     pathway: PathwayDep,
     key: CurrentKey,
     cache: KeyCacheDep,
-    source_system: SourceSystem = "gateway",
+    source_system: PostingSystem = None,
     idempotency_key: Annotated[Text | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> BatchResult | JSONResponse:
     """Store a batch of readings (each at most once) and re-tier the patient in the same transaction.
 
-    Each item is answered on its own (``created``, ``duplicate`` or ``rejected`` with an error naming
-    ``readings.<index>.<field>``): an item that is not a valid reading (a wrong type, a missing or
-    extra field, an element that is not a JSON object) is rejected as ``invalid-input``, one with an
-    unknown ``kind`` or ``source`` as ``unknown-code`` (naming the accepted values), and the others
-    are stored. The whole request is refused only when the body is not a JSON array or is empty
-    (422), or holds more items than a batch may (413).
+    Each item is answered on its own (``created``, ``duplicate``, ``amended`` or ``rejected`` with an
+    error naming ``readings.<index>.<field>``): an item that is not a valid reading (a wrong type, a
+    missing or extra field, an element that is not a JSON object) is rejected as ``invalid-input``,
+    one with an unknown ``kind`` or ``source`` as ``unknown-code`` (naming the accepted values), one
+    with a source the key's role may not post (a gateway: only ``home``, ``wearable``, ``cgm``) as
+    ``source-not-allowed``, and the others are stored. The whole request is refused only when the
+    body is not a JSON array or is empty (422), or holds more items than a batch may (413).
+
+    Readings are stored under the key's registered source system, and a reading is identified by
+    (patient, that system, ``source_reading_id``): the same id with the same content is a
+    ``duplicate``; with other values (or time, device, source) it is a new version, ``amended``,
+    that supersedes the stored one (kept, seen by no history read). Without a source id, a reading
+    of the same kind, instant, device and value is a duplicate; another value is another reading.
 
     With an ``Idempotency-Key``, a replay of the same body returns the first answer unchanged
     (header ``Idempotent-Replayed: true``); the same key with another body is a 409.
@@ -135,7 +152,8 @@ def post_readings(
         session, key, patient_id, "readings.post", now, Role.EHR, Role.GATEWAY, cache=cache, write=True
     )
     now = clock.now()  # after the patient's lock: this reassessment sees every committed reading
-    scope = f"readings:{patient_id}:{source_system}"
+    system = access.posting_system(key, source_system)
+    scope = f"readings:{patient_id}:{system}"
     fingerprint = service.readings_fingerprint(readings) if idempotency_key is not None else ""
     if idempotency_key is not None:
         prior = service.replayed_answer(session, key.id, scope, idempotency_key, fingerprint)
@@ -145,14 +163,16 @@ def post_readings(
                 prior.response, status_code=prior.status_code, headers={"Idempotent-Replayed": "true"}
             )
     items = recording.record_readings(
-        session, patient, readings, source_system=source_system, config=pathway, now=now
+        session, patient, readings, source_system=system, config=pathway, now=now, caller=key
     )
-    stored_any = any(item.status == "created" for item in items)
+    access.audit_new_versions(session, key, (item.status for item in items), patient_id, now)
+    stored_any = any(item.status in ("created", "amended") for item in items)
     record = service.reassess_after_ingest(session, patient, pathway, now, stored_any=stored_any)
     result = BatchResult(
         created=_count(items, "created"),
         duplicate=_count(items, "duplicate"),
         rejected=_count(items, "rejected"),
+        amended=_count(items, "amended"),
         items=items,
         assessment=AssessmentRead.of(record) if record else None,
         assessment_pending=record is None,
@@ -164,6 +184,47 @@ def post_readings(
         )
     session.commit()
     return result
+
+
+@router.delete(
+    "/{patient_id}/readings/{reading_id}",
+    response_model=RetractionResult,
+    responses=error_responses(401, 403, 404, 409, 429, 503),
+    operation_id="readings-retract",
+)
+def retract_reading(
+    patient_id: PatientId,
+    reading_id: Annotated[int, Path(ge=1, le=2_147_483_647, description="the reading's id")],
+    session: SessionDep,
+    clock: ClockDep,
+    pathway: PathwayDep,
+    key: CurrentKey,
+    cache: KeyCacheDep,
+) -> RetractionResult:
+    """Retract a reading entered in error and re-tier the patient without it, in one transaction.
+
+    The reading is kept (``retracted_at``) and no history read sees it again; a retry of it is a
+    duplicate and leaves it retracted. Retracting it again answers the first retraction. A gateway
+    retracts only readings of its own source system (403); a superseded version is 409 (retract the
+    current one); a reading of another patient's, or none, is 404.
+    """
+    now = clock.now()
+    patient = patient_for(
+        session, key, patient_id, "readings.retract", now, Role.EHR, Role.GATEWAY, cache=cache, write=True
+    )
+    now = clock.now()
+    reading, retracted = recording.retract_reading(session, patient, reading_id, caller=key, now=now)
+    if retracted:
+        access.audit_new_versions(session, key, ["retracted"], patient_id, now)
+    record = service.reassess_after_ingest(session, patient, pathway, now, stored_any=retracted)
+    session.commit()
+    assert reading.retracted_at is not None
+    return RetractionResult(
+        reading_id=reading_id,
+        retracted_at=reading.retracted_at,
+        assessment=AssessmentRead.of(record) if record else None,
+        assessment_pending=record is None,
+    )
 
 
 def _assessed(record: AssessmentRecord | None, patient_id: int) -> AssessmentRead | JSONResponse:
@@ -233,22 +294,37 @@ def post_encounter(
     pathway: PathwayDep,
     response: Response,
     key: CurrentKey,
-    source_system: SourceSystem = "ehr",
+    source_system: PostingSystem = None,
 ) -> EncounterResult:
-    """Store a clinic visit with its readings and symptoms, then re-tier the patient."""
+    """Store a clinic visit with its readings and symptoms, then re-tier the patient.
+
+    Once per (source system, ``source_encounter_id``): the same visit sent again is answered 200
+    with ``created: false``; sent again with other content (time, readings, symptoms, checks) it
+    replaces the stored one (200, ``amended: true``): the old readings are superseded (kept, seen
+    by no history read), and the patient is re-tiered on the new ones.
+    """
     now = clock.now()
     patient = patient_for(session, key, patient_id, "encounter.post", now, Role.EHR, write=True)
     now = clock.now()
-    encounter_id, created = recording.record_encounter(
-        session, patient, data, source_system=source_system, config=pathway, now=now
+    encounter_id, outcome = recording.record_encounter(
+        session,
+        patient,
+        data,
+        source_system=access.posting_system(key, source_system),
+        config=pathway,
+        now=now,
     )
-    record = service.reassess_after_ingest(session, patient, pathway, now, stored_any=created)
+    if outcome == "amended":
+        access.audit(session, key, "encounter.amend", patient_id, now)
+    stored = outcome != "duplicate"
+    record = service.reassess_after_ingest(session, patient, pathway, now, stored_any=stored)
     session.commit()
-    if not created:
+    if outcome != "created":
         response.status_code = status.HTTP_200_OK
     return EncounterResult(
         encounter_id=encounter_id,
-        created=created,
+        created=outcome == "created",
+        amended=outcome == "amended",
         assessment=AssessmentRead.of(record) if record else None,
         assessment_pending=record is None,
     )

@@ -100,11 +100,13 @@ class PatientSummary(BaseModel):
 
 
 class BatchResult(BaseModel):
-    """Per-item outcome of a batch: created, duplicate (already stored) or rejected (with the error)."""
+    """Per-item outcome of a batch: created, duplicate (already stored), amended (a new version of the
+    reading with that source id) or rejected (with the error)."""
 
     created: int
     duplicate: int
     rejected: int
+    amended: int = 0
     items: list[ItemResult]
     assessment: AssessmentRead | None = Field(
         description="the new assessment; null if the rule engine failed (see assessment_pending)"
@@ -118,6 +120,19 @@ class BatchResult(BaseModel):
 class EncounterResult(BaseModel):
     encounter_id: int
     created: bool = Field(description="false when the visit was already stored under its source id")
+    amended: bool = Field(
+        default=False,
+        description="the visit was stored under its source id with other content, and this replaced it",
+    )
+    assessment: AssessmentRead | None
+    assessment_pending: bool = False
+
+
+class RetractionResult(BaseModel):
+    """A reading retracted: kept, seen by no history read; the patient re-tiered without it."""
+
+    reading_id: int
+    retracted_at: datetime
     assessment: AssessmentRead | None
     assessment_pending: bool = False
 

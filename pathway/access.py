@@ -4,6 +4,12 @@ Roles: ``admin`` (everything), ``ehr`` (register patients, post visits and readi
 ``team`` (read and act on its own team's patients only), ``gateway`` (post readings and symptoms
 for the patients it is linked to, nothing else). A key is shown once when created; only its sha256
 is stored. A refusal says nothing about the patient it concerns.
+
+Each key posts for one registered source system (``--source-system``; by default its own,
+``key-<prefix>``): readings and visits are stored under it, so a reading's identity is
+(patient, the key's system, source id). The sources of reading a role may post are data here
+(:data:`SOURCES_BY_ROLE`): a gateway posts what patients measure themselves (home, wearable, CGM),
+never a clinic or lab result.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,8 +31,10 @@ from sqlmodel import Session, SQLModel, select
 from pathway import repository, workbench_session_store
 from pathway.errors import InvalidInput, PathwayError
 from pathway.models import ApiKey, AuditEvent, GatewayLink, Patient, Team
+from pathway.vocabulary import ReadingSource
 
 KEY_PREFIX = "pw_"
+SOURCE_SYSTEM_LENGTH = 64  # the column's (api_key, reading, encounter)
 
 
 class Role(StrEnum):
@@ -46,6 +54,27 @@ class Forbidden(PathwayError):
     status = 403
 
 
+class SourceNotAllowed(Forbidden):
+    code = "source-not-allowed"
+
+
+# The sources of reading each role may post (a team key posts none). A gateway relays what patients
+# measure themselves; clinic and lab results come from the clinic's own systems.
+SOURCES_BY_ROLE: dict[Role, frozenset[ReadingSource]] = {
+    Role.ADMIN: frozenset(ReadingSource),
+    Role.EHR: frozenset(ReadingSource),
+    Role.GATEWAY: frozenset({ReadingSource.HOME, ReadingSource.WEARABLE, ReadingSource.CGM}),
+    Role.TEAM: frozenset(),
+}
+# The source of a FHIR Observation that says none (no ``source`` parameter, no laboratory category).
+DEFAULT_FHIR_SOURCE: dict[Role, ReadingSource] = {
+    Role.ADMIN: ReadingSource.CLINIC,
+    Role.EHR: ReadingSource.CLINIC,
+    Role.GATEWAY: ReadingSource.WEARABLE,
+    Role.TEAM: ReadingSource.CLINIC,
+}
+
+
 class UnknownTeam(PathwayError):
     code = "unknown-team"
     status = 422
@@ -56,9 +85,17 @@ def _digest(secret: str) -> str:
 
 
 def create_key(
-    session: Session, role: Role, name: str, now: datetime, team_code: str | None = None
+    session: Session,
+    role: Role,
+    name: str,
+    now: datetime,
+    team_code: str | None = None,
+    source_system: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key and its plaintext (shown once). Team keys need a team."""
+    """A new key and its plaintext (shown once). Team keys need a team. ``source_system``: the
+    system it posts for (give a rotated key its predecessor's), by default ``key-<prefix>``."""
+    if source_system is not None and not 0 < len(source_system) <= SOURCE_SYSTEM_LENGTH:
+        raise InvalidInput(f"a source system has 1 to {SOURCE_SYSTEM_LENGTH} characters", "source_system")
     team_id = None
     if role is Role.TEAM:
         if team_code is None:
@@ -70,6 +107,7 @@ def create_key(
         prefix=prefix,
         secret_sha256=_digest(secret),
         role=role.value,
+        source_system=source_system or f"key-{prefix}",
         team_id=team_id,
         name=name,
         created_at=now,
@@ -87,6 +125,41 @@ class Caller:
     role: Role
     team_id: int | None
     name: str
+    source_system: str
+
+    def may_post(self, source: ReadingSource) -> bool:
+        return source in SOURCES_BY_ROLE[self.role]
+
+
+def of_key(key: ApiKey) -> Caller:
+    assert key.id is not None
+    return Caller(
+        id=key.id,
+        prefix=key.prefix,
+        role=Role(key.role),
+        team_id=key.team_id,
+        name=key.name,
+        source_system=key.source_system,
+    )
+
+
+def require_source(caller: Caller, source: ReadingSource, field: str | None) -> None:
+    """A key posts only the sources of reading its role may (:data:`SOURCES_BY_ROLE`), else 403."""
+    if not caller.may_post(source):
+        allowed = ", ".join(sorted(s.value for s in SOURCES_BY_ROLE[caller.role])) or "none"
+        raise SourceNotAllowed(
+            f"a {caller.role.value} key may not post {source.value} readings (only: {allowed})", field
+        )
+
+
+def posting_system(caller: Caller, named: str | None) -> str:
+    """The source system a key's data is stored under: its registered one. An ehr or admin key may
+    name another (it relays several systems); a gateway may not (403 naming ``source_system``)."""
+    if named is None or named == caller.source_system:
+        return caller.source_system
+    if caller.role in (Role.ADMIN, Role.EHR):
+        return named
+    raise Forbidden(f"a {caller.role.value} key posts as its registered source system only", "source_system")
 
 
 class KeyCache:
@@ -150,8 +223,7 @@ def authenticate(session: Session, presented: str | None, cache: KeyCache = NO_C
     key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
     if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_sha256, digest):
         raise Unauthenticated("unknown or revoked API key", "Authorization")
-    assert key.id is not None
-    caller = Caller(id=key.id, prefix=key.prefix, role=Role(key.role), team_id=key.team_id, name=key.name)
+    caller = of_key(key)
     cache.remember_key(key.secret_sha256, caller)
     return caller
 
@@ -208,6 +280,16 @@ _AUDIT = insert(SQLModel.metadata.tables[AuditEvent.__tablename__])
 def audit(session: Session, caller: Caller, action: str, patient_id: int | None, now: datetime) -> None:
     """One audit row in the request's transaction (a cached Core INSERT: no ORM object)."""
     session.execute(_AUDIT, {"at": now, "api_key_id": caller.id, "action": action, "patient_id": patient_id})
+
+
+def audit_new_versions(
+    session: Session, caller: Caller, statuses: Iterable[str], patient_id: int, now: datetime
+) -> None:
+    """One audit row (``reading.amend`` / ``reading.retract``) per reading amended or retracted."""
+    for status in statuses:
+        if status in ("amended", "retracted"):
+            action = "reading.amend" if status == "amended" else "reading.retract"
+            audit(session, caller, action, patient_id, now)
 
 
 def revoke_key(session: Session, prefix: str, now: datetime) -> ApiKey:

@@ -5,7 +5,7 @@
                                                reported, the rest still checked; exit 2)
     pathway packs                              list the rule packs and versions loaded
     pathway serve [--host H] [--port P] [--workers N] [--no-scheduler]   migrate, serve the API + scheduler
-    pathway keys create --role R --name N [--team CODE]   create an API key (printed once)
+    pathway keys create --role R --name N [--team CODE] [--source-system S]   an API key (printed once)
     pathway keys revoke PREFIX                             revoke a key (servers honour it within
                                                            PATHWAY_KEY_CACHE_SECONDS)
     pathway teams create CODE --name N --level L          register a GP team
@@ -56,6 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     create_key.add_argument("--role", required=True, choices=["admin", "ehr", "team", "gateway"])
     create_key.add_argument("--name", required=True, help="who holds it (a system, a team, a device gateway)")
     create_key.add_argument("--team", help="team code (required for --role team)")
+    create_key.add_argument(
+        "--source-system",
+        help="the system it posts for: readings and visits are stored under it, and a reading is"
+        " identified by (patient, system, source id); give a replacement key the same one"
+        " (default: key-<prefix>, the key's own)",
+    )
     revoke_key = keys.add_parser("revoke", help="revoke an API key by its prefix (the part after pw_)")
     revoke_key.add_argument("prefix")
     teams = commands.add_parser("teams", help="GP teams").add_subparsers(dest="teams_command", required=True)
@@ -98,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "keys" and args.keys_command == "revoke":
             return _revoke_key(args.prefix)
         if args.command == "keys":
-            return _create_key(args.role, args.name, args.team)
+            return _create_key(args.role, args.name, args.team, args.source_system)
         if args.command == "teams":
             return _create_team(args.code, args.name, args.level)
         if args.command == "demo":
@@ -196,7 +202,7 @@ def _bootstrap_admin_key(settings: Settings) -> None:
     engine.dispose()
 
 
-def _create_key(role: str, name: str, team: str | None) -> int:
+def _create_key(role: str, name: str, team: str | None, source_system: str | None = None) -> int:
     from sqlmodel import Session
 
     from pathway import access
@@ -209,11 +215,17 @@ def _create_key(role: str, name: str, team: str | None) -> int:
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         key, plaintext = access.create_key(
-            session, access.Role(role), name, SystemClock(settings.tz).now(), team_code=team
+            session,
+            access.Role(role),
+            name,
+            SystemClock(settings.tz).now(),
+            team_code=team,
+            source_system=source_system,
         )
         session.commit()
         print(
-            f"created {role} key #{key.id} ({key.prefix}) for {name}; store it now, it is not shown again:",
+            f"created {role} key #{key.id} ({key.prefix}, source system {key.source_system}) for {name};"
+            " store it now, it is not shown again:",
             file=sys.stderr,
         )
     engine.dispose()
@@ -310,9 +322,12 @@ def _demo(patients: int, seed: int, as_of: str | None, *, if_empty: bool = False
         assert patient.id is not None
         new = 0
         for encounter in plan.encounters:
-            new += recording.record_encounter(
-                session, patient, encounter, source_system=plan.source_system, config=config, now=now
-            )[1]
+            new += (
+                recording.record_encounter(
+                    session, patient, encounter, source_system=plan.source_system, config=config, now=now
+                )[1]
+                != "duplicate"
+            )
         tally.encounters += new
         for system, batch in plan.readings:
             items = recording.record_readings(

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Insert, case, func, literal, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, SQLModel, col, select
 
+from pathway.history_store import IN_FORCE
 from pathway.issuing_store import Scope
 from pathway.models import Encounter, Patient, PatientFlag, Reading
 from pathway.task_store import dialect_insert
@@ -36,7 +37,7 @@ _FLAGGED_PATIENTS = _flag_table.join(_patient_table, _patient.id == _flag.patien
 def _last_contact(patient_id: Any) -> ColumnElement[datetime]:
     """The latest encounter or reading of a patient, else when the patient was registered."""
     latest = func.max(_reading.measured_at)
-    reading = select_columns(latest).where(_reading.patient_id == patient_id).scalar_subquery()
+    reading = select_columns(latest).where(_reading.patient_id == patient_id, IN_FORCE).scalar_subquery()
     encounter = (
         select_columns(func.max(_encounter.at)).where(_encounter.patient_id == patient_id).scalar_subquery()
     )

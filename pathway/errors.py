@@ -6,6 +6,9 @@ PathwayError(code, detail, field)          status 400 unless a subclass says oth
 ├── UnknownUnit             unknown-unit            422  a unit the pack cannot convert
 ├── UnknownCode             unknown-code            422  unknown condition, symptom, kind, source
 ├── FutureTimestamp         future-timestamp        422  measured after as_of + tolerance
+├── ResultNotFinal          result-not-final        422  a preliminary (registered, unknown) result
+├── UnknownReading          unknown-reading         404  no such reading of the patient's
+├── ReadingSuperseded       reading-superseded      409  an old version: act on the current one
 ├── PayloadTooLarge         payload-too-large       413  a body or batch over the limit
 ├── RateLimited             rate-limited            429  too many requests from one key (Retry-After)
 ├── DatabaseBusy            database-busy           503  no free connection, a lock or statement
@@ -62,6 +65,20 @@ class UnknownCode(InvalidInput):
 
 class FutureTimestamp(InvalidInput):
     code = "future-timestamp"
+
+
+class ResultNotFinal(InvalidInput):
+    code = "result-not-final"
+
+
+class UnknownReading(PathwayError):
+    code = "unknown-reading"
+    status = 404
+
+
+class ReadingSuperseded(PathwayError):
+    code = "reading-superseded"
+    status = 409
 
 
 class PayloadTooLarge(PathwayError):

@@ -14,7 +14,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 from pydantic import ValidationError
 
-from pathway.errors import InvalidInput, UnknownCode
+from pathway.errors import InvalidInput, ResultNotFinal, UnknownCode
 from pathway.ingest import ReadingIn
 from pathway.vocabulary import ReadingKind, ReadingSource
 
@@ -50,12 +50,29 @@ READING_SOURCES = {
 }
 
 
+# Observation.status: a result to record (a correction is a new version of its identifier's
+# reading), one withdrawn (its reading is retracted), or one not final yet (refused, never used).
+RECORDED_STATUSES = frozenset({"final", "amended", "corrected"})
+RETRACTING_STATUSES = frozenset({"entered-in-error", "cancelled"})
+SOURCE_SYSTEM_LENGTH = 64
+
+
 @dataclass(frozen=True)
 class MappedObservation:
-    """A reading for a patient of ours, from one Observation."""
+    """A reading for a patient of ours, from one Observation; ``system``: its identifier's."""
 
     patient_id: int
     reading: ReadingIn
+    system: str | None = None
+
+
+@dataclass(frozen=True)
+class RetractedObservation:
+    """An Observation entered in error or cancelled: the reading its identifier names is withdrawn."""
+
+    patient_id: int
+    source_reading_id: str
+    system: str | None = None
 
 
 def parse_observation(data: Any, field: str = "Observation") -> Observation:
@@ -76,9 +93,27 @@ def parse_bundle(data: Any) -> Bundle:
         raise InvalidInput(f"not a valid FHIR R4 Bundle: {first['msg']}", f"Bundle.{where}") from error
 
 
-def map_observation(observation: Observation, source: ReadingSource | None, field: str) -> MappedObservation:
-    """Our reading for one Observation, or an error naming what cannot be mapped."""
+def map_observation(
+    observation: Observation,
+    source: ReadingSource | None,
+    field: str,
+    default_source: ReadingSource = ReadingSource.CLINIC,
+) -> MappedObservation | RetractedObservation:
+    """Our reading for one Observation (its source: ``source``, else ``lab`` for the laboratory
+    category, else ``default_source``), the retraction of one, or an error naming what cannot be
+    mapped (a result not final: ``result-not-final`` naming ``status``)."""
     patient_id = _patient_id(observation, field)
+    system = _identifier_system(observation, field)
+    if observation.status in RETRACTING_STATUSES:
+        named = observation.identifier[0].value if observation.identifier else None
+        if not named:
+            raise InvalidInput(f"a {observation.status} Observation names its reading", f"{field}.identifier")
+        return RetractedObservation(patient_id, named, system)
+    if observation.status not in RECORDED_STATUSES:
+        raise ResultNotFinal(
+            f"a {observation.status} result is not used: send it final (or amended, corrected)",
+            f"{field}.status",
+        )
     when = observation.effectiveDateTime
     if when is None:
         raise InvalidInput(
@@ -89,7 +124,7 @@ def map_observation(observation: Observation, source: ReadingSource | None, fiel
     device = observation.device.reference if observation.device else None
     common: dict[str, Any] = {
         "measured_at": when,
-        "source": source or _source(observation),
+        "source": source or _source(observation, default_source),
         "source_reading_id": identifier,
         "device_id": device,
     }
@@ -117,14 +152,14 @@ def map_observation(observation: Observation, source: ReadingSource | None, fiel
         if len(units) != 1:
             raise InvalidInput("systolic and diastolic must use the same unit", f"{field}.component")
         reading = _reading(field, kind=ReadingKind.BP, unit=units.pop(), **values, **common)
-        return MappedObservation(patient_id, reading)
+        return MappedObservation(patient_id, reading, system)
     kind = next((SINGLE_VALUE_CODES[c] for c in codes if c in SINGLE_VALUE_CODES), None)
     if kind is None:
         raise UnknownCode(f"no reading kind for LOINC code(s) {sorted(codes) or 'none'}", f"{field}.code")
     if observation.valueQuantity is None:
         raise InvalidInput("an Observation needs valueQuantity", f"{field}.valueQuantity")
     value, unit = _quantity(observation.valueQuantity, f"{field}.valueQuantity")
-    return MappedObservation(patient_id, _reading(field, kind=kind, value=value, unit=unit, **common))
+    return MappedObservation(patient_id, _reading(field, kind=kind, value=value, unit=unit, **common), system)
 
 
 def _reading(field: str, **values: Any) -> ReadingIn:
@@ -162,6 +197,16 @@ def _patient_id(observation: Observation, field: str) -> int:
     return int(reference[8:])
 
 
-def _source(observation: Observation) -> ReadingSource:
+def _source(observation: Observation, default: ReadingSource) -> ReadingSource:
     categories = {c.code for concept in observation.category or [] for c in concept.coding or []}
-    return ReadingSource.LAB if "laboratory" in categories else ReadingSource.CLINIC
+    return ReadingSource.LAB if "laboratory" in categories else default
+
+
+def _identifier_system(observation: Observation, field: str) -> str | None:
+    system = observation.identifier[0].system if observation.identifier else None
+    if system is not None and len(system) > SOURCE_SYSTEM_LENGTH:
+        raise InvalidInput(
+            f"an identifier system has at most {SOURCE_SYSTEM_LENGTH} characters",
+            f"{field}.identifier.0.system",
+        )
+    return system

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, SQLModel
 
-from pathway.history_store import READING_COLUMNS, ClinicalRows, RecentReadings, history_rows
+from pathway.history_store import IN_FORCE, READING_COLUMNS, ClinicalRows, RecentReadings, history_rows
 from pathway.horizon import ReadingHorizon
 from pathway.models import Encounter, Reading
 from pathway.vocabulary import ReadingKind, ReadingSource
@@ -77,7 +77,7 @@ _ORDER: tuple[ColumnElement[Any], ...] = (literal_column("measured_at"), literal
 
 
 def _readings_where(*conditions: Any) -> Any:
-    return select_columns(*READING_COLUMNS).where(_reading.patient_id == _PATIENT, *conditions)
+    return select_columns(*READING_COLUMNS).where(_reading.patient_id == _PATIENT, IN_FORCE, *conditions)
 
 
 _PLAN_READINGS = union_all(_readings_where(_LIPID), _readings_where(_LOOSE_CLINIC)).order_by(*_ORDER)

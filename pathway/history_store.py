@@ -64,6 +64,16 @@ READING_COLUMNS = (
 _check = _TABLES[CareCheckRecord.__tablename__].c
 
 
+def in_force(reading: Any) -> ColumnElement[bool]:
+    """A reading neither superseded by a new version nor retracted: the only ones any history read
+    (a reassessment, a replay, the care plan, the charts, the team views and indicators, the last
+    contact) sees. ``reading`` is the columns of the table or of an alias of it."""
+    return and_(reading.superseded_at.is_(None), reading.retracted_at.is_(None))
+
+
+IN_FORCE = in_force(_reading)
+
+
 ReadingRow = tuple[
     int | None,
     str,
@@ -146,7 +156,7 @@ _ORDER: tuple[ColumnElement[Any], ...] = (
 
 def _readings_where(*conditions: ColumnElement[bool]) -> Any:
     return select_columns(literal_column("'r'").label("part"), *READING_COLUMNS, _DAY.label("day")).where(
-        _reading.patient_id == _PATIENT, *conditions
+        _reading.patient_id == _PATIENT, IN_FORCE, *conditions
     )
 
 
@@ -172,6 +182,7 @@ _OLDER_OUTSIDE_A_VISIT = (
     _older.c.encounter_id.is_(None),
     _older.c.source != _CLINIC,
     _older.c.measured_at < _SINCE,
+    in_force(_older.c),
 )
 # Readings from ``since`` on, and visit or clinic readings before it: two parts, each an index range
 # (one condition with OR let PostgreSQL use only patient_id, and read every reading the patient
@@ -190,7 +201,12 @@ _OLDEST_OUTSIDE_A_VISIT = select_columns(
     _TEXT,
     _TEXT,
     select_columns(_older.c.measured_at)
-    .where(_older.c.patient_id == _PATIENT, _older.c.encounter_id.is_(None), _older.c.source != _CLINIC)
+    .where(
+        _older.c.patient_id == _PATIENT,
+        _older.c.encounter_id.is_(None),
+        _older.c.source != _CLINIC,
+        in_force(_older.c),
+    )
     .order_by(_older.c.measured_at)
     .limit(1)
     .scalar_subquery(),
@@ -246,6 +262,7 @@ _peak_range = (
     .where(
         _reading.patient_id == _PATIENT,
         _OUTSIDE_A_VISIT,
+        IN_FORCE,
         _reading.measured_at >= _PEAKS_SINCE,
         _reading.measured_at < _SINCE,
         _reading.kind.in_(_PEAK_KINDS),
@@ -262,7 +279,7 @@ def _older_readings(latest_before: Any) -> Any:
             latest_before,
             and_(_reading.kind == latest_before.c.kind, _reading.measured_at == latest_before.c.at),
         )
-        .where(_reading.patient_id == _PATIENT, _OUTSIDE_A_VISIT),
+        .where(_reading.patient_id == _PATIENT, _OUTSIDE_A_VISIT, IN_FORCE),
         select_columns(_peak_range.c.id, *(_peak_range.c[column.name] for column in READING_COLUMNS)).where(
             _peak_range.c.value == _peak_range.c.peak
         ),

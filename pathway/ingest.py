@@ -185,9 +185,14 @@ class ItemError(BaseModel):
 
 
 class ItemResult(BaseModel):
+    """One item's outcome: ``created``; ``duplicate`` (nothing changed: ``reading_id`` is the
+    patient's stored reading that says the same); ``amended`` (a new version of the reading with
+    this source id: ``reading_id`` replaces ``supersedes``); ``retracted``; ``rejected``."""
+
     index: int
-    status: Literal["created", "duplicate", "rejected"]
+    status: Literal["created", "duplicate", "amended", "retracted", "rejected"]
     reading_id: int | None = None
+    supersedes: int | None = None
     error: ItemError | None = None
 
 

@@ -2,8 +2,9 @@
 
 Instants are stored in UTC (SQLModel's datetime type: ``timestamptz`` on PostgreSQL, aware UTC on
 both dialects); values as received are kept beside canonical ones. Unique keys make ingest
-idempotent: ``(source_system, source_reading_id)`` and the natural key
-``(patient_id, kind, measured_at, device_key)`` of a reading. Schema changes go through Alembic
+idempotent: a reading's identity ``(patient_id, source_system, source_reading_id)`` and its natural
+key ``(patient_id, kind, measured_at, device_key, value_key)``, both over current versions only (a
+superseded version is kept, out of both). Schema changes go through Alembic
 (``pathway/migrations``); table models do not validate, so API input is validated before it gets here.
 """
 
@@ -85,13 +86,9 @@ class Reading(SQLModel, table=True):
     """One measurement: canonical value(s) for the rules, and the numbers and unit as received."""
 
     __tablename__ = "reading"
-    __table_args__ = (
-        UniqueConstraint("source_system", "source_reading_id"),
-        UniqueConstraint("patient_id", "kind", "measured_at", "device_key"),
-    )
     id: int | None = Field(default=None, primary_key=True)
-    # Indexed by (patient, time) and the unique (patient, kind, time, device) below: every query
-    # names the patient. An index on encounter_id alone served no query and misled the planner
+    # Indexed by (patient, time) and the unique (patient, kind, time, device, value) below: every
+    # query names the patient. An index on encounter_id alone served no query and misled the planner
     # ("encounter_id IS NULL" is most rows); one on the time alone served none and cost every insert.
     patient_id: int = Field(foreign_key="patient.id")
     encounter_id: int | None = Field(default=None, foreign_key="encounter.id")
@@ -107,8 +104,17 @@ class Reading(SQLModel, table=True):
     values_received: list[str] = Field(default_factory=list, sa_type=JSON_TYPE)
     device_id: str | None = Field(default=None, max_length=128)
     device_key: str = Field(default="", max_length=128)  # device_id or "" so the natural key is NULL-free
-    source_system: str = Field(max_length=64)
+    # The canonical value(s), "value/systolic/diastolic/pulse" (repr of each, "" if none), so the
+    # natural key is NULL-free: the same instant with another value is another reading.
+    value_key: str = Field(default="", max_length=128)
+    source_system: str = Field(max_length=64)  # the posting key's registered system
     source_reading_id: str | None = Field(default=None, max_length=128)
+    # A reading is in force until a new version of it (same source id, other values; a re-sent
+    # visit) supersedes it, or it is retracted (FHIR entered-in-error / cancelled, DELETE). Both
+    # are kept, and no history read sees them (pathway.history_store.IN_FORCE).
+    superseded_at: datetime | None = None
+    superseded_by: int | None = Field(default=None, foreign_key="reading.id")
+    retracted_at: datetime | None = None
 
 
 class SymptomReport(SQLModel, table=True):
@@ -204,6 +210,9 @@ class ApiKey(SQLModel, table=True):
     prefix: str = Field(max_length=16, unique=True)
     secret_sha256: str = Field(max_length=64)
     role: str = Field(max_length=16)  # ehr | gateway | team | admin
+    # The system whose data this key posts: readings and visits are stored under it, and a reading's
+    # identity is (patient, this system, source_reading_id). Keys of one system share it (rotation).
+    source_system: str = Field(max_length=64)
     team_id: int | None = Field(default=None, foreign_key="team.id")
     name: str = Field(max_length=200)
     created_at: datetime
@@ -389,6 +398,30 @@ class PatientFlag(SQLModel, table=True):
     cleared_at: datetime | None = None
 
 
+# A reading's identity and its natural key hold over current versions: a superseded version keeps
+# its values and source id beside the new one. A retracted reading stays in both, so a retry of it
+# is a duplicate and it stays retracted.
+_CURRENT_VERSION = text("superseded_at IS NULL")
+Index(
+    "uq_reading_patient_id_source_system_source_reading_id",
+    col(Reading.patient_id),
+    col(Reading.source_system),
+    col(Reading.source_reading_id),
+    unique=True,
+    sqlite_where=_CURRENT_VERSION,
+    postgresql_where=_CURRENT_VERSION,
+)
+Index(
+    "uq_reading_patient_id_kind_measured_at_device_key_value_key",
+    col(Reading.patient_id),
+    col(Reading.kind),
+    col(Reading.measured_at),
+    col(Reading.device_key),
+    col(Reading.value_key),
+    unique=True,
+    sqlite_where=_CURRENT_VERSION,
+    postgresql_where=_CURRENT_VERSION,
+)
 # The last contact of every patient (the daily run's missed_3m / lost_to_follow_up) is one index probe.
 Index("ix_reading_patient_id_measured_at", col(Reading.patient_id), col(Reading.measured_at))
 # A patient's clinical readings (at a visit, in the clinic, from the lab) without its self-measured

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import pydantic_core
-from sqlalchemy import bindparam, delete, insert, text
+from sqlalchemy import bindparam, delete, insert, text, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
@@ -67,7 +67,7 @@ def lock_patient_if_free(session: Session, patient_id: int) -> Patient | None:
 # dialect and reuses it; they return plain rows (tuples), not ORM objects.
 _TABLES = SQLModel.metadata.tables
 _reading = _TABLES[Reading.__tablename__].c
-_READING_KEY = (_reading.id, _reading.kind, _reading.measured_at, _reading.device_key)
+_READING_KEY = (_reading.id, _reading.kind, _reading.measured_at, _reading.device_key, _reading.value_key)
 _INSERT_READINGS_SQLITE = (
     sqlite.insert(_TABLES[Reading.__tablename__]).on_conflict_do_nothing().returning(*_READING_KEY)
 )
@@ -91,6 +91,7 @@ _READING_RECORD = {
     "values_received": "jsonb",
     "device_id": "text",
     "device_key": "text",
+    "value_key": "text",
     "source_system": "text",
     "source_reading_id": "text",
 }
@@ -98,7 +99,7 @@ _INSERT_READINGS_POSTGRESQL = text(
     f"INSERT INTO {Reading.__tablename__} ({', '.join(_READING_RECORD)}) "
     f"SELECT {', '.join(_READING_RECORD)} FROM jsonb_to_recordset(CAST(:rows AS jsonb)) "
     f"AS incoming({', '.join(f'{name} {kind}' for name, kind in _READING_RECORD.items())}) "
-    "ON CONFLICT DO NOTHING RETURNING id, kind, measured_at, device_key"
+    "ON CONFLICT DO NOTHING RETURNING id, kind, measured_at, device_key, value_key"
 )
 _assessment = _TABLES[AssessmentRecord.__tablename__]
 _INSERT_ASSESSMENT = insert(_assessment).returning(_assessment.c.id)
@@ -126,16 +127,17 @@ def add(session: Session, row: Any) -> None:
     session.flush()
 
 
-NaturalKey = tuple[str, datetime, str]
+NaturalKey = tuple[str, datetime, str, str]
 
 
 def natural_key(values: dict[str, Any]) -> NaturalKey:
-    """(kind, measured_at, device_key): aware datetimes compare and hash by instant."""
-    return (values["kind"], values["measured_at"], values["device_key"])
+    """(kind, measured_at, device_key, value_key): aware datetimes compare and hash by instant."""
+    return (values["kind"], values["measured_at"], values["device_key"], values["value_key"])
 
 
 def insert_readings_once(session: Session, rows: list[dict[str, Any]]) -> dict[NaturalKey, int]:
-    """Insert many readings of one patient in one statement, skipping any already stored.
+    """Insert many readings of one patient in one statement, skipping any already stored (the same
+    natural key, or the same source reading id, among current versions).
 
     Returns the ids of the rows inserted, by natural key (a key twice in ``rows`` is inserted once).
     """
@@ -149,53 +151,157 @@ def insert_readings_once(session: Session, rows: list[dict[str, Any]]) -> dict[N
         found = session.execute(_INSERT_READINGS_SQLITE, rows[0]).all()
     else:  # one cached statement; SQLAlchemy sends it as multi-row VALUES batches ("insertmanyvalues")
         found = session.execute(_INSERT_READINGS_SQLITE, rows).all()
-    return {(kind, at, device): int(row_id) for row_id, kind, at, device in found}
+    return {(kind, at, device, values): int(row_id) for row_id, kind, at, device, values in found}
 
 
-def stored_reading_ids(
+class StoredVersion(NamedTuple):
+    """The current version of a reading under a source reading id: its id, what it says (kind,
+    source, measured_at, device_key, value_key) and whether it is retracted."""
+
+    id: int
+    content: tuple[str, str, datetime, str, str]
+    retracted: bool
+
+
+def content_of(values: dict[str, Any]) -> tuple[str, str, datetime, str, str]:
+    """What a reading says, as :class:`StoredVersion` holds it: another content is another version."""
+    return (
+        values["kind"],
+        values["source"],
+        values["measured_at"],
+        values["device_key"],
+        values["value_key"],
+    )
+
+
+_CURRENT = _reading.superseded_at.is_(None)
+
+
+def stored_readings(
     session: Session, patient_id: int, keys: list[NaturalKey], source_system: str, source_ids: list[str]
-) -> tuple[dict[NaturalKey, int], dict[str, int]]:
-    """Ids of stored readings by natural key, and by source reading id (for duplicates)."""
+) -> tuple[dict[NaturalKey, int], dict[str, StoredVersion]]:
+    """The patient's current readings by natural key, and by source reading id of ``source_system``
+    (for duplicates and new versions); never another patient's."""
     by_key: dict[NaturalKey, int] = {}
     if keys:
-        instants = sorted({at for _, at, _ in keys})
-        statement = select(Reading.id, Reading.kind, Reading.measured_at, Reading.device_key).where(
-            Reading.patient_id == patient_id,
-            col(Reading.measured_at) >= instants[0],
-            col(Reading.measured_at) <= instants[-1],
-            col(Reading.kind).in_({kind for kind, _, _ in keys}),
+        instants = sorted({key[1] for key in keys})
+        statement = select_columns(*_READING_KEY).where(
+            _reading.patient_id == patient_id,
+            _CURRENT,
+            _reading.measured_at >= instants[0],
+            _reading.measured_at <= instants[-1],
+            _reading.kind.in_({key[0] for key in keys}),
         )
         wanted = set(keys)
-        for row_id, kind, at, device in session.execute(statement):
-            if (kind, at, device) in wanted and row_id is not None:
-                by_key[(kind, at, device)] = int(row_id)
-    by_source: dict[str, int] = {}
+        for row_id, kind, at, device, values in session.execute(statement):
+            if (kind, at, device, values) in wanted and row_id is not None:
+                by_key[(kind, at, device, values)] = int(row_id)
+    by_source: dict[str, StoredVersion] = {}
     if source_ids:
-        statement2 = select(Reading.id, Reading.source_reading_id).where(
-            Reading.source_system == source_system, col(Reading.source_reading_id).in_(source_ids)
+        statement2 = select_columns(
+            _reading.id,
+            _reading.source_reading_id,
+            _reading.kind,
+            _reading.source,
+            _reading.measured_at,
+            _reading.device_key,
+            _reading.value_key,
+            _reading.retracted_at,
+        ).where(
+            _reading.patient_id == patient_id,
+            _reading.source_system == source_system,
+            _reading.source_reading_id.in_(source_ids),
+            _CURRENT,
         )
-        for row_id, source_id in session.execute(statement2):
+        for row_id, source_id, kind, source, at, device, values, retracted_at in session.execute(statement2):
             if row_id is not None and source_id is not None:
-                by_source[source_id] = int(row_id)
+                content = (kind, source, at, device, values)
+                by_source[source_id] = StoredVersion(int(row_id), content, retracted_at is not None)
     return by_key, by_source
 
 
-def existing_reading_id(session: Session, values: dict[str, Any]) -> int | None:
-    """The id of the stored reading a duplicate insert collided with."""
+def current_reading_id(session: Session, patient_id: int, key: NaturalKey) -> int | None:
+    """The patient's current reading with this natural key."""
+    kind, at, device, values = key
     statement = select(Reading.id).where(
-        Reading.patient_id == values["patient_id"],
-        Reading.kind == values["kind"],
-        Reading.measured_at == values["measured_at"],
-        Reading.device_key == values["device_key"],
+        Reading.patient_id == patient_id,
+        Reading.kind == kind,
+        Reading.measured_at == at,
+        Reading.device_key == device,
+        Reading.value_key == values,
+        _CURRENT,
     )
-    found = session.exec(statement).first()
-    if found is None and values.get("source_reading_id") is not None:
-        statement = select(Reading.id).where(
-            Reading.source_system == values["source_system"],
-            Reading.source_reading_id == values["source_reading_id"],
-        )
-        found = session.exec(statement).first()
-    return found
+    return session.exec(statement).first()
+
+
+def supersede_reading(session: Session, reading_id: int, now: datetime) -> None:
+    """Mark a reading superseded: it is kept, and no history read sees it."""
+    session.execute(update(Reading).where(col(Reading.id) == reading_id).values(superseded_at=now))
+
+
+def link_new_version(session: Session, reading_id: int, new_version_id: int) -> None:
+    """Record which reading replaced a superseded one."""
+    statement = update(Reading).where(col(Reading.id) == reading_id)
+    session.execute(statement.values(superseded_by=new_version_id))
+
+
+def supersede_encounter_readings(session: Session, encounter_id: int, now: datetime) -> None:
+    """Every current reading of a visit is superseded (a re-sent visit brings their replacements)."""
+    statement = update(Reading).where(col(Reading.encounter_id) == encounter_id, _CURRENT)
+    session.execute(statement.values(superseded_at=now))
+
+
+def retract_reading(session: Session, reading_id: int, now: datetime) -> None:
+    session.execute(update(Reading).where(col(Reading.id) == reading_id).values(retracted_at=now))
+
+
+def reading_of(session: Session, patient_id: int, reading_id: int) -> Reading | None:
+    """The patient's reading with this id (any version), or None (another patient's too)."""
+    reading = session.get(Reading, reading_id)
+    return reading if reading is not None and reading.patient_id == patient_id else None
+
+
+def current_reading_by_source_id(
+    session: Session, patient_id: int, source_system: str, source_reading_id: str
+) -> Reading | None:
+    statement = select(Reading).where(
+        Reading.patient_id == patient_id,
+        Reading.source_system == source_system,
+        Reading.source_reading_id == source_reading_id,
+        _CURRENT,
+    )
+    return session.exec(statement).first()
+
+
+class VisitContent(NamedTuple):
+    """What a stored visit says: its time, its current readings (kind, source, measured_at,
+    value_key), its symptom codes and its recorded checks."""
+
+    at: datetime
+    readings: frozenset[tuple[str, str, datetime, str]]
+    symptoms: frozenset[str]
+    checks: frozenset[str]
+
+
+def visit_content(session: Session, encounter: Encounter) -> VisitContent:
+    assert encounter.id is not None
+    readings = select(Reading.kind, Reading.source, Reading.measured_at, Reading.value_key).where(
+        Reading.encounter_id == encounter.id, _CURRENT, col(Reading.retracted_at).is_(None)
+    )
+    symptoms = select(SymptomReport.code).where(SymptomReport.encounter_id == encounter.id)
+    checks = select(CareCheckRecord.kind).where(CareCheckRecord.encounter_id == encounter.id)
+    return VisitContent(
+        encounter.at,
+        frozenset((kind, source, at, values) for kind, source, at, values in session.execute(readings)),
+        frozenset(session.exec(symptoms).all()),
+        frozenset(session.exec(checks).all()),
+    )
+
+
+def clear_visit_symptoms_and_checks(session: Session, encounter_id: int) -> None:
+    """A re-sent visit's symptoms and checks replace those stored with it."""
+    session.execute(delete(SymptomReport).where(col(SymptomReport.encounter_id) == encounter_id))
+    session.execute(delete(CareCheckRecord).where(col(CareCheckRecord.encounter_id) == encounter_id))
 
 
 def latest_assessment(session: Session, patient_id: int) -> AssessmentRecord | None:

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import BindParameter, TableValuedAlias
 from sqlmodel import Session, SQLModel, col, select
 
-from pathway.history_store import READING_COLUMNS, ClinicalRows
+from pathway.history_store import IN_FORCE, READING_COLUMNS, ClinicalRows
 from pathway.models import (
     AssessmentRecord,
     CareCheckRecord,
@@ -281,6 +281,7 @@ def clinical_rows(session: Session, patient_ids: Sequence[int], until: datetime)
             select_columns(_reading.patient_id, *READING_COLUMNS)
             .where(
                 _reading.patient_id.in_(chunk),
+                IN_FORCE,
                 _reading.measured_at <= until,
                 _reading.source.in_(_CLINICAL_SOURCES),
             )

@@ -50,6 +50,7 @@ class OpenSession(NamedTuple):
     role: str
     team_id: int | None
     name: str
+    source_system: str
 
 
 _OPEN_SESSION = (
@@ -62,6 +63,7 @@ _OPEN_SESSION = (
         _key.c.role,
         _key.c.team_id,
         _key.c.name,
+        _key.c.source_system,
     )
     .join(_key, _key.c.id == _session.c.api_key_id)
     .where(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,10 +11,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
+from pathway import recording
 from pathway.db import alembic_config, make_engine, migrate
 from pathway.models import Patient, Reading
 from tests.conftest import DIALECTS, database
@@ -149,5 +150,61 @@ def test_processes_starting_together_on_an_empty_database_migrate_it_once(
         with engine.connect() as connection:
             heads = MigrationContext.configure(connection).get_current_heads()
         assert heads == (ScriptDirectory.from_config(alembic_config(url)).get_current_head(),)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_0014_fills_each_readings_value_key_and_each_keys_source_system(
+    request: pytest.FixtureRequest, dialect: str
+) -> None:
+    """Readings stored before 0014 get the value_key new ones are stored with (so a retry of one is a
+    duplicate), and keys the system their data was stored under (gateway / ehr)."""
+    url = database(request, dialect)
+    migrate(url, "0012")
+    engine = make_engine(url)
+    now = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+    values = [(None, 152.0, 94.0, 71.0), (7.4, None, None, None), (5.55, None, None, None)]
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO patient (source_system, external_id, sex, birth_date, conditions, smoker,"
+                    " pregnant, created_at, updated_at) VALUES ('ehr', 'p1', 'male', '1960-01-01', '[]',"
+                    " false, false, :now, :now)"
+                ),
+                {"now": now},
+            )
+            for role in ("gateway", "ehr"):
+                connection.execute(
+                    text(
+                        "INSERT INTO api_key (prefix, secret_sha256, role, name, created_at)"
+                        " VALUES (:role, 'x', :role, :role, :now)"
+                    ),
+                    {"role": role, "now": now},
+                )
+            for minute, (value, systolic, diastolic, pulse) in enumerate(values):
+                connection.execute(
+                    text(
+                        "INSERT INTO reading (patient_id, kind, source, measured_at, received_at, value,"
+                        " systolic, diastolic, pulse, values_received, device_key, source_system)"
+                        " VALUES (1, 'bp', 'home', :at, :at, :value, :systolic, :diastolic, :pulse, '[]',"
+                        " '', 'gateway')"
+                    ),
+                    {
+                        "at": now + timedelta(minutes=minute),
+                        "value": value,
+                        "systolic": systolic,
+                        "diastolic": diastolic,
+                        "pulse": pulse,
+                    },
+                )
+        migrate(url)
+        with engine.connect() as connection:
+            keys = connection.execute(text("SELECT value_key FROM reading ORDER BY id")).scalars().all()
+            rows = connection.execute(text("SELECT role, source_system FROM api_key")).all()
+            systems = {str(role): str(system) for role, system in rows}
+        assert keys == [recording.value_key(*row) for row in values]
+        assert systems == {"gateway": "gateway", "ehr": "ehr"}
     finally:
         engine.dispose()

@@ -161,6 +161,7 @@ class SessionKeeper:
             role=Role(found.role),
             team_id=found.team_id,
             name=found.name,
+            source_system=found.source_system,
         )
         return WebSession(caller, self._csrf(secret, value), int(ends.timestamp()), digest)
 

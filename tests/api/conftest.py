@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from api.main import create_app
 from pathway import access
 from pathway.access import Role
 from pathway.db import migrate
+from pathway.models import ApiKey
 from pathway.settings import Settings
 from rules.evaluation import Evaluator
 from tests.builders import AS_OF
@@ -48,11 +49,28 @@ def client(
     app.state.engine.dispose()
 
 
-def new_key(app: FastAPI, role: Role, team: str | None = None, name: str = "tests") -> str:
-    """A fresh API key of ``role`` in the app's database (its plaintext)."""
+def new_key(
+    app: FastAPI, role: Role, team: str | None = None, name: str = "tests", source_system: str | None = None
+) -> str:
+    """A fresh API key of ``role`` in the app's database (its plaintext), posting for
+    ``source_system`` (by default its own)."""
     with Session(app.state.engine) as session:
-        _key, plaintext = access.create_key(session, role, name, AS_OF, team_code=team)
+        _key, plaintext = access.create_key(
+            session, role, name, AS_OF, team_code=team, source_system=source_system
+        )
         session.commit()
+    return plaintext
+
+
+def linked_gateway(client: TestClient, *patient_ids: int, source_system: str | None = None) -> str:
+    """A new gateway key linked to the patients (its plaintext)."""
+    app: Any = client.app
+    plaintext = new_key(app, Role.GATEWAY, name="band gateway", source_system=source_system)
+    with Session(app.state.engine) as session:
+        key_id = session.exec(select(ApiKey.id).where(ApiKey.prefix == plaintext.split("_")[1])).one()
+    for patient_id in patient_ids:
+        linked = client.post(f"/v1/patients/{patient_id}/gateways", json={"api_key_id": key_id})
+        assert linked.status_code == 204, linked.text
     return plaintext
 
 

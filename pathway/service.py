@@ -24,9 +24,9 @@ from sqlmodel import Session
 
 from pathway import access, history_reads, history_store, referrals, repository, tasks
 from pathway.assessment import Assessment, PackRef
-from pathway.clock import Clock
+from pathway.clock import CLINIC_TZ, Clock
 from pathway.conditions import FactValue
-from pathway.errors import PathwayError
+from pathway.errors import InvalidInput, PathwayError
 from pathway.history import (
     CheckDone,
     ComplicationRecord,
@@ -137,10 +137,24 @@ class PathwayConfig:
     reading_horizon: ReadingHorizon
 
 
-def upsert_patient(session: Session, data: PatientIn, now: datetime) -> tuple[Patient, bool]:
-    """Create or update the patient of (source_system, external_id); whether it was created."""
+def upsert_patient(
+    session: Session, data: PatientIn, now: datetime, tz: ZoneInfo = CLINIC_TZ
+) -> tuple[Patient, bool]:
+    """Create or update the patient of (source_system, external_id); whether it was created.
+
+    ``enrolled_on`` (建档日期) is kept as sent (not after today in the team's time zone, else
+    ``tz``; not before birth); a new patient sent without one is enrolled today, an update
+    without one keeps it.
+    """
     patient = repository.patient_by_external_id(session, data.source_system, data.external_id)
     created = patient is None
+    team = access.team_by_code(session, data.team_code) if data.team_code else None
+    today = now.astimezone(ZoneInfo(team.timezone) if team is not None else tz).date()
+    if data.enrolled_on is not None:
+        if data.enrolled_on > today:
+            raise InvalidInput(f"enrolled_on must not be after today ({today})", "enrolled_on")
+        if data.enrolled_on < data.birth_date:
+            raise InvalidInput("enrolled_on must not be before birth_date", "enrolled_on")
     if patient is None:
         patient = Patient(
             source_system=data.source_system,
@@ -149,9 +163,12 @@ def upsert_patient(session: Session, data: PatientIn, now: datetime) -> tuple[Pa
             birth_date=data.birth_date,
             created_at=now,
             updated_at=now,
+            enrolled_on=today,
         )
+    if data.enrolled_on is not None:
+        patient.enrolled_on = data.enrolled_on
     patient.name = data.name
-    patient.team_id = access.team_by_code(session, data.team_code).id if data.team_code else None
+    patient.team_id = team.id if team is not None else None
     patient.sex = data.sex.value
     patient.birth_date = data.birth_date
     patient.conditions = sorted(c.value for c in data.conditions)

@@ -14,8 +14,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, Column, ColumnElement, Integer, Select, bindparam, case, column, func, or_, true
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    column,
+    func,
+    or_,
+    true,
+)
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import BindParameter, TableValuedAlias
@@ -244,11 +258,22 @@ def latest_summaries(
     return found
 
 
-def team_patients(session: Session, team_id: int, registered_by: datetime) -> Sequence[Patient]:
-    """The team's patients registered by ``registered_by``, by id."""
+def team_patients(
+    session: Session, team_id: int, registered_by: datetime, zone: ZoneInfo
+) -> Sequence[Patient]:
+    """The team's patients registered by ``registered_by``, by id: enrolled (建档) on or before its
+    date in ``zone``, or, with no enrolment date kept, stored by then. Whatever their status (a
+    patient who died later was managed then: the callers compare ``status_changed_at``)."""
+    enrolled, created = col(Patient.enrolled_on), col(Patient.created_at)
     statement = (
         select(Patient)
-        .where(Patient.team_id == team_id, col(Patient.created_at) <= registered_by)
+        .where(
+            Patient.team_id == team_id,
+            or_(
+                enrolled <= registered_by.astimezone(zone).date(),
+                and_(enrolled.is_(None), created <= registered_by),
+            ),
+        )
         .order_by(col(Patient.id))
     )
     return session.exec(statement).all()

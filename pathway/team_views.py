@@ -26,11 +26,11 @@ from sqlmodel import Session
 
 from pathway import contact_flag_store, indicators, service, team_store
 from pathway.errors import PathwayError
-from pathway.models import Team
+from pathway.models import Patient, Team
 from pathway.service import PathwayConfig
 from pathway.tasks import FlagKind
 from pathway.tiers import RiskTier, TaskKind
-from pathway.vocabulary import CareCheck, Condition
+from pathway.vocabulary import CareCheck, Condition, PatientStatus
 
 # What a task asks of the team, in the team's words (the catalogue of PATHWAY.md §5).
 WHAT_TO_DO: dict[str, tuple[str, str]] = {
@@ -280,6 +280,20 @@ def contact_flag_counts(session: Session, team: Team) -> dict[str, int]:
 # --- Indicators -----------------------------------------------------------------------------------
 
 
+def registered_at(patient: Patient, zone: ZoneInfo) -> datetime:
+    """When the patient was registered for the indicators: the start of the enrolment day (建档日期)
+    in the team's time zone, or, for a patient stored before enrolment dates were kept, when stored."""
+    if patient.enrolled_on is None:
+        return patient.created_at
+    return datetime.combine(patient.enrolled_on, time(0), tzinfo=zone)
+
+
+def managed_at(patient: Patient, moment: datetime) -> bool:
+    """Whether the patient was still managed at ``moment``: active, or ended (died, moved) later."""
+    ended = patient.status_changed_at
+    return patient.status == PatientStatus.ACTIVE.value or (ended is not None and ended > moment)
+
+
 @dataclass
 class PeriodCounts:
     encounters: int
@@ -294,7 +308,7 @@ def team_indicators(
     """The indicators as of ``end`` (each patient's history up to then) and the period's counts."""
     assert team.id is not None
     zone = ZoneInfo(team.timezone)
-    patients = team_store.team_patients(session, team.id, end)
+    patients = [p for p in team_store.team_patients(session, team.id, end, zone) if managed_at(p, end)]
     ids = [p.id for p in patients if p.id is not None]
     rows = team_store.clinical_rows(session, ids, end)
     tiers = team_store.latest_tiers(session, ids, made_by=end)
@@ -309,7 +323,7 @@ def team_indicators(
         managed.append(
             indicators.ManagedPatient(
                 patient_id=patient.id,
-                registered_at=patient.created_at,
+                registered_at=registered_at(patient, zone),
                 conditions=frozenset(Condition(c) for c in patient.conditions),
                 history=history,
                 facts=config.facts(history, end),

@@ -17,7 +17,7 @@ from pathway.errors import PathwayError
 from pathway.models import AssessmentRecord, Referral
 from pathway.tiers import ReferralUrgency
 
-ACTIVE = ("open", "accepted")
+ACTIVE = tasks.ACTIVE_REFERRAL  # open or accepted; "closed": management ended (died, moved)
 # The urgencies from most to least urgent (the order of the vocabulary, PATHWAY.md §4).
 _URGENCY_ORDER = [
     u.value for u in (ReferralUrgency.EMERGENCY, ReferralUrgency.URGENT, ReferralUrgency.ROUTINE)

@@ -40,7 +40,16 @@ from pathway.horizon import ReadingHorizon
 from pathway.ingest import InvalidReading, PatientIn, ReadingIn
 from pathway.models import AssessmentRecord, Patient, PatientComplication
 from pathway.parameters import IndicatorDefinitions, Plausibility, Targets, Units
-from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
+from pathway.vocabulary import (
+    CareCheck,
+    Complication,
+    Condition,
+    PatientStatus,
+    ReadingKind,
+    ReadingSource,
+    Sex,
+    Symptom,
+)
 
 log = logging.getLogger("pathway.service")
 
@@ -391,8 +400,9 @@ def _store_assessment(
         "result": result.to_json(),
     }
     record = AssessmentRecord(id=repository.insert_assessment(session, values), **values)
-    referrals.refer_from_assessment(session, record, now)
-    tasks.sync_from_assessment(session, patient, record, now)
+    if patient.status == PatientStatus.ACTIVE.value:  # management ended: no new referrals or tasks
+        referrals.refer_from_assessment(session, record, now)
+        tasks.sync_from_assessment(session, patient, record, now)
     if patient.reassessment_due_since is not None:
         patient.reassessment_due_since = None
         session.add(patient)

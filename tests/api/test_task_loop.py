@@ -4,16 +4,21 @@ enrolment dates, the end of management, snooze and retry rules of urgent work, r
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from pathway.clock import CLINIC_TZ
-from tests.api.conftest import register_patient, two_teams
+from rules.registry import LoadedPack
+from scheduler import jobs
+from tests.api.conftest import SettableClock, register_patient, two_teams
 from tests.builders import AS_OF
 
 TODAY = AS_OF.date()
+DAY = timedelta(days=1)
 
 
 def _at(day: str, hour: int = 9) -> str:
@@ -52,6 +57,27 @@ def _indicators(client: TestClient, team: int, to: date) -> dict[str, Any]:
     return body
 
 
+def _daily_run(client: TestClient, clock: SettableClock, pack: LoadedPack, at: datetime) -> None:
+    """The scheduler's daily run of ``at``'s date, at ``at``."""
+    app: Any = client.app
+    clock.at = at
+    ctx = jobs.Context(
+        engine=app.state.engine, clock=clock, rules=pack.pack.policy.follow_through, default_zone=CLINIC_TZ
+    )
+    assert jobs.run_daily(ctx, "Asia/Shanghai", at.astimezone(CLINIC_TZ).date()) is not None
+
+
+def _outcome(client: TestClient, task_id: int, outcome: str, **extra: Any) -> Any:
+    return client.post(f"/v1/tasks/{task_id}/outcome", json={"outcome": outcome, **extra})
+
+
+def _history(client: TestClient, task_id: int) -> list[dict[str, Any]]:
+    response = client.get(f"/v1/tasks/{task_id}/history")
+    assert response.status_code == 200, response.text
+    events: list[dict[str, Any]] = response.json()
+    return events
+
+
 # --- 9. Imported patients keep their enrolment date (建档日期) ------------------------------------------
 
 
@@ -81,3 +107,137 @@ def test_an_imported_patient_is_registered_on_the_enrolment_date_sent_and_counts
     before_birth = client.post("/v1/patients", json={**body, "enrolled_on": "1959-12-31"})
     for refused in (future, before_birth):
         assert (refused.status_code, refused.json()["field"]) == (422, "enrolled_on")
+
+
+# --- 8. Death (or a move away) ends management ---------------------------------------------------------
+
+
+def test_a_deceased_patient_leaves_management_with_the_history_kept(
+    client: TestClient, clock: SettableClock, default_pack: LoadedPack
+) -> None:
+    team, _ = two_teams(client)
+    enrolled = {"team_code": "jimo-01", "enrolled_on": "2025-01-01"}
+    patient = register_patient(client, "died", conditions=["hypertension", "diabetes"], **enrolled)
+    other = register_patient(client, "alive", **enrolled)
+    _visit(client, patient, _at("2026-03-01", 8), _bp(184, 96))  # crisis: red, urgent referral
+    assert client.get(f"/v1/patients/{patient}").json()["active_referral"]["status"] == "open"
+    before = _indicators(client, team, TODAY)
+    assert (before["managed_patients"], before["open_referrals_by_urgency"]) == (2, {"urgent": 1})
+    follow_up = _tasks(client, patient)[("follow_up_visit", "")]
+
+    died = _outcome(client, follow_up["id"], "deceased", note="家属告知")
+    assert (died.status_code, died.json()["status"]) == (200, "deceased")
+    summary = client.get(f"/v1/patients/{patient}").json()
+    assert (summary["patient"]["status"], summary["active_referral"]) == ("deceased", None)
+    assert datetime.fromisoformat(summary["patient"]["status_changed_at"]) == AS_OF
+    assert [r["status"] for r in client.get(f"/v1/patients/{patient}/referrals").json()] == ["closed"]
+    assert _tasks(client, patient) == {}
+    every = client.get(f"/v1/patients/{patient}/tasks", params={"status": "all"}).json()
+    assert {t["status"] for t in every if t["id"] != follow_up["id"]} >= {"cancelled"}
+    assert [t["status"] for t in every if t["id"] == follow_up["id"]] == ["deceased"]
+    assert "open" not in {t["status"] for t in every}
+
+    # Late data is kept and read, but makes no task and no referral.
+    clock.at = AS_OF + timedelta(hours=2)
+    _visit(client, patient, _at("2026-03-01", 10), _bp(190, 100), symptoms=["chest_pain"])
+    assert _tasks(client, patient) == {}
+    assert [r["status"] for r in client.get(f"/v1/patients/{patient}/referrals").json()] == ["closed"]
+    assert len(client.get(f"/v1/patients/{patient}/assessments").json()) >= 3  # history readable
+
+    after = _indicators(client, team, TODAY)
+    assert (after["managed_patients"], after["open_referrals_by_urgency"]) == (1, {})
+    assert after["bp_control"]["denominator_patient_ids"] == [other]
+    assert sum(after["tier_distribution"].values()) == 1
+    # ...but the indicators of a day before the death still count the patient.
+    assert _indicators(client, team, TODAY - DAY)["managed_patients"] == 2
+
+    _daily_run(client, clock, default_pack, AS_OF + 400 * DAY)  # a year without contact
+    flagged = client.get(f"/v1/teams/{team}/contact-flags").json()["items"]
+    assert [item["patient_id"] for item in flagged] == [other]
+    assert client.get(f"/v1/teams/{team}/tasks", params={"date": (TODAY + 400 * DAY).isoformat()}).json()[
+        "total"
+    ] == len(_tasks(client, other))
+
+
+# --- Issue 21, item 4: racing outcomes -----------------------------------------------------------------
+
+
+def test_of_outcomes_recorded_at_once_on_one_task_one_wins_and_only_its_side_effects_happen(
+    client: TestClient,
+) -> None:
+    outcomes = ["done", "refused", "deceased", "moved", "unreachable", "done", "deceased", "refused"]
+    for round_ in range(3):
+        patient = register_patient(client, f"race-{round_}", conditions=["hypertension", "diabetes"])
+        opened = _tasks(client, patient)
+        assert len(opened) >= 6
+        target = opened[("follow_up_visit", "")]["id"]
+        barrier = threading.Barrier(len(outcomes))
+
+        def record(
+            outcome: str, target: int = target, barrier: threading.Barrier = barrier
+        ) -> tuple[str, Any]:
+            barrier.wait()
+            return outcome, _outcome(client, target, outcome)
+
+        with ThreadPoolExecutor(len(outcomes)) as pool:
+            answers = list(pool.map(record, outcomes))
+        won = [outcome for outcome, answer in answers if answer.status_code == 200]
+        lost = [answer for _, answer in answers if answer.status_code != 200]
+        assert len(won) == 1, [(o, a.status_code, a.text) for o, a in answers]
+        assert {(a.status_code, a.json()["code"]) for a in lost} == {(409, "task-closed")}
+        winner = won[0]
+
+        every = client.get(f"/v1/patients/{patient}/tasks", params={"status": "all"}).json()
+        task = next(t for t in every if t["id"] == target)
+        assert (task["status"], task["outcome"]) == (winner, winner)
+        others = {t["status"] for t in every if t["id"] != target and t["status"] != "resolved"}
+        ends = winner in ("deceased", "moved")
+        assert others == ({"cancelled"} if ends else {"open"})
+        status = client.get(f"/v1/patients/{patient}").json()["patient"]["status"]
+        assert status == (winner if ends else "active")
+        assert [e["outcome"] for e in _history(client, target) if e["action"] == "outcome"] == [winner]
+
+
+# --- 6. Emergency and urgent work is not snoozed, and an unreachable patient is tried again -------------
+
+
+def test_emergency_and_urgent_work_cannot_be_snoozed_but_routine_work_can(client: TestClient) -> None:
+    emergency = register_patient(client, "emergency")
+    _visit(client, emergency, _at("2026-03-01", 8), _bp(188, 100), symptoms=["chest_pain"])
+    urgent = register_patient(client, "urgent")
+    _visit(client, urgent, _at("2026-03-01", 8), _bp(184, 96))
+    tomorrow = (AS_OF + 2 * DAY).isoformat()
+    for patient, kind in ((emergency, "emergency_referral"), (urgent, "urgent_referral")):
+        task = _tasks(client, patient)[(kind, "")]
+        refused = client.post(f"/v1/tasks/{task['id']}/snooze", json={"until": tomorrow, "reason": "外出"})
+        assert (refused.status_code, refused.json()["code"]) == (409, "snooze-not-allowed"), kind
+        assert _tasks(client, patient)[(kind, "")]["snoozed_until"] is None
+    routine = _tasks(client, urgent)[("follow_up_visit", "")]
+    snoozed = client.post(f"/v1/tasks/{routine['id']}/snooze", json={"until": tomorrow, "reason": "外出"})
+    assert snoozed.status_code == 200, snoozed.text
+
+
+def test_an_unreachable_patient_keeps_urgent_work_open_due_again_and_escalated_to_the_team_lead(
+    client: TestClient, default_pack: LoadedPack
+) -> None:
+    retry = default_pack.pack.policy.follow_through.unreachable
+    patient = register_patient(client, "unreachable")
+    _visit(client, patient, _at("2026-03-01", 8), _bp(184, 96))
+    urgent = _tasks(client, patient)[("urgent_referral", "")]
+
+    answer = _outcome(client, urgent["id"], "unreachable", note="电话未接通")
+    assert answer.status_code == 200, answer.text
+    task = answer.json()
+    retry_at = AS_OF + (retry.retry_after(urgent["priority"]) or timedelta(0))
+    assert (task["status"], datetime.fromisoformat(task["due_at"])) == ("open", retry_at)
+    assert datetime.fromisoformat(task["escalated_at"]) == AS_OF
+    events = _history(client, urgent["id"])
+    assert [(e["action"], e["to_status"], e["outcome"]) for e in events[-2:]] == [
+        ("outcome", "open", "unreachable"),
+        ("escalated", "open", None),
+    ]
+    assert events[-1]["details"]["to"] == "team_lead"
+    assert _tasks(client, patient)[("urgent_referral", "")]["id"] == urgent["id"]  # the same, still open
+
+    routine = _tasks(client, patient)[("follow_up_visit", "")]  # routine work closes as unreachable
+    assert _outcome(client, routine["id"], "unreachable").json()["status"] == "unreachable"

@@ -184,6 +184,14 @@ class HourlyIssue(_Strict):
     source: str = Field(min_length=1)
 
 
+class ListedAtOnce(_Strict):
+    """Task kinds on the team's daily list from the moment they are called for, whenever due (the
+    due time orders them, it does not hide them); other kinds are listed once issued or due."""
+
+    kinds: list[TaskKind]
+    source: str = Field(min_length=1)
+
+
 class FollowThrough(_Strict):
     """What the scheduler does with tasks and patients that are not followed through (PATHWAY.md §5)."""
 
@@ -193,6 +201,7 @@ class FollowThrough(_Strict):
     snooze: SnoozeLimit
     unreachable: UnreachableRetry
     hourly: HourlyIssue
+    listed_at_once: ListedAtOnce
 
     @model_validator(mode="after")
     def _ordered(self) -> FollowThrough:
@@ -218,7 +227,7 @@ class Policy(_Strict):
             raise ValueError("referrals needs every urgency")
         named = {self.follow_up_task} | {r.task for r in self.referrals.values()}
         named |= {r.follow_up_task for r in self.referrals.values() if r.follow_up_task}
-        named |= set(self.follow_through.hourly.kinds)
+        named |= set(self.follow_through.hourly.kinds) | set(self.follow_through.listed_at_once.kinds)
         missing = named - set(self.tasks)
         if missing:
             raise ValueError(f"tasks missing from the task catalogue: {sorted(missing)}")

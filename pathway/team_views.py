@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -95,6 +96,7 @@ class ListItem:
     rule_id: str
     pack_version: str
     latest: dict[str, float | None] = field(default_factory=dict)
+    crisis_reading: team_store.CrisisReading | None = None  # a bp_recheck's: the reading to confirm
 
 
 @dataclass
@@ -103,6 +105,32 @@ class DailyList:
     date: date
     total: int
     items: list[ListItem]
+
+
+@dataclass
+class PatientCard:
+    """One patient's tasks on the day's list, as one card."""
+
+    patient_id: int
+    patient_name: str | None
+    external_id: str
+    tier: str
+    reasons: str
+    priority: int  # the most urgent task's
+    days_overdue: int  # the most overdue task's
+    due_today: bool  # something is due that day (or listed before it is due)
+    escalated: bool
+    latest: dict[str, float | None]
+    items: list[ListItem]
+
+
+@dataclass
+class DailyCards:
+    team_id: int
+    date: date
+    total: int  # patients
+    tasks_total: int
+    cards: list[PatientCard]
 
 
 def require_team(session: Session, team_id: int) -> Team:
@@ -125,16 +153,98 @@ def daily_list(
     member: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    listed_at_once: Sequence[str] = (),
 ) -> DailyList:
+    """The team's list of ``day``: open tasks due by then or issued by then, and those of the pack's
+    ``listed_at_once`` kinds from the moment they were called for (an urgent referral due within 24 h
+    is on today's list, not tomorrow's), not snoozed past the day."""
     assert team.id is not None
     zone = ZoneInfo(team.timezone)
     end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
     total, rows = team_store.daily_list(
-        session, team.id, day, end_of_day, _TIER_RANK, role=role, member=member, limit=limit, offset=offset
+        session,
+        team.id,
+        day,
+        end_of_day,
+        _TIER_RANK,
+        role=role,
+        member=member,
+        limit=limit,
+        offset=offset,
+        at_once=listed_at_once,
     )
+    return DailyList(team_id=team.id, date=day, total=total, items=_items(session, rows, day))
+
+
+def daily_cards(
+    session: Session,
+    team: Team,
+    day: date,
+    *,
+    role: str | None = None,
+    member: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    listed_at_once: Sequence[str] = (),
+) -> DailyCards:
+    """The day's list (as :func:`daily_list`) with each patient's tasks on one card: cards by the
+    most urgent task's priority, then tier (red first), then those with something due that day
+    before those with only overdue work, then the oldest due; a page is ``limit`` patients."""
+    assert team.id is not None
+    zone = ZoneInfo(team.timezone)
+    end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    patients, tasks, rows = team_store.daily_cards(
+        session,
+        team.id,
+        day,
+        end_of_day,
+        _TIER_RANK,
+        role=role,
+        member=member,
+        limit=limit,
+        offset=offset,
+        at_once=listed_at_once,
+    )
+    cards: dict[int, PatientCard] = {}
+    for item in _items(session, rows, day):
+        card = cards.get(item.patient_id)
+        if card is None:
+            cards[item.patient_id] = PatientCard(
+                patient_id=item.patient_id,
+                patient_name=item.patient_name,
+                external_id=item.external_id,
+                tier=item.tier,
+                reasons=item.reasons,
+                priority=item.priority,
+                days_overdue=item.days_overdue,
+                due_today=item.days_overdue == 0,
+                escalated=item.escalated,
+                latest=item.latest,
+                items=[item],
+            )
+            continue
+        card.items.append(item)
+        card.priority = min(card.priority, item.priority)
+        card.days_overdue = max(card.days_overdue, item.days_overdue)
+        card.due_today = card.due_today or item.days_overdue == 0
+        card.escalated = card.escalated or item.escalated
+    return DailyCards(
+        team_id=team.id, date=day, total=patients, tasks_total=tasks, cards=list(cards.values())
+    )
+
+
+def _items(session: Session, rows: Sequence[Any], day: date) -> list[ListItem]:
+    """The list items of task rows: with each patient's newest assessment, and the reading a
+    ``bp_recheck`` is to confirm."""
     latest = team_store.latest_summaries(session, sorted({row.patient_id for row in rows}), _LATEST_FACTS)
+    recheck = TaskKind.BP_RECHECK.value
+    crises = team_store.crisis_readings(
+        session, [(r.id, r.patient_id, r.assessment_id) for r in rows if r.kind == recheck], recheck
+    )
     items = [_item(row, latest.get(row.patient_id), day) for row in rows]
-    return DailyList(team_id=team.id, date=day, total=total, items=items)
+    for item in items:
+        item.crisis_reading = crises.get(item.task_id)
+    return items
 
 
 def _item(row: Any, summary: team_store.AssessmentSummary | None, day: date) -> ListItem:

@@ -145,7 +145,14 @@ def today_page(
     today = team_views.team_today(team, now)
     day, role, member = _list_filters(day_text, role_text, member_text, today)
     found = team_views.daily_list(
-        session, team, day, role=role, member=member, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
+        session,
+        team,
+        day,
+        role=role,
+        member=member,
+        limit=PER_PAGE,
+        offset=(page - 1) * PER_PAGE,
+        listed_at_once=[k.value for k in rules.listed_at_once.kinds],
     )
     reasons = _english_reasons(session, found.items) if t.lang == "en" else {}
     session.commit()  # the audit row

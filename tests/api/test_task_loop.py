@@ -10,8 +10,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import update
+from sqlmodel import Session
 
 from pathway.clock import CLINIC_TZ
+from pathway.models import CareTask
 from rules.registry import LoadedPack
 from scheduler import jobs
 from tests.api.conftest import SettableClock, register_patient, two_teams
@@ -241,3 +244,100 @@ def test_an_unreachable_patient_keeps_urgent_work_open_due_again_and_escalated_t
 
     routine = _tasks(client, patient)[("follow_up_visit", "")]  # routine work closes as unreachable
     assert _outcome(client, routine["id"], "unreachable").json()["status"] == "unreachable"
+
+
+# --- 5. Urgent work is on today's list from the moment it is called for ---------------------------------
+
+
+def test_an_urgent_referral_due_within_24_hours_is_on_todays_list_not_tomorrows(client: TestClient) -> None:
+    team, _ = two_teams(client)
+    patient = register_patient(client, "crisis", team_code="jimo-01")
+    _visit(client, patient, _at("2026-03-01", 8), _bp(184, 96))  # confirmed crisis: urgent, due in 24 h
+    urgent = _tasks(client, patient)[("urgent_referral", "")]
+    assert urgent["due_at"] == "2026-03-02T01:00:00Z"  # tomorrow: "due" orders it...
+    listed = client.get(f"/v1/teams/{team}/tasks", params={"date": TODAY.isoformat(), "per_page": 500})
+    kinds = {(i["kind"], i["days_overdue"]) for i in listed.json()["items"] if i["patient_id"] == patient}
+    assert ("urgent_referral", 0) in kinds  # ...it does not hide it
+    assert ("follow_up_visit", 0) not in kinds  # routine work still waits for its day (14 days)
+    yesterday = client.get(f"/v1/teams/{team}/tasks", params={"date": (TODAY - DAY).isoformat()}).json()
+    assert yesterday["total"] == 0  # not before it was called for
+
+
+# --- 10. The day's list by patient ----------------------------------------------------------------------
+
+
+def _insert_task(client: TestClient, patient_id: int, team_id: int, kind: str, **fields: Any) -> None:
+    due_date: date = fields.pop("due_date")
+    due_at = datetime(due_date.year, due_date.month, due_date.day, 8, tzinfo=CLINIC_TZ)
+    values: dict[str, Any] = {
+        "patient_id": patient_id,
+        "team_id": team_id,
+        "kind": kind,
+        "due_at": due_at,
+        "due_date": due_date,
+        "time_limit_at": due_at + 7 * DAY,
+        "role": "gp",
+        "rule_id": "test.rule",
+        "pack_id": "sangao-cn",
+        "pack_version": "test",
+        "created_at": AS_OF - 400 * DAY,
+        "updated_at": AS_OF,
+        **fields,
+    }
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        session.add(CareTask(**values))
+        session.commit()
+
+
+def test_the_days_list_by_patient_puts_each_patients_tasks_on_one_card_red_and_due_today_first(
+    client: TestClient,
+) -> None:
+    team, _ = two_teams(client)
+    yellow = register_patient(client, "yellow", team_code="jimo-01")  # no BP in 90 days: data.gap
+    red_today = register_patient(client, "red-today", team_code="jimo-01")
+    red_overdue = register_patient(client, "red-overdue", team_code="jimo-01")
+    for red in (red_today, red_overdue):
+        _visit(client, red, _at("2026-03-01", 7), _bp(184, 96))
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        session.execute(update(CareTask).values(status="cancelled"))  # only the tasks below are listed
+        session.commit()
+    year_ago = TODAY - 365 * DAY
+    _insert_task(client, yellow, team, "follow_up_visit", priority=3, due_date=year_ago, tier="yellow")
+    _insert_task(client, yellow, team, "annual_check", priority=5, due_date=year_ago, tier="yellow")
+    _insert_task(client, red_today, team, "follow_up_visit", priority=3, due_date=TODAY, tier="red")
+    _insert_task(client, red_today, team, "lipid_recheck", priority=4, due_date=TODAY, tier="red")
+    _insert_task(client, red_today, team, "data_gap", priority=4, due_date=TODAY - 2 * DAY, tier="red")
+    _insert_task(
+        client, red_overdue, team, "follow_up_visit", priority=3, due_date=TODAY - 5 * DAY, tier="red"
+    )
+    recheck = register_patient(client, "recheck", team_code="jimo-01")
+    crisis_at = "2026-03-01T08:00:00+08:00"
+    _readings(client, recheck, {**_bp(186, 112), "source": "home", "measured_at": crisis_at})
+
+    flat = client.get(f"/v1/teams/{team}/tasks", params={"date": TODAY.isoformat(), "per_page": 500}).json()
+    assert "items" in flat  # the old shape stays
+    grouped = client.get(f"/v1/teams/{team}/tasks", params={"date": TODAY.isoformat(), "group": "patient"})
+    assert grouped.status_code == 200, grouped.text
+    body = grouped.json()
+    cards = body["cards"]
+    assert [c["patient_id"] for c in cards] == [recheck, red_today, red_overdue, yellow]
+    assert (body["group"], body["total"], body["tasks_total"]) == ("patient", 4, flat["total"])
+    assert sum(len(c["items"]) for c in cards) == flat["total"]
+    by_patient = {c["patient_id"]: c for c in cards}
+    today_card = by_patient[red_today]
+    assert [i["kind"] for i in today_card["items"]] == ["follow_up_visit", "data_gap", "lipid_recheck"]
+    assert (today_card["tier"], today_card["priority"], today_card["days_overdue"]) == ("red", 3, 2)
+    assert (today_card["due_today"], by_patient[red_overdue]["due_today"]) == (True, False)
+
+    first = by_patient[recheck]["items"][0]
+    assert (first["kind"], by_patient[recheck]["priority"]) == ("bp_recheck", 2)
+    reading = first["crisis_reading"]
+    assert (reading["systolic"], reading["diastolic"], reading["source"]) == (186.0, 112.0, "home")
+    assert datetime.fromisoformat(reading["measured_at"]) == datetime.fromisoformat(crisis_at)
+    assert next(i for i in flat["items"] if i["kind"] == "bp_recheck")["crisis_reading"] == reading
+
+    second = client.get(
+        f"/v1/teams/{team}/tasks",
+        params={"date": TODAY.isoformat(), "group": "patient", "per_page": 2, "page": 2},
+    ).json()
+    assert ([c["patient_id"] for c in second["cards"]], second["total"]) == ([red_overdue, yellow], 4)

@@ -144,6 +144,9 @@ class PathwayConfig:
     indicators: IndicatorDefinitions
     # How far back a reassessment reads readings outside a visit (pathway.horizon.reading_horizon).
     reading_horizon: ReadingHorizon
+    # The task kinds a referral brings (its own task and its follow-up), kept quiet with it after a
+    # return (pathway.referrals.quiet_after_return).
+    referral_tasks: frozenset[str] = frozenset()
 
 
 def upsert_patient(
@@ -339,7 +342,7 @@ def reassess(session: Session, patient: Patient, config: PathwayConfig, now: dat
     result = _evaluate(session, patient, config, now)
     if result is None:
         raise EvaluationUnavailable("the rule engine could not evaluate this patient; retry shortly")
-    return _store_assessment(session, patient, result, now)
+    return _store_assessment(session, patient, result, now, config.referral_tasks)
 
 
 def reassess_or_defer(
@@ -353,7 +356,7 @@ def reassess_or_defer(
             patient.reassessment_due_since = now
             session.add(patient)
         return None
-    return _store_assessment(session, patient, result, now)
+    return _store_assessment(session, patient, result, now, config.referral_tasks)
 
 
 def reassess_after_ingest(
@@ -383,7 +386,7 @@ def _evaluate(session: Session, patient: Patient, config: PathwayConfig, now: da
 
 
 def _store_assessment(
-    session: Session, patient: Patient, result: Assessment, now: datetime
+    session: Session, patient: Patient, result: Assessment, now: datetime, referral_tasks: frozenset[str]
 ) -> AssessmentRecord:
     assert patient.id is not None
     values: dict[str, Any] = {
@@ -401,8 +404,13 @@ def _store_assessment(
     }
     record = AssessmentRecord(id=repository.insert_assessment(session, values), **values)
     if patient.status == PatientStatus.ACTIVE.value:  # management ended: no new referrals or tasks
-        referrals.refer_from_assessment(session, record, now)
-        tasks.sync_from_assessment(session, patient, record, now)
+        if referrals.quiet_after_return(session, record):  # returned (下转), nothing new since
+            tasks.sync_from_assessment(
+                session, patient, referrals.without_referral_tasks(record, referral_tasks), now
+            )
+        else:
+            referrals.refer_from_assessment(session, record, now)
+            tasks.sync_from_assessment(session, patient, record, now)
     if patient.reassessment_due_since is not None:
         patient.reassessment_due_since = None
         session.add(patient)

@@ -341,3 +341,54 @@ def test_the_days_list_by_patient_puts_each_patients_tasks_on_one_card_red_and_d
         params={"date": TODAY.isoformat(), "group": "patient", "per_page": 2, "page": 2},
     ).json()
     assert ([c["patient_id"] for c in second["cards"]], second["total"]) == ([red_overdue, yellow], 4)
+
+
+# --- 7. A referral returned (下转) keeps its rule quiet until new evidence ------------------------------
+
+
+def _lab(kind: str, value: float, at: str) -> dict[str, Any]:
+    return {"kind": kind, "value": value, "source": "lab", "measured_at": at}
+
+
+def _referrals(client: TestClient, patient_id: int) -> list[tuple[str, str | None]]:
+    found = client.get(f"/v1/patients/{patient_id}/referrals").json()
+    return sorted((r["status"], r["rule_id"]) for r in found)
+
+
+def test_a_returned_referral_is_not_reopened_by_the_next_lab_but_by_a_new_reading_its_rule_reads(
+    client: TestClient, clock: SettableClock
+) -> None:
+    patient = register_patient(client, "returned", conditions=["dyslipidemia", "diabetes"])
+    _readings(client, patient, _lab("ldl_c", 5.2, "2026-03-01T08:00:00+08:00"))  # lipid.severe: routine
+    (referral,) = client.get(f"/v1/patients/{patient}/referrals").json()
+    assert referral["rule_id"] == "lipid.severe"
+    for step, body in (
+        ("accept", {"receiving_institution": "三高中心"}),
+        ("complete", {"outcome": "起始他汀，6周复查"}),
+        ("return", {"follow_up_in_days": 14, "note": "下转社区随访"}),
+    ):
+        clock.at += timedelta(hours=1)
+        assert client.post(f"/v1/referrals/{referral['id']}/{step}", json=body).status_code == 200
+    returned_at = clock.at
+    referral_work = {("routine_referral", ""), ("referral_follow_up", "")}
+
+    def referral_task_ids() -> set[int]:
+        return {t["id"] for key, t in _tasks(client, patient).items() if key in referral_work}
+
+    before = referral_task_ids()  # the follow-up of the first referral (until a visit)
+
+    clock.at += DAY  # the next lab results: an HbA1c, and the LDL-C the centre already saw, sent late
+    _readings(
+        client,
+        patient,
+        _lab("hba1c", 7.4, (returned_at + DAY).isoformat()),
+        _lab("ldl_c", 5.2, (returned_at - 2 * timedelta(hours=1)).isoformat()),
+    )
+    assert _referrals(client, patient) == [("returned", "lipid.severe")]
+    assert referral_task_ids() == before  # no new referral task
+    assert client.get(f"/v1/patients/{patient}/assessment").json()["tier"] == "red"  # still red
+
+    clock.at += DAY  # a new LDL-C, measured after the return: the rule's facts may have changed
+    _readings(client, patient, _lab("ldl_c", 5.0, clock.at.isoformat()))
+    assert _referrals(client, patient) == [("open", "lipid.severe"), ("returned", "lipid.severe")]
+    assert ("routine_referral", "") in _tasks(client, patient)

@@ -122,14 +122,20 @@ def test_a_revoked_key_ends_its_sessions(client: TestClient, app: FastAPI, world
     assert client.get(_today(world), follow_redirects=False).status_code == 303
 
 
-def test_todays_list_groups_the_teams_items_by_priority(client: TestClient, world: World) -> None:
+def test_todays_list_puts_each_patients_items_on_one_card_most_urgent_first(
+    client: TestClient, world: World
+) -> None:
     sign_in(client, world.keys["team-a"])
     page = client.get(_today(world))
     assert page.status_code == 200
     html = page.text
-    priorities = [int(p) for p in re.findall(r'<section class="group" data-priority="(\d+)"', html)]
+    cards = re.findall(
+        r'<li class="group patient-card [^"]*" data-patient="(\d+)"[^>]* data-priority="(\d+)"', html
+    )
+    priorities = [int(p) for _, p in cards]
     assert priorities == sorted(priorities)
     assert priorities
+    assert len({patient for patient, _ in cards}) == len(cards)  # one card per patient
     for name in ("王建国", "李秀英", "张伟"):
         assert name in html
     assert "赵敏" not in html  # team B's patient

@@ -15,8 +15,9 @@ from sqlmodel import Session
 
 from pathway import fact_evidence, repository, tasks
 from pathway.errors import PathwayError
-from pathway.models import AssessmentRecord, Referral
+from pathway.models import AssessmentRecord, Patient, Referral
 from pathway.tiers import ReferralUrgency
+from pathway.vocabulary import PatientStatus
 
 ACTIVE = tasks.ACTIVE_REFERRAL  # open or accepted; "closed": management ended (died, moved)
 # The urgencies from most to least urgent (the order of the vocabulary, PATHWAY.md §4).
@@ -107,11 +108,21 @@ def without_referral_tasks(record: AssessmentRecord, kinds: frozenset[str]) -> A
     return AssessmentRecord(**{**record.model_dump(), "result": {**record.result, "tasks": tasks_}})
 
 
+class PatientNotManaged(PathwayError):
+    """The patient died or moved away: management ended, nothing new is opened for them."""
+
+    code = "patient-not-managed"
+    status = 409
+
+
 def refer_by_hand(
-    session: Session, patient_id: int, urgency: ReferralUrgency, reason: str, now: datetime
+    session: Session, patient: Patient, urgency: ReferralUrgency, reason: str, now: datetime
 ) -> Referral:
+    assert patient.id is not None
+    if patient.status != PatientStatus.ACTIVE.value:
+        raise PatientNotManaged(f"the patient is {patient.status}: management has ended", "patient_id")
     referral = Referral(
-        patient_id=patient_id,
+        patient_id=patient.id,
         urgency=urgency.value,
         reason=reason,
         rule_id=None,

@@ -146,6 +146,8 @@ def test_a_deceased_patient_leaves_management_with_the_history_kept(
     assert _tasks(client, patient) == {}
     assert [r["status"] for r in client.get(f"/v1/patients/{patient}/referrals").json()] == ["closed"]
     assert len(client.get(f"/v1/patients/{patient}/assessments").json()) >= 3  # history readable
+    by_hand = client.post(f"/v1/patients/{patient}/referrals", json={"urgency": "urgent", "reason": "胸痛"})
+    assert (by_hand.status_code, by_hand.json()["code"]) == (409, "patient-not-managed")
 
     after = _indicators(client, team, TODAY)
     assert (after["managed_patients"], after["open_referrals_by_urgency"]) == (1, {})

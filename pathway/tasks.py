@@ -491,7 +491,7 @@ def _retry_unreachable(
         session,
         [
             event(
-                task.id, now, actor, "outcome", OPEN, OPEN, outcome="unreachable", note=note, details=retried
+                task.id, now, actor, "outcome", OPEN, OPEN, outcome=UNREACHABLE, note=note, details=retried
             ),
             event(task.id, now, actor, "escalated", OPEN, OPEN, details=escalated),
         ],

@@ -34,6 +34,12 @@ def pathway_config(evaluator: Evaluator, settings: Settings) -> PathwayConfig:
         targets=pack.pack.targets,
         indicators=pack.pack.indicators,
         reading_horizon=reading_horizon(pack.pack.snapshot),
+        referral_tasks=frozenset(
+            kind.value
+            for spec in pack.pack.policy.referrals.values()
+            for kind in (spec.task, spec.follow_up_task)
+            if kind is not None
+        ),
     )
 
 

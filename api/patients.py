@@ -75,7 +75,7 @@ def upsert_patient(
     """Create or update a patient by (source_system, external_id), then reassess."""
     access.require_role(key, Role.EHR)
     now = clock.now()
-    patient, created = service.upsert_patient(session, data, now)
+    patient, created = service.upsert_patient(session, data, now, pathway.tz)
     access.audit(session, key, "patient.upsert", patient.id, now)
     service.reassess_or_defer(session, patient, pathway, now)
     session.commit()

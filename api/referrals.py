@@ -24,7 +24,9 @@ class ReferralRead(BaseModel):
     id: int
     patient_id: int
     urgency: str
-    status: str
+    status: str = Field(
+        description="open | accepted | completed | returned (下转) | closed (the patient died or moved away)"
+    )
     rule_id: str | None
     pack_version: str | None
     reason: str | None
@@ -86,16 +88,17 @@ def list_referrals(
     "/v1/patients/{patient_id}/referrals",
     response_model=ReferralRead,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
     operation_id="referrals-create",
 )
 def refer_by_hand(
     patient_id: PatientId, data: ReferralIn, session: SessionDep, clock: ClockDep, key: CurrentKey
 ) -> ReferralRead:
-    """A referral the GP decides on, outside the rules."""
+    """A referral the GP decides on, outside the rules (409 ``patient-not-managed`` once the
+    patient died or moved away)."""
     now = clock.now()
-    patient_for(session, key, patient_id, "referral.create", now, Role.EHR, Role.TEAM, write=True)
-    referral = referrals.refer_by_hand(session, patient_id, data.urgency, data.reason, now)
+    patient = patient_for(session, key, patient_id, "referral.create", now, Role.EHR, Role.TEAM, write=True)
+    referral = referrals.refer_by_hand(session, patient, data.urgency, data.reason, now)
     session.commit()
     return ReferralRead.of(referral)
 

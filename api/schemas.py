@@ -11,6 +11,7 @@ from api.referrals import ReferralRead
 from pathway.ingest import ItemResult
 from pathway.models import AssessmentRecord, Patient, PatientFlag
 from pathway.tasks import FlagKind
+from pathway.vocabulary import PatientStatus
 
 
 class PatientRead(BaseModel):
@@ -23,6 +24,14 @@ class PatientRead(BaseModel):
     conditions: list[str]
     smoker: bool
     pregnant: bool
+    enrolled_on: date | None = Field(
+        description="建档日期 (registration for the indicators); null: registered when first stored"
+    )
+    status: PatientStatus = Field(
+        description="active, or management ended (deceased / moved): no new tasks or referrals, "
+        "out of the indicators from status_changed_at on; the history stays readable"
+    )
+    status_changed_at: datetime | None
 
     @classmethod
     def of(cls, patient: Patient) -> PatientRead:

@@ -182,7 +182,9 @@ FollowThroughDep = Annotated[FollowThrough, Depends(_follow_through)]
 def _task_for(session: Session, key: Caller, task_id: int, action: str, now: datetime) -> CareTask:
     """The task, if this key may act on its patient; the access is audited."""
     task = tasks.require_task(session, task_id)
-    patient_for(session, key, task.patient_id, action, now, *_ROLES)
+    # The patient's row is locked first, as every ingest does, so a task change and a reassessment
+    # of the same patient take turns instead of deadlocking on each other's rows.
+    patient_for(session, key, task.patient_id, action, now, *_ROLES, write=True)
     return task
 
 
@@ -245,12 +247,24 @@ def task_history(
     operation_id="tasks-outcome",
 )
 def record_outcome(
-    task_id: TaskId, data: OutcomeIn, session: SessionDep, clock: ClockDep, key: CurrentKey
+    task_id: TaskId,
+    data: OutcomeIn,
+    session: SessionDep,
+    clock: ClockDep,
+    key: CurrentKey,
+    rules: FollowThroughDep,
 ) -> TaskRead:
-    """Close the task: done, unreachable, refused, moved or deceased (the last two close every task)."""
+    """Close the task: done, unreachable, refused, moved or deceased.
+
+    ``moved`` and ``deceased`` end the patient's management: every other task is cancelled, active
+    referrals are closed, no new tasks or referrals are made and the patient leaves the indicators.
+    ``unreachable`` on emergency or urgent work (the pack's priorities) keeps the task open, due
+    again after the pack's interval, and escalates it to the team lead. Of outcomes recorded at
+    once only one wins; the others get 409 ``task-closed``.
+    """
 
     def close(task: CareTask, actor: str, now: datetime) -> None:
-        tasks.record_outcome(session, task, data.outcome, data.note, actor, now)
+        tasks.record_outcome(session, task, data.outcome, data.note, actor, now, rules.unreachable)
 
     return TaskRead.of(change_task(session, key, task_id, "task.outcome", clock, close))
 
@@ -286,7 +300,9 @@ def snooze(
     key: CurrentKey,
     rules: FollowThroughDep,
 ) -> TaskRead:
-    """Snooze the task with a reason, for at most the pack's limit (``snooze-too-long`` otherwise)."""
+    """Snooze the task with a reason, for at most the pack's limit for its priority
+    (``snooze-too-long`` otherwise); emergency and urgent work is never snoozed (409
+    ``snooze-not-allowed``)."""
 
     def defer(task: CareTask, actor: str, now: datetime) -> None:
         tasks.snooze(session, task, data.until, data.reason, rules.snooze, actor, now)

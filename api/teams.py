@@ -4,7 +4,7 @@ pathway.team_views."""
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Header, Path, Query
@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ClockDep, CurrentKey, PathwayDep, SessionDep
 from api.errors import error_responses
+from api.tasks import FollowThroughDep
 from pathway import access, team_views
 from pathway.access import Caller, Forbidden, Role
 from pathway.errors import InvalidInput
@@ -24,6 +25,15 @@ from pathway.tiers import TeamRole
 router = APIRouter(prefix="/v1/teams", tags=["teams"])
 
 TeamId = Annotated[int, Path(ge=1, le=2_147_483_647, description="the team's id in this system")]
+
+
+class CrisisReadingRead(BaseModel):
+    """The BP reading a recheck is to confirm (a home or wearable reading at or above the crisis line)."""
+
+    systolic: float
+    diastolic: float
+    measured_at: datetime
+    source: str
 
 
 class ListItemRead(BaseModel):
@@ -75,6 +85,9 @@ class ListItemRead(BaseModel):
     rule_id: str
     pack_version: str
     latest: dict[str, float | None] = Field(description="latest BP, glucose and LDL-C the rules saw")
+    crisis_reading: CrisisReadingRead | None = Field(
+        default=None, description="a bp_recheck's: the crisis reading it is to confirm; else null"
+    )
 
 
 class DailyListRead(BaseModel):
@@ -88,6 +101,39 @@ class DailyListRead(BaseModel):
     page: int
     per_page: int
     items: list[ListItemRead]
+
+
+class PatientCardRead(BaseModel):
+    """One patient's tasks on the day's list, as one card."""
+
+    patient_id: int
+    patient_name: str | None
+    external_id: str
+    tier: str = Field(description="the tier of the patient's newest assessment")
+    reasons: str = Field(description="the current assessment's reasons in one line")
+    priority: int = Field(description="the most urgent task's priority (1 is the most urgent)")
+    days_overdue: int = Field(description="the most overdue task's days overdue")
+    due_today: bool = Field(description="something is due that day (or listed before it is due)")
+    escalated: bool
+    latest: dict[str, float | None] = Field(description="latest BP, glucose and LDL-C the rules saw")
+    items: list[ListItemRead] = Field(description="the patient's tasks: priority, then due date")
+
+
+class DailyCardsRead(BaseModel):
+    """今日任务 by patient (``group=patient``): one card per patient; ``total`` counts patients."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"team_id": 1, "date": "2026-03-03", "group": "patient", "total": 1,
+                                         "tasks_total": 3, "page": 1, "per_page": 50, "cards": []}]}
+    )  # fmt: skip
+    team_id: int
+    date: date
+    group: Literal["patient"]
+    total: int = Field(description="patients on the list")
+    tasks_total: int = Field(description="their tasks on the list")
+    page: int
+    per_page: int = Field(description="patients a page")
+    cards: list[PatientCardRead]
 
 
 class FlaggedPatientRead(BaseModel):
@@ -210,7 +256,7 @@ def _team_for(session: SessionDep, key: Caller, team_id: int, action: str, now: 
 
 @router.get(
     "/{team_id}/tasks",
-    response_model=DailyListRead,
+    response_model=DailyListRead | DailyCardsRead,
     responses={
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "the day's list"},
         **error_responses(401, 403, 404, 422, 429, 503),
@@ -222,25 +268,51 @@ def daily_list(
     session: SessionDep,
     clock: ClockDep,
     key: CurrentKey,
+    rules: FollowThroughDep,
     day: Annotated[date | None, Query(alias="date", description="the team's date (default: today)")] = None,
     role: TeamRole | None = None,
     member: Annotated[Text | None, Query(max_length=200)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+    group: Annotated[
+        Literal["patient"] | None,
+        Query(description="patient: one card per patient with its tasks (paged by patient)"),
+    ] = None,
     accept: Annotated[Text | None, Header()] = None,
 ) -> Any:
-    """今日任务: open tasks due that day or overdue, by priority, days overdue, tier.
+    """今日任务: the team's open tasks due that day or overdue, issued, or called for and of a kind
+    listed at once (emergency and urgent referrals, BP rechecks: whenever due), by priority, days
+    overdue, tier. A ``bp_recheck`` carries the crisis reading it is to confirm.
 
-    With ``Accept: text/csv`` the whole list (up to 5,000 rows, no paging) comes as CSV to print.
+    ``group=patient``: one card per patient (:class:`DailyCardsRead`), by the most urgent task's
+    priority, then tier (red first), then those with something due today before those only
+    overdue, then the oldest due. With ``Accept: text/csv`` the whole list (up to 5,000 rows, no
+    paging, not grouped) comes as CSV to print.
     """
     now = clock.now()
     team = _team_for(session, key, team_id, "team.tasks.read", now)
     day = day or team_views.team_today(team, now)
     wants_csv = accept is not None and "text/csv" in accept
     limit, offset = (team_views.CSV_LIMIT, 0) if wants_csv else (per_page, (page - 1) * per_page)
-    result = team_views.daily_list(
-        session, team, day, role=role.value if role else None, member=member, limit=limit, offset=offset
-    )
+    filters: dict[str, Any] = {
+        "role": role.value if role else None,
+        "member": member,
+        "listed_at_once": [k.value for k in rules.listed_at_once.kinds],
+    }
+    if group == "patient" and not wants_csv:
+        cards = team_views.daily_cards(session, team, day, limit=limit, offset=offset, **filters)
+        session.commit()  # the audit row
+        return DailyCardsRead(
+            team_id=cards.team_id,
+            date=cards.date,
+            group="patient",
+            total=cards.total,
+            tasks_total=cards.tasks_total,
+            page=page,
+            per_page=per_page,
+            cards=[PatientCardRead.model_validate(card, from_attributes=True) for card in cards.cards],
+        )
+    result = team_views.daily_list(session, team, day, limit=limit, offset=offset, **filters)
     session.commit()  # the audit row
     if wants_csv:
         return Response(

@@ -149,9 +149,9 @@ def shoot(base: str, team_id: int, key: str, out: Path) -> list[Path]:
                 suffix = "" if lang == "zh" else "-en"
 
                 saved += _save(page, out, f"today{suffix}")
-                patient = page.locator("li.item.tier-red a.patient").first
+                patient = page.locator(".patient-card.tier-red a.patient").first
                 if patient.count() == 0:
-                    patient = page.locator("li.item a.patient").first
+                    patient = page.locator(".patient-card a.patient").first
                 patient.click()
                 page.wait_for_selector("svg[data-chart=bp]")
                 saved += _save(page, out, f"patient{suffix}")

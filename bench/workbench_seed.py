@@ -10,6 +10,7 @@ rule pack judges them like any others.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,11 +21,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from pathway import access, recording, referrals, repository, service, task_store, tasks
+from pathway.assessment import UnreachableRetry
 from pathway.ingest import EncounterIn, EncounterReadingIn, PatientIn, ReadingIn
 from pathway.models import Patient
 from pathway.service import PathwayConfig
 from pathway.tasks import TaskOutcome
 from pathway.vocabulary import Condition, ReadingKind, ReadingSource, Sex
+from rules.registry import DEFAULT_PACK_ID, PackRegistry
 
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
@@ -286,7 +289,17 @@ def _follow_through(session: Session, patient: Patient, rng: random.Random, now:
     for task in task_store.open_tasks_of(session, patient.id):
         if task.due_at < now - timedelta(days=rng.uniform(1, 20)) and rng.random() < 0.6:
             outcome = TaskOutcome.DONE if rng.random() < 0.9 else TaskOutcome.UNREACHABLE
-            tasks.record_outcome(session, task, outcome, None, "seed", now)
+            tasks.record_outcome(session, task, outcome, None, "seed", now, _unreachable_retry())
+
+
+@functools.cache
+def _unreachable_retry() -> UnreachableRetry:
+    """What the default pack does with urgent work whose patient was not reached."""
+    return (
+        PackRegistry.from_directory()
+        .in_force(DEFAULT_PACK_ID, on=None)
+        .pack.policy.follow_through.unreachable
+    )
 
 
 def _with_month_starts(

@@ -13,7 +13,15 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    TypeAdapter,
+    model_validator,
+)
 
 from pathway.clock import CLINIC_TZ
 from pathway.conditions import FactValue
@@ -152,12 +160,43 @@ class ContactFlag(_Strict):
 
 
 class SnoozeLimit(_Strict):
+    """A task may be snoozed at most ``max_days`` ahead; a priority listed in ``max_days_by_priority``
+    has its own limit, and 0 there means a task of that priority is never snoozed."""
+
     max_days: PositiveInt
+    max_days_by_priority: dict[PositiveInt, NonNegativeInt] = Field(default_factory=dict)
     source: str = Field(min_length=1)
+
+    def days_for(self, priority: int) -> int:
+        """The longest snooze (days) of a task of ``priority``; 0: it may not be snoozed."""
+        return self.max_days_by_priority.get(priority, self.max_days)
+
+
+class UnreachableRetry(_Strict):
+    """A patient not reached for a task of a priority listed here is not the end of it: the task
+    stays open, due again the listed hours later, and goes to the team lead at once."""
+
+    retry_after_hours_by_priority: dict[PositiveInt, PositiveInt]
+    escalate_to: Literal["team_lead"]
+    source: str = Field(min_length=1)
+
+    def retry_after(self, priority: int) -> timedelta | None:
+        """How long until a task of ``priority`` whose patient was not reached is due again; None
+        when such a task simply closes as unreachable."""
+        hours = self.retry_after_hours_by_priority.get(priority)
+        return timedelta(hours=hours) if hours is not None else None
 
 
 class HourlyIssue(_Strict):
     """Task kinds the hourly run issues as they fall due (the daily run issues every kind)."""
+
+    kinds: list[TaskKind]
+    source: str = Field(min_length=1)
+
+
+class ListedAtOnce(_Strict):
+    """Task kinds on the team's daily list from the moment they are called for, whenever due (the
+    due time orders them, it does not hide them); other kinds are listed once issued or due."""
 
     kinds: list[TaskKind]
     source: str = Field(min_length=1)
@@ -170,7 +209,9 @@ class FollowThrough(_Strict):
     missed_3m: ContactFlag
     lost_to_follow_up: ContactFlag
     snooze: SnoozeLimit
+    unreachable: UnreachableRetry
     hourly: HourlyIssue
+    listed_at_once: ListedAtOnce
 
     @model_validator(mode="after")
     def _ordered(self) -> FollowThrough:
@@ -196,7 +237,7 @@ class Policy(_Strict):
             raise ValueError("referrals needs every urgency")
         named = {self.follow_up_task} | {r.task for r in self.referrals.values()}
         named |= {r.follow_up_task for r in self.referrals.values() if r.follow_up_task}
-        named |= set(self.follow_through.hourly.kinds)
+        named |= set(self.follow_through.hourly.kinds) | set(self.follow_through.listed_at_once.kinds)
         missing = named - set(self.tasks)
         if missing:
             raise ValueError(f"tasks missing from the task catalogue: {sorted(missing)}")

@@ -176,3 +176,14 @@ def team_flag_counts(session: Session, team_id: int, flag_rank: dict[str, int]) 
         .group_by(_flag.flag)
     )
     return {str(flag): int(count) for flag, count in session.execute(statement)}
+
+
+def clear_patient_flags(session: Session, patient_id: int, now: datetime) -> int:
+    """Clear the patient's active flags (management ended: nobody is to contact them); how many."""
+    statement = (
+        update(_flag_table)
+        .where(_flag.patient_id == patient_id, _flag.cleared_at.is_(None))
+        .values(cleared_at=now)
+        .returning(_flag.id)
+    )
+    return len(session.execute(statement).all())

@@ -101,6 +101,11 @@ class PatientIn(Inbound):
     complications: list[ComplicationIn] = Field(default_factory=list)
     smoker: bool = False
     pregnant: bool = False
+    enrolled_on: Day | None = Field(
+        default=None,
+        description="建档日期: the day the patient was enrolled in management (registration for the "
+        "indicators); not in the future, not before birth. Default: the day of the first POST",
+    )
 
 
 class ReadingIn(Inbound):

@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     type_coerce,
@@ -57,7 +58,8 @@ class Scope:
         return self._of(_task.team_id)
 
     def patients(self) -> ColumnElement[bool]:
-        return self._of(_patient.team_id)
+        """The patients in scope still managed (a patient who died or moved away is not flagged)."""
+        return and_(self._of(_patient.team_id), _patient.status == literal_column("'active'"))
 
     def _of(self, column: Any) -> ColumnElement[bool]:
         parts: list[ColumnElement[bool]] = []

@@ -58,6 +58,13 @@ class Patient(SQLModel, table=True):
     updated_at: datetime
     # Set when an evaluation failed after the patient's data was stored: the patient awaits one.
     reassessment_due_since: datetime | None = Field(default=None, index=True)
+    # 建档日期: the day the patient was enrolled in management (registration for the indicators);
+    # NULL for patients stored before it was kept: then the day they were created.
+    enrolled_on: date | None = None
+    # active | deceased | moved: management ends with death or a move (no new tasks or referrals,
+    # out of the indicators from then on); the history is kept. ``status_changed_at``: when it ended.
+    status: str = Field(default="active", max_length=16, sa_column_kwargs={"server_default": "active"})
+    status_changed_at: datetime | None = None
 
 
 class PatientComplication(SQLModel, table=True):

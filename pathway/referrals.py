@@ -9,15 +9,17 @@ referral of the patient is open, its referral tasks are resolved (:func:`pathway
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlmodel import Session
 
-from pathway import repository, tasks
+from pathway import fact_evidence, repository, tasks
 from pathway.errors import PathwayError
-from pathway.models import AssessmentRecord, Referral
+from pathway.models import AssessmentRecord, Patient, Referral
 from pathway.tiers import ReferralUrgency
+from pathway.vocabulary import PatientStatus
 
-ACTIVE = ("open", "accepted")
+ACTIVE = tasks.ACTIVE_REFERRAL  # open or accepted; "closed": management ended (died, moved)
 # The urgencies from most to least urgent (the order of the vocabulary, PATHWAY.md §4).
 _URGENCY_ORDER = [
     u.value for u in (ReferralUrgency.EMERGENCY, ReferralUrgency.URGENT, ReferralUrgency.ROUTINE)
@@ -69,11 +71,58 @@ def refer_from_assessment(session: Session, record: AssessmentRecord, now: datet
     return referral
 
 
+def quiet_after_return(session: Session, record: AssessmentRecord) -> bool:
+    """Whether the referral this assessment calls for is kept quiet by a return (下转).
+
+    Once a referral from a rule is returned, the receiving institution has seen what that rule saw:
+    the same rule refers again only when evidence its condition reads (a reading of a kind behind
+    the facts it fired on) was measured after the return. While a referral is active the usual
+    upgrade applies instead; another rule refers as usual.
+    """
+    referral = record.result.get("referral") or {}
+    rule_id = referral.get("rule_id")
+    if record.referral_urgency is None or rule_id is None:
+        return False
+    if repository.active_referral(session, record.patient_id, ACTIVE) is not None:
+        return False
+    returned = repository.latest_returned_referral(session, record.patient_id, rule_id)
+    if returned is None or returned.returned_at is None:
+        return False
+    fired: dict[str, Any] = next(
+        (r for r in record.result.get("reasons", []) if r.get("rule_id") == rule_id), {}
+    )
+    keys = fact_evidence.evidence_keys(fired.get("evidence") or {})
+    seen = record.result.get("evidence") or {}
+    return not any(datetime.fromisoformat(seen[key]) > returned.returned_at for key in keys if key in seen)
+
+
+def without_referral_tasks(record: AssessmentRecord, kinds: frozenset[str]) -> AssessmentRecord:
+    """The assessment as the task sync sees it while its referral is kept quiet: without the
+    referral's own tasks (``kinds``: the referral and referral follow-up tasks of the pack)."""
+    referral = record.result.get("referral") or {}
+    tasks_ = [
+        t
+        for t in record.result.get("tasks", [])
+        if not (t.get("kind") in kinds and t.get("rule_id") == referral.get("rule_id"))
+    ]
+    return AssessmentRecord(**{**record.model_dump(), "result": {**record.result, "tasks": tasks_}})
+
+
+class PatientNotManaged(PathwayError):
+    """The patient died or moved away: management ended, nothing new is opened for them."""
+
+    code = "patient-not-managed"
+    status = 409
+
+
 def refer_by_hand(
-    session: Session, patient_id: int, urgency: ReferralUrgency, reason: str, now: datetime
+    session: Session, patient: Patient, urgency: ReferralUrgency, reason: str, now: datetime
 ) -> Referral:
+    assert patient.id is not None
+    if patient.status != PatientStatus.ACTIVE.value:
+        raise PatientNotManaged(f"the patient is {patient.status}: management has ended", "patient_id")
     referral = Referral(
-        patient_id=patient_id,
+        patient_id=patient.id,
         urgency=urgency.value,
         reason=reason,
         rule_id=None,

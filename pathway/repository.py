@@ -384,6 +384,21 @@ def active_referral(session: Session, patient_id: int, statuses: Sequence[str]) 
     return session.exec(statement).first()
 
 
+def latest_returned_referral(session: Session, patient_id: int, rule_id: str) -> Referral | None:
+    """The patient's referral from ``rule_id`` returned (下转) most recently, if any."""
+    statement = (
+        select(Referral)
+        .where(
+            Referral.patient_id == patient_id,
+            Referral.rule_id == rule_id,
+            col(Referral.returned_at).is_not(None),
+        )
+        .order_by(col(Referral.returned_at).desc())
+        .limit(1)
+    )
+    return session.exec(statement).first()
+
+
 def referral_by_id(session: Session, referral_id: int) -> Referral | None:
     return session.get(Referral, referral_id)
 

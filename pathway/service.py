@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from pathway import access, history_reads, history_store, referrals, repository, tasks
 from pathway.assessment import Assessment, PackRef
-from pathway.clock import Clock, clinic_date
+from pathway.clock import CLINIC_TZ, Clock, clinic_date
 from pathway.conditions import FactValue
 from pathway.errors import DatabaseBusy, InvalidInput, PathwayError
 from pathway.history import (
@@ -41,7 +41,16 @@ from pathway.horizon import ReadingHorizon
 from pathway.ingest import InvalidReading, PatientIn, ReadingIn
 from pathway.models import AssessmentRecord, Patient, PatientComplication
 from pathway.parameters import IndicatorDefinitions, Plausibility, Targets, Units
-from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
+from pathway.vocabulary import (
+    CareCheck,
+    Complication,
+    Condition,
+    PatientStatus,
+    ReadingKind,
+    ReadingSource,
+    Sex,
+    Symptom,
+)
 
 log = logging.getLogger("pathway.service")
 
@@ -139,13 +148,30 @@ class PathwayConfig:
     indicators: IndicatorDefinitions
     # How far back a reassessment reads readings outside a visit (pathway.horizon.reading_horizon).
     reading_horizon: ReadingHorizon
+    # The task kinds a referral brings (its own task and its follow-up), kept quiet with it after a
+    # return (pathway.referrals.quiet_after_return).
+    referral_tasks: frozenset[str] = frozenset()
 
 
-def upsert_patient(session: Session, data: PatientIn, now: datetime) -> tuple[Patient, bool]:
-    """Create or update the patient of (source_system, external_id); whether it was created."""
-    check_patient(data.sex, data.birth_date, data.pregnant, clinic_date(now))
+def upsert_patient(
+    session: Session, data: PatientIn, now: datetime, tz: ZoneInfo = CLINIC_TZ
+) -> tuple[Patient, bool]:
+    """Create or update the patient of (source_system, external_id); whether it was created.
+
+    ``enrolled_on`` (建档日期) is kept as sent (not after today in the team's time zone, else
+    ``tz``; not before birth); a new patient sent without one is enrolled today, an update
+    without one keeps it.
+    """
     patient = repository.patient_by_external_id(session, data.source_system, data.external_id)
     created = patient is None
+    team = access.team_by_code(session, data.team_code) if data.team_code else None
+    today = now.astimezone(ZoneInfo(team.timezone) if team is not None else tz).date()
+    check_patient(data.sex, data.birth_date, data.pregnant, today)
+    if data.enrolled_on is not None:
+        if data.enrolled_on > today:
+            raise InvalidInput(f"enrolled_on must not be after today ({today})", "enrolled_on")
+        if data.enrolled_on < data.birth_date:
+            raise InvalidInput("enrolled_on must not be before birth_date", "enrolled_on")
     if patient is None:
         patient = Patient(
             source_system=data.source_system,
@@ -154,9 +180,12 @@ def upsert_patient(session: Session, data: PatientIn, now: datetime) -> tuple[Pa
             birth_date=data.birth_date,
             created_at=now,
             updated_at=now,
+            enrolled_on=today,
         )
+    if data.enrolled_on is not None:
+        patient.enrolled_on = data.enrolled_on
     patient.name = data.name
-    patient.team_id = access.team_by_code(session, data.team_code).id if data.team_code else None
+    patient.team_id = team.id if team is not None else None
     patient.sex = data.sex.value
     patient.birth_date = data.birth_date
     patient.conditions = sorted(c.value for c in data.conditions)
@@ -340,7 +369,7 @@ def reassess(session: Session, patient: Patient, config: PathwayConfig, now: dat
     result = _evaluate(session, patient, config, now)
     if result is None:
         raise EvaluationUnavailable("the rule engine could not evaluate this patient; retry shortly")
-    return _store_assessment(session, patient, result, now)
+    return _store_assessment(session, patient, result, now, config.referral_tasks)
 
 
 def reassess_or_defer(
@@ -354,7 +383,7 @@ def reassess_or_defer(
             patient.reassessment_due_since = now
             session.add(patient)
         return None
-    return _store_assessment(session, patient, result, now)
+    return _store_assessment(session, patient, result, now, config.referral_tasks)
 
 
 def reassess_after_ingest(
@@ -384,7 +413,7 @@ def _evaluate(session: Session, patient: Patient, config: PathwayConfig, now: da
 
 
 def _store_assessment(
-    session: Session, patient: Patient, result: Assessment, now: datetime
+    session: Session, patient: Patient, result: Assessment, now: datetime, referral_tasks: frozenset[str]
 ) -> AssessmentRecord:
     assert patient.id is not None
     values: dict[str, Any] = {
@@ -401,8 +430,14 @@ def _store_assessment(
         "result": result.to_json(),
     }
     record = AssessmentRecord(id=repository.insert_assessment(session, values), **values)
-    referrals.refer_from_assessment(session, record, now)
-    tasks.sync_from_assessment(session, patient, record, now)
+    if patient.status == PatientStatus.ACTIVE.value:  # management ended: no new referrals or tasks
+        if referrals.quiet_after_return(session, record):  # returned (下转), nothing new since
+            tasks.sync_from_assessment(
+                session, patient, referrals.without_referral_tasks(record, referral_tasks), now
+            )
+        else:
+            referrals.refer_from_assessment(session, record, now)
+            tasks.sync_from_assessment(session, patient, record, now)
     if patient.reassessment_due_since is not None:
         patient.reassessment_due_since = None
         session.add(patient)

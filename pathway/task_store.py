@@ -284,3 +284,45 @@ def tasks_of(session: Session, patient_id: int, *, open_only: bool) -> Sequence[
 
 def open_tasks_of(session: Session, patient_id: int) -> Sequence[CareTask]:
     return tasks_of(session, patient_id, open_only=True)
+
+
+# --- Closing by hand: one winner (issue 21) -----------------------------------------------------
+
+
+def change_if_open(session: Session, task_id: int, values: dict[str, Any]) -> bool:
+    """Set ``values`` on the task if it is still open: a conditional ``UPDATE … WHERE status = 'open'
+    RETURNING``. Of concurrent changes, one finds it open; on PostgreSQL the others wait for its
+    row lock, then see it closed (read committed re-checks the condition) and change nothing."""
+    statement = update(task_table).where(_task.id == task_id, IS_OPEN).values(**values).returning(_task.id)
+    return session.execute(statement).first() is not None
+
+
+def cancel_open_tasks(session: Session, patient_id: int, now: datetime, note: str) -> list[int]:
+    """Cancel every open task of the patient (conditionally, as above); the ids cancelled."""
+    statement = (
+        update(task_table)
+        .where(_task.patient_id == patient_id, IS_OPEN)
+        .values(status="cancelled", note=note, closed_at=now, updated_at=now)
+        .returning(_task.id)
+    )
+    return sorted(int(task_id) for (task_id,) in session.execute(statement).all())
+
+
+def close_active_referrals(
+    session: Session, patient_id: int, active: Sequence[str], now: datetime, outcome: str
+) -> int:
+    """Close the patient's active referrals (management ended); how many."""
+    statement = (
+        update(_TABLES[Referral.__tablename__])
+        .where(_referral.patient_id == patient_id, _referral.status.in_(list(active)))
+        .values(status="closed", outcome=outcome, updated_at=now)
+        .returning(_referral.id)
+    )
+    return len(session.execute(statement).all())
+
+
+def team_timezone(session: Session, team_id: int | None) -> str | None:
+    if team_id is None:
+        return None
+    found = session.execute(select(_team.timezone).where(_team.id == team_id)).scalar_one_or_none()
+    return str(found) if found is not None else None

@@ -22,12 +22,18 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway import task_store
-from pathway.assessment import EVIDENCE_NO_LONGER_CALLED, EVIDENCE_REFERRAL, SnoozeLimit
+from pathway import contact_flag_store, repository, task_store
+from pathway.assessment import (
+    EVIDENCE_NO_LONGER_CALLED,
+    EVIDENCE_REFERRAL,
+    SnoozeLimit,
+    UnreachableRetry,
+)
 from pathway.clock import CLINIC_TZ
 from pathway.errors import InvalidInput, PathwayError
 from pathway.models import AssessmentRecord, CareTask, CareTaskEvent, Patient, Referral
 from pathway.task_store import OPEN, TaskRow
+from pathway.vocabulary import PatientStatus
 
 
 class TaskStatus(StrEnum):
@@ -64,6 +70,8 @@ SCHEDULER = "scheduler"
 _HANDLED = [s.value for s in (TaskStatus.DONE, TaskStatus.REFUSED, TaskStatus.MOVED, TaskStatus.DECEASED)]
 _HANDLED.append(TaskStatus.CANCELLED.value)
 _ENDS_ALL_TASKS = (TaskOutcome.MOVED, TaskOutcome.DECEASED)
+UNREACHABLE = TaskOutcome.UNREACHABLE.value
+ACTIVE_REFERRAL = ("open", "accepted")  # as pathway.referrals.ACTIVE (which imports this module)
 
 
 def key_actor(api_key_id: int | None) -> str:
@@ -82,6 +90,13 @@ class TaskClosed(PathwayError):
 
 class SnoozeTooLong(InvalidInput):
     code = "snooze-too-long"
+
+
+class SnoozeNotAllowed(PathwayError):
+    """Emergency and urgent work is never snoozed (the pack's limit for its priority is 0)."""
+
+    code = "snooze-not-allowed"
+    status = 409
 
 
 # --- Sync on every reassessment -----------------------------------------------------------------
@@ -418,44 +433,101 @@ def _require_open(task: CareTask) -> None:
 
 
 def record_outcome(
-    session: Session, task: CareTask, outcome: TaskOutcome, note: str | None, actor: str, now: datetime
+    session: Session,
+    task: CareTask,
+    outcome: TaskOutcome,
+    note: str | None,
+    actor: str,
+    now: datetime,
+    retry: UnreachableRetry,
 ) -> CareTask:
-    """Close a task by hand; a patient who moved away or died has every other open task cancelled."""
+    """Close a task by hand. Of outcomes recorded at the same moment only one wins (the others:
+    :class:`TaskClosed`), and only the winner's side effects happen.
+
+    - ``unreachable`` on a task of a priority the pack retries (emergency, urgent): the task stays
+      open, due again after the pack's interval, and is escalated to the team lead at once.
+    - ``moved`` / ``deceased``: management ends (:func:`end_management`).
+    """
     _require_open(task)
-    _close(session, task, TaskStatus(outcome.value), actor, now, outcome=outcome.value, note=note)
+    assert task.id is not None
+    after = retry.retry_after(task.priority) if outcome is TaskOutcome.UNREACHABLE else None
+    if after is not None:
+        return _retry_unreachable(session, task, after, note, retry, actor, now)
+    status = TaskStatus(outcome.value)
+    values = {
+        "status": status.value,
+        "outcome": outcome.value,
+        "note": note,
+        "closed_at": now,
+        "updated_at": now,
+    }
+    if not task_store.change_if_open(session, task.id, values):
+        raise TaskClosed(f"task {task.id} is closed already", "status")
+    task_store.add_events(
+        session, [event(task.id, now, actor, "outcome", OPEN, status.value, outcome=outcome.value, note=note)]
+    )
     if outcome in _ENDS_ALL_TASKS:
-        for other in task_store.open_tasks_of(session, task.patient_id):
-            _close(
-                session,
-                other,
-                TaskStatus.CANCELLED,
-                actor,
-                now,
-                note=f"patient {outcome.value} (task {task.id})",
-            )
+        end_management(session, task.patient_id, PatientStatus(outcome.value), actor, now, task.id)
+    session.refresh(task)
     return task
 
 
-def _close(
+def _retry_unreachable(
     session: Session,
     task: CareTask,
-    status: TaskStatus,
+    after: timedelta,
+    note: str | None,
+    retry: UnreachableRetry,
     actor: str,
     now: datetime,
-    *,
-    outcome: str | None = None,
-    note: str | None = None,
-) -> None:
+) -> CareTask:
+    """The patient was not reached for urgent work: try again later, and tell the team lead now."""
     assert task.id is not None
-    task.status = status.value
-    task.outcome = outcome
-    task.note = note
-    task.closed_at = task.updated_at = now
-    task_store.save(session, task)
-    action = "outcome" if outcome else "cancelled"
+    zone_name = task_store.team_timezone(session, task.team_id)
+    zone: tzinfo = ZoneInfo(zone_name) if zone_name else CLINIC_TZ
+    due = now + after
+    values = {
+        "due_at": due,
+        "due_date": due.astimezone(zone).date(),
+        "time_limit_at": due + (task.time_limit_at - task.due_at),
+        "escalated_at": now,
+        "note": note,
+        "updated_at": now,
+    }
+    if not task_store.change_if_open(session, task.id, values):
+        raise TaskClosed(f"task {task.id} is closed already", "status")
+    retried = {"retry_due_at": due.isoformat(), "source": retry.source}
+    escalated = {"to": retry.escalate_to, "reason": UNREACHABLE}
     task_store.add_events(
-        session, [event(task.id, now, actor, action, OPEN, status.value, outcome=outcome, note=note)]
+        session,
+        [
+            event(
+                task.id, now, actor, "outcome", OPEN, OPEN, outcome=UNREACHABLE, note=note, details=retried
+            ),
+            event(task.id, now, actor, "escalated", OPEN, OPEN, details=escalated),
+        ],
     )
+    session.refresh(task)
+    return task
+
+
+def end_management(
+    session: Session, patient_id: int, status: PatientStatus, actor: str, now: datetime, task_id: int
+) -> None:
+    """The patient died or moved away: management ends. The patient's status records it (no new
+    tasks or referrals from then on, out of the indicators), every other open task is cancelled,
+    active referrals are closed and contact flags cleared; the history stays."""
+    patient = repository.patient_by_id(session, patient_id, for_update=True)
+    assert patient is not None
+    patient.status, patient.status_changed_at, patient.updated_at = status.value, now, now
+    repository.add(session, patient)
+    note = f"patient {status.value} (task {task_id})"
+    cancelled = task_store.cancel_open_tasks(session, patient_id, now, note)
+    task_store.add_events(
+        session, [event(i, now, actor, "cancelled", OPEN, TaskStatus.CANCELLED, note=note) for i in cancelled]
+    )
+    task_store.close_active_referrals(session, patient_id, ACTIVE_REFERRAL, now, note)
+    contact_flag_store.clear_patient_flags(session, patient_id, now)
 
 
 def reassign(session: Session, task: CareTask, member: str, actor: str, now: datetime) -> CareTask:
@@ -481,12 +553,15 @@ def snooze(
     """Keep an open task off the list (and from escalating) until ``until``, at most the pack's limit."""
     _require_open(task)
     assert task.id is not None
+    max_days = limit.days_for(task.priority)
+    if max_days == 0:
+        raise SnoozeNotAllowed(
+            f"a task of priority {task.priority} may not be snoozed ({limit.source})", "priority"
+        )
     if until <= now:
         raise InvalidInput("a snooze must end in the future", "until")
-    if until > now + timedelta(days=limit.max_days):
-        raise SnoozeTooLong(
-            f"a task may be snoozed for at most {limit.max_days} days ({limit.source})", "until"
-        )
+    if until > now + timedelta(days=max_days):
+        raise SnoozeTooLong(f"a task may be snoozed for at most {max_days} days ({limit.source})", "until")
     task.snoozed_until, task.snooze_reason, task.updated_at = until, reason, now
     task_store.save(session, task)
     details = {"until": until.isoformat()}

@@ -14,8 +14,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, Column, ColumnElement, Integer, Select, bindparam, case, column, func, or_, true
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    column,
+    func,
+    or_,
+    true,
+)
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import BindParameter, TableValuedAlias
@@ -35,7 +49,7 @@ from pathway.models import (
     Team,
 )
 from pathway.task_store import IS_OPEN
-from pathway.vocabulary import ReadingSource
+from pathway.vocabulary import ReadingKind, ReadingSource
 from pathway.workbench import is_self_measured
 
 _TABLES = SQLModel.metadata.tables
@@ -58,11 +72,18 @@ def team_by_id(session: Session, team_id: int) -> Team | None:
     return session.get(Team, team_id)
 
 
-def _list_filter(team_id: int, day: date, until: datetime, role: str | None, member: str | None) -> list[Any]:
+def _list_filter(
+    team_id: int, day: date, until: datetime, role: str | None, member: str | None, at_once: Sequence[str]
+) -> list[Any]:
+    """Open tasks of the team on the list of ``day`` (``until``: its end): due by then, or issued by
+    then, or of a kind listed from the moment it was called for (``at_once``), and not snoozed past it."""
+    listed = [_task.due_date <= day, _task.issued_at < until]
+    if at_once:
+        listed.append(and_(_task.kind.in_(list(at_once)), _task.created_at < until))
     conditions: list[Any] = [
         _task.team_id == team_id,
         IS_OPEN,
-        _task.due_date <= day,
+        or_(*listed),
         or_(_task.snoozed_until.is_(None), _task.snoozed_until < until),
     ]
     if role is not None:
@@ -70,6 +91,27 @@ def _list_filter(team_id: int, day: date, until: datetime, role: str | None, mem
     if member is not None:
         conditions.append(_task.assignee == member)
     return conditions
+
+
+_LIST_COLUMNS = (
+    _task.id,
+    _task.patient_id,
+    _task.kind,
+    _task.subject,
+    _task.priority,
+    _task.due_at,
+    _task.due_date,
+    _task.time_limit_at,
+    _task.role,
+    _task.assignee,
+    _task.tier,
+    _task.rule_id,
+    _task.pack_version,
+    _task.escalated_at,
+    _task.assessment_id,
+    _patient.name,
+    _patient.external_id,
+)
 
 
 def daily_list(
@@ -83,31 +125,14 @@ def daily_list(
     member: str | None,
     limit: int,
     offset: int,
+    at_once: Sequence[str] = (),
 ) -> tuple[int, Sequence[Any]]:
-    """(total, page) of the team's open tasks due on or before ``day`` and not snoozed past
-    ``until``: priority, then days overdue (oldest due first), then tier (``tier_rank``, 0 worst)."""
-    conditions = _list_filter(team_id, day, until, role, member)
+    """(total, page) of the team's tasks on the list of ``day`` (:func:`_list_filter`): priority,
+    then days overdue (oldest due first), then tier (``tier_rank``, 0 worst)."""
+    conditions = _list_filter(team_id, day, until, role, member, at_once)
     tier_order = case(tier_rank, value=_task.tier, else_=len(tier_rank))
     statement = (
-        select_columns(
-            _task.id,
-            _task.patient_id,
-            _task.kind,
-            _task.subject,
-            _task.priority,
-            _task.due_at,
-            _task.due_date,
-            _task.time_limit_at,
-            _task.role,
-            _task.assignee,
-            _task.tier,
-            _task.rule_id,
-            _task.pack_version,
-            _task.escalated_at,
-            _patient.name,
-            _patient.external_id,
-            func.count().over().label("total"),  # counted in the same scan as the page
-        )
+        select_columns(*_LIST_COLUMNS, func.count().over().label("total"))  # counted in the same scan
         .join(_patient_table, _patient.id == _task.patient_id)
         .where(*conditions)
         .order_by(_task.priority, _task.due_date, tier_order, _task.due_at, _task.id)
@@ -124,6 +149,115 @@ def daily_list(
         select_columns(func.count()).select_from(_task_table).where(*conditions)
     ).scalar_one()
     return int(total), page
+
+
+def daily_cards(
+    session: Session,
+    team_id: int,
+    day: date,
+    until: datetime,
+    tier_rank: dict[str, int],
+    *,
+    role: str | None,
+    member: str | None,
+    limit: int,
+    offset: int,
+    at_once: Sequence[str] = (),
+) -> tuple[int, int, Sequence[Any]]:
+    """The list of ``day`` (:func:`_list_filter`) by patient: (patients, tasks, the page's task rows).
+
+    Patients in order of their most urgent task's priority, then their tier (``tier_rank``, 0
+    worst), then those with something due that day (or listed before it is due) before those with
+    only overdue work, then the oldest due, then patient id; each patient's tasks by priority, due
+    date, due time. One grouped statement pages the patients (counting them, and every listed task,
+    in the same scan), one reads their tasks.
+    """
+    conditions = _list_filter(team_id, day, until, role, member, at_once)
+    tier_order = case(tier_rank, value=_task.tier, else_=len(tier_rank))
+    only_overdue = case((_task.due_date >= day, 0), else_=1)
+    order = (
+        func.min(_task.priority),
+        func.min(tier_order),
+        func.min(only_overdue),
+        func.min(_task.due_date),
+        _task.patient_id,
+    )
+    cards = (
+        select_columns(
+            _task.patient_id,
+            func.count().over().label("patients"),
+            func.sum(func.count()).over().label("tasks"),
+        )
+        .where(*conditions)
+        .group_by(_task.patient_id)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
+    )
+    page = session.execute(cards).all()
+    if not page:
+        counted = select_columns(func.count(func.distinct(_task.patient_id)), func.count()).where(*conditions)
+        patients, tasks = session.execute(counted).one()
+        return int(patients), int(tasks), []
+    rank = {int(row.patient_id): index for index, row in enumerate(page)}
+    rows = session.execute(
+        select_columns(*_LIST_COLUMNS)
+        .join(_patient_table, _patient.id == _task.patient_id)
+        .where(*conditions, _task.patient_id.in_(list(rank)))
+        .order_by(_task.priority, _task.due_date, _task.due_at, _task.id)
+    ).all()
+    ordered = sorted(rows, key=lambda row: rank[row.patient_id])  # stable: each patient's order kept
+    return int(page[0].patients), int(page[0].tasks), ordered
+
+
+@dataclass(frozen=True)
+class CrisisReading:
+    """The BP reading a ``bp_recheck`` is to confirm: its values, when and how it was taken."""
+
+    systolic: float
+    diastolic: float
+    measured_at: datetime
+    source: str
+
+
+def crisis_readings(
+    session: Session, tasks: Sequence[tuple[int, int, int | None]], kind: str
+) -> dict[int, CrisisReading]:
+    """For ``(task id, patient id, assessment id)`` of recheck tasks of ``kind``: the reading each is
+    to confirm (the anchor its assessment gave it, the highest BP taken at that moment), by task id."""
+    assessment_ids = sorted({a for _, _, a in tasks if a is not None})
+    if not assessment_ids:
+        return {}
+    anchors: dict[int, datetime] = {}
+    for assessment_id, result in session.execute(
+        select_columns(_assessment.id, _assessment.result).where(_assessment.id.in_(assessment_ids))
+    ):
+        for called in (result or {}).get("tasks", []):
+            if called.get("kind") == kind and called.get("anchor_at"):
+                anchors[assessment_id] = datetime.fromisoformat(called["anchor_at"])
+    wanted = {(p, anchors[a]) for _, p, a in tasks if a in anchors}
+    if not wanted:
+        return {}
+    found: dict[tuple[int, datetime], CrisisReading] = {}
+    statement = select_columns(
+        _reading.patient_id, _reading.systolic, _reading.diastolic, _reading.measured_at, _reading.source
+    ).where(
+        _reading.patient_id.in_(sorted({p for p, _ in wanted})),
+        _reading.kind == ReadingKind.BP.value,
+        _reading.measured_at.in_(sorted({at for _, at in wanted})),
+    )
+    for patient_id, systolic, diastolic, measured_at, source in session.execute(statement):
+        key = (patient_id, measured_at)
+        if key not in wanted or systolic is None or diastolic is None:
+            continue
+        best = found.get(key)
+        if best is None or (systolic, diastolic) > (best.systolic, best.diastolic):
+            found[key] = CrisisReading(float(systolic), float(diastolic), measured_at, source)
+    return {
+        task_id: found[(p, anchors[a])]
+        for task_id, p, a in tasks
+        if a in anchors and (p, anchors[a]) in found
+    }
 
 
 _MADE_BY: BindParameter[datetime] = bindparam("made_by")
@@ -244,11 +378,22 @@ def latest_summaries(
     return found
 
 
-def team_patients(session: Session, team_id: int, registered_by: datetime) -> Sequence[Patient]:
-    """The team's patients registered by ``registered_by``, by id."""
+def team_patients(
+    session: Session, team_id: int, registered_by: datetime, zone: ZoneInfo
+) -> Sequence[Patient]:
+    """The team's patients registered by ``registered_by``, by id: enrolled (建档) on or before its
+    date in ``zone``, or, with no enrolment date kept, stored by then. Whatever their status (a
+    patient who died later was managed then: the callers compare ``status_changed_at``)."""
+    enrolled, created = col(Patient.enrolled_on), col(Patient.created_at)
     statement = (
         select(Patient)
-        .where(Patient.team_id == team_id, col(Patient.created_at) <= registered_by)
+        .where(
+            Patient.team_id == team_id,
+            or_(
+                enrolled <= registered_by.astimezone(zone).date(),
+                and_(enrolled.is_(None), created <= registered_by),
+            ),
+        )
         .order_by(col(Patient.id))
     )
     return session.exec(statement).all()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -26,11 +27,11 @@ from sqlmodel import Session
 
 from pathway import contact_flag_store, indicators, service, team_store
 from pathway.errors import PathwayError
-from pathway.models import Team
+from pathway.models import Patient, Team
 from pathway.service import PathwayConfig
 from pathway.tasks import FlagKind
 from pathway.tiers import RiskTier, TaskKind
-from pathway.vocabulary import CareCheck, Condition
+from pathway.vocabulary import CareCheck, Condition, PatientStatus
 
 # What a task asks of the team, in the team's words (the catalogue of PATHWAY.md §5).
 WHAT_TO_DO: dict[str, tuple[str, str]] = {
@@ -95,6 +96,7 @@ class ListItem:
     rule_id: str
     pack_version: str
     latest: dict[str, float | None] = field(default_factory=dict)
+    crisis_reading: team_store.CrisisReading | None = None  # a bp_recheck's: the reading to confirm
 
 
 @dataclass
@@ -103,6 +105,32 @@ class DailyList:
     date: date
     total: int
     items: list[ListItem]
+
+
+@dataclass
+class PatientCard:
+    """One patient's tasks on the day's list, as one card."""
+
+    patient_id: int
+    patient_name: str | None
+    external_id: str
+    tier: str
+    reasons: str
+    priority: int  # the most urgent task's
+    days_overdue: int  # the most overdue task's
+    due_today: bool  # something is due that day (or listed before it is due)
+    escalated: bool
+    latest: dict[str, float | None]
+    items: list[ListItem]
+
+
+@dataclass
+class DailyCards:
+    team_id: int
+    date: date
+    total: int  # patients
+    tasks_total: int
+    cards: list[PatientCard]
 
 
 def require_team(session: Session, team_id: int) -> Team:
@@ -125,16 +153,98 @@ def daily_list(
     member: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    listed_at_once: Sequence[str] = (),
 ) -> DailyList:
+    """The team's list of ``day``: open tasks due by then or issued by then, and those of the pack's
+    ``listed_at_once`` kinds from the moment they were called for (an urgent referral due within 24 h
+    is on today's list, not tomorrow's), not snoozed past the day."""
     assert team.id is not None
     zone = ZoneInfo(team.timezone)
     end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
     total, rows = team_store.daily_list(
-        session, team.id, day, end_of_day, _TIER_RANK, role=role, member=member, limit=limit, offset=offset
+        session,
+        team.id,
+        day,
+        end_of_day,
+        _TIER_RANK,
+        role=role,
+        member=member,
+        limit=limit,
+        offset=offset,
+        at_once=listed_at_once,
     )
+    return DailyList(team_id=team.id, date=day, total=total, items=_items(session, rows, day))
+
+
+def daily_cards(
+    session: Session,
+    team: Team,
+    day: date,
+    *,
+    role: str | None = None,
+    member: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    listed_at_once: Sequence[str] = (),
+) -> DailyCards:
+    """The day's list (as :func:`daily_list`) with each patient's tasks on one card: cards by the
+    most urgent task's priority, then tier (red first), then those with something due that day
+    before those with only overdue work, then the oldest due; a page is ``limit`` patients."""
+    assert team.id is not None
+    zone = ZoneInfo(team.timezone)
+    end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    patients, tasks, rows = team_store.daily_cards(
+        session,
+        team.id,
+        day,
+        end_of_day,
+        _TIER_RANK,
+        role=role,
+        member=member,
+        limit=limit,
+        offset=offset,
+        at_once=listed_at_once,
+    )
+    cards: dict[int, PatientCard] = {}
+    for item in _items(session, rows, day):
+        card = cards.get(item.patient_id)
+        if card is None:
+            cards[item.patient_id] = PatientCard(
+                patient_id=item.patient_id,
+                patient_name=item.patient_name,
+                external_id=item.external_id,
+                tier=item.tier,
+                reasons=item.reasons,
+                priority=item.priority,
+                days_overdue=item.days_overdue,
+                due_today=item.days_overdue == 0,
+                escalated=item.escalated,
+                latest=item.latest,
+                items=[item],
+            )
+            continue
+        card.items.append(item)
+        card.priority = min(card.priority, item.priority)
+        card.days_overdue = max(card.days_overdue, item.days_overdue)
+        card.due_today = card.due_today or item.days_overdue == 0
+        card.escalated = card.escalated or item.escalated
+    return DailyCards(
+        team_id=team.id, date=day, total=patients, tasks_total=tasks, cards=list(cards.values())
+    )
+
+
+def _items(session: Session, rows: Sequence[Any], day: date) -> list[ListItem]:
+    """The list items of task rows: with each patient's newest assessment, and the reading a
+    ``bp_recheck`` is to confirm."""
     latest = team_store.latest_summaries(session, sorted({row.patient_id for row in rows}), _LATEST_FACTS)
+    recheck = TaskKind.BP_RECHECK.value
+    crises = team_store.crisis_readings(
+        session, [(r.id, r.patient_id, r.assessment_id) for r in rows if r.kind == recheck], recheck
+    )
     items = [_item(row, latest.get(row.patient_id), day) for row in rows]
-    return DailyList(team_id=team.id, date=day, total=total, items=items)
+    for item in items:
+        item.crisis_reading = crises.get(item.task_id)
+    return items
 
 
 def _item(row: Any, summary: team_store.AssessmentSummary | None, day: date) -> ListItem:
@@ -280,6 +390,20 @@ def contact_flag_counts(session: Session, team: Team) -> dict[str, int]:
 # --- Indicators -----------------------------------------------------------------------------------
 
 
+def registered_at(patient: Patient, zone: ZoneInfo) -> datetime:
+    """When the patient was registered for the indicators: the start of the enrolment day (建档日期)
+    in the team's time zone, or, for a patient stored before enrolment dates were kept, when stored."""
+    if patient.enrolled_on is None:
+        return patient.created_at
+    return datetime.combine(patient.enrolled_on, time(0), tzinfo=zone)
+
+
+def managed_at(patient: Patient, moment: datetime) -> bool:
+    """Whether the patient was still managed at ``moment``: active, or ended (died, moved) later."""
+    ended = patient.status_changed_at
+    return patient.status == PatientStatus.ACTIVE.value or (ended is not None and ended > moment)
+
+
 @dataclass
 class PeriodCounts:
     encounters: int
@@ -294,7 +418,7 @@ def team_indicators(
     """The indicators as of ``end`` (each patient's history up to then) and the period's counts."""
     assert team.id is not None
     zone = ZoneInfo(team.timezone)
-    patients = team_store.team_patients(session, team.id, end)
+    patients = [p for p in team_store.team_patients(session, team.id, end, zone) if managed_at(p, end)]
     ids = [p.id for p in patients if p.id is not None]
     rows = team_store.clinical_rows(session, ids, end)
     tiers = team_store.latest_tiers(session, ids, made_by=end)
@@ -309,7 +433,7 @@ def team_indicators(
         managed.append(
             indicators.ManagedPatient(
                 patient_id=patient.id,
-                registered_at=patient.created_at,
+                registered_at=registered_at(patient, zone),
                 conditions=frozenset(Condition(c) for c in patient.conditions),
                 history=history,
                 facts=config.facts(history, end),

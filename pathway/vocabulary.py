@@ -89,3 +89,11 @@ class CareCheck(StrEnum):
 class Sex(StrEnum):
     MALE = "male"
     FEMALE = "female"
+
+
+class PatientStatus(StrEnum):
+    """Whether the patient is still managed: a death or a move away ends management."""
+
+    ACTIVE = "active"
+    DECEASED = "deceased"
+    MOVED = "moved"

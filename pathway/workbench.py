@@ -318,6 +318,7 @@ class TeamMember:
     registered_at: datetime
     conditions: frozenset[Condition]
     history: PatientHistory
+    managed_until: datetime | None = None  # when management ended (death, a move), if it did
 
 
 def indicators_over_time(
@@ -349,7 +350,7 @@ def indicators_over_time(
                 tier=RiskTier(tiers[m.patient_id]) if m.patient_id in tiers else None,
             )
             for m in members
-            if m.registered_at <= moment
+            if m.registered_at <= moment and (m.managed_until is None or m.managed_until > moment)
         ]
         results.append(indicators.compute(managed, definitions, glucose, moment, tz))
     return results

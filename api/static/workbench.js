@@ -71,6 +71,8 @@
       if (action === "reassign") {
         var who = item && item.querySelector("[data-assignee]");
         if (who) { who.textContent = answer.assignee || ""; }
+      } else if (answer.listed) {
+        // Still on the list (urgent work whose patient was not reached: due again shortly).
       } else {
         if (item) { removeItem(item); }
         // A patient who moved away or died has every task closed: drop the others shown too.

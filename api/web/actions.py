@@ -212,6 +212,8 @@ def _act(
             body = {"ok": False, "code": error.code, "message": message, "field": error.field}
             return JSONResponse(body, status_code=error.status)
         return RedirectResponse(_with(back, "error", error.code), status_code=303)
+    if notice == "outcome" and task.status == "open":
+        notice = "retry"  # urgent work whose patient was not reached: due again, the team lead told
     if wants_json(request):
         # Moving away or dying closes every task of the patient: the page drops those still shown.
         still_open = [t.id for t in task_store.open_tasks_of(session, task.patient_id)]
@@ -221,7 +223,7 @@ def _act(
             "status": task.status,
             "message": t(f"notice.{notice}"),
             "assignee": task.assignee,
-            "listed": notice == "reassign",
+            "listed": notice in ("reassign", "retry"),
             "patient_id": task.patient_id,
             "patient_open_tasks": still_open,
         }
@@ -243,9 +245,11 @@ def record_outcome(
     web: WebSessionDep,
     session: SessionDep,
     clock: ClockDep,
+    rules: FollowThroughDep,
     t: TDep,
 ) -> Response:
-    """Close the task with an outcome (done, unreachable, refused, moved, deceased) and a note."""
+    """Close the task with an outcome (done, unreachable, refused, moved, deceased) and a note; the
+    form has no default outcome (one must be chosen)."""
 
     def change() -> CareTask:
         try:
@@ -257,7 +261,7 @@ def record_outcome(
         note = _text(form, "note", required=False, limit=4000)
 
         def close(task: CareTask, actor: str, now: datetime) -> None:
-            tasks.record_outcome(session, task, outcome, note, actor, now)
+            tasks.record_outcome(session, task, outcome, note, actor, now, rules.unreachable)
 
         return change_task(session, web.caller, task_id, "task.outcome", clock, close)
 

@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.web.session import WebSettings
-from pathway import indicators, service, team_store, workbench
+from pathway import indicators, service, team_store, team_views, workbench
 from pathway.service import PathwayConfig
 from pathway.vocabulary import Condition
 
@@ -57,7 +57,7 @@ def compute(
     zone = ZoneInfo(timezone)
     moments = workbench.month_ends(now, months, zone)
     with Session(engine) as session:
-        patients = team_store.team_patients(session, team_id, now)
+        patients = team_store.team_patients(session, team_id, now, zone)
         ids = [p.id for p in patients if p.id is not None]
         rows = team_store.clinical_rows(session, ids, now)
         current = team_store.latest_tiers(session, ids, made_by=now)
@@ -68,7 +68,8 @@ def compute(
         members.append(
             workbench.TeamMember(
                 patient_id=patient.id,
-                registered_at=patient.created_at,
+                registered_at=team_views.registered_at(patient, zone),
+                managed_until=None if team_views.managed_at(patient, now) else patient.status_changed_at,
                 conditions=frozenset(Condition(c) for c in patient.conditions),
                 history=service.history_from_rows(
                     patient, mine.complications, mine.readings, mine.encounters, mine.symptoms

@@ -56,6 +56,10 @@ _WORDS: dict[str, tuple[str, str]] = {
     "today.all": ("全部", "All"),
     "today.overdue": ("逾期 {n} 天", "{n} d overdue"),
     "today.due_today": ("今日到期", "Due today"),
+    "today.due_at": ("{at} 到期", "Due {at}"),
+    "today.patients": ("{n} 位患者", "{n} patients"),
+    "today.tasks": ("任务", "Tasks"),
+    "today.crisis_reading": ("危急读数 {bp} · {at}（{source}）", "Crisis reading {bp} · {at} ({source})"),
     "today.escalated": ("已升级", "Escalated"),
     "today.unassigned": ("未分配", "Unassigned"),
     "today.page": ("第 {page} / {pages} 页", "Page {page} of {pages}"),
@@ -76,6 +80,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "action.reassign": ("转派", "Reassign"),
     "action.snooze": ("暂缓", "Snooze"),
     "action.note": ("备注", "Note"),
+    "action.choose": ("请选择结果", "Choose an outcome"),
     "action.member": ("转派给", "Give to"),
     "action.until": ("暂缓至", "Until"),
     "action.until_hint": ("最多 {days} 天", "at most {days} days"),
@@ -89,6 +94,10 @@ _WORDS: dict[str, tuple[str, str]] = {
     "outcome.deceased": ("已故", "Deceased"),
     "notice.outcome": ("已记录结果，任务已从列表移除。", "Outcome recorded; the task left the list."),
     "notice.reassign": ("已转派。", "Reassigned."),
+    "notice.retry": (
+        "未联系上：任务保留，稍后再次联系，并已上报团队长。",
+        "Not reached: the task stays open, due again shortly, and the team lead was told.",
+    ),
     "notice.snooze": ("已暂缓，任务到期前不再显示。", "Snoozed; the task is off the list until then."),
     "notice.logged_in": ("已登录。", "Signed in."),
     "error.task-closed": (
@@ -98,6 +107,10 @@ _WORDS: dict[str, tuple[str, str]] = {
     "error.snooze-too-long": (
         "暂缓时间超过规则包允许的上限。",
         "That snooze is longer than the pack allows.",
+    ),
+    "error.snooze-not-allowed": (
+        "急诊、紧急任务不可暂缓。",
+        "Emergency and urgent tasks cannot be snoozed.",
     ),
     "error.invalid-input": ("输入有误，请检查后重试。", "Invalid input; please check and retry."),
     "error.csrf": ("页面已过期，请刷新后重试。", "This page expired; reload and try again."),

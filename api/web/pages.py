@@ -26,6 +26,7 @@ from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, mark
 from api.web.i18n import Translator
 from pathway import access, issuing_store, team_store, team_views
 from pathway.access import Caller, Forbidden, Role
+from pathway.assessment import SnoozeLimit
 from pathway.errors import InvalidInput
 from pathway.indicators import Rate, TeamIndicators
 from pathway.ingest import storable
@@ -137,31 +138,39 @@ def today_page(
     member_text: Annotated[str | None, Query(alias="member", max_length=200)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
-    """今日任务: the team's open tasks due that day or overdue, grouped by priority, with actions."""
+    """今日任务: the team's list of the day as one card per patient (most urgent first: priority,
+    then red, then due today before only overdue), each task with its actions."""
     started = time.perf_counter()
     now = clock.now()
     team = team_for(session, web.caller, team_id, "team.tasks.read", now)
     zone = ZoneInfo(team.timezone)
     today = team_views.team_today(team, now)
     day, role, member = _list_filters(day_text, role_text, member_text, today)
-    found = team_views.daily_list(
-        session, team, day, role=role, member=member, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
+    found = team_views.daily_cards(
+        session,
+        team,
+        day,
+        role=role,
+        member=member,
+        limit=PER_PAGE,
+        offset=(page - 1) * PER_PAGE,
+        listed_at_once=[k.value for k in rules.listed_at_once.kinds],
     )
-    reasons = _english_reasons(session, found.items) if t.lang == "en" else {}
+    items = [item for card in found.cards for item in card.items]
+    reasons = _english_reasons(session, items) if t.lang == "en" else {}
     session.commit()  # the audit row
-    groups: dict[int, list[tuple[ListItem, Latest]]] = {}
-    for item in found.items:
-        groups.setdefault(item.priority, []).append((item, latest_of(item)))
+    cards = [(card, [(item, latest_of(item)) for item in card.items]) for card in found.cards]
     pages = max(1, math.ceil(found.total / PER_PAGE))
-    members = sorted({i.assignee for i in found.items if i.assignee} | ({member} if member else set()))
+    members = sorted({i.assignee for i in items if i.assignee} | ({member} if member else set()))
     context = {
         "session": web,
         "team": team,
         "tz": zone,
         "day": day,
         "today": today,
-        "total": found.total,
-        "groups": sorted(groups.items()),
+        "total": found.tasks_total,
+        "patients_total": found.total,
+        "cards": cards,
         "reasons": reasons,
         "page": page,
         "pages": pages,
@@ -171,6 +180,7 @@ def today_page(
         "members": members,
         "outcomes": OUTCOMES,
         "snooze": snooze_bounds(now, rules.snooze.max_days, zone),
+        "unsnoozable": unsnoozable(rules.snooze),
         "next": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         "query": {
             "date": day.isoformat() if day != today else "",
@@ -203,6 +213,11 @@ def _list_filters(
     if member_text is not None and not storable(member_text):
         raise InvalidInput("member must not contain the NUL character (U+0000)", "member")
     return day, role_text, member_text
+
+
+def unsnoozable(limit: SnoozeLimit) -> set[int]:
+    """The priorities the pack never snoozes (their tasks show no snooze form)."""
+    return {priority for priority, days in limit.max_days_by_priority.items() if days == 0}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from api.deps import ClockDep, PathwayDep, PatientId, SessionDep, patient_for
 from api.tasks import FollowThroughDep
 from api.web import charts
 from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, markup, render
-from api.web.pages import OUTCOMES, snooze_bounds
+from api.web.pages import OUTCOMES, snooze_bounds, unsnoozable
 from pathway import (
     care_plan,
     contact_flag_store,
@@ -148,6 +148,7 @@ def patient_page(
         "tiers_svg": markup(charts.tier_timeline(drawn.tiers, since, now, t, zone)),
         "outcomes": OUTCOMES,
         "snooze": snooze_bounds(now, rules.snooze.max_days, zone),
+        "unsnoozable": unsnoozable(rules.snooze),
         "next": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
     }
     return render(request, state, t, "patient.html", context, started=started)

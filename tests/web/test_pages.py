@@ -34,6 +34,12 @@ def _task_ids(html: str) -> list[int]:
     return [int(i) for i in re.findall(r'<li class="item [^"]*" id="task-(\d+)"', html)]
 
 
+def _routine_task_ids(html: str) -> list[int]:
+    """The listed tasks that may be snoozed and close as unreachable (priority 3 and below)."""
+    found = re.findall(r'<li class="item [^"]*" id="task-(\d+)"[^>]* data-priority="(\d+)"', html)
+    return [int(i) for i, priority in found if int(priority) >= 3]
+
+
 def test_a_page_without_a_session_sends_the_browser_to_the_sign_in_form(
     client: TestClient, world: World
 ) -> None:
@@ -114,14 +120,20 @@ def test_a_revoked_key_ends_its_sessions(client: TestClient, app: FastAPI, world
     assert client.get(_today(world), follow_redirects=False).status_code == 303
 
 
-def test_todays_list_groups_the_teams_items_by_priority(client: TestClient, world: World) -> None:
+def test_todays_list_puts_each_patients_items_on_one_card_most_urgent_first(
+    client: TestClient, world: World
+) -> None:
     sign_in(client, world.keys["team-a"])
     page = client.get(_today(world))
     assert page.status_code == 200
     html = page.text
-    priorities = [int(p) for p in re.findall(r'<section class="group" data-priority="(\d+)"', html)]
+    cards = re.findall(
+        r'<li class="group patient-card [^"]*" data-patient="(\d+)"[^>]* data-priority="(\d+)"', html
+    )
+    priorities = [int(p) for _, p in cards]
     assert priorities == sorted(priorities)
     assert priorities
+    assert len({patient for patient, _ in cards}) == len(cards)  # one card per patient
     for name in ("王建国", "李秀英", "张伟"):
         assert name in html
     assert "赵敏" not in html  # team B's patient
@@ -185,7 +197,7 @@ def test_recording_an_outcome_with_a_plain_form_removes_the_item(
 ) -> None:
     csrf = sign_in(client, world.keys["team-a"])
     before = _task_ids(client.get(_today(world)).text)
-    task_id = before[0]
+    task_id = _routine_task_ids(client.get(_today(world)).text)[0]
     answer = client.post(
         f"/workbench/tasks/{task_id}/outcome",
         data={"csrf": csrf, "outcome": "unreachable", "note": "电话三次未接通", "next": _today(world)},
@@ -215,7 +227,7 @@ def test_a_change_without_the_sessions_csrf_token_is_refused(
 
 def test_the_script_gets_json_and_errors_name_their_code(client: TestClient, world: World) -> None:
     csrf = sign_in(client, world.keys["team-a"])
-    task_id = _task_ids(client.get(_today(world)).text)[0]
+    task_id = _routine_task_ids(client.get(_today(world)).text)[0]
     headers = {"Accept": "application/json", "X-CSRF-Token": csrf}
     too_long = client.post(
         f"/workbench/tasks/{task_id}/snooze",
@@ -251,7 +263,7 @@ def test_the_script_gets_json_and_errors_name_their_code(client: TestClient, wor
 
 def test_a_plain_form_error_comes_back_as_a_notice(client: TestClient, world: World) -> None:
     csrf = sign_in(client, world.keys["team-a"])
-    task_id = _task_ids(client.get(_today(world)).text)[0]
+    task_id = _routine_task_ids(client.get(_today(world)).text)[0]
     answer = client.post(
         f"/workbench/tasks/{task_id}/snooze",
         data={"csrf": csrf, "until": "2026-06-01T08:00", "reason": "x", "next": _today(world)},

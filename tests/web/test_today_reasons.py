@@ -35,5 +35,5 @@ def test_an_item_gives_the_reasons_of_the_patients_newest_assessment_in_the_page
     assert reasons
     chinese = escape("；".join(r["message"] for r in reasons))
     english = escape("; ".join(r["message_en"] for r in reasons))
-    assert f'<p class="reason">{chinese} <code' in client.get(today).text
-    assert f'<p class="reason">{english} <code' in client.get(today + "?lang=en").text
+    assert f'<p class="reason">{chinese}</p>' in client.get(today).text
+    assert f'<p class="reason">{english}</p>' in client.get(today + "?lang=en").text

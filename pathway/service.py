@@ -151,6 +151,7 @@ def upsert_patient(session: Session, data: PatientIn, now: datetime) -> tuple[Pa
             updated_at=now,
         )
     patient.name = data.name
+    patient.phone = data.phone
     patient.team_id = access.team_by_code(session, data.team_code).id if data.team_code else None
     patient.sex = data.sex.value
     patient.birth_date = data.birth_date

@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--if-empty", action="store_true", help="only into a store without patients (`make run`: once)"
     )
+    demo.add_argument(
+        "--base-url", default="http://127.0.0.1:8000", help="where the server will be, for the URLs printed"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "packs":
@@ -101,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "teams":
             return _create_team(args.code, args.name, args.level)
         if args.command == "demo":
-            return _demo(args.patients, args.seed, args.as_of, if_empty=args.if_empty)
+            return _demo(args.patients, args.seed, args.as_of, if_empty=args.if_empty, base_url=args.base_url)
         if args.command == "scheduler":
             return _scheduler(once=args.once)
         return _evaluate(
@@ -259,7 +262,14 @@ def _create_team(code: str, name: str, level: str) -> int:
     return 0
 
 
-def _demo(patients: int, seed: int, as_of: str | None, *, if_empty: bool = False) -> int:
+def _demo(
+    patients: int,
+    seed: int,
+    as_of: str | None,
+    *,
+    if_empty: bool = False,
+    base_url: str = "http://127.0.0.1:8000",
+) -> int:
     """``pathway demo``: a synthetic county (``pathway.demo``) stored through the service layer, a
     chunk of patients per transaction; then the daily issuing run at the demo's now, one team key
     per team and an ehr key, and where to look. Loading the same county again stores nothing new."""
@@ -381,7 +391,7 @@ def _demo(patients: int, seed: int, as_of: str | None, *, if_empty: bool = False
     engine.dispose()
     print()
     for line in demo.where_to_look(
-        base_url="http://127.0.0.1:8000",
+        base_url=base_url.rstrip("/"),
         database_url=make_url(settings.database_url).render_as_string(hide_password=True),
         today=now.astimezone(settings.tz).date(),
         teams=keys,

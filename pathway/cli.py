@@ -4,10 +4,13 @@
     pathway evaluate --check CASE.json ...     compare each case with its expect block
     pathway packs                              list the rule packs and versions loaded
     pathway serve [--host H] [--port P] [--workers N] [--no-scheduler]   migrate, serve the API + scheduler
-    pathway keys create --role R --name N [--team CODE]   create an API key (printed once)
+    pathway keys create --role R --name N [--team CODE]   create an API key (its id and the key, once)
     pathway keys revoke PREFIX                             revoke a key (servers honour it within
                                                            PATHWAY_KEY_CACHE_SECONDS)
+    pathway keys list                                      every key (id, prefix, role, team, name,
+                                                           created, revoked; never the key)
     pathway teams create CODE --name N --level L          register a GP team
+    pathway teams list                                     every GP team
     pathway scheduler [--once]                 issue tasks: daily 06:00 + hourly runs, catching up missed days
     pathway demo [--patients N] [--seed S] [--as-of T]   load a synthetic county, run a day of scheduling
 
@@ -21,6 +24,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,17 +55,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands.add_parser("packs", help="list the rule packs and versions loaded")
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
-    create_key = keys.add_parser("create", help="create an API key; the key is printed once, on stdout")
+    create_key = keys.add_parser(
+        "create", help="create an API key; its id and the key are printed once, on stdout (tab-separated)"
+    )
     create_key.add_argument("--role", required=True, choices=["admin", "ehr", "team", "gateway"])
     create_key.add_argument("--name", required=True, help="who holds it (a system, a team, a device gateway)")
     create_key.add_argument("--team", help="team code (required for --role team)")
     revoke_key = keys.add_parser("revoke", help="revoke an API key by its prefix (the part after pw_)")
     revoke_key.add_argument("prefix")
+    keys.add_parser("list", help="every API key: id, prefix, role, team, name, created, revoked (no secret)")
     teams = commands.add_parser("teams", help="GP teams").add_subparsers(dest="teams_command", required=True)
     create_team = teams.add_parser("create", help="register a GP team (家庭医生团队)")
     create_team.add_argument("code")
     create_team.add_argument("--name", required=True)
     create_team.add_argument("--level", required=True, choices=["home", "base", "center"])
+    teams.add_parser("list", help="every GP team: id, code, level, time zone, name")
     serve = commands.add_parser(
         "serve", help="apply migrations and serve the HTTP API (PATHWAY_DATABASE_URL)"
     )
@@ -99,8 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args.host, args.port, args.workers, scheduler=not args.no_scheduler)
         if args.command == "keys" and args.keys_command == "revoke":
             return _revoke_key(args.prefix)
+        if args.command == "keys" and args.keys_command == "list":
+            return _list_keys()
         if args.command == "keys":
             return _create_key(args.role, args.name, args.team)
+        if args.command == "teams" and args.teams_command == "list":
+            return _list_teams()
         if args.command == "teams":
             return _create_team(args.code, args.name, args.level)
         if args.command == "demo":
@@ -215,11 +227,57 @@ def _create_key(role: str, name: str, team: str | None) -> int:
         )
         session.commit()
         print(
-            f"created {role} key #{key.id} ({key.prefix}) for {name}; store it now, it is not shown again:",
+            f"created {role} key #{key.id} ({key.prefix}) for {name}; store it now, it is not shown again"
+            " (stdout: the key id, a tab, the key):",
             file=sys.stderr,
         )
     engine.dispose()
-    print(plaintext)
+    print(f"{key.id}\t{plaintext}")
+    return 0
+
+
+def _list_keys() -> int:
+    """``pathway keys list``: one tab-separated line a key, with a header; the secret is never stored."""
+    from sqlmodel import Session
+
+    from pathway import access
+    from pathway.db import make_engine, migrate
+    from pathway.settings import Settings
+
+    settings = Settings()
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        keys = access.list_keys(session)
+    engine.dispose()
+
+    def when(at: datetime | None) -> str:
+        return at.astimezone(settings.tz).isoformat(timespec="minutes") if at else "-"
+
+    print("id\tprefix\trole\tteam\tname\tcreated\trevoked")
+    for key in keys:
+        fields = (key.id, key.prefix, key.role, key.team_code or "-", key.name)
+        print("\t".join(str(f) for f in fields) + f"\t{when(key.created_at)}\t{when(key.revoked_at)}")
+    return 0
+
+
+def _list_teams() -> int:
+    """``pathway teams list``: one tab-separated line a team, with a header."""
+    from sqlmodel import Session
+
+    from pathway import access
+    from pathway.db import make_engine, migrate
+    from pathway.settings import Settings
+
+    settings = Settings()
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        teams = access.list_teams(session)
+    engine.dispose()
+    print("id\tcode\tlevel\ttimezone\tname")
+    for team in teams:
+        print(f"{team.id}\t{team.code}\t{team.institution_level}\t{team.timezone}\t{team.name}")
     return 0
 
 

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import care_plan, errors, fhir, patients, referrals, rule_packs, tasks, teams, web
+from api import care_plan, docs, errors, fhir, patients, referrals, rule_packs, tasks, teams, web
 from api.limits import BodySizeLimit
 from pathway.access import KeyCache
 from pathway.clock import Clock, SystemClock
@@ -42,6 +42,9 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
         title="三高共管 care-pathway engine",
         version="0.1.0",
         description="Ingest readings, tier patients (red/yellow/blue), refer and schedule follow-up.",
+        docs_url=None,  # served by api.docs from local files, not a CDN
+        redoc_url=None,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from the online validator
     )
     evaluator = evaluator or Evaluator(PackRegistry.from_directory())
     app.state.engine = make_engine(settings.database_url, settings.database_pool_size)
@@ -62,6 +65,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(care_plan.router)
     app.include_router(web.router)
     app.mount("/workbench/static", StaticFiles(directory=web.STATIC_DIR), name="workbench-static")
+    docs.install(app)
     return app
 
 

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import care_plan, docs, errors, fhir, patients, referrals, rule_packs, tasks, teams, web
+from api.access_log import AccessLog
 from api.limits import BodySizeLimit
 from pathway.access import KeyCache
 from pathway.clock import Clock, SystemClock
@@ -52,6 +53,8 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.access_log:
+        app.add_middleware(AccessLog)  # outermost: it times and logs even a refused body
     app.state.clock = clock or SystemClock(settings.tz)
     app.state.pathway = pathway_config(evaluator, settings)
     errors.install(app)

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pathway.errors import PathwayError
 
@@ -131,30 +131,78 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _settings() -> Settings:
+    """The ``PATHWAY_*`` settings, or one line naming the variable that is wrong (BadSetting)."""
+    from pathway.settings import Settings, read_settings
+
+    return read_settings(Settings)
+
+
+def _migrate(url: str) -> None:
+    """Bring the store up to date, or one line saying why it cannot be opened (DatabaseUnreachable)."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pathway.db import migrate, unreachable
+
+    try:
+        migrate(url)
+    except (SQLAlchemyError, OSError, CommandError) as error:
+        raise unreachable(url, error) from None
+
+
+class CannotListen(PathwayError):
+    code = "cannot-listen"
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Fail before anything starts if the server could not listen there (in use, no such address)."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        where = "--host" if isinstance(error, socket.gaierror) else "--port"
+        raise CannotListen(f"cannot listen on {host}:{port}: {reason}", where) from None
+
+
 def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int:
     """The API, and (unless told not to) the task scheduler in the same process: with several
     workers the scheduler runs once, in the parent; the database makes every run happen once anyway."""
     import uvicorn
 
     from api.main import create_app
+    from api.web.session import WebSettings
     from pathway.clock import SystemClock
-    from pathway.db import migrate
-    from pathway.settings import Settings
+    from pathway.db import shown_url
+    from pathway.settings import read_settings
     from scheduler.runner import start_background
 
-    settings = Settings()
+    settings = _settings()
+    read_settings(WebSettings)  # PATHWAY_WEB_*: a bad value is one line here, not a traceback at start
     if workers < 1 or (workers > 1 and settings.database_url.startswith("sqlite")):
         print("error: --workers: one process on SQLite (one writer); more need PostgreSQL", file=sys.stderr)
         return 2
-    migrate(settings.database_url)
+    _check_listen(host, port)
+    _migrate(settings.database_url)
     _bootstrap_admin_key(settings)
-    print(f"pathway: API on http://{host}:{port}/docs (database {settings.database_url})", flush=True)
+    print(
+        f"pathway: API on http://{host}:{port}/docs (database {shown_url(settings.database_url)})", flush=True
+    )
     stop_scheduler = start_background(settings, SystemClock(settings.tz)) if scheduler else None
     if stop_scheduler is not None:
         print("pathway: task scheduler running in this process (daily 06:00 and hourly runs)", flush=True)
+    log_config = _log_config()
     try:
         if workers == 1:
-            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+            app = create_app(settings)
+            uvicorn.run(
+                app, host=host, port=port, log_level="warning", log_config=log_config, access_log=False
+            )
         else:  # each worker process builds its app from the same PATHWAY_* environment
             uvicorn.run(
                 "api.main:app_from_environment",
@@ -163,6 +211,8 @@ def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int
                 port=port,
                 workers=workers,
                 log_level="warning",
+                log_config=log_config,
+                access_log=False,
             )
     finally:
         if stop_scheduler is not None:
@@ -170,18 +220,34 @@ def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int
     return 0
 
 
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus the access log (``pathway.access``, one line a request) on stdout;
+    uvicorn applies it in every worker process."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["pathway"] = {"format": "%(asctime)s %(message)s"}
+    config["handlers"]["pathway"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "pathway",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"]["pathway.access"] = {"handlers": ["pathway"], "level": "INFO", "propagate": False}
+    return config
+
+
 def _scheduler(*, once: bool) -> int:
     """``pathway scheduler``: the task scheduler in its own process (logs to stderr)."""
     import logging
 
     from pathway.clock import SystemClock
-    from pathway.db import migrate
-    from pathway.settings import Settings
     from scheduler.runner import run_blocking, run_once
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
-    migrate(settings.database_url)
+    settings = _settings()
+    _migrate(settings.database_url)
     clock = SystemClock(settings.tz)
     if once:
         for zone, dates in run_once(settings, clock).items():
@@ -215,11 +281,10 @@ def _create_key(role: str, name: str, team: str | None) -> int:
 
     from pathway import access
     from pathway.clock import SystemClock
-    from pathway.db import make_engine, migrate
-    from pathway.settings import Settings
+    from pathway.db import make_engine
 
-    settings = Settings()
-    migrate(settings.database_url)
+    settings = _settings()
+    _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         key, plaintext = access.create_key(
@@ -241,11 +306,10 @@ def _list_keys() -> int:
     from sqlmodel import Session
 
     from pathway import access
-    from pathway.db import make_engine, migrate
-    from pathway.settings import Settings
+    from pathway.db import make_engine
 
-    settings = Settings()
-    migrate(settings.database_url)
+    settings = _settings()
+    _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         keys = access.list_keys(session)
@@ -266,11 +330,10 @@ def _list_teams() -> int:
     from sqlmodel import Session
 
     from pathway import access
-    from pathway.db import make_engine, migrate
-    from pathway.settings import Settings
+    from pathway.db import make_engine
 
-    settings = Settings()
-    migrate(settings.database_url)
+    settings = _settings()
+    _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         teams = access.list_teams(session)
@@ -286,11 +349,10 @@ def _revoke_key(prefix: str) -> int:
 
     from pathway import access
     from pathway.clock import SystemClock
-    from pathway.db import make_engine, migrate
-    from pathway.settings import Settings
+    from pathway.db import make_engine
 
-    settings = Settings()
-    migrate(settings.database_url)
+    settings = _settings()
+    _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         key = access.revoke_key(
@@ -306,11 +368,10 @@ def _create_team(code: str, name: str, level: str) -> int:
     from sqlmodel import Session
 
     from pathway import access
-    from pathway.db import make_engine, migrate
-    from pathway.settings import Settings
+    from pathway.db import make_engine
 
-    settings = Settings()
-    migrate(settings.database_url)
+    settings = _settings()
+    _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         team = access.create_team(session, code, name, level)
@@ -342,13 +403,12 @@ def _demo(
     from api.main import pathway_config
     from pathway import access, demo, demo_county, recording, repository, service
     from pathway.clock import Clock, FixedClock, SystemClock
-    from pathway.db import make_engine, migrate
-    from pathway.settings import Settings
+    from pathway.db import make_engine
     from rules.evaluation import Evaluator
     from rules.registry import PackRegistry
     from scheduler import jobs, runner
 
-    settings = Settings()
+    settings = _settings()
     clock: Clock = SystemClock(settings.tz)
     if as_of is not None:
         try:
@@ -362,7 +422,7 @@ def _demo(
         return 2
     now, spec, registry = clock.now(), demo_county.load_county(), PackRegistry.from_directory()
     config = pathway_config(Evaluator(registry), settings)
-    migrate(settings.database_url)
+    _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     if if_empty:
         with Session(engine) as session:

@@ -3,6 +3,7 @@
     pathway evaluate CASE.json                 print the assessment as JSON
     pathway evaluate --check CASE.json ...     compare each case with its expect block
     pathway packs                              list the rule packs and versions loaded
+    pathway packs describe [--pack ID] [--version V] [--format md|text]   a pack in words (docs/PATHWAY.md)
     pathway serve [--host H] [--port P] [--workers N] [--no-scheduler]   migrate, serve the API + scheduler
     pathway keys create --role R --name N [--team CODE]   create an API key (its id and the key, once)
     pathway keys revoke PREFIX                             revoke a key (servers honour it within
@@ -53,7 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="with --check: list the pack's rules no case fired (exit 1 if any)",
     )
-    commands.add_parser("packs", help="list the rule packs and versions loaded")
+    packs = commands.add_parser("packs", help="list the rule packs and versions loaded")
+    describe = packs.add_subparsers(dest="packs_command").add_parser(
+        "describe", help="a pack in words: rules, schedules, task catalogue, follow-through (docs/PATHWAY.md)"
+    )
+    describe.add_argument("--pack", default=None, help="the pack id (default: the default pack)")
+    describe.add_argument("--version", default=None, help="the edition (default: the newest)")
+    describe.add_argument("--format", choices=["md", "text"], default="md", help="Markdown (default) or text")
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     create_key = keys.add_parser(
         "create", help="create an API key; its id and the key are printed once, on stdout (tab-separated)"
@@ -101,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
+        if args.command == "packs" and args.packs_command == "describe":
+            return _describe_pack(args.pack, args.version, args.format)
         if args.command == "packs":
             return _packs()
         if args.command == "serve":
@@ -527,6 +536,16 @@ def _packs() -> int:
         pack = loaded.pack
         counts = f"{len(pack.rules)} rules, {len(pack.schedules)} schedules"
         print(f"{pack.id}\t{pack.version}\teffective {pack.effective_from}\t{counts}\tsha256 {loaded.sha256}")
+    return 0
+
+
+def _describe_pack(pack_id: str | None, version: str | None, form: str) -> int:
+    """``pathway packs describe``: the pack in words, on stdout (``--format md``: docs/PATHWAY.md)."""
+    from rules import describe
+    from rules.registry import DEFAULT_PACK_ID, PackRegistry
+
+    loaded = PackRegistry.from_directory().get(pack_id or DEFAULT_PACK_ID, version)
+    sys.stdout.write(describe.markdown(loaded) if form == "md" else describe.text(loaded))
     return 0
 
 

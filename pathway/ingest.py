@@ -58,7 +58,8 @@ Text = Annotated[str, StringConstraints(pattern=STORABLE_TEXT)]
 of a request is declared ``Text`` (tests/api/test_openapi.py holds every request to it); the check
 runs in pydantic-core, not as a Python call per field, and the OpenAPI document shows the pattern."""
 
-_PHONE = re.compile(r"\+?[0-9][0-9 -]*")
+# At least three characters, starting and ending with a digit (the length bound is below).
+_PHONE = re.compile(r"\+?[0-9][0-9 -]+[0-9]")
 
 
 def _phone_characters(phone: str) -> str:
@@ -68,9 +69,7 @@ def _phone_characters(phone: str) -> str:
 
 
 Phone = Annotated[
-    Text,
-    StringConstraints(strip_whitespace=True, min_length=3, max_length=32),
-    AfterValidator(_phone_characters),
+    Text, StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_phone_characters)
 ]
 """A phone number, checked loosely (no country's numbering plan): digits, a leading ``+``, spaces and
 hyphens, 3 to 32 characters. Stored as sent (trimmed); searched by its digits."""

@@ -32,6 +32,7 @@ PERSISTENCE = {
     "task_store.py",
     "issuing_store.py",
     "contact_flag_store.py",
+    "patient_store.py",
     "run_claims.py",
     "tasks.py",
     "team_store.py",

@@ -31,7 +31,7 @@ def _referenced(html: str) -> list[str]:
     ("page", "expected"),
     [
         ("/docs", {"swagger-ui-bundle.js", "swagger-ui.css", "favicon.png", "openapi.json"}),
-        ("/redoc", {"redoc.standalone.js", "favicon.png", "openapi.json"}),
+        ("/redoc", {"redoc.js", "favicon.png", "openapi.json"}),
     ],
 )
 def test_the_docs_pages_load_only_local_files_and_each_is_served(
@@ -63,3 +63,9 @@ def test_swagger_ui_is_version_5_which_reads_openapi_3_1(docs_client: TestClient
     bundle = docs_client.get("/docs/static/swagger-ui-bundle.js").text
     assert re.search(r'"5\.\d+\.\d+"', bundle)
     assert '"validatorUrl": null' in docs_client.get("/docs").text  # no badge fetched from swagger.io
+
+
+def test_redoc_shows_its_logo_from_here_not_from_its_cdn(docs_client: TestClient) -> None:
+    bundle = docs_client.get("/docs/static/redoc.js").text
+    assert "cdn.redoc.ly" not in bundle
+    assert "/docs/static/favicon.png" in bundle

@@ -9,6 +9,10 @@ export MALLOC_TRIM_THRESHOLD_ ?= 268435456
 # would be mmapped and unmapped per call (4x slower, measured in bench/rules.py). Pin it too.
 export MALLOC_MMAP_THRESHOLD_ ?= 1048576
 
+# Where `make run` and `make demo` serve: `PORT=8080 make run`, `HOST=0.0.0.0 make run`.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
 .PHONY: run test setup bench demo chromium
 
 setup: $(STAMP)
@@ -25,8 +29,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/pathway packs
 	$(BIN)/pathway evaluate --check --coverage tests/rules/cases/golden/*.json tests/rules/cases/spec/*.json
-	$(BIN)/pathway demo --if-empty
-	$(BIN)/pathway serve
+	$(BIN)/pathway demo --if-empty --base-url http://$(HOST):$(PORT)
+	$(BIN)/pathway serve --host $(HOST) --port $(PORT)
 
 # The browser tests (tests/web) drive Debian's headless Chromium; installed here when missing (CI runs
 # as root on a fresh machine), with a CJK font so the pages' Chinese renders in screenshots.
@@ -44,5 +48,5 @@ bench: $(STAMP)
 # A synthetic county in the database of PATHWAY_DATABASE_URL (default pathway.db): 5 GP teams,
 # 2,000 patients, 18 months of care, a day of scheduling; prints keys and URLs, then serves the API.
 demo: $(STAMP)
-	$(BIN)/pathway demo
-	$(BIN)/pathway serve
+	$(BIN)/pathway demo --base-url http://$(HOST):$(PORT)
+	$(BIN)/pathway serve --host $(HOST) --port $(PORT)

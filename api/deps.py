@@ -13,6 +13,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.access_log import note_key
 from pathway import access, service
 from pathway.access import Caller, KeyCache, Role
 from pathway.clock import Clock
@@ -86,6 +87,7 @@ async def _current_key(
             caller = access.authenticate(session, presented, cache)
     if caller is None:
         caller = await run_in_threadpool(access.authenticate, session, presented, cache)
+    note_key(request, caller.prefix)
     limiter: RateLimiter = request.app.state.rate_limiter
     limiter.take(caller.id)  # 429 with Retry-After once this key's burst is spent
     return caller

@@ -7,7 +7,8 @@ import asyncio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import care_plan, errors, fhir, patients, referrals, rule_packs, tasks, teams, web
+from api import care_plan, docs, errors, fhir, patients, referrals, rule_packs, tasks, teams, web
+from api.access_log import AccessLog
 from api.limits import BodySizeLimit
 from pathway.access import KeyCache
 from pathway.clock import Clock, SystemClock
@@ -48,6 +49,9 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
         title="三高共管 care-pathway engine",
         version="0.1.0",
         description="Ingest readings, tier patients (red/yellow/blue), refer and schedule follow-up.",
+        docs_url=None,  # served by api.docs from local files, not a CDN
+        redoc_url=None,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from the online validator
     )
     evaluator = evaluator or Evaluator(PackRegistry.from_directory())
     app.state.engine = api_engine(settings)
@@ -55,6 +59,8 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.access_log:
+        app.add_middleware(AccessLog)  # outermost: it times and logs even a refused body
     app.state.clock = clock or SystemClock(settings.tz)
     app.state.pathway = pathway_config(evaluator, settings)
     errors.install(app)
@@ -68,6 +74,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(care_plan.router)
     app.include_router(web.router)
     app.mount("/workbench/static", StaticFiles(directory=web.STATIC_DIR), name="workbench-static")
+    docs.install(app)
     return app
 
 

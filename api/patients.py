@@ -19,13 +19,15 @@ from api.schemas import (
     BatchResult,
     ContactFlagRead,
     EncounterResult,
+    PatientListItem,
+    PatientListRead,
     PatientRead,
     PatientSummary,
     PendingAssessment,
     RetractionResult,
 )
-from pathway import access, contact_flag_store, recording, referrals, repository, service
-from pathway.access import Role
+from pathway import access, contact_flag_store, recording, referrals, repository, service, team_views
+from pathway.access import Forbidden, Role
 from pathway.clock import Clock
 from pathway.errors import InvalidInput
 from pathway.ingest import (
@@ -82,6 +84,50 @@ def upsert_patient(
     if not created:
         response.status_code = status.HTTP_200_OK
     return PatientRead.of(patient)
+
+
+@router.get(
+    "",
+    response_model=PatientListRead,
+    responses=error_responses(401, 403, 404, 422, 429, 503),
+    operation_id="patients-search",
+)
+def search_patients(
+    session: SessionDep,
+    clock: ClockDep,
+    key: CurrentKey,
+    q: Annotated[
+        Text | None,
+        Query(max_length=200, description="part of the name or external id (any case), or of the phone"),
+    ] = None,
+    team: Annotated[
+        int | None, Query(ge=1, le=2_147_483_647, description="only this team's patients (its id)")
+    ] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> PatientListRead:
+    """Find patients by name, external id or phone; without ``q``, list them. Each with the tier of
+    the newest assessment; an exact external id first, then in order of registration.
+
+    A team key sees only its own team's patients (``team`` defaults to it; another team is a 403);
+    ehr and admin keys see every patient, or one team's with ``team``.
+    """
+    access.require_role(key, Role.EHR, Role.TEAM)
+    if key.role is Role.TEAM:
+        if key.team_id is None or (team is not None and team != key.team_id):
+            raise Forbidden("this is not your team")
+        team = key.team_id
+    if team is not None:
+        team_views.require_team(session, team)
+    access.audit(session, key, "patients.search" + (f":team:{team}" if team else ""), None, clock.now())
+    found = team_views.find_patients(session, team, q, limit=per_page, offset=(page - 1) * per_page)
+    session.commit()  # the audit row
+    return PatientListRead(
+        total=found.total,
+        page=page,
+        per_page=per_page,
+        items=[PatientListItem.model_validate(item, from_attributes=True) for item in found.items],
+    )
 
 
 @router.get(

@@ -19,6 +19,7 @@ class PatientRead(BaseModel):
     source_system: str
     external_id: str
     name: str | None
+    phone: str | None
     sex: str
     birth_date: date
     conditions: list[str]
@@ -36,6 +37,53 @@ class PatientRead(BaseModel):
     @classmethod
     def of(cls, patient: Patient) -> PatientRead:
         return cls.model_validate(patient, from_attributes=True)
+
+
+class PatientListItem(BaseModel):
+    """A patient found by ``GET /v1/patients``, with the tier of the newest assessment."""
+
+    id: int
+    source_system: str
+    external_id: str
+    team_id: int | None
+    name: str | None
+    phone: str | None
+    sex: str
+    birth_date: date
+    tier: str | None = Field(description="the tier of the newest assessment; null if never assessed")
+
+
+class PatientListRead(BaseModel):
+    """A page of the patients found (``total`` counts every match)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "total": 1,
+                    "page": 1,
+                    "per_page": 50,
+                    "items": [
+                        {
+                            "id": 42,
+                            "source_system": "ehr-jimo",
+                            "external_id": "370282-000123",
+                            "team_id": 1,
+                            "name": "王建国",
+                            "phone": "+86 138-0013-8000",
+                            "sex": "male",
+                            "birth_date": "1958-04-10",
+                            "tier": "yellow",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+    total: int
+    page: int
+    per_page: int
+    items: list[PatientListItem]
 
 
 class AssessmentRead(BaseModel):

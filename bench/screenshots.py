@@ -12,6 +12,7 @@ a team key and saves, in Chinese and in English:
 - ``patient[-en].png`` — the patient page of the first red-tier patient on the list with readings;
 - ``dashboard[-en].png`` — the team dashboard (once its indicators are computed);
 - ``contact[-en].png`` — 失访管理, the team's patients without contact;
+- ``patients[-en].png`` — 患者, the team's patients with the search box;
 
 each as the 1366×768 viewport and as the whole page (``*-full.png``). With ``--database`` the
 pages of an existing store are shot instead (``--team`` and a team ``--key`` of it required).
@@ -161,6 +162,8 @@ def shoot(base: str, team_id: int, key: str, out: Path) -> list[Path]:
                 saved += _save(page, out, f"dashboard{suffix}")
                 page.goto(f"{base}/workbench/teams/{team_id}/contact")
                 saved += _save(page, out, f"contact{suffix}")
+                page.goto(f"{base}/workbench/teams/{team_id}/patients")
+                saved += _save(page, out, f"patients{suffix}")
                 context.close()
         finally:
             browser.close()

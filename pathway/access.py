@@ -26,7 +26,7 @@ from enum import StrEnum
 
 from sqlalchemy import bindparam, insert
 from sqlalchemy import select as select_columns
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from pathway import repository, workbench_session_store
 from pathway.errors import InvalidInput, PathwayError
@@ -317,6 +317,37 @@ def create_team(session: Session, code: str, name: str, level: str) -> Team:
     team = Team(code=code, name=name, institution_level=level)
     repository.add(session, team)
     return team
+
+
+@dataclass(frozen=True)
+class KeyListing:
+    """What ``pathway keys list`` shows of a key: never the secret, nor its digest."""
+
+    id: int
+    prefix: str
+    role: str
+    team_code: str | None
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def list_keys(session: Session) -> list[KeyListing]:
+    """Every API key, revoked ones too, oldest first, with its team's code."""
+    keys = SQLModel.metadata.tables[ApiKey.__tablename__]
+    teams = SQLModel.metadata.tables[Team.__tablename__]
+    k, t = keys.c, teams.c
+    statement = (
+        select_columns(k.id, k.prefix, k.role, t.code, k.name, k.created_at, k.revoked_at)
+        .select_from(keys.outerjoin(teams, t.id == k.team_id))
+        .order_by(k.id)
+    )
+    return [KeyListing(*row) for row in session.execute(statement).all()]
+
+
+def list_teams(session: Session) -> list[Team]:
+    """Every GP team, in order of registration."""
+    return list(session.exec(select(Team).order_by(col(Team.id))).all())
 
 
 def has_any_key(session: Session) -> bool:

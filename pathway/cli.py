@@ -4,11 +4,16 @@
     pathway evaluate --check CASE.json ...     compare each case with its expect block (a bad file is
                                                reported, the rest still checked; exit 2)
     pathway packs                              list the rule packs and versions loaded
+    pathway packs describe [--pack ID] [--version V] [--format md|text]   a pack in words (docs/PATHWAY.md)
     pathway serve [--host H] [--port P] [--workers N] [--no-scheduler]   migrate, serve the API + scheduler
-    pathway keys create --role R --name N [--team CODE] [--source-system S]   an API key (printed once)
+    pathway keys create --role R --name N [--team CODE] [--source-system S]   an API key (its id and the
+                                                           key, once)
     pathway keys revoke PREFIX                             revoke a key (servers honour it within
                                                            PATHWAY_KEY_CACHE_SECONDS)
+    pathway keys list                                      every key (id, prefix, role, team, name,
+                                                           created, revoked; never the key)
     pathway teams create CODE --name N --level L          register a GP team
+    pathway teams list                                     every GP team
     pathway scheduler [--once]                 issue tasks: daily 06:00 + hourly runs, catching up missed days
     pathway demo [--patients N] [--seed S] [--as-of T]   load a synthetic county, run a day of scheduling
 
@@ -22,8 +27,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pathway.errors import PathwayError
 
@@ -50,9 +56,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="with --check: list the pack's rules no case fired (exit 1 if any)",
     )
-    commands.add_parser("packs", help="list the rule packs and versions loaded")
+    packs = commands.add_parser("packs", help="list the rule packs and versions loaded")
+    describe = packs.add_subparsers(dest="packs_command").add_parser(
+        "describe", help="a pack in words: rules, schedules, task catalogue, follow-through (docs/PATHWAY.md)"
+    )
+    describe.add_argument("--pack", default=None, help="the pack id (default: the default pack)")
+    describe.add_argument("--version", default=None, help="the edition (default: the newest)")
+    describe.add_argument("--format", choices=["md", "text"], default="md", help="Markdown (default) or text")
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
-    create_key = keys.add_parser("create", help="create an API key; the key is printed once, on stdout")
+    create_key = keys.add_parser(
+        "create", help="create an API key; its id and the key are printed once, on stdout (tab-separated)"
+    )
     create_key.add_argument("--role", required=True, choices=["admin", "ehr", "team", "gateway"])
     create_key.add_argument("--name", required=True, help="who holds it (a system, a team, a device gateway)")
     create_key.add_argument("--team", help="team code (required for --role team)")
@@ -64,11 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     revoke_key = keys.add_parser("revoke", help="revoke an API key by its prefix (the part after pw_)")
     revoke_key.add_argument("prefix")
+    keys.add_parser("list", help="every API key: id, prefix, role, team, name, created, revoked (no secret)")
     teams = commands.add_parser("teams", help="GP teams").add_subparsers(dest="teams_command", required=True)
     create_team = teams.add_parser("create", help="register a GP team (家庭医生团队)")
     create_team.add_argument("code")
     create_team.add_argument("--name", required=True)
     create_team.add_argument("--level", required=True, choices=["home", "base", "center"])
+    teams.add_parser("list", help="every GP team: id, code, level, time zone, name")
     serve = commands.add_parser(
         "serve", help="apply migrations and serve the HTTP API (PATHWAY_DATABASE_URL)"
     )
@@ -95,20 +111,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--if-empty", action="store_true", help="only into a store without patients (`make run`: once)"
     )
+    demo.add_argument(
+        "--base-url", default="http://127.0.0.1:8000", help="where the server will be, for the URLs printed"
+    )
     args = parser.parse_args(argv)
     try:
+        if args.command == "packs" and args.packs_command == "describe":
+            return _describe_pack(args.pack, args.version, args.format)
         if args.command == "packs":
             return _packs()
         if args.command == "serve":
             return _serve(args.host, args.port, args.workers, scheduler=not args.no_scheduler)
         if args.command == "keys" and args.keys_command == "revoke":
             return _revoke_key(args.prefix)
+        if args.command == "keys" and args.keys_command == "list":
+            return _list_keys()
         if args.command == "keys":
             return _create_key(args.role, args.name, args.team, args.source_system)
+        if args.command == "teams" and args.teams_command == "list":
+            return _list_teams()
         if args.command == "teams":
             return _create_team(args.code, args.name, args.level)
         if args.command == "demo":
-            return _demo(args.patients, args.seed, args.as_of, if_empty=args.if_empty)
+            return _demo(args.patients, args.seed, args.as_of, if_empty=args.if_empty, base_url=args.base_url)
         if args.command == "scheduler":
             return _scheduler(once=args.once)
         return _evaluate(
@@ -123,30 +148,78 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _settings() -> Settings:
+    """The ``PATHWAY_*`` settings, or one line naming the variable that is wrong (BadSetting)."""
+    from pathway.settings import Settings, read_settings
+
+    return read_settings(Settings)
+
+
+def _migrate(url: str) -> None:
+    """Bring the store up to date, or one line saying why it cannot be opened (DatabaseUnreachable)."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pathway.db import migrate, unreachable
+
+    try:
+        migrate(url)
+    except (SQLAlchemyError, OSError, CommandError) as error:
+        raise unreachable(url, error) from None
+
+
+class CannotListen(PathwayError):
+    code = "cannot-listen"
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Fail before anything starts if the server could not listen there (in use, no such address)."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        where = "--host" if isinstance(error, socket.gaierror) else "--port"
+        raise CannotListen(f"cannot listen on {host}:{port}: {reason}", where) from None
+
+
 def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int:
     """The API, and (unless told not to) the task scheduler in the same process: with several
     workers the scheduler runs once, in the parent; the database makes every run happen once anyway."""
     import uvicorn
 
     from api.main import create_app
+    from api.web.session import WebSettings
     from pathway.clock import SystemClock
-    from pathway.db import migrate
-    from pathway.settings import Settings
+    from pathway.db import shown_url
+    from pathway.settings import read_settings
     from scheduler.runner import start_background
 
-    settings = Settings()
+    settings = _settings()
+    read_settings(WebSettings)  # PATHWAY_WEB_*: a bad value is one line here, not a traceback at start
     if workers < 1 or (workers > 1 and settings.database_url.startswith("sqlite")):
         print("error: --workers: one process on SQLite (one writer); more need PostgreSQL", file=sys.stderr)
         return 2
-    migrate(settings.database_url)
+    _check_listen(host, port)
+    _migrate(settings.database_url)
     _bootstrap_admin_key(settings)
-    print(f"pathway: API on http://{host}:{port}/docs (database {settings.database_url})", flush=True)
+    print(
+        f"pathway: API on http://{host}:{port}/docs (database {shown_url(settings.database_url)})", flush=True
+    )
     stop_scheduler = start_background(settings, SystemClock(settings.tz)) if scheduler else None
     if stop_scheduler is not None:
         print("pathway: task scheduler running in this process (daily 06:00 and hourly runs)", flush=True)
+    log_config = _log_config()
     try:
         if workers == 1:
-            uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+            app = create_app(settings)
+            uvicorn.run(
+                app, host=host, port=port, log_level="warning", log_config=log_config, access_log=False
+            )
         else:  # each worker process builds its app from the same PATHWAY_* environment
             uvicorn.run(
                 "api.main:app_from_environment",
@@ -155,6 +228,8 @@ def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int
                 port=port,
                 workers=workers,
                 log_level="warning",
+                log_config=log_config,
+                access_log=False,
             )
     finally:
         if stop_scheduler is not None:
@@ -162,18 +237,34 @@ def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int
     return 0
 
 
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus the access log (``pathway.access``, one line a request) on stdout;
+    uvicorn applies it in every worker process."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["pathway"] = {"format": "%(asctime)s %(message)s"}
+    config["handlers"]["pathway"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "pathway",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"]["pathway.access"] = {"handlers": ["pathway"], "level": "INFO", "propagate": False}
+    return config
+
+
 def _scheduler(*, once: bool) -> int:
     """``pathway scheduler``: the task scheduler in its own process (logs to stderr)."""
     import logging
 
     from pathway.clock import SystemClock
-    from pathway.db import migrate
-    from pathway.settings import Settings
     from scheduler.runner import run_blocking, run_once
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
-    migrate(settings.database_url)
+    settings = _settings()
+    _migrate(settings.database_url)
     clock = SystemClock(settings.tz)
     if once:
         for zone, dates in run_once(settings, clock).items():
@@ -207,11 +298,10 @@ def _create_key(role: str, name: str, team: str | None, source_system: str | Non
 
     from pathway import access
     from pathway.clock import SystemClock
-    from pathway.db import make_engine, migrate
-    from pathway.settings import Settings
+    from pathway.db import make_engine
 
-    settings = Settings()
-    migrate(settings.database_url)
+    settings = _settings()
+    _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         key, plaintext = access.create_key(
@@ -225,11 +315,54 @@ def _create_key(role: str, name: str, team: str | None, source_system: str | Non
         session.commit()
         print(
             f"created {role} key #{key.id} ({key.prefix}, source system {key.source_system}) for {name};"
-            " store it now, it is not shown again:",
+            " store it now, it is not shown again (stdout: the key id, a tab, the key):",
             file=sys.stderr,
         )
     engine.dispose()
-    print(plaintext)
+    print(f"{key.id}\t{plaintext}")
+    return 0
+
+
+def _list_keys() -> int:
+    """``pathway keys list``: one tab-separated line a key, with a header; the secret is never stored."""
+    from sqlmodel import Session
+
+    from pathway import access
+    from pathway.db import make_engine
+
+    settings = _settings()
+    _migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        keys = access.list_keys(session)
+    engine.dispose()
+
+    def when(at: datetime | None) -> str:
+        return at.astimezone(settings.tz).isoformat(timespec="minutes") if at else "-"
+
+    print("id\tprefix\trole\tteam\tname\tcreated\trevoked")
+    for key in keys:
+        fields = (key.id, key.prefix, key.role, key.team_code or "-", key.name)
+        print("\t".join(str(f) for f in fields) + f"\t{when(key.created_at)}\t{when(key.revoked_at)}")
+    return 0
+
+
+def _list_teams() -> int:
+    """``pathway teams list``: one tab-separated line a team, with a header."""
+    from sqlmodel import Session
+
+    from pathway import access
+    from pathway.db import make_engine
+
+    settings = _settings()
+    _migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with Session(engine) as session:
+        teams = access.list_teams(session)
+    engine.dispose()
+    print("id\tcode\tlevel\ttimezone\tname")
+    for team in teams:
+        print(f"{team.id}\t{team.code}\t{team.institution_level}\t{team.timezone}\t{team.name}")
     return 0
 
 
@@ -238,11 +371,10 @@ def _revoke_key(prefix: str) -> int:
 
     from pathway import access
     from pathway.clock import SystemClock
-    from pathway.db import make_engine, migrate
-    from pathway.settings import Settings
+    from pathway.db import make_engine
 
-    settings = Settings()
-    migrate(settings.database_url)
+    settings = _settings()
+    _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         key = access.revoke_key(
@@ -258,11 +390,10 @@ def _create_team(code: str, name: str, level: str) -> int:
     from sqlmodel import Session
 
     from pathway import access
-    from pathway.db import make_engine, migrate
-    from pathway.settings import Settings
+    from pathway.db import make_engine
 
-    settings = Settings()
-    migrate(settings.database_url)
+    settings = _settings()
+    _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         team = access.create_team(session, code, name, level)
@@ -272,7 +403,14 @@ def _create_team(code: str, name: str, level: str) -> int:
     return 0
 
 
-def _demo(patients: int, seed: int, as_of: str | None, *, if_empty: bool = False) -> int:
+def _demo(
+    patients: int,
+    seed: int,
+    as_of: str | None,
+    *,
+    if_empty: bool = False,
+    base_url: str = "http://127.0.0.1:8000",
+) -> int:
     """``pathway demo``: a synthetic county (``pathway.demo``) stored through the service layer, a
     chunk of patients per transaction; then the daily issuing run at the demo's now, one team key
     per team and an ehr key, and where to look. Loading the same county again stores nothing new."""
@@ -287,13 +425,12 @@ def _demo(patients: int, seed: int, as_of: str | None, *, if_empty: bool = False
     from api.main import pathway_config
     from pathway import access, demo, demo_county, recording, repository, service
     from pathway.clock import Clock, FixedClock, SystemClock
-    from pathway.db import make_engine, migrate
-    from pathway.settings import Settings
+    from pathway.db import make_engine
     from rules.evaluation import Evaluator
     from rules.registry import PackRegistry
     from scheduler import jobs, runner
 
-    settings = Settings()
+    settings = _settings()
     clock: Clock = SystemClock(settings.tz)
     if as_of is not None:
         try:
@@ -307,7 +444,7 @@ def _demo(patients: int, seed: int, as_of: str | None, *, if_empty: bool = False
         return 2
     now, spec, registry = clock.now(), demo_county.load_county(), PackRegistry.from_directory()
     config = pathway_config(Evaluator(registry), settings)
-    migrate(settings.database_url)
+    _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     if if_empty:
         with Session(engine) as session:
@@ -397,7 +534,7 @@ def _demo(patients: int, seed: int, as_of: str | None, *, if_empty: bool = False
     engine.dispose()
     print()
     for line in demo.where_to_look(
-        base_url="http://127.0.0.1:8000",
+        base_url=base_url.rstrip("/"),
         database_url=make_url(settings.database_url).render_as_string(hide_password=True),
         today=now.astimezone(settings.tz).date(),
         teams=keys,
@@ -415,6 +552,16 @@ def _packs() -> int:
         pack = loaded.pack
         counts = f"{len(pack.rules)} rules, {len(pack.schedules)} schedules"
         print(f"{pack.id}\t{pack.version}\teffective {pack.effective_from}\t{counts}\tsha256 {loaded.sha256}")
+    return 0
+
+
+def _describe_pack(pack_id: str | None, version: str | None, form: str) -> int:
+    """``pathway packs describe``: the pack in words, on stdout (``--format md``: docs/PATHWAY.md)."""
+    from rules import describe
+    from rules.registry import DEFAULT_PACK_ID, PackRegistry
+
+    loaded = PackRegistry.from_directory().get(pack_id or DEFAULT_PACK_ID, version)
+    sys.stdout.write(describe.markdown(loaded) if form == "md" else describe.text(loaded))
     return 0
 
 

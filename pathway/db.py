@@ -17,7 +17,9 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, NullPool, create_engine, event, make_url, text
+from sqlalchemy.exc import ArgumentError
 
+from pathway.errors import PathwayError
 from pathway.settings import DEFAULT_POOL_SIZE, Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -148,3 +150,30 @@ def _migration_lock(url: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class DatabaseUnreachable(PathwayError):
+    """The store cannot be opened or migrated at start-up (no server there, no such file, a schema
+    this version does not know)."""
+
+    code = "database-unreachable"
+    status = 503
+
+
+def shown_url(url: str) -> str:
+    """The database URL as it may be printed: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an unreadable URL)"
+
+
+def unreachable(url: str, error: Exception) -> DatabaseUnreachable:
+    """One line saying which store could not be opened and why (the driver's first line)."""
+    reason: BaseException = getattr(error, "orig", None) or error
+    if isinstance(reason, OSError) and reason.strerror:
+        text = f"{reason.strerror}" + (f": {reason.filename}" if reason.filename else "")
+    else:
+        lines = str(reason).strip().splitlines()
+        text = lines[0].strip() if lines else type(reason).__name__
+    return DatabaseUnreachable(f"cannot open the database {shown_url(url)}: {text}", "PATHWAY_DATABASE_URL")

@@ -21,6 +21,7 @@ fixed: loading a county twice stores nothing new. Times are relative to ``now`` 
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -91,6 +92,13 @@ def _tenths(value: float) -> Decimal:
 
 def _whole(rng: random.Random, span: tuple[float, float]) -> Decimal:
     return Decimal(rng.randint(round(span[0]), round(span[1])))
+
+
+def demo_phone(external_id: str) -> str:
+    """A made-up mobile number for a demo patient, from its external id (drawing no random number, so
+    the county is the same as before phones were added): ``139-NNNN-NNNN``."""
+    digits = str(int(hashlib.sha256(external_id.encode()).hexdigest(), 16))[-8:]
+    return f"139-{digits[:4]}-{digits[4:]}"
 
 
 def external_id(seed: int, index: int) -> str:
@@ -172,6 +180,7 @@ class _Patient:
             external_id=self.ext,
             team_code=team.code,
             name=name,
+            phone=demo_phone(self.ext),
             sex=sex,
             birth_date=birth,
             conditions=sorted(conditions),

@@ -16,6 +16,11 @@ PathwayError(code, detail, field)          status 400 unless a subclass says oth
 ├── InvalidRulePack         invalid-rule-pack       500  a pack failed validation (names the rule)
 ├── UnknownRulePack         unknown-rule-pack       404  no pack with that id / version
 └── RuleEvaluationError     rule-evaluation-failed  500  the engine failed (names rule and pack)
+
+Start-up errors (the CLI prints one line and exits 2 before anything starts):
+BadSetting (pathway.settings)        bad-setting            a PATHWAY_* value (names the variable)
+DatabaseUnreachable (pathway.db)     database-unreachable   the store cannot be opened or migrated
+CannotListen (pathway.cli)           cannot-listen          the address or port cannot be listened on
 """
 
 from __future__ import annotations

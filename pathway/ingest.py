@@ -5,6 +5,7 @@ These are validated before anything reaches the store; the API uses them as its 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -57,6 +58,22 @@ Text = Annotated[str, StringConstraints(pattern=STORABLE_TEXT)]
 of a request is declared ``Text`` (tests/api/test_openapi.py holds every request to it); the check
 runs in pydantic-core, not as a Python call per field, and the OpenAPI document shows the pattern."""
 
+# At least three characters, starting and ending with a digit (the length bound is below).
+_PHONE = re.compile(r"\+?[0-9][0-9 -]+[0-9]")
+
+
+def _phone_characters(phone: str) -> str:
+    if not _PHONE.fullmatch(phone):
+        raise ValueError("a phone number holds digits, a leading +, spaces and hyphens only")
+    return phone
+
+
+Phone = Annotated[
+    Text, StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_phone_characters)
+]
+"""A phone number, checked loosely (no country's numbering plan): digits, a leading ``+``, spaces and
+hyphens, 3 to 32 characters. Stored as sent (trimmed); searched by its digits."""
+
 
 class Inbound(BaseModel):
     """Base of every request model (declare its texts :data:`Text`)."""
@@ -79,6 +96,7 @@ class PatientIn(Inbound):
                     "source_system": "ehr-jimo",
                     "external_id": "370282-000123",
                     "name": "王建国",
+                    "phone": "+86 138-0013-8000",
                     "sex": "male",
                     "birth_date": "1958-04-10",
                     "conditions": ["hypertension", "diabetes"],
@@ -95,6 +113,9 @@ class PatientIn(Inbound):
         default=None, max_length=64, description="the GP team (家庭医生团队) in charge"
     )
     name: Text | None = Field(default=None, max_length=200)
+    phone: Phone | None = Field(
+        default=None, description="a phone number: digits, optionally a leading +, spaces and hyphens"
+    )
     sex: Sex
     birth_date: Day
     conditions: list[Condition] = Field(default_factory=list)

@@ -49,6 +49,7 @@ class Patient(SQLModel, table=True):
     external_id: str = Field(max_length=128)
     team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
     name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=32)  # as the EHR sent it (digits, +, -, spaces)
     sex: str = Field(max_length=8)
     birth_date: date
     conditions: list[str] = Field(default_factory=list, sa_type=JSON_TYPE)

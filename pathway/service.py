@@ -185,6 +185,7 @@ def upsert_patient(
     if data.enrolled_on is not None:
         patient.enrolled_on = data.enrolled_on
     patient.name = data.name
+    patient.phone = data.phone
     patient.team_id = team.id if team is not None else None
     patient.sex = data.sex.value
     patient.birth_date = data.birth_date

@@ -5,10 +5,13 @@ Nothing reads the environment at import: the composition root (``pathway.cli``) 
 
 from __future__ import annotations
 
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pathway.errors import PathwayError
 
 DEFAULT_DATABASE_URL = "sqlite:///pathway.db"
 DEFAULT_POOL_SIZE = 20
@@ -48,6 +51,9 @@ class Settings(BaseSettings):
     # is set (0, the default, keeps them forever).
     idempotency_retention_days: int = Field(default=DEFAULT_IDEMPOTENCY_RETENTION_DAYS, ge=0)
     audit_retention_days: int = Field(default=KEEP_FOREVER, ge=0)
+    # One line a request (method, path, status, duration, the key's prefix; never a key or a body),
+    # logged as ``pathway.access`` at INFO; ``pathway serve`` prints it on stdout.
+    access_log: bool = True
 
     @field_validator("database_url")
     @classmethod
@@ -68,3 +74,27 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.clinic_timezone)
+
+
+class BadSetting(PathwayError):
+    """A ``PATHWAY_*`` value that cannot be used: the program stops before it starts anything."""
+
+    code = "bad-setting"
+    status = 500
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def read_settings(kind: type[SettingsT]) -> SettingsT:
+    """``kind`` read from the environment, or :class:`BadSetting` naming the variable (never its value:
+    it may be a secret)."""
+    try:
+        return kind()
+    except ValidationError as error:
+        first = error.errors()[0]
+        prefix = str(kind.model_config.get("env_prefix", ""))
+        name = prefix + "_".join(str(part) for part in first["loc"]).upper()
+        message = str(first["msg"]).removeprefix("Value error, ")
+        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        raise BadSetting(message + more, name) from None

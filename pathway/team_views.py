@@ -1,5 +1,5 @@
 """The GP team's screens as use-cases: the daily list (今日任务), the patients without contact
-(3个月未随访 / 失访) and the indicators (绩效考核).
+(3个月未随访 / 失访), the patient search (患者) and the indicators (绩效考核).
 
 Daily list (PATHWAY.md §5): the team's open tasks due on the day or before (overdue), not snoozed
 past that day, ordered by priority, then days overdue (most first), then tier (red first). Each
@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway import contact_flag_store, indicators, service, team_store
+from pathway import contact_flag_store, indicators, patient_store, service, team_store
 from pathway.errors import PathwayError
 from pathway.models import Patient, Team
 from pathway.service import PathwayConfig
@@ -385,6 +385,56 @@ def contact_flag_counts(session: Session, team: Team) -> dict[str, int]:
     assert team.id is not None
     found = contact_flag_store.team_flag_counts(session, team.id, _FLAG_RANK)
     return {flag.value: found.get(flag.value, 0) for flag in FlagKind}
+
+
+# --- Patients --------------------------------------------------------------------------------------
+
+
+@dataclass
+class FoundPatient:
+    id: int
+    source_system: str
+    external_id: str
+    team_id: int | None
+    name: str | None
+    phone: str | None
+    sex: str
+    birth_date: date
+    tier: str | None
+
+
+@dataclass
+class PatientList:
+    total: int
+    items: list[FoundPatient]
+
+
+def find_patients(
+    session: Session, team_id: int | None, query: str | None, *, limit: int, offset: int
+) -> PatientList:
+    """The patients of a team (every patient when ``team_id`` is None) whose name or external id
+    holds ``query`` (any case), or whose phone holds its digits; each with the newest assessment's
+    tier. An exact external id comes first, then registration order."""
+    query = query.strip() if query else None
+    total, rows = patient_store.search(
+        session, team_id=team_id, query=query or None, limit=limit, offset=offset
+    )
+    tiers = team_store.latest_tiers(session, sorted({row.id for row in rows}))
+    items = [
+        FoundPatient(
+            id=row.id,
+            source_system=row.source_system,
+            external_id=row.external_id,
+            team_id=row.team_id,
+            name=row.name,
+            phone=row.phone,
+            sex=row.sex,
+            birth_date=row.birth_date,
+            tier=tiers.get(row.id),
+        )
+        for row in rows
+    ]
+    return PatientList(total=total, items=items)
 
 
 # --- Indicators -----------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ PERSISTENCE = {
     "issuing_store.py",
     "contact_flag_store.py",
     "workbench_session_store.py",
+    "patient_store.py",
     "run_claims.py",
     "tasks.py",
     "team_store.py",

@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from markupsafe import Markup
 
+from api.access_log import note_key
 from api.deps import ClockDep, SessionDep
 from api.web import formats
 from api.web.dashboard import DashboardCache
@@ -98,6 +99,7 @@ def _web_session(request: Request, session: SessionDep, clock: ClockDep, state: 
     found = state.sessions.verify(session, request.cookies.get(SESSION_COOKIE), clock.now())
     if found is None:
         raise LoginRequired
+    note_key(request, found.caller.prefix)
     limiter: RateLimiter = request.app.state.rate_limiter
     limiter.take(found.caller.id)
     return found

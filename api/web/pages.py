@@ -1,5 +1,5 @@
-"""The workbench's pages: the team's daily list (今日任务), its patients without contact (失访), the team
-dashboard, the team picker.
+"""The workbench's pages: the team's daily list (今日任务), its patients (患者: listed and searched), its
+patients without contact (失访), the team dashboard, the team picker.
 
 Thin routes, like the JSON API's: check the session's key may see the team (a team key: only its
 own; 403 page otherwise), call the same use-cases (:mod:`pathway.team_views`), audit the access,
@@ -31,6 +31,7 @@ from pathway.errors import InvalidInput
 from pathway.indicators import Rate, TeamIndicators
 from pathway.ingest import storable
 from pathway.models import Team
+from pathway.snapshot import completed_years
 from pathway.tasks import FlagKind, TaskOutcome
 from pathway.team_views import ListItem
 from pathway.tiers import RiskTier, TeamRole
@@ -286,6 +287,43 @@ def _flag_filter(flag_text: str | None) -> FlagKind | None:
         return FlagKind(flag_text)
     except ValueError:
         raise InvalidInput("unknown flag", "flag") from None
+
+
+# --- 患者 ------------------------------------------------------------------------------------------
+
+
+@router.get("/teams/{team_id}/patients", response_class=HTMLResponse)
+def patients_page(
+    team_id: TeamId,
+    request: Request,
+    web: WebSessionDep,
+    session: SessionDep,
+    clock: ClockDep,
+    state: StateDep,
+    t: TDep,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """患者: the team's patients with their tier, or those whose name, external id or phone holds ``q``."""
+    started = time.perf_counter()
+    now = clock.now()
+    team = team_for(session, web.caller, team_id, "patients.search", now)
+    query = _optional(q)
+    if query is not None and not storable(query):
+        raise InvalidInput("q must not contain the NUL character (U+0000)", "q")
+    found = team_views.find_patients(session, team_id, query, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
+    session.commit()  # the audit row
+    today = team_views.team_today(team, now)
+    context = {
+        "session": web,
+        "team": team,
+        "total": found.total,
+        "items": [(item, completed_years(item.birth_date, today)) for item in found.items],
+        "q": query or "",
+        "page": page,
+        "pages": max(1, math.ceil(found.total / PER_PAGE)),
+    }
+    return render(request, state, t, "patients.html", context, started=started)
 
 
 # --- 团队看板 --------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ PATIENT_READERS = {EHR, TEAM}
 ALLOWED: dict[str, set[Role]] = {
     "patients-upsert": {EHR},
     "patients-read": PATIENT_READERS,
+    "patients-search": PATIENT_READERS,
     "readings-batch": {EHR, GATEWAY},
     "readings-retract": {EHR, GATEWAY},
     "assessments-history": PATIENT_READERS,
@@ -91,6 +92,7 @@ def _request(operation: str, w: World) -> tuple[str, str, Any]:
     requests: dict[str, tuple[str, str, Any]] = {
         "patients-upsert": ("POST", "/v1/patients", {**patient_body, "team_code": "team-a"}),
         "patients-read": ("GET", p, None),
+        "patients-search": ("GET", f"/v1/patients?team={w.team_a}", None),
         "readings-batch": ("POST", f"{p}/readings", [reading]),
         "readings-retract": ("DELETE", f"{p}/readings/1", None),
         "assessments-history": ("GET", f"{p}/assessments", None),
@@ -188,6 +190,13 @@ def test_another_teams_key_and_an_unlinked_gateway_are_refused_everywhere(
 
 
 def test_the_own_teams_key_is_let_through(client: TestClient, world: World) -> None:
-    own_team = ("patients-read", "team-daily-list", "team-indicators", "team-contact-flags", "care-plan")
+    own_team = (
+        "patients-read",
+        "patients-search",
+        "team-daily-list",
+        "team-indicators",
+        "team-contact-flags",
+        "care-plan",
+    )
     for operation in (*own_team, "tasks-list"):
         assert _call(client, operation, world, world.keys["team-a"]).status_code == 200, operation

@@ -127,6 +127,14 @@ def test_a_patient_is_the_same_whatever_the_size_of_the_county() -> None:
     assert other_seed.patient.external_id != small[0].patient.external_id
 
 
+def test_demo_patients_have_phones_to_search_by() -> None:
+    plans = list(demo.county(demo_county.load_county(), 20, 7, AS_OF, CLINIC_TZ))
+    phones = [p.patient.phone for p in plans]
+    assert all(phone is not None and re.fullmatch(r"139-\d{4}-\d{4}", phone) for phone in phones)
+    assert len(set(phones)) == len(phones)
+    assert demo.demo_phone(plans[0].patient.external_id) == phones[0]  # the same patient, the same phone
+
+
 def test_the_first_patients_have_every_special_history_and_nothing_is_in_the_future() -> None:
     spec = demo_county.load_county()
     patients = list(demo.county(spec, len(spec.scenarios), 1, AS_OF, CLINIC_TZ))

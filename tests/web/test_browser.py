@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from api.main import pathway_config
 from pathway.clock import SystemClock
@@ -205,3 +205,28 @@ def test_without_javascript_the_forms_post_and_come_back(browser: Browser, serve
         expect(page.locator(f"#task-{task_id}")).to_have_count(0)
     finally:
         context.close()
+
+
+def test_the_api_docs_render_with_no_network_but_this_server(browser: Browser, served: Served) -> None:
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    outside: list[str] = []
+
+    def local_only(route: Route) -> None:
+        if route.request.url.startswith(served.base + "/"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", local_only)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto(f"{served.base}/docs")
+        expect(page.locator(".opblock").first).to_be_visible()  # the operations, read from /openapi.json
+        assert page.locator(".opblock").count() > 20
+        page.goto(f"{served.base}/redoc")
+        expect(page.get_by_text("Search Patients").first).to_be_attached()  # an operation, drawn
+    finally:
+        context.close()
+    assert outside == []

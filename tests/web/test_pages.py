@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from api.web.common import build_state
 from api.web.i18n import Translator
 from pathway.clock import CLINIC_TZ
-from pathway.models import CareTask, PatientFlag
+from pathway.models import CareTask, Patient, PatientFlag
 from tests.api.conftest import SettableClock
 from tests.web.conftest import sign_in
 from tests.web.world import (
@@ -152,6 +152,7 @@ def test_another_teams_list_and_patient_are_refused_with_nothing_of_theirs(
         f"/workbench/teams/{world.team_b}/today",
         f"/workbench/teams/{world.team_b}/dashboard",
         f"/workbench/teams/{world.team_b}/contact",
+        f"/workbench/teams/{world.team_b}/patients",
         f"/workbench/patients/{world.patients['B-001']}",
     ):
         answer = client.get(path)
@@ -476,3 +477,48 @@ def test_a_stale_form_token_says_so(client: TestClient, world: World) -> None:
     answer = client.post(f"/workbench/tasks/{task_id}/outcome", data={"csrf": "old", "outcome": "done"})
     assert answer.status_code == 403
     assert "页面已过期" in answer.text
+
+
+def test_the_teams_patients_are_listed_and_found_by_name_id_or_phone_in_both_languages(
+    client: TestClient, app: FastAPI, world: World
+) -> None:
+    sign_in(client, world.keys["team-a"])
+    url = f"/workbench/teams/{world.team_a}/patients"
+    assert f'href="{url}"' in client.get(_today(world)).text  # a tab beside today's list
+    with Session(app.state.engine) as session:
+        for external_id, phone in (("A-001", "138-0013-8000"), ("B-001", "13800138000")):
+            patient = session.get(Patient, world.patients[external_id])
+            assert patient is not None
+            patient.phone = phone
+            session.add(patient)
+        session.commit()
+
+    def listed(params: dict[str, str]) -> list[str]:
+        answer = client.get(url, params=params)
+        assert answer.status_code == 200, answer.text
+        return re.findall(r'<li class="item[^"]*" data-patient="(\d+)"', answer.text)
+
+    team_a = [str(world.patients[p]) for p in ("A-001", "A-002", "A-003", "A-004")]
+    assert listed({}) == team_a  # the team's patients, not team B's
+    html = client.get(url).text
+    assert 'data-total="4"' in html
+    assert 'class="chip tier-' in html
+    assert "王建国" in html
+    assert "138-0013-8000" in html
+    assert "赵敏" not in html
+    assert listed({"q": "王"}) == [str(world.patients["A-001"])]
+    assert listed({"q": "a-002"}) == [str(world.patients["A-002"])]
+    assert listed({"q": "13800138000"}) == [str(world.patients["A-001"])]  # not team B's 赵敏
+    assert listed({"q": "赵敏"}) == []
+    found = client.get(url, params={"q": "王"}).text
+    assert 'value="王"' in found  # the box keeps the query
+    assert "找到 1 人" in found
+    assert "没有找到" in client.get(url, params={"q": "赵敏"}).text
+    english = client.get(url, params={"q": "王", "lang": "en"}).text
+    assert "1 found" in english
+    assert "Name, ID or phone" in english
+    patient_page = client.get(f"/workbench/patients/{world.patients['A-001']}").text
+    assert "138-0013-8000" in patient_page
+    refused = client.get(f"/workbench/teams/{world.team_b}/patients", params={"q": "赵"})
+    assert refused.status_code == 403
+    assert "赵敏" not in refused.text

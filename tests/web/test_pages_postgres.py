@@ -89,3 +89,16 @@ def test_servers_without_a_configured_secret_share_one_and_a_logout_ends_the_ses
         assert two.get(today, follow_redirects=False).status_code == 303
     finally:
         other.state.engine.dispose()
+
+
+def test_the_patients_page_on_postgresql(pg_app: tuple[FastAPI, World]) -> None:
+    app, world = pg_app
+    client = TestClient(app)
+    sign_in(client, world.keys["team-a"])
+    url = f"/workbench/teams/{world.team_a}/patients"
+    listed = re.findall(r'data-patient="(\d+)"', client.get(url).text)
+    assert listed == [str(world.patients[p]) for p in ("A-001", "A-002", "A-003", "A-004")]
+    assert re.findall(r'data-patient="(\d+)"', client.get(url, params={"q": "a-00"}).text) == listed
+    assert re.findall(r'data-patient="(\d+)"', client.get(url, params={"q": "李"}).text) == [
+        str(world.patients["A-002"])
+    ]

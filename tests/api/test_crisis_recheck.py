@@ -161,6 +161,24 @@ def test_a_replay_before_the_patient_was_born_is_refused_naming_as_of(client: Te
     assert (before.status_code, before.json()["field"]) == (422, "as_of")
 
 
+def test_two_visits_at_one_instant_are_read_in_one_order_stored_and_replayed(
+    client: TestClient, clock: SettableClock
+) -> None:
+    patient = register_patient(client, "same-instant")
+    clock.at = _at(8, 5)
+    for systolic, diastolic in ((186, 104), (130, 80)):  # recorded in this order, at the same instant
+        visit = {
+            "at": _at(8).isoformat(),
+            "readings": [{"kind": "bp", "systolic": systolic, "diastolic": diastolic}],
+        }
+        assert client.post(f"/v1/patients/{patient}/encounters", json=visit).status_code == 201
+
+    stored = client.get(f"/v1/patients/{patient}/assessment").json()
+    replayed = _preview(client, patient, _at(8, 5))
+    assert stored["result"]["facts"]["office_sbp"] == replayed["facts"]["office_sbp"] == 130.0  # the later id
+    assert stored["referral_urgency"] == (replayed["referral"] or {}).get("urgency")
+
+
 def test_encounters_are_ordered_by_instant_then_id_whatever_order_the_rows_come_in() -> None:
     from pathway import service
     from pathway.models import Patient

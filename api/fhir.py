@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Depends, status
 from pydantic import BaseModel
 
 from api.deps import ClockDep, CurrentKey, PathwayDep, SessionDep, patient_for
 from api.errors import error_responses
 from pathway import fhir, recording, service
 from pathway.access import Role
-from pathway.errors import PathwayError, UnknownCode
+from pathway.errors import PathwayError
 from pathway.ingest import ItemError, ItemResult
 from pathway.vocabulary import ReadingSource
 
@@ -47,6 +47,24 @@ class FhirResult(BaseModel):
     entries: list[FhirEntryResult]
 
 
+# Parsing and mapping are dependencies, declared before the session: FastAPI solves them first, so a
+# large Bundle is parsed (in the thread pool) before the request opens its session, and on SQLite
+# before it queues for the one writer: other requests are not held behind the parse.
+
+
+def _mapped_observation(
+    observation: Annotated[dict[str, Any], Body(examples=[OBSERVATION_EXAMPLE])],
+    source: ReadingSource | None = None,
+) -> fhir.MappedObservation:
+    return fhir.map_observation(fhir.parse_observation(observation), source, "Observation")
+
+
+def _mapped_bundle(
+    bundle: Annotated[dict[str, Any], Body()], source: ReadingSource | None = None
+) -> fhir.MappedBundle:
+    return fhir.map_bundle(bundle, source)
+
+
 @router.post(
     "/Observation",
     response_model=FhirResult,
@@ -55,15 +73,13 @@ class FhirResult(BaseModel):
     operation_id="fhir-observation",
 )
 def post_observation(
-    observation: Annotated[dict[str, Any], Body(examples=[OBSERVATION_EXAMPLE])],
+    mapped: Annotated[fhir.MappedObservation, Depends(_mapped_observation)],
     session: SessionDep,
     clock: ClockDep,
     pathway: PathwayDep,
     key: CurrentKey,
-    source: ReadingSource | None = None,
 ) -> FhirResult:
     """One FHIR R4 Observation (BP panel 85354-9, glucose, HbA1c or lipids); 422 names what is unmapped."""
-    mapped = fhir.map_observation(fhir.parse_observation(observation), source, "Observation")
     return _store(session, clock, pathway, key, [(0, mapped)], rejected={})
 
 
@@ -75,28 +91,15 @@ def post_observation(
     operation_id="fhir-bundle",
 )
 def post_bundle(
-    bundle: Annotated[dict[str, Any], Body()],
+    parsed: Annotated[fhir.MappedBundle, Depends(_mapped_bundle)],
     session: SessionDep,
     clock: ClockDep,
     pathway: PathwayDep,
     key: CurrentKey,
-    source: ReadingSource | None = None,
 ) -> FhirResult:
     """A Bundle of Observations: each entry is created, a duplicate, or rejected with the reason."""
-    parsed = fhir.parse_bundle(bundle)
-    mapped: list[tuple[int, fhir.MappedObservation]] = []
-    rejected: dict[int, ItemError] = {}
-    for index, entry in enumerate(parsed.entry or []):
-        field = f"Bundle.entry.{index}.resource"
-        try:
-            resource = entry.resource
-            if resource is None or resource.get_resource_type() != "Observation":
-                raise UnknownCode("only Observation entries are accepted", field)
-            observation = fhir.parse_observation(resource.model_dump(mode="json"), field)
-            mapped.append((index, fhir.map_observation(observation, source, field)))
-        except PathwayError as error:
-            rejected[index] = ItemError(**error.as_dict())
-    return _store(session, clock, pathway, key, mapped, rejected)
+    rejected = {index: ItemError(**error.as_dict()) for index, error in parsed.rejected.items()}
+    return _store(session, clock, pathway, key, parsed.mapped, rejected)
 
 
 def _store(

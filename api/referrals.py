@@ -12,12 +12,12 @@ from api.deps import ClockDep, CurrentKey, PathwayDep, PatientId, SessionDep, pa
 from api.errors import error_responses
 from pathway import referrals, repository
 from pathway.access import Role
-from pathway.ingest import Inbound, Text
+from pathway.ingest import MAX_ROW_ID, Inbound, Text
 from pathway.models import Referral
 from pathway.tiers import ReferralUrgency
 
 router = APIRouter(tags=["referrals"])
-ReferralId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+ReferralId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 class ReferralRead(BaseModel):

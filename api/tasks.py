@@ -19,13 +19,13 @@ from pathway import task_store, tasks
 from pathway.access import Caller, Role
 from pathway.assessment import FollowThrough
 from pathway.clock import Clock
-from pathway.ingest import Inbound, Instant, Text
+from pathway.ingest import MAX_ROW_ID, Inbound, Instant, Text
 from pathway.models import CareTask, CareTaskEvent
 from pathway.tasks import TaskOutcome
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 
 router = APIRouter(tags=["tasks"])
-TaskId = Annotated[int, Path(ge=1, le=2_147_483_647, description="the task's id")]
+TaskId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the task's id")]
 _ROLES = (Role.EHR, Role.TEAM)
 
 _TASK_EXAMPLE: dict[str, Any] = {

@@ -14,8 +14,8 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 from pydantic import ValidationError
 
-from pathway.errors import InvalidInput, UnknownCode
-from pathway.ingest import ReadingIn
+from pathway.errors import InvalidInput, PathwayError, UnknownCode
+from pathway.ingest import MAX_ROW_ID, ReadingIn, row_id
 from pathway.vocabulary import ReadingKind, ReadingSource
 
 LOINC = "http://loinc.org"
@@ -42,6 +42,9 @@ UCUM_UNITS = {
     "%": "%",
     "mmol/mol": "mmol/mol",
 }
+MAX_NESTING = 64
+"""JSON levels (objects and arrays) inside one resource: an Observation needs about ten; deeper is not
+one of ours, and the FHIR models would recurse past Python's limit on it (data validity, not clinical)."""
 # Where a reading's fields come from in the Observation: a value we cannot store is named there.
 READING_SOURCES = {
     "source_reading_id": "identifier.0.value",
@@ -58,22 +61,87 @@ class MappedObservation:
     reading: ReadingIn
 
 
+@dataclass(frozen=True)
+class MappedBundle:
+    """A Bundle's entries: those mapped to readings, and why each other one was rejected (by index)."""
+
+    mapped: list[tuple[int, MappedObservation]]
+    rejected: dict[int, PathwayError]
+
+
 def parse_observation(data: Any, field: str = "Observation") -> Observation:
+    _within_nesting(data, field)
     try:
         return Observation.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"not a valid FHIR R4 Observation: {first['msg']}", f"{field}.{where}") from error
+        raise InvalidInput(
+            f"not a valid FHIR R4 Observation: {_first(error)}", _where(field, error)
+        ) from error
 
 
-def parse_bundle(data: Any) -> Bundle:
+def map_bundle(data: Any, source: ReadingSource | None) -> MappedBundle:
+    """Each entry of a Bundle of Observations mapped, or rejected alone with the reason.
+
+    Only the Bundle's own elements (type, entry, …) can fail the whole Bundle; each entry's resource
+    is parsed on its own, so one bad Observation (invalid, unmapped, nested too deep, naming no
+    patient of ours) is rejected and the others go on. Pure: no database, so it runs before the
+    request takes the store's write lock.
+    """
+    if not isinstance(data, dict):
+        raise InvalidInput("a Bundle must be a JSON object", "Bundle")
+    entries = data.get("entry")
+    resources: list[Any] = []
+    shell = data
+    if isinstance(entries, list):
+        resources = [entry.get("resource") if isinstance(entry, dict) else None for entry in entries]
+        without = [
+            {k: v for k, v in entry.items() if k != "resource"} if isinstance(entry, dict) else entry
+            for entry in entries
+        ]
+        shell = {**data, "entry": without}
+    _within_nesting(shell, "Bundle")
     try:
-        return Bundle.model_validate(data)
+        Bundle.model_validate(shell)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"not a valid FHIR R4 Bundle: {first['msg']}", f"Bundle.{where}") from error
+        raise InvalidInput(f"not a valid FHIR R4 Bundle: {_first(error)}", _where("Bundle", error)) from error
+    mapped: list[tuple[int, MappedObservation]] = []
+    rejected: dict[int, PathwayError] = {}
+    for index, resource in enumerate(resources):
+        field = f"Bundle.entry.{index}.resource"
+        try:
+            if not isinstance(resource, dict) or resource.get("resourceType") != "Observation":
+                raise UnknownCode("only Observation entries are accepted", field)
+            mapped.append((index, map_observation(parse_observation(resource, field), source, field)))
+        except PathwayError as error:
+            rejected[index] = error
+    return MappedBundle(mapped, rejected)
+
+
+def _first(error: ValidationError) -> str:
+    return str(error.errors(include_url=False, include_input=False)[0]["msg"])
+
+
+def _where(field: str, error: ValidationError) -> str:
+    loc = error.errors(include_url=False, include_input=False)[0]["loc"]
+    return ".".join([field, *(_spelled(part) for part in loc)])
+
+
+def _spelled(part: object) -> str:
+    """A path element as sent, its NUL spelled out (an answer may be stored, and JSONB cannot hold it)."""
+    return str(part).replace("\x00", "\\u0000")
+
+
+def _within_nesting(data: Any, field: str) -> None:
+    """Refuse JSON nested deeper than :data:`MAX_NESTING`, naming where (walked without recursion)."""
+    stack: list[tuple[Any, int, str]] = [(data, 0, field)]
+    while stack:
+        value, depth, path = stack.pop()
+        if not isinstance(value, dict | list):
+            continue
+        if depth >= MAX_NESTING:
+            raise InvalidInput(f"nested deeper than {MAX_NESTING} levels", path)
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        stack.extend((child, depth + 1, f"{path}.{_spelled(key)}") for key, child in items)
 
 
 def map_observation(observation: Observation, source: ReadingSource | None, field: str) -> MappedObservation:
@@ -157,9 +225,15 @@ def _quantity(quantity: Any, field: str) -> tuple[Decimal, str]:
 
 def _patient_id(observation: Observation, field: str) -> int:
     reference = observation.subject.reference if observation.subject else None
-    if not reference or not reference.startswith("Patient/") or not reference[8:].isdigit():
-        raise InvalidInput("subject must reference one of our patients as Patient/<id>", f"{field}.subject")
-    return int(reference[8:])
+    patient_id = (
+        row_id(reference.removeprefix("Patient/")) if reference and reference.startswith("Patient/") else None
+    )
+    if patient_id is None:
+        raise InvalidInput(
+            f"subject must reference one of our patients as Patient/<id> (id 1 to {MAX_ROW_ID})",
+            f"{field}.subject.reference",
+        )
+    return patient_id
 
 
 def _source(observation: Observation) -> ReadingSource:

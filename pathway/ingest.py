@@ -5,6 +5,7 @@ These are validated before anything reaches the store; the API uses them as its 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -30,6 +31,18 @@ from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, 
 MAX_BATCH = 1000
 EARLIEST_YEAR = 1900  # data validity, not clinical: anything earlier is a typo or a default value
 LATEST_YEAR = 2200
+MAX_ROW_ID = 2_147_483_647
+"""Row ids are 32-bit integers on PostgreSQL (and SQLite's are 64-bit): a larger id, in a path, a
+reference or a cookie, is not a row of ours. Every id taken from a request is bounded by it."""
+_ROW_ID = re.compile(r"[1-9][0-9]{0,9}")  # ASCII digits only: str.isdigit() is true for "²"
+
+
+def row_id(text: str) -> int | None:
+    """The row id spelled by ``text`` (ASCII digits, 1 to :data:`MAX_ROW_ID`), or None."""
+    if _ROW_ID.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if value <= MAX_ROW_ID else None
 
 
 def _plausible_instant(at: datetime) -> datetime:
@@ -44,6 +57,22 @@ def _plausible_date(day: date) -> date:
     return day
 
 
+def plausible_day(text: str, field: str) -> date:
+    """A ``YYYY-MM-DD`` text from a form or a query as a :data:`Day` (else InvalidInput naming ``field``)."""
+    try:
+        return _plausible_date(date.fromisoformat(text))
+    except ValueError as error:
+        raise InvalidInput(f"{field} must be a date YYYY-MM-DD ({error})", field) from None
+
+
+def plausible_instant(at: datetime, field: str) -> datetime:
+    """``at`` if its year is plausible (an :data:`Instant`'s range), else InvalidInput naming ``field``."""
+    try:
+        return _plausible_instant(at)
+    except ValueError as error:
+        raise InvalidInput(str(error), field) from None
+
+
 def storable(text: str) -> bool:
     """Whether the database can store ``text``: PostgreSQL text cannot hold the NUL character (U+0000)."""
     return "\x00" not in text
@@ -52,6 +81,7 @@ def storable(text: str) -> bool:
 Instant = Annotated[AwareDatetime, AfterValidator(_plausible_instant)]
 """An aware timestamp in a plausible range (offset required)."""
 Day = Annotated[date, AfterValidator(_plausible_date)]
+"""A date in a plausible range: every date of a request, in a body or a query."""
 Text = Annotated[str, StringConstraints(pattern=STORABLE_TEXT)]
 """Text the database can store: no NUL character (PostgreSQL text cannot hold U+0000). Every text
 of a request is declared ``Text`` (tests/api/test_openapi.py holds every request to it); the check

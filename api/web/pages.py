@@ -28,14 +28,14 @@ from pathway import access, issuing_store, team_store, team_views
 from pathway.access import Caller, Forbidden, Role
 from pathway.errors import InvalidInput
 from pathway.indicators import Rate, TeamIndicators
-from pathway.ingest import storable
+from pathway.ingest import MAX_ROW_ID, plausible_day, storable
 from pathway.models import Team
 from pathway.tasks import FlagKind, TaskOutcome
 from pathway.team_views import ListItem
 from pathway.tiers import RiskTier, TeamRole
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
-TeamId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+TeamId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 PER_PAGE = 50
 OUTCOMES = [o.value for o in TaskOutcome]
 RATES = ("bp_control", "glucose_control", "standard_management", "hearts_bp_control")
@@ -194,10 +194,7 @@ def _list_filters(
     day_text: str | None, role_text: str | None, member_text: str | None, today: date
 ) -> tuple[date, str | None, str | None]:
     day_text, role_text, member_text = _optional(day_text), _optional(role_text), _optional(member_text)
-    try:
-        day = date.fromisoformat(day_text) if day_text else today
-    except ValueError:
-        raise InvalidInput("date must be YYYY-MM-DD", "date") from None
+    day = plausible_day(day_text, "date") if day_text else today
     if role_text is not None and role_text not in {r.value for r in TeamRole}:
         raise InvalidInput("unknown role", "role")
     if member_text is not None and not storable(member_text):

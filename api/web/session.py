@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,13 +27,14 @@ from sqlmodel import Session
 
 from pathway import access
 from pathway.access import Caller, KeyCache, Role
-from pathway.ingest import storable
+from pathway.ingest import row_id, storable
 from pathway.models import ApiKey
 
 SESSION_COOKIE = "pw_session"
 LOGIN_COOKIE = "pw_login"
 COOKIE_PATH = "/workbench"
 WORKBENCH_ROLES = (Role.ADMIN, Role.EHR, Role.TEAM)
+_EXPIRY = re.compile(r"[0-9]{1,12}")  # epoch seconds, ASCII digits
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "please-change-me", "xxx"}
 
 
@@ -110,10 +112,15 @@ class SessionSigner:
         if not value:
             return None
         parts = value.split(".")
-        if len(parts) != 5 or not parts[0].isdigit() or not parts[2].isdigit():
+        if len(parts) != 5:
             return None
-        key_id, prefix, expires, nonce, mac = int(parts[0]), parts[1], int(parts[2]), parts[3], parts[4]
-        if expires <= now.timestamp() or key_id > 2_147_483_647:
+        # Both numbers are the server's own (a key's row id, an expiry in epoch seconds): anything
+        # else, "²" (a digit to str.isdigit, not to int) or 5,000 digits, is no session.
+        key_id = row_id(parts[0])
+        if key_id is None or _EXPIRY.fullmatch(parts[2]) is None:
+            return None
+        prefix, expires, nonce, mac = parts[1], int(parts[2]), parts[3], parts[4]
+        if expires <= now.timestamp():
             return None
         found = _active_key(session, key_id, prefix, cache)
         if found is None:

@@ -22,25 +22,59 @@ LOINC = "http://loinc.org"
 BP_PANEL = "85354-9"
 SYSTOLIC = "8480-6"
 DIASTOLIC = "8462-4"
-# LOINC code → reading kind (PATHWAY.md §1 vocabulary).
+# LOINC code → reading kind (PATHWAY.md §1 vocabulary): data, one line a code with its LOINC name.
+# The code says what was measured; the unit (below) says how to convert it, so a lab sending a
+# [Mass/volume] code in mmol/L is still read right. Chinese labs mostly send the [Moles/volume] codes.
 SINGLE_VALUE_CODES: dict[str, ReadingKind] = {
     "1558-6": ReadingKind.FPG,  # Fasting glucose [Mass/volume] in Serum or Plasma
+    "14771-0": ReadingKind.FPG,  # Fasting glucose [Moles/volume] in Serum or Plasma
+    "1521-4": ReadingKind.PPG2H,  # Glucose [Mass/volume] in Serum or Plasma --2 hours post meal
+    "6689-4": ReadingKind.PPG2H,  # Glucose [Mass/volume] in Blood --2 hours post meal
     "2339-0": ReadingKind.RPG,  # Glucose [Mass/volume] in Blood
-    "4548-4": ReadingKind.HBA1C,  # Hemoglobin A1c/Hemoglobin.total in Blood
+    "2345-7": ReadingKind.RPG,  # Glucose [Mass/volume] in Serum or Plasma
+    "14749-6": ReadingKind.RPG,  # Glucose [Moles/volume] in Serum or Plasma
+    "15074-8": ReadingKind.RPG,  # Glucose [Moles/volume] in Blood
+    "4548-4": ReadingKind.HBA1C,  # Hemoglobin A1c/Hemoglobin.total in Blood (%, NGSP)
+    "17856-6": ReadingKind.HBA1C,  # Hemoglobin A1c/Hemoglobin.total in Blood by HPLC (%)
+    "59261-8": ReadingKind.HBA1C,  # Hemoglobin A1c/Hemoglobin.total in Blood by IFCC protocol (mmol/mol)
     "2093-3": ReadingKind.TC,  # Cholesterol [Mass/volume] in Serum or Plasma
-    "13457-7": ReadingKind.LDL_C,  # LDL cholesterol, calculated
-    "18262-6": ReadingKind.LDL_C,  # LDL cholesterol, direct assay
-    "2085-9": ReadingKind.HDL_C,  # HDL cholesterol
-    "2571-8": ReadingKind.TG,  # Triglyceride
+    "14647-2": ReadingKind.TC,  # Cholesterol [Moles/volume] in Serum or Plasma
+    "13457-7": ReadingKind.LDL_C,  # Cholesterol in LDL [Mass/volume] in Serum or Plasma by calculation
+    "18262-6": ReadingKind.LDL_C,  # Cholesterol in LDL [Mass/volume] in Serum or Plasma by Direct assay
+    "2089-1": ReadingKind.LDL_C,  # Cholesterol in LDL [Mass/volume] in Serum or Plasma
+    "22748-8": ReadingKind.LDL_C,  # Cholesterol in LDL [Moles/volume] in Serum or Plasma
+    "39469-2": ReadingKind.LDL_C,  # Cholesterol in LDL [Moles/volume] in Serum or Plasma by calculation
+    "2085-9": ReadingKind.HDL_C,  # Cholesterol in HDL [Mass/volume] in Serum or Plasma
+    "14646-4": ReadingKind.HDL_C,  # Cholesterol in HDL [Moles/volume] in Serum or Plasma
+    "2571-8": ReadingKind.TG,  # Triglyceride [Mass/volume] in Serum or Plasma
+    "14927-8": ReadingKind.TG,  # Triglyceride [Moles/volume] in Serum or Plasma
+    "33914-3": ReadingKind.EGFR,  # GFR/1.73 sq M.predicted in Serum or Plasma, creatinine-based (MDRD)
+    "48642-3": ReadingKind.EGFR,  # GFR/1.73 sq M.predicted among non-blacks (MDRD)
+    "48643-1": ReadingKind.EGFR,  # GFR/1.73 sq M.predicted among blacks (MDRD)
+    "62238-1": ReadingKind.EGFR,  # GFR/1.73 sq M.predicted by Creatinine-based formula (CKD-EPI)
+    "88293-6": ReadingKind.EGFR,  # GFR/1.73 sq M.predicted among blacks (CKD-EPI)
+    "88294-4": ReadingKind.EGFR,  # GFR/1.73 sq M.predicted among non-blacks (CKD-EPI)
+    "98979-8": ReadingKind.EGFR,  # GFR/1.73 sq M.predicted by Creatinine-based formula (CKD-EPI 2021)
+    "9318-7": ReadingKind.UACR,  # Albumin/Creatinine [Mass Ratio] in Urine
+    "14959-1": ReadingKind.UACR,  # Microalbumin/Creatinine [Mass Ratio] in Urine
+    "14958-3": ReadingKind.UACR,  # Microalbumin/Creatinine [Molar ratio] in Urine (mg/mmol)
+    "32294-1": ReadingKind.UACR,  # Albumin/Creatinine [Ratio] in Urine
 }
-# UCUM codes → the unit names our unit table uses.
+# UCUM codes (and the plain spellings devices send) → the unit names our unit table uses.
 UCUM_UNITS = {
     "mm[Hg]": "mmHg",
+    "mmHg": "mmHg",
     "kPa": "kPa",
     "mg/dL": "mg/dL",
     "mmol/L": "mmol/L",
     "%": "%",
     "mmol/mol": "mmol/mol",
+    "mL/min/{1.73_m2}": "mL/min/1.73m2",
+    "mL/min/1.73m2": "mL/min/1.73m2",
+    "mg/g": "mg/g",
+    "mg/g{creat}": "mg/g",
+    "mg/mmol": "mg/mmol",
+    "mg/mmol{creat}": "mg/mmol",
 }
 MAX_NESTING = 64
 """JSON levels (objects and arrays) inside one resource: an Observation needs about ten; deeper is not
@@ -214,6 +248,12 @@ def _loinc_codes(concept: Any) -> set[str]:
 def _quantity(quantity: Any, field: str) -> tuple[Decimal, str]:
     if quantity.value is None:
         raise InvalidInput("a quantity needs a value", f"{field}.value")
+    if quantity.comparator is not None:
+        # "<3.0" is not 3.0: storing the bare value would tier the patient on a number never measured.
+        raise InvalidInput(
+            f"a value with a comparator ({quantity.comparator}) is not a measurement we can store",
+            f"{field}.comparator",
+        )
     code = quantity.code or quantity.unit
     unit = UCUM_UNITS.get(code or "")
     if unit is None:

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from api.deps import ClockDep, CurrentKey, PatientId, SessionDep, patient_for
 from api.errors import error_responses
-from pathway import task_store, tasks
+from pathway import access, task_store, tasks
 from pathway.access import Caller, Role
 from pathway.assessment import FollowThrough
 from pathway.clock import Clock
@@ -182,7 +182,10 @@ FollowThroughDep = Annotated[FollowThrough, Depends(_follow_through)]
 def _task_for(session: Session, key: Caller, task_id: int, action: str, now: datetime) -> CareTask:
     """The task, if this key may act on its patient; the access is audited."""
     task = tasks.require_task(session, task_id)
-    patient_for(session, key, task.patient_id, action, now, *_ROLES)
+    try:
+        patient_for(session, key, task.patient_id, action, now, *_ROLES)
+    except access.NotYours:
+        raise tasks.UnknownTask(f"no task with id {task_id}", "task_id") from None
     return task
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import ClockDep, CurrentKey, PathwayDep, SessionDep
 from api.errors import error_responses
 from pathway import access, team_views
-from pathway.access import Caller, Forbidden, Role
+from pathway.access import Caller, Role
 from pathway.errors import InvalidInput
 from pathway.ingest import MAX_ROW_ID, Day, Text
 from pathway.models import Team
@@ -202,7 +202,7 @@ def _team_for(session: SessionDep, key: Caller, team_id: int, action: str, now: 
     """The team, if this key may see it (a team key: only its own); the access is audited."""
     access.require_role(key, Role.EHR, Role.TEAM)
     if key.role is Role.TEAM and key.team_id != team_id:
-        raise Forbidden("this is not your team")
+        raise team_views.UnknownTeam(f"no team with id {team_id}", "team_id")  # as if it did not exist
     team = team_views.require_team(session, team_id)
     access.audit(session, key, f"{action}:team:{team_id}", None, now)
     return team

@@ -2,7 +2,8 @@
 dashboard, the team picker.
 
 Thin routes, like the JSON API's: check the session's key may see the team (a team key: only its
-own; 403 page otherwise), call the same use-cases (:mod:`pathway.team_views`), audit the access,
+own; a 404 page otherwise, as for a team that does not exist), call the same use-cases
+(:mod:`pathway.team_views`), audit the access,
 render. The patient page is :mod:`api.web.patient`.
 """
 
@@ -25,7 +26,7 @@ from api.web import charts, dashboard
 from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, markup, render
 from api.web.i18n import Translator
 from pathway import access, issuing_store, team_store, team_views
-from pathway.access import Caller, Forbidden, Role
+from pathway.access import Caller, Role
 from pathway.errors import InvalidInput
 from pathway.indicators import Rate, TeamIndicators
 from pathway.ingest import MAX_ROW_ID, plausible_day, storable
@@ -45,7 +46,7 @@ def team_for(session: Session, caller: Caller, team_id: int, action: str, now: d
     """The team, if this key may see it (a team key: only its own); the access is audited."""
     access.require_role(caller, Role.EHR, Role.TEAM)
     if caller.role is Role.TEAM and caller.team_id != team_id:
-        raise Forbidden("this is not your team")
+        raise team_views.UnknownTeam(f"no team with id {team_id}", "team_id")  # as if it did not exist
     team = team_views.require_team(session, team_id)
     access.audit(session, caller, action, None, now)
     return team

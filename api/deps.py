@@ -17,6 +17,7 @@ from api.access_log import note_key
 from pathway import access, service
 from pathway.access import Caller, KeyCache, Role
 from pathway.clock import Clock
+from pathway.ingest import MAX_ROW_ID
 from pathway.models import Patient
 from pathway.rate_limit import RateLimiter
 from pathway.service import PathwayConfig
@@ -98,7 +99,7 @@ ClockDep = Annotated[Clock, Depends(_clock)]
 PathwayDep = Annotated[PathwayConfig, Depends(_pathway)]
 
 # Row ids are 32-bit integers on PostgreSQL: anything outside is simply not a patient we know.
-PatientId = Annotated[int, Path(ge=1, le=2_147_483_647, description="the patient's id in this system")]
+PatientId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the patient's id in this system")]
 
 
 def patient_for(

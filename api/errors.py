@@ -20,8 +20,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
 
-from pathway.errors import DatabaseBusy, PathwayError, from_validation
+from pathway.errors import DatabaseBusy, InvalidInput, PathwayError, from_validation
+
+# Starlette's own refusals (an unknown route, a method the route does not take…) in our shape.
+HTTP_CODES = {
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+}
+
 
 log = logging.getLogger("pathway.api")
 
@@ -50,9 +60,20 @@ def install(app: FastAPI) -> None:
             limit = ctx.get("max_length") if isinstance(ctx, dict) else None
             body_413 = {"code": "payload-too-large", "message": f"a batch holds at most {limit} items"}
             return JSONResponse(status_code=413, content={**body_413, "field": "body"})
+        if first.get("type") == "json_invalid":  # its loc is a character offset: name the body instead
+            invalid = InvalidInput("the body is not valid JSON", "body")
+            return JSONResponse(status_code=invalid.status, content=invalid.as_dict())
         loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
         invalid = from_validation(first, ".".join(loc) or None)
         return JSONResponse(status_code=invalid.status, content=invalid.as_dict())
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(error.status_code, "http-error")
+        message = error.detail if isinstance(error.detail, str) else code
+        return JSONResponse(
+            status_code=error.status_code, content={"code": code, "message": message}, headers=error.headers
+        )
 
     @app.exception_handler(IntegrityError)
     async def conflict(_request: Request, error: IntegrityError) -> JSONResponse:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Depends, status
 from pydantic import BaseModel
 
 from api.deps import ClockDep, CurrentKey, PathwayDep, SessionDep, patient_for
 from api.errors import error_responses
 from pathway import access, fhir, recording, service
 from pathway.access import Role
-from pathway.errors import PathwayError, UnknownCode
+from pathway.errors import PathwayError
 from pathway.ingest import ItemError, ItemResult
 from pathway.vocabulary import ReadingSource
 
@@ -52,6 +52,21 @@ class FhirResult(BaseModel):
 
 Mapped = fhir.MappedObservation | fhir.RetractedObservation
 
+# Parsing is a dependency, declared before the session: FastAPI solves it first, so a large Bundle
+# is parsed (in the thread pool) before the request opens its session, and on SQLite before it
+# queues for the one writer: other requests are not held behind the parse. Mapping needs the key's
+# role (its default source) and is cheap: it follows in the route.
+
+
+def _parsed_observation(
+    observation: Annotated[dict[str, Any], Body(examples=[OBSERVATION_EXAMPLE])],
+) -> Any:
+    return fhir.parse_observation(observation)
+
+
+def _parsed_bundle(bundle: Annotated[dict[str, Any], Body()]) -> fhir.ParsedBundle:
+    return fhir.parse_bundle(bundle)
+
 
 @router.post(
     "/Observation",
@@ -61,7 +76,7 @@ Mapped = fhir.MappedObservation | fhir.RetractedObservation
     operation_id="fhir-observation",
 )
 def post_observation(
-    observation: Annotated[dict[str, Any], Body(examples=[OBSERVATION_EXAMPLE])],
+    observation: Annotated[Any, Depends(_parsed_observation)],
     session: SessionDep,
     clock: ClockDep,
     pathway: PathwayDep,
@@ -81,7 +96,7 @@ def post_observation(
     identifier's system, value); a gateway's by the key's registered system.
     """
     access.require_role(key, Role.EHR, Role.GATEWAY)
-    mapped = _mapped(fhir.parse_observation(observation), key, source, "Observation")
+    mapped = _mapped(observation, key, source, "Observation")
     return _store(session, clock, pathway, key, [(0, mapped)], {}, lambda _: "Observation")
 
 
@@ -93,7 +108,7 @@ def post_observation(
     operation_id="fhir-bundle",
 )
 def post_bundle(
-    bundle: Annotated[dict[str, Any], Body()],
+    parsed: Annotated[fhir.ParsedBundle, Depends(_parsed_bundle)],
     session: SessionDep,
     clock: ClockDep,
     pathway: PathwayDep,
@@ -103,20 +118,19 @@ def post_bundle(
     """A Bundle of Observations: each entry is created, a duplicate, amended, retracted, or rejected
     with the reason (as ``POST /v1/fhir/Observation`` says, per entry)."""
     access.require_role(key, Role.EHR, Role.GATEWAY)
-    parsed = fhir.parse_bundle(bundle)
     mapped: list[tuple[int, Mapped]] = []
-    rejected: dict[int, ItemError] = {}
-    for index, entry in enumerate(parsed.entry or []):
+    rejected = {index: ItemError(**error.as_dict()) for index, error in parsed.rejected.items()}
+    for index, observation in parsed.observations:
         field = f"Bundle.entry.{index}.resource"
         try:
-            resource = entry.resource
-            if resource is None or resource.get_resource_type() != "Observation":
-                raise UnknownCode("only Observation entries are accepted", field)
-            observation = fhir.parse_observation(resource.model_dump(mode="json"), field)
             mapped.append((index, _mapped(observation, key, source, field)))
         except PathwayError as error:
             rejected[index] = ItemError(**error.as_dict())
-    return _store(session, clock, pathway, key, mapped, rejected, lambda i: f"Bundle.entry.{i}.resource")
+    return _store(session, clock, pathway, key, mapped, dict(sorted(rejected.items())), _entry_field)
+
+
+def _entry_field(index: int) -> str:
+    return f"Bundle.entry.{index}.resource"
 
 
 def _mapped(observation: Any, key: CurrentKey, source: ReadingSource | None, field: str) -> Mapped:

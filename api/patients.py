@@ -32,6 +32,7 @@ from pathway.clock import Clock
 from pathway.errors import InvalidInput
 from pathway.ingest import (
     MAX_BATCH,
+    MAX_ROW_ID,
     BatchReading,
     CheckIn,
     EncounterIn,
@@ -477,7 +478,7 @@ def preview_assessment(
 
 class GatewayLinkIn(Inbound):
     model_config = ConfigDict(extra="forbid")
-    api_key_id: int = Field(ge=1, le=2_147_483_647)
+    api_key_id: int = Field(ge=1, le=MAX_ROW_ID)
 
 
 @router.post(

@@ -10,14 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ClockDep, CurrentKey, PathwayDep, PatientId, SessionDep, patient_for
 from api.errors import error_responses
-from pathway import referrals, repository
+from pathway import access, referrals, repository
 from pathway.access import Role
-from pathway.ingest import Inbound, Text
+from pathway.ingest import MAX_ROW_ID, Inbound, Text
 from pathway.models import Referral
 from pathway.tiers import ReferralUrgency
 
 router = APIRouter(tags=["referrals"])
-ReferralId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+ReferralId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 class ReferralRead(BaseModel):
@@ -158,7 +158,12 @@ def _move(
     referral = repository.referral_by_id(session, referral_id)
     if referral is None:
         raise referrals.UnknownReferral(f"no referral with id {referral_id}", "referral_id")
-    patient_for(session, key, referral.patient_id, "referral.update", now, Role.EHR, Role.TEAM, write=True)
+    try:
+        patient_for(
+            session, key, referral.patient_id, "referral.update", now, Role.EHR, Role.TEAM, write=True
+        )
+    except access.NotYours:
+        raise referrals.UnknownReferral(f"no referral with id {referral_id}", "referral_id") from None
     moved = referrals.advance(session, referral_id, step, now, **fields)
     session.commit()
     return ReferralRead.of(moved)

@@ -15,17 +15,17 @@ from sqlmodel import Session
 
 from api.deps import ClockDep, CurrentKey, PatientId, SessionDep, patient_for
 from api.errors import error_responses
-from pathway import task_store, tasks
+from pathway import access, task_store, tasks
 from pathway.access import Caller, Role
 from pathway.assessment import FollowThrough
 from pathway.clock import Clock
-from pathway.ingest import Inbound, Instant, Text
+from pathway.ingest import MAX_ROW_ID, Inbound, Instant, Text
 from pathway.models import CareTask, CareTaskEvent
 from pathway.tasks import TaskOutcome
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 
 router = APIRouter(tags=["tasks"])
-TaskId = Annotated[int, Path(ge=1, le=2_147_483_647, description="the task's id")]
+TaskId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the task's id")]
 _ROLES = (Role.EHR, Role.TEAM)
 
 _TASK_EXAMPLE: dict[str, Any] = {
@@ -184,7 +184,10 @@ def _task_for(session: Session, key: Caller, task_id: int, action: str, now: dat
     task = tasks.require_task(session, task_id)
     # The patient's row is locked first, as every ingest does, so a task change and a reassessment
     # of the same patient take turns instead of deadlocking on each other's rows.
-    patient_for(session, key, task.patient_id, action, now, *_ROLES, write=True)
+    try:
+        patient_for(session, key, task.patient_id, action, now, *_ROLES, write=True)
+    except access.NotYours:
+        raise tasks.UnknownTask(f"no task with id {task_id}", "task_id") from None
     return task
 
 

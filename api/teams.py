@@ -15,16 +15,16 @@ from api.deps import ClockDep, CurrentKey, PathwayDep, SessionDep
 from api.errors import error_responses
 from api.tasks import FollowThroughDep
 from pathway import access, team_views
-from pathway.access import Caller, Forbidden, Role
+from pathway.access import Caller, Role
 from pathway.errors import InvalidInput
-from pathway.ingest import Text
+from pathway.ingest import MAX_ROW_ID, Day, Text
 from pathway.models import Team
 from pathway.tasks import FlagKind
 from pathway.tiers import TeamRole
 
 router = APIRouter(prefix="/v1/teams", tags=["teams"])
 
-TeamId = Annotated[int, Path(ge=1, le=2_147_483_647, description="the team's id in this system")]
+TeamId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the team's id in this system")]
 
 
 class CrisisReadingRead(BaseModel):
@@ -248,7 +248,7 @@ def _team_for(session: SessionDep, key: Caller, team_id: int, action: str, now: 
     """The team, if this key may see it (a team key: only its own); the access is audited."""
     access.require_role(key, Role.EHR, Role.TEAM)
     if key.role is Role.TEAM and key.team_id != team_id:
-        raise Forbidden("this is not your team")
+        raise team_views.UnknownTeam(f"no team with id {team_id}", "team_id")  # as if it did not exist
     team = team_views.require_team(session, team_id)
     access.audit(session, key, f"{action}:team:{team_id}", None, now)
     return team
@@ -269,7 +269,7 @@ def daily_list(
     clock: ClockDep,
     key: CurrentKey,
     rules: FollowThroughDep,
-    day: Annotated[date | None, Query(alias="date", description="the team's date (default: today)")] = None,
+    day: Annotated[Day | None, Query(alias="date", description="the team's date (default: today)")] = None,
     role: TeamRole | None = None,
     member: Annotated[Text | None, Query(max_length=200)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
@@ -379,8 +379,8 @@ def team_indicators(
     clock: ClockDep,
     pathway: PathwayDep,
     key: CurrentKey,
-    start: Annotated[date | None, Query(alias="from", description="first day (default: 1 January)")] = None,
-    end: Annotated[date | None, Query(alias="to", description="last day (default: today)")] = None,
+    start: Annotated[Day | None, Query(alias="from", description="first day (default: 1 January)")] = None,
+    end: Annotated[Day | None, Query(alias="to", description="last day (default: today)")] = None,
     detail: Annotated[bool, Query(description="list the patient ids behind every rate")] = False,
 ) -> IndicatorsRead:
     """PATHWAY.md §6 as of the end of ``to``: each rate with its numerator and denominator."""

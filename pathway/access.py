@@ -3,7 +3,8 @@
 Roles: ``admin`` (everything), ``ehr`` (register patients, post visits and readings, read all),
 ``team`` (read and act on its own team's patients only), ``gateway`` (post readings and symptoms
 for the patients it is linked to, nothing else). A key is shown once when created; only its sha256
-is stored. A refusal says nothing about the patient it concerns.
+is stored. A refusal says nothing about the patient it concerns: a patient outside the key's team or
+link is answered like one that does not exist (404).
 
 Each key posts for one registered source system (``--source-system``; by default its own,
 ``key-<prefix>``): readings and visits are stored under it, so a reading's identity is
@@ -73,6 +74,15 @@ DEFAULT_FHIR_SOURCE: dict[Role, ReadingSource] = {
     Role.GATEWAY: ReadingSource.WEARABLE,
     Role.TEAM: ReadingSource.CLINIC,
 }
+
+
+class NotYours(PathwayError):
+    """A patient outside the key's team or gateway link: answered exactly like an id that does not
+    exist (404, the same body), so a key cannot learn which ids exist. Routes about a task, a
+    referral or a team answer it as their own unknown id."""
+
+    code = "unknown-patient"
+    status = 404
 
 
 class UnknownTeam(PathwayError):
@@ -238,10 +248,10 @@ def require_patient(
 ) -> None:
     """The key may act on this patient in one of ``roles`` (team: own team; gateway: linked)."""
     require_role(caller, *roles)
-    if caller.role is Role.TEAM and (caller.team_id is None or patient.team_id != caller.team_id):
-        raise Forbidden("this patient is not in your team")
-    if caller.role is Role.GATEWAY and not _linked(session, caller.id, patient, cache):
-        raise Forbidden("this gateway is not linked to the patient")
+    if (caller.role is Role.TEAM and (caller.team_id is None or patient.team_id != caller.team_id)) or (
+        caller.role is Role.GATEWAY and not _linked(session, caller.id, patient, cache)
+    ):
+        raise NotYours(f"no patient with id {patient.id}", "patient_id")
 
 
 # A Core statement built once (a gateway's post checks its link whenever the cache has no entry).

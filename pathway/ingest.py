@@ -15,6 +15,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -31,6 +32,27 @@ from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, 
 MAX_BATCH = 1000
 EARLIEST_YEAR = 1900  # data validity, not clinical: anything earlier is a typo or a default value
 LATEST_YEAR = 2200
+MAX_ROW_ID = 2_147_483_647
+"""Row ids are 32-bit integers on PostgreSQL (and SQLite's are 64-bit): a larger id, in a path, a
+reference or a cookie, is not a row of ours. Every id taken from a request is bounded by it."""
+_ROW_ID = re.compile(r"[1-9][0-9]{0,9}")  # ASCII digits only: str.isdigit() is true for "²"
+_NUMBER = re.compile(r"\s*[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?\s*")
+
+
+def row_id(text: str) -> int | None:
+    """The row id spelled by ``text`` (ASCII digits, 1 to :data:`MAX_ROW_ID`), or None."""
+    if _ROW_ID.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if value <= MAX_ROW_ID else None
+
+
+def _not_a_number(value: object) -> object:
+    """Refuse a number (or a text of digits) where a timestamp or a date is expected: pydantic would
+    read it as seconds since 1970, and a reading would be stored in 1970."""
+    if isinstance(value, int | float | Decimal) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an ISO 8601 text (2026-03-01T07:30:00+08:00, 2026-03-01), not a number")
+    return value
 
 
 def _plausible_instant(at: datetime) -> datetime:
@@ -45,14 +67,32 @@ def _plausible_date(day: date) -> date:
     return day
 
 
+def plausible_day(text: str, field: str) -> date:
+    """A ``YYYY-MM-DD`` text from a form or a query as a :data:`Day` (else InvalidInput naming ``field``)."""
+    try:
+        return _plausible_date(date.fromisoformat(text))
+    except ValueError as error:
+        raise InvalidInput(f"{field} must be a date YYYY-MM-DD ({error})", field) from None
+
+
+def plausible_instant(at: datetime, field: str) -> datetime:
+    """``at`` if its year is plausible (an :data:`Instant`'s range), else InvalidInput naming ``field``."""
+    try:
+        return _plausible_instant(at)
+    except ValueError as error:
+        raise InvalidInput(str(error), field) from None
+
+
 def storable(text: str) -> bool:
     """Whether the database can store ``text``: PostgreSQL text cannot hold the NUL character (U+0000)."""
     return "\x00" not in text
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_plausible_instant)]
-"""An aware timestamp in a plausible range (offset required)."""
-Day = Annotated[date, AfterValidator(_plausible_date)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_plausible_instant)]
+"""An aware timestamp in a plausible range (offset required; a number is refused, not read as epoch
+seconds). Every timestamp of a request, in a body or a query, is an Instant."""
+Day = Annotated[date, BeforeValidator(_not_a_number), AfterValidator(_plausible_date)]
+"""A date in a plausible range (a number is refused): every date of a request, in a body or a query."""
 Text = Annotated[str, StringConstraints(pattern=STORABLE_TEXT)]
 """Text the database can store: no NUL character (PostgreSQL text cannot hold U+0000). Every text
 of a request is declared ``Text`` (tests/api/test_openapi.py holds every request to it); the check

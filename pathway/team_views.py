@@ -302,22 +302,33 @@ def as_csv(day_list: DailyList) -> str:
                 item.priority,
                 item.days_overdue,
                 item.tier,
-                item.patient_name or "",
-                item.external_id,
-                item.what_to_do,
-                item.role,
-                item.assignee or "",
+                _cell(item.patient_name or ""),
+                _cell(item.external_id),
+                _cell(item.what_to_do),
+                _cell(item.role),
+                _cell(item.assignee or ""),
                 item.due_at.isoformat(),
                 item.time_limit_at.isoformat(),
                 f"{sbp:g}/{dbp:g}" if sbp is not None and dbp is not None else "",
                 _text(latest.get("latest_encounter_glucose")),
                 _text(latest.get("ldl_c")),
-                item.reasons,
-                item.rule_id,
-                item.pack_version,
+                _cell(item.reasons),
+                _cell(item.rule_id),
+                _cell(item.pack_version),
             ]
         )
     return out.getvalue()
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    """A text cell a spreadsheet will not run: one starting like a formula (= + - @, tab, CR) gets a
+    leading single quote (OWASP CSV injection). Only texts that came from people (names, ids,
+    assignees, reasons) pass here; the numbers (priority, days overdue, BP, glucose, LDL-C) are
+    written by us and never start so, so a negative number is never mangled."""
+    return f"'{text}" if text.startswith(_FORMULA_START) else text
 
 
 def _text(value: float | None) -> str:

@@ -46,12 +46,12 @@ from api.web.session import (
 from pathway import access, task_store, tasks, team_store
 from pathway.access import Role
 from pathway.errors import InvalidInput, PathwayError
-from pathway.ingest import storable
+from pathway.ingest import MAX_ROW_ID, plausible_instant, storable
 from pathway.models import CareTask
 from pathway.tasks import TaskOutcome
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
-TaskId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+TaskId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 _ROLES = (Role.EHR, Role.TEAM)
 
 
@@ -327,4 +327,4 @@ def _local_instant(text: str, zone: ZoneInfo) -> datetime:
         at = datetime.fromisoformat(text.strip())
     except ValueError:
         raise InvalidInput("until must be a date and time", "until") from None
-    return at if at.tzinfo is not None else at.replace(tzinfo=zone)
+    return plausible_instant(at if at.tzinfo is not None else at.replace(tzinfo=zone), "until")

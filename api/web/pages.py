@@ -2,7 +2,8 @@
 patients without contact (失访), the team dashboard, the team picker.
 
 Thin routes, like the JSON API's: check the session's key may see the team (a team key: only its
-own; 403 page otherwise), call the same use-cases (:mod:`pathway.team_views`), audit the access,
+own; a 404 page otherwise, as for a team that does not exist), call the same use-cases
+(:mod:`pathway.team_views`), audit the access,
 render. The patient page is :mod:`api.web.patient`.
 """
 
@@ -25,11 +26,11 @@ from api.web import charts, dashboard
 from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, markup, render
 from api.web.i18n import Translator
 from pathway import access, issuing_store, team_store, team_views
-from pathway.access import Caller, Forbidden, Role
+from pathway.access import Caller, Role
 from pathway.assessment import SnoozeLimit
 from pathway.errors import InvalidInput
 from pathway.indicators import Rate, TeamIndicators
-from pathway.ingest import storable
+from pathway.ingest import MAX_ROW_ID, plausible_day, storable
 from pathway.models import Team
 from pathway.snapshot import completed_years
 from pathway.tasks import FlagKind, TaskOutcome
@@ -37,7 +38,7 @@ from pathway.team_views import ListItem
 from pathway.tiers import RiskTier, TeamRole
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
-TeamId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+TeamId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 PER_PAGE = 50
 OUTCOMES = [o.value for o in TaskOutcome]
 RATES = ("bp_control", "glucose_control", "standard_management", "hearts_bp_control")
@@ -47,7 +48,7 @@ def team_for(session: Session, caller: Caller, team_id: int, action: str, now: d
     """The team, if this key may see it (a team key: only its own); the access is audited."""
     access.require_role(caller, Role.EHR, Role.TEAM)
     if caller.role is Role.TEAM and caller.team_id != team_id:
-        raise Forbidden("this is not your team")
+        raise team_views.UnknownTeam(f"no team with id {team_id}", "team_id")  # as if it did not exist
     team = team_views.require_team(session, team_id)
     access.audit(session, caller, action, None, now)
     return team
@@ -205,10 +206,7 @@ def _list_filters(
     day_text: str | None, role_text: str | None, member_text: str | None, today: date
 ) -> tuple[date, str | None, str | None]:
     day_text, role_text, member_text = _optional(day_text), _optional(role_text), _optional(member_text)
-    try:
-        day = date.fromisoformat(day_text) if day_text else today
-    except ValueError:
-        raise InvalidInput("date must be YYYY-MM-DD", "date") from None
+    day = plausible_day(day_text, "date") if day_text else today
     if role_text is not None and role_text not in {r.value for r in TeamRole}:
         raise InvalidInput("unknown role", "role")
     if member_text is not None and not storable(member_text):

@@ -1,4 +1,5 @@
-"""API keys and roles: no key is 401; a key outside its role or team is 403 and learns nothing."""
+"""API keys and roles: no key is 401; a key outside its role is 403; a patient outside its team or
+gateway link is 404, answered exactly like an id that does not exist, so the key learns nothing."""
 
 from __future__ import annotations
 
@@ -49,21 +50,18 @@ def test_a_team_key_sees_its_own_patients_only(client: TestClient) -> None:
         f"/v1/patients/{theirs}/referrals",
     ):
         refused = client.get(path, headers=_as(team_key))
-        assert refused.status_code == 403
-        assert refused.json() == {"code": "forbidden", "message": "this patient is not in your team"}
+        unknown = client.get(path.replace(f"/{theirs}", "/999999"), headers=_as(team_key))
+        assert (refused.status_code, unknown.status_code) == (404, 404)
+        assert refused.json() == {**unknown.json(), "message": f"no patient with id {theirs}"}
     posted = client.post(f"/v1/patients/{mine}/readings", json=[READING], headers=_as(team_key))
-    assert posted.status_code == 403
+    assert posted.status_code == 403  # outside the role: refused whatever the patient
 
 
 def test_a_gateway_posts_only_for_linked_patients_and_reads_nothing(client: TestClient) -> None:
     patient_id = _patient(client, "g1", None)
     gateway_key = new_key(client.app, Role.GATEWAY, name="band gateway")  # type: ignore[arg-type]
-    assert (
-        client.post(
-            f"/v1/patients/{patient_id}/readings", json=[READING], headers=_as(gateway_key)
-        ).status_code
-        == 403
-    )
+    unlinked = client.post(f"/v1/patients/{patient_id}/readings", json=[READING], headers=_as(gateway_key))
+    assert unlinked.status_code == 404  # as if the patient did not exist
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
         prefix = gateway_key.split("_")[1]
         key_id = session.exec(select(ApiKey.id).where(ApiKey.prefix == prefix)).one()

@@ -1,4 +1,5 @@
-"""Every route, every role: what a key may not do is refused with 403 and no data.
+"""Every route, every role: what a key's role may not do is refused with 403 and no data; a patient,
+task, referral or team outside the key's team or gateway link is 404, like an id that does not exist.
 
 The matrix below is the access policy. A new route fails the first test until it is given a line.
 """
@@ -177,7 +178,17 @@ def test_a_role_outside_the_route_is_refused_with_no_data(client: TestClient, wo
     assert [p for p in problems if p] == []
 
 
-def test_another_teams_key_and_an_unlinked_gateway_are_refused_everywhere(
+def _unknown_problem(operation: str, who: str, response: Any) -> str | None:
+    """None if ``response`` is the 404 of an unknown id (nothing else); else what is wrong with it."""
+    body = response.json()
+    if response.status_code != 404 or not str(body.get("code", "")).startswith("unknown-"):
+        return f"{operation} as {who}: {response.status_code} {response.text[:200]}"
+    if not set(body) <= {"code", "message", "field"}:
+        return f"{operation} as {who}: the refusal carries {sorted(body)}"
+    return None
+
+
+def test_another_teams_key_and_an_unlinked_gateway_get_404_as_for_an_unknown_id(
     client: TestClient, world: World
 ) -> None:
     problems = []
@@ -185,7 +196,7 @@ def test_another_teams_key_and_an_unlinked_gateway_are_refused_everywhere(
         for role, key in ((TEAM, "team-b"), (GATEWAY, "gateway-unlinked")):
             if role in ALLOWED[operation]:
                 response = _call(client, operation, world, world.keys[key])
-                problems.append(_refusal_problem(operation, key, response))
+                problems.append(_unknown_problem(operation, key, response))
     assert [p for p in problems if p] == []
 
 

@@ -262,9 +262,14 @@ def test_a_team_key_sees_and_acts_on_its_own_teams_tasks_only(client: TestClient
             headers=west,
         ),
     ]
+    # As if they did not exist: the patient's, then the task's own unknown-id answer.
+    assert refused[0].json() == {"code": "unknown-patient", "message": f"no patient with id {patient}",
+                                 "field": "patient_id"}  # fmt: skip
     for response in refused:
-        assert response.status_code == 403
-        assert response.json() == {"code": "forbidden", "message": "this patient is not in your team"}
+        assert response.status_code == 404
+    for response in refused[1:]:
+        assert response.json() == {"code": "unknown-task", "message": f"no task with id {task['id']}",
+                                   "field": "task_id"}  # fmt: skip
     assert client.get(f"/v1/tasks/{task['id']}/history", headers=east).status_code == 200
     reassigned = client.post(f"/v1/tasks/{task['id']}/reassign", json={"member": "王护士"}, headers=east)
     assert reassigned.status_code == 200

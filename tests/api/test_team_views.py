@@ -151,9 +151,13 @@ def test_a_team_key_sees_its_own_list_only(client: TestClient) -> None:
     gateway = _as(new_key(app, Role.GATEWAY))  # type: ignore[arg-type]
     assert client.get(f"/v1/teams/{team}/tasks", headers=own).status_code == 200
     refused = client.get(f"/v1/teams/{other}/tasks", headers=own)
-    assert refused.status_code == 403
-    assert refused.json()["code"] == "forbidden"
-    assert client.get(f"/v1/teams/{other}/indicators", headers=own).status_code == 403
+    assert refused.status_code == 404  # as if the other team did not exist
+    assert refused.json() == {
+        "code": "unknown-team",
+        "message": f"no team with id {other}",
+        "field": "team_id",
+    }
+    assert client.get(f"/v1/teams/{other}/indicators", headers=own).status_code == 404
     assert client.get(f"/v1/teams/{team}/tasks", headers=gateway).status_code == 403
     assert client.get("/v1/teams/999/tasks").status_code == 404
 

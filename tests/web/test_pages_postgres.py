@@ -53,7 +53,7 @@ def test_the_workbench_on_postgresql(pg_app: tuple[FastAPI, World]) -> None:
     assert f'id="task-{tasks[0]}"' not in client.get(f"/workbench/teams/{world.team_a}/today").text
     patient = client.get(f"/workbench/patients/{world.patients['A-001']}").text
     assert f'data-chart="bp" data-points="{WANG_BP_CLINIC + WANG_BP_HOME}"' in patient
-    assert client.get(f"/workbench/patients/{world.patients['B-001']}").status_code == 403
+    assert client.get(f"/workbench/patients/{world.patients['B-001']}").status_code == 404
     dashboard = client.get(f"/workbench/teams/{world.team_a}/dashboard").text
     api = TestClient(app, headers={"Authorization": f"Bearer {world.keys['admin']}"})
     indicators = api.get(f"/v1/teams/{world.team_a}/indicators").json()

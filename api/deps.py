@@ -81,17 +81,33 @@ async def _current_key(
     otherwise the database is asked, in the thread pool.
     """
     presented = header_key or (bearer.credentials if bearer else None)
+    failures: RateLimiter = request.app.state.auth_failures
+    address = client_address(request)
+    failures.refuse_if_spent(address, FAILED_AUTHENTICATIONS)
     caller: Caller | None = None
-    if presented is not None:
-        prefix = presented.removeprefix(access.KEY_PREFIX).partition("_")[0]
-        if cache.key(prefix) is not None:
-            caller = access.authenticate(session, presented, cache)
-    if caller is None:
-        caller = await run_in_threadpool(access.authenticate, session, presented, cache)
+    try:
+        if presented is not None:
+            prefix = presented.removeprefix(access.KEY_PREFIX).partition("_")[0]
+            if cache.key(prefix) is not None:
+                caller = access.authenticate(session, presented, cache)
+        if caller is None:
+            caller = await run_in_threadpool(access.authenticate, session, presented, cache)
+    except access.Unauthenticated:
+        if presented is not None:  # no key at all is a client's mistake, not a guess
+            failures.take(address, FAILED_AUTHENTICATIONS)
+        raise
     note_key(request, caller.prefix)
     limiter: RateLimiter = request.app.state.rate_limiter
     limiter.take(caller.id)  # 429 with Retry-After once this key's burst is spent
     return caller
+
+
+FAILED_AUTHENTICATIONS = "failed authentications from this address"
+
+
+def client_address(request: Request) -> str:
+    """The peer's address (behind a proxy: the proxy's, unless uvicorn is told to trust it)."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 CurrentKey = Annotated[Caller, Depends(_current_key)]

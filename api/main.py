@@ -58,6 +58,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.state.write_lock = asyncio.Lock() if app.state.engine.dialect.name == "sqlite" else None
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app.state.auth_failures = RateLimiter(settings.auth_failures_per_second, settings.auth_failures_burst)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.access_log:
         app.add_middleware(AccessLog)  # outermost: it times and logs even a refused body

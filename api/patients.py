@@ -110,13 +110,16 @@ def search_patients(
     """Find patients by name, external id or phone; without ``q``, list them. Each with the tier of
     the newest assessment; an exact external id first, then in order of registration.
 
-    A team key sees only its own team's patients (``team`` defaults to it; another team is a 403);
+    A team key sees only its own team's patients (``team`` defaults to it; another team is a 404,
+    as for a team that does not exist);
     ehr and admin keys see every patient, or one team's with ``team``.
     """
     access.require_role(key, Role.EHR, Role.TEAM)
     if key.role is Role.TEAM:
-        if key.team_id is None or (team is not None and team != key.team_id):
-            raise Forbidden("this is not your team")
+        if key.team_id is None:
+            raise Forbidden("this team key has no team")
+        if team is not None and team != key.team_id:
+            raise team_views.UnknownTeam(f"no team with id {team}", "team")  # as if it did not exist
         team = key.team_id
     if team is not None:
         team_views.require_team(session, team)

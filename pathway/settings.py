@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # Requests per second per API key (a token bucket; 0 turns limiting off) and the burst allowed.
     rate_limit_per_second: float = Field(default=200, ge=0)
     rate_limit_burst: int = Field(default=400, ge=1)
+    # Failed authentications per client address (a token bucket; 0 turns it off): past the burst,
+    # the address's requests are refused (429) without their keys being looked up.
+    auth_failures_per_second: float = Field(default=1, ge=0)
+    auth_failures_burst: int = Field(default=30, ge=1)
     # The largest request body accepted (a 1,000-reading batch or FHIR Bundle fits many times over).
     max_body_bytes: int = Field(default=4_194_304, ge=1024)
     # The daily retention run (``pathway.retention``): kept Idempotency-Key answers are deleted

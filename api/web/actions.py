@@ -9,6 +9,7 @@ same use-case as the task API (:mod:`pathway.tasks`), done as the session's key.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -19,7 +20,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from api.deps import ClockDep, KeyCacheDep, PathwayDep, SessionDep
+from api.deps import FAILED_AUTHENTICATIONS, ClockDep, KeyCacheDep, PathwayDep, SessionDep, client_address
 from api.tasks import FollowThroughDep, change_task
 from api.web.common import (
     PREFIX,
@@ -45,9 +46,10 @@ from api.web.session import (
 )
 from pathway import access, task_store, tasks, team_store
 from pathway.access import Role
-from pathway.errors import InvalidInput, PathwayError
+from pathway.errors import InvalidInput, PathwayError, RateLimited
 from pathway.ingest import MAX_ROW_ID, plausible_instant, storable
 from pathway.models import CareTask
+from pathway.rate_limit import RateLimiter
 from pathway.tasks import TaskOutcome
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
@@ -127,11 +129,20 @@ def login(
         session, request.cookies.get(LOGIN_COOKIE), form.get("login_token"), now
     ):
         return _login_page(request, session, now, state, t, t("login.expired"), 400)
+    failures: RateLimiter = request.app.state.auth_failures
+    address = client_address(request)
     try:
+        failures.refuse_if_spent(address, FAILED_AUTHENTICATIONS)
         key, caller = sign_in(session, form.get("api_key", ""), cache)
+    except RateLimited as error:
+        page = _login_page(request, session, now, state, t, t("login.too_many"), 429)
+        page.headers.update(error.headers)
+        return page
     except access.Forbidden:
         return _login_page(request, session, now, state, t, t("login.bad_role"), 403)
     except access.Unauthenticated:
+        with contextlib.suppress(RateLimited):  # counted; the next attempt is the one refused
+            failures.take(address, FAILED_AUTHENTICATIONS)
         return _login_page(request, session, now, state, t, t("login.bad_key"), 401)
     access.audit(session, caller, "workbench.login", None, now)
     cookie = state.sessions.issue(session, key, now)

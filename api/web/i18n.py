@@ -37,6 +37,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     ),
     "login.submit": ("登录", "Sign in"),
     "login.bad_key": ("密钥无效或已停用。", "Unknown or revoked key."),
+    "login.too_many": ("错误密钥过多，请稍后再试。", "Too many wrong keys from here: try again later."),
     "login.bad_role": (
         "此密钥不能使用工作台（仅团队、EHR 与管理员密钥）。",
         "This key cannot use the workbench (team, EHR and admin keys only).",

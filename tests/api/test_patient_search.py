@@ -98,7 +98,7 @@ def test_a_team_key_finds_only_its_own_teams_patients(client: TestClient) -> Non
         ids["li"],
     ]
     refused = client.get("/v1/patients", params={"team": team_b, "q": "王"}, headers=team_key)
-    assert refused.status_code == 403
+    assert (refused.status_code, refused.json()["code"]) == (404, "unknown-team")  # as if it did not exist
     assert "王芳" not in refused.text
     ehr = _auth(new_key(app, Role.EHR))
     assert _found(client.get("/v1/patients", params={"q": "王", "team": team_b}, headers=ehr)) == [

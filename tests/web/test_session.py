@@ -237,3 +237,21 @@ def test_a_configured_secret_is_not_written_to_the_database(app: FastAPI, world:
     assert _status(app, world, client.cookies["pw_session"]) == 200
     with Session(app.state.engine) as session:
         assert session.exec(select(ServerSecret)).all() == []
+
+
+def test_an_address_guessing_workbench_keys_is_refused_for_a_while(app: FastAPI, world: World) -> None:
+    from pathway.rate_limit import RateLimiter
+
+    ticks = [0.0]
+    app.state.auth_failures = RateLimiter(1.0, 2, monotonic=lambda: ticks[0])
+    client = TestClient(app)
+
+    def attempt(key: str) -> int:
+        token = _login_form(client)
+        data = {"api_key": key, "login_token": token, "next": ""}
+        return client.post("/workbench/login", data=data, follow_redirects=False).status_code
+
+    assert [attempt("pw_wrong_000000000000") for _ in range(2)] == [401, 401]
+    assert attempt(world.keys["team-a"]) == 429  # refused before the key is looked up
+    ticks[0] += 2
+    assert attempt(world.keys["team-a"]) == 303

@@ -1,4 +1,5 @@
-"""The patient's annual care plan (年度医防融合一体化照护计划): a thin route over pathway.care_plan."""
+"""The patient's annual care plan (年度医防融合一体化照护计划): a thin route over
+pathway.patients.care_plan."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from pydantic import BaseModel, ConfigDict
 
 from api.deps import ClockDep, CurrentKey, PathwayDep, PatientId, SessionDep, patient_for
 from api.errors import error_responses
-from pathway import care_plan, service
-from pathway.access import Role
+from pathway.access.permissions import Role
+from pathway.patients import care_plan, service
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 

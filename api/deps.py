@@ -14,13 +14,14 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.access_log import note_key
-from pathway import access, service
-from pathway.access import Caller, KeyCache, Role
-from pathway.clock import Clock
-from pathway.ingest import MAX_ROW_ID
-from pathway.models import Patient
-from pathway.rate_limit import RateLimiter
-from pathway.service import PathwayConfig
+from api.rate_limit import RateLimiter
+from pathway.access import permissions
+from pathway.access.permissions import Caller, KeyCache, Role
+from pathway.clinical.clock import Clock
+from pathway.ingest.inbound import MAX_ROW_ID
+from pathway.patients import service
+from pathway.patients.service import PathwayConfig
+from pathway.store.tables import Patient
 
 # The light dependencies are ``async def``: they run on the event loop, not in the thread pool, so a
 # request costs one thread hop (the route) instead of one per dependency.
@@ -87,12 +88,12 @@ async def _current_key(
     caller: Caller | None = None
     try:
         if presented is not None:
-            prefix = presented.removeprefix(access.KEY_PREFIX).partition("_")[0]
+            prefix = presented.removeprefix(permissions.KEY_PREFIX).partition("_")[0]
             if cache.key(prefix) is not None:
-                caller = access.authenticate(session, presented, cache)
+                caller = permissions.authenticate(session, presented, cache)
         if caller is None:
-            caller = await run_in_threadpool(access.authenticate, session, presented, cache)
-    except access.Unauthenticated:
+            caller = await run_in_threadpool(permissions.authenticate, session, presented, cache)
+    except permissions.Unauthenticated:
         if presented is not None:  # no key at all is a client's mistake, not a guess
             failures.take(address, FAILED_AUTHENTICATIONS)
         raise
@@ -125,7 +126,7 @@ def patient_for(
     action: str,
     now: datetime,
     *roles: Role,
-    cache: KeyCache = access.NO_CACHE,
+    cache: KeyCache = permissions.NO_CACHE,
     write: bool = False,
 ) -> Patient:
     """The patient, if this key may act on it in one of ``roles``; the access is audited.
@@ -133,8 +134,8 @@ def patient_for(
     ``write``: the request will change the patient's history or assessment, so the patient is
     locked until it commits. Read the clock for the reassessment after this returns.
     """
-    access.require_role(key, *roles)
+    permissions.require_role(key, *roles)
     patient = service.require_patient(session, patient_id, for_update=write)
-    access.require_patient(session, key, patient, *roles, cache=cache)
-    access.audit(session, key, action, patient_id, now)
+    permissions.require_patient(session, key, patient, *roles, cache=cache)
+    permissions.audit(session, key, action, patient_id, now)
     return patient

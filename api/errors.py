@@ -22,7 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
-from pathway.errors import DatabaseBusy, InvalidInput, PathwayError, from_validation
+from pathway.clinical.errors import DatabaseBusy, InvalidInput, PathwayError, from_validation
 
 # Starlette's own refusals (an unknown route, a method the route does not take…) in our shape.
 HTTP_CODES = {

@@ -10,11 +10,13 @@ from pydantic import BaseModel
 
 from api.deps import ClockDep, CurrentKey, PathwayDep, SessionDep, patient_for
 from api.errors import error_responses
-from pathway import access, fhir, recording, service
-from pathway.access import Role
-from pathway.errors import PathwayError
-from pathway.ingest import ItemError, ItemResult
-from pathway.vocabulary import ReadingSource
+from pathway.access import permissions
+from pathway.access.permissions import Role
+from pathway.clinical.errors import PathwayError
+from pathway.clinical.vocabulary import ReadingSource
+from pathway.ingest import fhir, recording
+from pathway.ingest.inbound import ItemError, ItemResult
+from pathway.patients import service
 
 router = APIRouter(prefix="/v1/fhir", tags=["fhir"])
 
@@ -95,7 +97,7 @@ def post_observation(
     403 ``source-not-allowed``. An ehr or admin key's observation is identified by (patient, its
     identifier's system, value); a gateway's by the key's registered system.
     """
-    access.require_role(key, Role.EHR, Role.GATEWAY)
+    permissions.require_role(key, Role.EHR, Role.GATEWAY)
     mapped = _mapped(observation, key, source, "Observation")
     return _store(session, clock, pathway, key, [(0, mapped)], {}, lambda _: "Observation")
 
@@ -117,7 +119,7 @@ def post_bundle(
 ) -> FhirResult:
     """A Bundle of Observations: each entry is created, a duplicate, amended, retracted, or rejected
     with the reason (as ``POST /v1/fhir/Observation`` says, per entry)."""
-    access.require_role(key, Role.EHR, Role.GATEWAY)
+    permissions.require_role(key, Role.EHR, Role.GATEWAY)
     mapped: list[tuple[int, Mapped]] = []
     rejected = {index: ItemError(**error.as_dict()) for index, error in parsed.rejected.items()}
     for index, observation in parsed.observations:
@@ -136,9 +138,9 @@ def _entry_field(index: int) -> str:
 def _mapped(observation: Any, key: CurrentKey, source: ReadingSource | None, field: str) -> Mapped:
     """The observation mapped with the key's role's default source; a source the role may not post
     is refused (``source-not-allowed``, naming ``source`` or the category it came from)."""
-    mapped = fhir.map_observation(observation, source, field, access.DEFAULT_FHIR_SOURCE[key.role])
+    mapped = fhir.map_observation(observation, source, field, permissions.DEFAULT_FHIR_SOURCE[key.role])
     if isinstance(mapped, fhir.MappedObservation):
-        access.require_source(key, mapped.reading.source, "source" if source else f"{field}.category")
+        permissions.require_source(key, mapped.reading.source, "source" if source else f"{field}.category")
     return mapped
 
 
@@ -201,7 +203,7 @@ def _store(
             )
         for outcome in outcomes:
             results[outcome.index] = FhirEntryResult(**outcome.model_dump(), patient_id=patient_id)
-        access.audit_new_versions(session, key, (o.status for o in outcomes), patient_id, now)
+        permissions.audit_new_versions(session, key, (o.status for o in outcomes), patient_id, now)
         changed = any(o.status in ("created", "amended", "retracted") for o in outcomes)
         service.reassess_after_ingest(session, patient, pathway, now, stored_any=changed)
     session.commit()

@@ -10,13 +10,13 @@ from fastapi.staticfiles import StaticFiles
 from api import care_plan, docs, errors, fhir, patients, referrals, rule_packs, tasks, teams, web
 from api.access_log import AccessLog
 from api.limits import BodySizeLimit
-from pathway.access import KeyCache
-from pathway.clock import Clock, SystemClock
-from pathway.db import api_engine
-from pathway.horizon import reading_horizon
-from pathway.rate_limit import RateLimiter
-from pathway.service import PathwayConfig
+from api.rate_limit import RateLimiter
+from pathway.access.permissions import KeyCache
+from pathway.clinical.clock import Clock, SystemClock
+from pathway.clinical.horizon import reading_horizon
+from pathway.patients.service import PathwayConfig
 from pathway.settings import Settings
+from pathway.store.db import api_engine
 from rules.evaluation import Evaluator
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 

@@ -1,4 +1,4 @@
-"""Patients and their assessments: thin routes over pathway.service."""
+"""Patients and their assessments: thin routes over pathway.patients.service."""
 
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ from api.schemas import (
     PendingAssessment,
     RetractionResult,
 )
-from pathway import access, contact_flag_store, recording, referrals, repository, service, team_views
-from pathway.access import Forbidden, Role
-from pathway.clock import Clock
-from pathway.errors import InvalidInput
-from pathway.ingest import (
+from pathway.access import permissions
+from pathway.access.permissions import Forbidden, Role
+from pathway.clinical.clock import Clock
+from pathway.clinical.errors import InvalidInput
+from pathway.ingest import recording
+from pathway.ingest.inbound import (
     MAX_BATCH,
     MAX_ROW_ID,
     BatchReading,
@@ -43,8 +44,12 @@ from pathway.ingest import (
     SymptomIn,
     Text,
 )
-from pathway.models import AssessmentRecord, Patient
-from pathway.service import PathwayConfig
+from pathway.patients import repository, service
+from pathway.patients.service import PathwayConfig
+from pathway.referrals import referral_flow
+from pathway.store.tables import AssessmentRecord, Patient
+from pathway.tasks import flag_store
+from pathway.teams import team_views
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 # Stored with each reading, visit and check (the same bound as a patient's source_system).
@@ -76,10 +81,10 @@ def upsert_patient(
     key: CurrentKey,
 ) -> PatientRead:
     """Create or update a patient by (source_system, external_id), then reassess."""
-    access.require_role(key, Role.EHR)
+    permissions.require_role(key, Role.EHR)
     now = clock.now()
     patient, created = service.upsert_patient(session, data, now, pathway.tz)
-    access.audit(session, key, "patient.upsert", patient.id, now)
+    permissions.audit(session, key, "patient.upsert", patient.id, now)
     service.reassess_or_defer(session, patient, pathway, now)
     session.commit()
     if not created:
@@ -114,7 +119,7 @@ def search_patients(
     as for a team that does not exist);
     ehr and admin keys see every patient, or one team's with ``team``.
     """
-    access.require_role(key, Role.EHR, Role.TEAM)
+    permissions.require_role(key, Role.EHR, Role.TEAM)
     if key.role is Role.TEAM:
         if key.team_id is None:
             raise Forbidden("this team key has no team")
@@ -123,7 +128,7 @@ def search_patients(
         team = key.team_id
     if team is not None:
         team_views.require_team(session, team)
-    access.audit(session, key, "patients.search" + (f":team:{team}" if team else ""), None, clock.now())
+    permissions.audit(session, key, "patients.search" + (f":team:{team}" if team else ""), None, clock.now())
     found = team_views.find_patients(session, team, q, limit=per_page, offset=(page - 1) * per_page)
     session.commit()  # the audit row
     return PatientListRead(
@@ -147,8 +152,8 @@ def read_patient(
     flag (``missed_3m``, ``lost_to_follow_up``) with the last contact it saw."""
     patient = patient_for(session, key, patient_id, "patient.read", clock.now(), Role.EHR, Role.TEAM)
     record = repository.latest_assessment(session, patient_id)
-    referral = repository.active_referral(session, patient_id, referrals.ACTIVE)
-    flags = contact_flag_store.shown_flags(session, patient_id)
+    referral = repository.active_referral(session, patient_id, referral_flow.ACTIVE)
+    flags = flag_store.shown_flags(session, patient_id)
     summary = PatientSummary(
         patient=PatientRead.of(patient),
         assessment=AssessmentRead.of(record) if record else None,
@@ -202,7 +207,7 @@ def post_readings(
         session, key, patient_id, "readings.post", now, Role.EHR, Role.GATEWAY, cache=cache, write=True
     )
     now = clock.now()  # after the patient's lock: this reassessment sees every committed reading
-    system = access.posting_system(key, source_system)
+    system = permissions.posting_system(key, source_system)
     scope = f"readings:{patient_id}:{system}"
     fingerprint = service.readings_fingerprint(readings) if idempotency_key is not None else ""
     if idempotency_key is not None:
@@ -215,7 +220,7 @@ def post_readings(
     items = recording.record_readings(
         session, patient, readings, source_system=system, config=pathway, now=now, caller=key
     )
-    access.audit_new_versions(session, key, (item.status for item in items), patient_id, now)
+    permissions.audit_new_versions(session, key, (item.status for item in items), patient_id, now)
     stored_any = any(item.status in ("created", "amended") for item in items)
     record = service.reassess_after_ingest(session, patient, pathway, now, stored_any=stored_any)
     result = BatchResult(
@@ -265,7 +270,7 @@ def retract_reading(
     now = clock.now()
     reading, retracted = recording.retract_reading(session, patient, reading_id, caller=key, now=now)
     if retracted:
-        access.audit_new_versions(session, key, ["retracted"], patient_id, now)
+        permissions.audit_new_versions(session, key, ["retracted"], patient_id, now)
     record = service.reassess_after_ingest(session, patient, pathway, now, stored_any=retracted)
     session.commit()
     assert reading.retracted_at is not None
@@ -360,12 +365,12 @@ def post_encounter(
         session,
         patient,
         data,
-        source_system=access.posting_system(key, source_system),
+        source_system=permissions.posting_system(key, source_system),
         config=pathway,
         now=now,
     )
     if outcome == "amended":
-        access.audit(session, key, "encounter.amend", patient_id, now)
+        permissions.audit(session, key, "encounter.amend", patient_id, now)
     stored = outcome != "duplicate"
     record = service.reassess_after_ingest(session, patient, pathway, now, stored_any=stored)
     session.commit()
@@ -496,6 +501,6 @@ def link_gateway(
     """Let a gateway key post readings for this patient."""
     now = clock.now()
     patient = patient_for(session, key, patient_id, "gateway.link", now, Role.EHR)
-    access.link_gateway(session, data.api_key_id, patient, now)
+    permissions.link_gateway(session, data.api_key_id, patient, now)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

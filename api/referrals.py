@@ -10,11 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ClockDep, CurrentKey, PathwayDep, PatientId, SessionDep, patient_for
 from api.errors import error_responses
-from pathway import access, referrals, repository
-from pathway.access import Role
-from pathway.ingest import MAX_ROW_ID, Inbound, Text
-from pathway.models import Referral
-from pathway.tiers import ReferralUrgency
+from pathway.access import permissions
+from pathway.access.permissions import Role
+from pathway.clinical.tiers import ReferralUrgency
+from pathway.ingest.inbound import MAX_ROW_ID, Inbound, Text
+from pathway.patients import repository
+from pathway.referrals import referral_flow
+from pathway.store.tables import Referral
 
 router = APIRouter(tags=["referrals"])
 ReferralId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
@@ -78,7 +80,7 @@ def list_referrals(
     patient_id: PatientId, session: SessionDep, clock: ClockDep, key: CurrentKey
 ) -> list[ReferralRead]:
     """Every referral of the patient, newest first."""
-    patient_for(session, key, patient_id, "referrals.read", clock.now(), Role.EHR, Role.TEAM)
+    patient_for(session, key, patient_id, "referral_flow.read", clock.now(), Role.EHR, Role.TEAM)
     found = [ReferralRead.of(r) for r in repository.referrals_of(session, patient_id)]
     session.commit()
     return found
@@ -98,7 +100,7 @@ def refer_by_hand(
     patient died or moved away)."""
     now = clock.now()
     patient = patient_for(session, key, patient_id, "referral.create", now, Role.EHR, Role.TEAM, write=True)
-    referral = referrals.refer_by_hand(session, patient, data.urgency, data.reason, now)
+    referral = referral_flow.refer_by_hand(session, patient, data.urgency, data.reason, now)
     session.commit()
     return ReferralRead.of(referral)
 
@@ -157,13 +159,13 @@ def _move(
     """One step of the loop, if this key may act on the referral's patient; committed before answering."""
     referral = repository.referral_by_id(session, referral_id)
     if referral is None:
-        raise referrals.UnknownReferral(f"no referral with id {referral_id}", "referral_id")
+        raise referral_flow.UnknownReferral(f"no referral with id {referral_id}", "referral_id")
     try:
         patient_for(
             session, key, referral.patient_id, "referral.update", now, Role.EHR, Role.TEAM, write=True
         )
-    except access.NotYours:
-        raise referrals.UnknownReferral(f"no referral with id {referral_id}", "referral_id") from None
-    moved = referrals.advance(session, referral_id, step, now, **fields)
+    except permissions.NotYours:
+        raise referral_flow.UnknownReferral(f"no referral with id {referral_id}", "referral_id") from None
+    moved = referral_flow.advance(session, referral_id, step, now, **fields)
     session.commit()
     return ReferralRead.of(moved)

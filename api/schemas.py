@@ -8,10 +8,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.referrals import ReferralRead
-from pathway.ingest import ItemResult
-from pathway.models import AssessmentRecord, Patient, PatientFlag
-from pathway.tasks import FlagKind
-from pathway.vocabulary import PatientStatus
+from pathway.clinical.vocabulary import PatientStatus
+from pathway.ingest.inbound import ItemResult
+from pathway.store.tables import AssessmentRecord, Patient, PatientFlag
+from pathway.tasks.tasks import FlagKind
 
 
 class PatientRead(BaseModel):

@@ -15,13 +15,14 @@ from sqlmodel import Session
 
 from api.deps import ClockDep, CurrentKey, PatientId, SessionDep, patient_for
 from api.errors import error_responses
-from pathway import access, task_store, tasks
-from pathway.access import Caller, Role
-from pathway.assessment import FollowThrough
-from pathway.clock import Clock
-from pathway.ingest import MAX_ROW_ID, Inbound, Instant, Text
-from pathway.models import CareTask, CareTaskEvent
-from pathway.tasks import TaskOutcome
+from pathway.access import permissions
+from pathway.access.permissions import Caller, Role
+from pathway.clinical.assessment import FollowThrough
+from pathway.clinical.clock import Clock
+from pathway.ingest.inbound import MAX_ROW_ID, Inbound, Instant, Text
+from pathway.store.tables import CareTask, CareTaskEvent
+from pathway.tasks import task_store, tasks
+from pathway.tasks.tasks import TaskOutcome
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 
 router = APIRouter(tags=["tasks"])
@@ -186,7 +187,7 @@ def _task_for(session: Session, key: Caller, task_id: int, action: str, now: dat
     # of the same patient take turns instead of deadlocking on each other's rows.
     try:
         patient_for(session, key, task.patient_id, action, now, *_ROLES, write=True)
-    except access.NotYours:
+    except permissions.NotYours:
         raise tasks.UnknownTask(f"no task with id {task_id}", "task_id") from None
     return task
 

@@ -1,5 +1,5 @@
 """The GP team's daily list (JSON or CSV), patients without contact and indicators: thin routes over
-pathway.team_views."""
+pathway.teams.team_views."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import ClockDep, CurrentKey, PathwayDep, SessionDep
 from api.errors import error_responses
 from api.tasks import FollowThroughDep
-from pathway import access, team_views
-from pathway.access import Caller, Role
-from pathway.errors import InvalidInput
-from pathway.ingest import MAX_ROW_ID, Day, Text
-from pathway.models import Team
-from pathway.tasks import FlagKind
-from pathway.tiers import TeamRole
+from pathway.access import permissions
+from pathway.access.permissions import Caller, Role
+from pathway.clinical.errors import InvalidInput
+from pathway.clinical.tiers import TeamRole
+from pathway.ingest.inbound import MAX_ROW_ID, Day, Text
+from pathway.store.tables import Team
+from pathway.tasks.tasks import FlagKind
+from pathway.teams import team_views
 
 router = APIRouter(prefix="/v1/teams", tags=["teams"])
 
@@ -246,11 +247,11 @@ class IndicatorsRead(BaseModel):
 
 def _team_for(session: SessionDep, key: Caller, team_id: int, action: str, now: datetime) -> Team:
     """The team, if this key may see it (a team key: only its own); the access is audited."""
-    access.require_role(key, Role.EHR, Role.TEAM)
+    permissions.require_role(key, Role.EHR, Role.TEAM)
     if key.role is Role.TEAM and key.team_id != team_id:
         raise team_views.UnknownTeam(f"no team with id {team_id}", "team_id")  # as if it did not exist
     team = team_views.require_team(session, team_id)
-    access.audit(session, key, f"{action}:team:{team_id}", None, now)
+    permissions.audit(session, key, f"{action}:team:{team_id}", None, now)
     return team
 
 

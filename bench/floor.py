@@ -100,7 +100,7 @@ def process_tree(root: int) -> list[int]:
 @contextmanager
 def floor_server(url: str, workers: int, log_dir: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     from bench.floor_app import prepare
-    from pathway.db import make_engine
+    from pathway.store.db import make_engine
 
     engine = make_engine(url)
     try:

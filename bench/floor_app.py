@@ -20,7 +20,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, inse
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from pathway.db import make_engine
+from pathway.store.db import make_engine
 
 ROWS = 1_000  # rows of the looked-up table (a patient table's stand-in)
 

@@ -7,9 +7,9 @@ day), a visit every 90 days and a lipid panel every 180 days, and one of them a 
 readings a day), stored through the repository in a fresh database. Then, ``--repeat`` times
 each, in a transaction that is rolled back:
 
-- read + evaluate as every ingest does: the recent part of the stream (pathway.horizon);
+- read + evaluate as every ingest does: the recent part of the stream (pathway.clinical.horizon);
 - read + evaluate the whole history (``history_of`` without horizons), for comparison;
-- the whole reassessment (:func:`pathway.service.reassess_or_defer`: also stores the assessment
+- the whole reassessment (:func:`pathway.patients.service.reassess_or_defer`: also stores the assessment
   and syncs tasks);
 - the newest of the patient's stored assessments, as every summary, assessment read and retried
   batch reads it, with one assessment stored per wearable post (4 a day, and 96 a day with a CGM).
@@ -31,12 +31,12 @@ from sqlmodel import Session
 
 from bench.figures import emit
 from bench.ingest import DEFAULT_POSTGRES_URL, fresh_database
-from pathway import repository, service
-from pathway.clock import CLINIC_TZ
-from pathway.db import make_engine, migrate
-from pathway.models import AssessmentRecord, Encounter, Patient
-from pathway.service import PathwayConfig
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.patients import repository, service
+from pathway.patients.service import PathwayConfig
 from pathway.settings import Settings
+from pathway.store.db import make_engine, migrate
+from pathway.store.tables import AssessmentRecord, Encounter, Patient
 from rules.evaluation import Evaluator
 from rules.registry import PackRegistry
 

@@ -248,7 +248,7 @@ def fresh_database(kind: str, postgres_url: str) -> Iterator[str]:
         return
     from sqlalchemy import create_engine, text
 
-    from pathway.db import database_url
+    from pathway.store.db import database_url
 
     name = f"bench_ingest_{uuid.uuid4().hex[:12]}"
     admin = create_engine(database_url(postgres_url), isolation_level="AUTOCOMMIT")
@@ -281,7 +281,7 @@ def server_command(port: int, workers: int) -> list[str]:
 @contextmanager
 def running_server(url: str, workers: int, log_dir: Path) -> Iterator[int]:
     """Start the server on ``url``'s database, wait until it answers, yield its port; always stop it."""
-    from pathway.db import migrate
+    from pathway.store.db import migrate
 
     migrate(url)  # `pathway serve` does this itself too; the admin key below needs the tables first
     AUTH["Authorization"] = f"Bearer {admin_key(url)}"
@@ -319,15 +319,15 @@ def admin_key(url: str) -> str:
     """An admin API key in the benchmark's database (every route needs a key)."""
     from sqlmodel import Session
 
-    from pathway import access
-    from pathway.clock import SystemClock
-    from pathway.db import make_engine
+    from pathway.access import permissions
+    from pathway.clinical.clock import SystemClock
+    from pathway.store.db import make_engine
 
     engine = make_engine(url)
     try:
         with Session(engine) as session:
             now = SystemClock().now()
-            _key, plaintext = access.create_key(session, access.Role.ADMIN, "bench.ingest", now)
+            _key, plaintext = permissions.create_key(session, permissions.Role.ADMIN, "bench.ingest", now)
             session.commit()
     finally:
         engine.dispose()
@@ -374,7 +374,7 @@ def stored_readings(url: str, mode: str) -> tuple[int, int]:
     """Rows of ``mode`` in the ``reading`` table, and their distinct source reading ids."""
     from sqlalchemy import text
 
-    from pathway.db import make_engine
+    from pathway.store.db import make_engine
 
     engine = make_engine(url)
     try:

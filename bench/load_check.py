@@ -47,9 +47,9 @@ def verify(url: str, stats: ClientStats) -> Verification:
     from sqlalchemy import text
     from sqlmodel import Session, col, select
 
-    from pathway import repository, service
-    from pathway.db import make_engine
-    from pathway.models import Patient
+    from pathway.patients import repository, service
+    from pathway.store.db import make_engine
+    from pathway.store.tables import Patient
     from rules.evaluation import Evaluator
     from rules.registry import PackRegistry
 

@@ -72,7 +72,7 @@ def database_backends(url: str) -> list[int]:
         return []
     from sqlalchemy import text
 
-    from pathway.db import make_engine
+    from pathway.store.db import make_engine
 
     engine = make_engine(url)
     try:

@@ -40,10 +40,10 @@ _COPIES = text(
 def age(url: str, world: World, days: int) -> tuple[int, int, float]:
     """Store the history; (readings, assessments, seconds)."""
     from api.main import pathway_config
-    from pathway import repository, service
-    from pathway.clock import SystemClock
-    from pathway.db import make_engine
+    from pathway.clinical.clock import SystemClock
+    from pathway.patients import repository, service
     from pathway.settings import Settings
+    from pathway.store.db import make_engine
     from rules.evaluation import Evaluator
     from rules.registry import PackRegistry
 

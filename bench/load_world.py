@@ -112,12 +112,12 @@ def provision(url: str, args: argparse.Namespace, per_second: float) -> World:
     """Teams and keys straight into the database (there is no HTTP route for teams)."""
     from sqlmodel import Session
 
-    from pathway import access
-    from pathway.clock import SystemClock
-    from pathway.db import make_engine
+    from pathway.access import permissions
+    from pathway.clinical.clock import SystemClock
+    from pathway.store.db import make_engine
 
-    def key(session: Session, role: access.Role, name: str, team: str | None = None) -> Key:
-        row, token = access.create_key(session, role, name, now, team)
+    def key(session: Session, role: permissions.Role, name: str, team: str | None = None) -> Key:
+        row, token = permissions.create_key(session, role, name, now, team)
         assert row.id is not None
         return Key(name, row.id, token, Pacer(per_second * PACE_SHARE, burst))
 
@@ -130,11 +130,13 @@ def provision(url: str, args: argparse.Namespace, per_second: float) -> World:
             teams: list[tuple[int, str, Key]] = []
             for t in range(args.teams):
                 code = f"bench-team-{t + 1}"
-                team = access.create_team(session, code, f"基准团队{t + 1}", "home")
+                team = permissions.create_team(session, code, f"基准团队{t + 1}", "home")
                 assert team.id is not None
-                teams.append((team.id, code, key(session, access.Role.TEAM, f"bench-{code}", code)))
-            gateways = [key(session, access.Role.GATEWAY, f"bench-gw-{g + 1}") for g in range(args.gateways)]
-            ehr = key(session, access.Role.EHR, EHR_SOURCE)
+                teams.append((team.id, code, key(session, permissions.Role.TEAM, f"bench-{code}", code)))
+            gateways = [
+                key(session, permissions.Role.GATEWAY, f"bench-gw-{g + 1}") for g in range(args.gateways)
+            ]
+            ehr = key(session, permissions.Role.EHR, EHR_SOURCE)
             session.commit()
     finally:
         engine.dispose()

@@ -44,9 +44,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from bench.figures import emit
-from pathway.clock import CLINIC_TZ
-from pathway.conditions import FactValue
-from pathway.history import (
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.conditions import FactValue
+from pathway.clinical.history import (
     CheckDone,
     ComplicationRecord,
     Encounter,
@@ -55,7 +55,15 @@ from pathway.history import (
     PatientProfile,
     SymptomReport,
 )
-from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
+from pathway.clinical.vocabulary import (
+    CareCheck,
+    Complication,
+    Condition,
+    ReadingKind,
+    ReadingSource,
+    Sex,
+    Symptom,
+)
 from rules.evaluation import Evaluator, reference_fired_rule_ids
 from rules.registry import LoadedPack, PackRegistry
 

@@ -24,7 +24,7 @@ with Alembic, is filled in two steps:
 Then, timed:
 
 3. **issuing run** — the product's daily job, ``scheduler.jobs.run_daily`` (claim the run, then
-   ``pathway.issuing.issue_due`` over every team of the time zone — issue what is due, mark overdue,
+   ``pathway.tasks.issuing.issue_due`` over every team of the time zone — issue what is due, mark overdue,
    escalate, raise ``missed_3m`` / ``lost_to_follow_up`` — finish the run, commit) for today at
    06:00. Checked, not timed against a target: the same job again for the same date must find the
    run claimed, and ``issue_due`` itself run again for that date must change nothing. Then
@@ -165,7 +165,7 @@ class Sample:
 def read_sample(engine: Any) -> Sample:
     from sqlalchemy import func, select
 
-    from pathway.models import Patient
+    from pathway.store.tables import Patient
 
     tables = Patient.metadata.tables
     with engine.connect() as connection:
@@ -182,11 +182,13 @@ def read_sample(engine: Any) -> Sample:
 def create_teams(engine: Any, count: int) -> list[int]:
     from sqlmodel import Session
 
-    from pathway import access
+    from pathway.access import permissions
 
     with Session(engine) as session:
         teams = [
-            access.create_team(session, f"bench-{n:03d}", f"即墨区 基准测试 家庭医生团队 {n + 1}", "home")
+            permissions.create_team(
+                session, f"bench-{n:03d}", f"即墨区 基准测试 家庭医生团队 {n + 1}", "home"
+            )
             for n in range(count)
         ]
         session.commit()
@@ -207,7 +209,7 @@ def clone_statement(name: str, first_team: int, team_size: int) -> Any:
     """
     from sqlalchemy import bindparam, insert, literal, null, select
 
-    from pathway.models import Patient
+    from pathway.store.tables import Patient
 
     table = Patient.metadata.tables[name]
     patient = table.c.id if name == "patient" else table.c.patient_id
@@ -268,7 +270,7 @@ def clone(engine: Any, sample: Sample, clones: int, team_ids: list[int], team_si
 def count_rows(engine: Any) -> dict[str, int]:
     from sqlalchemy import func, select
 
-    from pathway.models import Patient
+    from pathway.store.tables import Patient
 
     tables = Patient.metadata.tables
     with engine.connect() as connection:
@@ -284,9 +286,9 @@ def count_rows(engine: Any) -> dict[str, int]:
 def issuing_run(run: Run, url: str, today: date) -> None:
     from sqlmodel import Session
 
-    from pathway import issuing as product
-    from pathway.clock import FixedClock
+    from pathway.clinical.clock import FixedClock
     from pathway.settings import Settings
+    from pathway.tasks import issuing as product
     from rules.registry import PackRegistry
     from scheduler import jobs, runner
 
@@ -330,16 +332,16 @@ def issuing_run(run: Run, url: str, today: date) -> None:
 def team_key(url: str, code: str) -> tuple[int, str]:
     from sqlmodel import Session
 
-    from pathway import access
-    from pathway.clock import SystemClock
-    from pathway.db import make_engine
+    from pathway.access import permissions
+    from pathway.clinical.clock import SystemClock
+    from pathway.store.db import make_engine
 
     engine = make_engine(url)
     try:
         with Session(engine) as session:
-            team = access.team_by_code(session, code)
-            _key, plaintext = access.create_key(
-                session, access.Role.TEAM, "bench.schedule", SystemClock().now(), team_code=code
+            team = permissions.team_by_code(session, code)
+            _key, plaintext = permissions.create_key(
+                session, permissions.Role.TEAM, "bench.schedule", SystemClock().now(), team_code=code
             )
             session.commit()
             return int(team.id or 0), plaintext
@@ -351,8 +353,8 @@ def due_by(url: str, team_id: int, day: date) -> int:
     """The team's open tasks due on or before ``day`` (nothing is snoozed in the benchmark)."""
     from sqlalchemy import func, select
 
-    from pathway.db import make_engine
-    from pathway.task_store import task_table
+    from pathway.store.db import make_engine
+    from pathway.tasks.task_store import task_table
 
     task = task_table.c
     engine = make_engine(url)
@@ -416,9 +418,9 @@ def daily_list(run: Run, url: str, today: date, requests: int) -> None:
 
 
 def run_database(kind: str, args: argparse.Namespace) -> Run:
-    from pathway.clock import SystemClock
-    from pathway.db import make_engine, migrate
+    from pathway.clinical.clock import SystemClock
     from pathway.settings import Settings
+    from pathway.store.db import make_engine, migrate
 
     run = Run(kind)
     zone = Settings().tz

@@ -95,10 +95,10 @@ def _seed(database_url: str, patients: int) -> tuple[int, str]:
 
     from api.main import pathway_config
     from bench.workbench_seed import seed_team
-    from pathway import access
-    from pathway.clock import SystemClock
-    from pathway.db import make_engine, migrate
+    from pathway.access import permissions
+    from pathway.clinical.clock import SystemClock
     from pathway.settings import Settings
+    from pathway.store.db import make_engine, migrate
     from rules.evaluation import Evaluator
     from rules.registry import PackRegistry
 
@@ -112,8 +112,8 @@ def _seed(database_url: str, patients: int) -> tuple[int, str]:
     seed_team(engine, config, code="jimo-02", name="即墨 家庭医生团队 2", patients=12, now=now, seed=2)
     print(f"seeded {patients + 12} patients in {time.perf_counter() - started:.1f} s")
     with Session(engine) as session:
-        _key, plaintext = access.create_key(
-            session, access.Role.TEAM, "团队1 工作站", now, team_code="jimo-01"
+        _key, plaintext = permissions.create_key(
+            session, permissions.Role.TEAM, "团队1 工作站", now, team_code="jimo-01"
         )
         session.commit()
     engine.dispose()

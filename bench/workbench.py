@@ -89,10 +89,10 @@ def _seed(url: str, patients: int) -> tuple[int, str]:
 
     from api.main import pathway_config
     from bench.workbench_seed import seed_team
-    from pathway import access
-    from pathway.clock import SystemClock
-    from pathway.db import make_engine, migrate
+    from pathway.access import permissions
+    from pathway.clinical.clock import SystemClock
     from pathway.settings import Settings
+    from pathway.store.db import make_engine, migrate
     from rules.evaluation import Evaluator
     from rules.registry import PackRegistry
 
@@ -109,7 +109,9 @@ def _seed(url: str, patients: int) -> tuple[int, str]:
     seed_team(engine, config, code="bench-02", name="基准 团队 2", patients=20, now=now, seed=2)
     print(f"seeded in {time.perf_counter() - started:.0f} s")
     with Session(engine) as session:
-        _key, plaintext = access.create_key(session, access.Role.TEAM, "bench", now, team_code="bench-01")
+        _key, plaintext = permissions.create_key(
+            session, permissions.Role.TEAM, "bench", now, team_code="bench-01"
+        )
         session.commit()
     engine.dispose()
     return team.team_id, plaintext
@@ -119,15 +121,15 @@ def _reuse(url: str) -> tuple[int, str]:
     """The seeded team of a kept store, and a new key of it."""
     from sqlmodel import Session
 
-    from pathway import access
-    from pathway.clock import SystemClock
-    from pathway.db import make_engine
+    from pathway.access import permissions
+    from pathway.clinical.clock import SystemClock
+    from pathway.store.db import make_engine
 
     engine = make_engine(url)
     with Session(engine) as session:
-        team = access.team_by_code(session, "bench-01")
-        _key, plaintext = access.create_key(
-            session, access.Role.TEAM, "bench", SystemClock().now(), team_code="bench-01"
+        team = permissions.team_by_code(session, "bench-01")
+        _key, plaintext = permissions.create_key(
+            session, permissions.Role.TEAM, "bench", SystemClock().now(), team_code="bench-01"
         )
         session.commit()
         assert team.id is not None
@@ -140,9 +142,9 @@ def _computation(url: str, team_id: int) -> float:
     """One dashboard computation (12 month ends and now) in this process, seconds."""
     from api.main import pathway_config
     from api.web.dashboard import compute
-    from pathway.clock import SystemClock
-    from pathway.db import make_engine
+    from pathway.clinical.clock import SystemClock
     from pathway.settings import Settings
+    from pathway.store.db import make_engine
     from rules.evaluation import Evaluator
     from rules.registry import PackRegistry
 

@@ -1,6 +1,6 @@
 """A synthetic GP team for the workbench's benchmark and screenshots: patients and a year of their care.
 
-Every event is stored through :mod:`pathway.service` at its own moment (the clock walks through the
+Every event is stored through :mod:`pathway.patients.service` at its own moment (the clock walks through the
 year), and the patient is reassessed then, exactly as the API would have done it live: so the team
 has a tier history, assessments made at every month end, referrals and tasks opened and resolved
 as the year went by. Deterministic: patient ``i`` of seed ``s`` is drawn from
@@ -20,13 +20,17 @@ from decimal import Decimal
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from pathway import access, recording, referrals, repository, service, task_store, tasks
-from pathway.assessment import UnreachableRetry
-from pathway.ingest import EncounterIn, EncounterReadingIn, PatientIn, ReadingIn
-from pathway.models import Patient
-from pathway.service import PathwayConfig
-from pathway.tasks import TaskOutcome
-from pathway.vocabulary import Condition, ReadingKind, ReadingSource, Sex
+from pathway.access import permissions
+from pathway.clinical.assessment import UnreachableRetry
+from pathway.clinical.vocabulary import Condition, ReadingKind, ReadingSource, Sex
+from pathway.ingest import recording
+from pathway.ingest.inbound import EncounterIn, EncounterReadingIn, PatientIn, ReadingIn
+from pathway.patients import repository, service
+from pathway.patients.service import PathwayConfig
+from pathway.referrals import referral_flow
+from pathway.store.tables import Patient
+from pathway.tasks import task_store, tasks
+from pathway.tasks.tasks import TaskOutcome
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 
 SURNAMES = (
@@ -226,9 +230,9 @@ def seed_team(
     """Create the team ``code`` (if new) and ``patients`` patients with a year of care up to ``now``."""
     with Session(engine) as session:
         try:
-            team = access.team_by_code(session, code)
-        except access.UnknownTeam:
-            team = access.create_team(session, code, name, "home")
+            team = permissions.team_by_code(session, code)
+        except permissions.UnknownTeam:
+            team = permissions.create_team(session, code, name, "home")
         session.commit()
         assert team.id is not None
         team_id = team.id
@@ -268,17 +272,17 @@ def _store(session: Session, config: PathwayConfig, code: str, seed: int, index:
 def _follow_through(session: Session, patient: Patient, rng: random.Random, now: datetime) -> None:
     """What the team did since the last event: most overdue tasks done, referrals moved along the loop."""
     assert patient.id is not None
-    referral = repository.active_referral(session, patient.id, referrals.ACTIVE)
+    referral = repository.active_referral(session, patient.id, referral_flow.ACTIVE)
     if referral is not None and referral.id is not None:
         age = now - referral.updated_at
         if referral.status == "open" and age > timedelta(days=rng.uniform(0.5, 4)) and rng.random() < 0.85:
-            referrals.advance(
+            referral_flow.advance(
                 session, referral.id, "accept", now, receiving_institution="即墨区人民医院 三高中心"
             )
         elif referral.status == "accepted" and age > timedelta(days=rng.uniform(3, 14)):
-            referrals.advance(session, referral.id, "complete", now, outcome="调整降压/降糖方案")
+            referral_flow.advance(session, referral.id, "complete", now, outcome="调整降压/降糖方案")
             if rng.random() < 0.8:
-                referrals.advance(
+                referral_flow.advance(
                     session,
                     referral.id,
                     "return",

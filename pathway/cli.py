@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pathway.errors import PathwayError
+from pathway.clinical.errors import PathwayError
 
 if TYPE_CHECKING:
     from pathway.settings import Settings
@@ -160,7 +160,7 @@ def _migrate(url: str) -> None:
     from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from pathway.db import migrate, unreachable
+    from pathway.store.db import migrate, unreachable
 
     try:
         migrate(url)
@@ -194,9 +194,9 @@ def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int
 
     from api.main import create_app
     from api.web.session import WebSettings
-    from pathway.clock import SystemClock
-    from pathway.db import shown_url
+    from pathway.clinical.clock import SystemClock
     from pathway.settings import read_settings
+    from pathway.store.db import shown_url
     from scheduler.runner import start_background
 
     settings = _settings()
@@ -259,7 +259,7 @@ def _scheduler(*, once: bool) -> int:
     """``pathway scheduler``: the task scheduler in its own process (logs to stderr)."""
     import logging
 
-    from pathway.clock import SystemClock
+    from pathway.clinical.clock import SystemClock
     from scheduler.runner import run_blocking, run_once
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -278,15 +278,15 @@ def _bootstrap_admin_key(settings: Settings) -> None:
     """On a store without any API key, create one admin key and print it once (first start)."""
     from sqlmodel import Session
 
-    from pathway import access
-    from pathway.clock import SystemClock
-    from pathway.db import make_engine
+    from pathway.access import permissions
+    from pathway.clinical.clock import SystemClock
+    from pathway.store.db import make_engine
 
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
-        if not access.has_any_key(session):
-            _key, plaintext = access.create_key(
-                session, access.Role.ADMIN, "bootstrap", SystemClock(settings.tz).now()
+        if not permissions.has_any_key(session):
+            _key, plaintext = permissions.create_key(
+                session, permissions.Role.ADMIN, "bootstrap", SystemClock(settings.tz).now()
             )
             session.commit()
             print(f"pathway: first start: admin API key (shown once): {plaintext}", flush=True)
@@ -296,17 +296,17 @@ def _bootstrap_admin_key(settings: Settings) -> None:
 def _create_key(role: str, name: str, team: str | None, source_system: str | None = None) -> int:
     from sqlmodel import Session
 
-    from pathway import access
-    from pathway.clock import SystemClock
-    from pathway.db import make_engine
+    from pathway.access import permissions
+    from pathway.clinical.clock import SystemClock
+    from pathway.store.db import make_engine
 
     settings = _settings()
     _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
-        key, plaintext = access.create_key(
+        key, plaintext = permissions.create_key(
             session,
-            access.Role(role),
+            permissions.Role(role),
             name,
             SystemClock(settings.tz).now(),
             team_code=team,
@@ -327,14 +327,14 @@ def _list_keys() -> int:
     """``pathway keys list``: one tab-separated line a key, with a header; the secret is never stored."""
     from sqlmodel import Session
 
-    from pathway import access
-    from pathway.db import make_engine
+    from pathway.access import permissions
+    from pathway.store.db import make_engine
 
     settings = _settings()
     _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
-        keys = access.list_keys(session)
+        keys = permissions.list_keys(session)
     engine.dispose()
 
     def when(at: datetime | None) -> str:
@@ -351,14 +351,14 @@ def _list_teams() -> int:
     """``pathway teams list``: one tab-separated line a team, with a header."""
     from sqlmodel import Session
 
-    from pathway import access
-    from pathway.db import make_engine
+    from pathway.access import permissions
+    from pathway.store.db import make_engine
 
     settings = _settings()
     _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
-        teams = access.list_teams(session)
+        teams = permissions.list_teams(session)
     engine.dispose()
     print("id\tcode\tlevel\ttimezone\tname")
     for team in teams:
@@ -369,16 +369,16 @@ def _list_teams() -> int:
 def _revoke_key(prefix: str) -> int:
     from sqlmodel import Session
 
-    from pathway import access
-    from pathway.clock import SystemClock
-    from pathway.db import make_engine
+    from pathway.access import permissions
+    from pathway.clinical.clock import SystemClock
+    from pathway.store.db import make_engine
 
     settings = _settings()
     _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
-        key = access.revoke_key(
-            session, prefix.removeprefix(access.KEY_PREFIX), SystemClock(settings.tz).now()
+        key = permissions.revoke_key(
+            session, prefix.removeprefix(permissions.KEY_PREFIX), SystemClock(settings.tz).now()
         )
         session.commit()
         print(f"revoked {key.role} key #{key.id} ({key.prefix}) of {key.name}")
@@ -389,14 +389,14 @@ def _revoke_key(prefix: str) -> int:
 def _create_team(code: str, name: str, level: str) -> int:
     from sqlmodel import Session
 
-    from pathway import access
-    from pathway.db import make_engine
+    from pathway.access import permissions
+    from pathway.store.db import make_engine
 
     settings = _settings()
     _migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
-        team = access.create_team(session, code, name, level)
+        team = permissions.create_team(session, code, name, level)
         session.commit()
         print(f"team #{team.id} {code} ({level})")
     engine.dispose()
@@ -423,9 +423,12 @@ def _demo(
     from sqlmodel import Session
 
     from api.main import pathway_config
-    from pathway import access, demo, demo_county, recording, repository, service
-    from pathway.clock import Clock, FixedClock, SystemClock
-    from pathway.db import make_engine
+    from pathway.access import permissions
+    from pathway.clinical.clock import Clock, FixedClock, SystemClock
+    from pathway.demo import demo, demo_county
+    from pathway.ingest import recording
+    from pathway.patients import repository, service
+    from pathway.store.db import make_engine
     from rules.evaluation import Evaluator
     from rules.registry import PackRegistry
     from scheduler import jobs, runner
@@ -490,9 +493,9 @@ def _demo(
         teams = {}
         for team in spec.teams:
             try:
-                row = access.team_by_code(session, team.code)
-            except access.UnknownTeam:
-                row = access.create_team(session, team.code, team.name, team.level)
+                row = permissions.team_by_code(session, team.code)
+            except permissions.UnknownTeam:
+                row = permissions.create_team(session, team.code, team.name, team.level)
             assert row.id is not None
             teams[team.code] = (row.id, row.name, row.institution_level)
         session.commit()
@@ -525,10 +528,12 @@ def _demo(
         ctx.engine.dispose()
 
     with Session(engine) as session:
-        ehr_key = access.create_key(session, access.Role.EHR, "demo ehr", now)[1]
+        ehr_key = permissions.create_key(session, permissions.Role.EHR, "demo ehr", now)[1]
         keys = []
         for code, (team_id, name, level) in teams.items():
-            key = access.create_key(session, access.Role.TEAM, f"demo {code}", now, team_code=code)[1]
+            key = permissions.create_key(session, permissions.Role.TEAM, f"demo {code}", now, team_code=code)[
+                1
+            ]
             keys.append(demo.TeamKey(team_id, code, name, level, tally.teams[code], key))
         session.commit()
     engine.dispose()
@@ -568,8 +573,8 @@ def _describe_pack(pack_id: str | None, version: str | None, form: str) -> int:
 def _evaluate(
     paths: list[Path], *, check: bool, pack_file: Path | None, version: str | None, coverage: bool = False
 ) -> int:
-    from pathway.cases import case_history, differences, read_case
-    from pathway.clock import clinic_date
+    from pathway.clinical.clock import clinic_date
+    from pathway.ingest.cases import case_history, differences, read_case
     from rules.evaluation import Evaluator
     from rules.registry import DEFAULT_PACK_ID, LoadedPack, PackRegistry, load_pack
 

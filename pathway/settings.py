@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pathway.errors import PathwayError
+from pathway.clinical.errors import PathwayError
 
 DEFAULT_DATABASE_URL = "sqlite:///pathway.db"
 DEFAULT_POOL_SIZE = 20
@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     auth_failures_burst: int = Field(default=30, ge=1)
     # The largest request body accepted (a 1,000-reading batch or FHIR Bundle fits many times over).
     max_body_bytes: int = Field(default=4_194_304, ge=1024)
-    # The daily retention run (``pathway.retention``): kept Idempotency-Key answers are deleted
+    # The daily retention run (``pathway.runs.retention``): kept Idempotency-Key answers are deleted
     # this many days after they were given (0 keeps them forever); audit rows only when a retention
     # is set (0, the default, keeps them forever).
     idempotency_retention_days: int = Field(default=DEFAULT_IDEMPOTENCY_RETENTION_DAYS, ge=0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pathway.conditions import AllOf, AnyOf, Comparison, FactRef
+from pathway.clinical.conditions import AllOf, AnyOf, Comparison, FactRef
 from rules.schema import RulePack
 
 MARKER_FIELD = "pathway_snapshot"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pathway.assessment import Outcome, TaskSpec
-from pathway.conditions import AllOf, AnyOf, Comparison, FactRef
-from pathway.tiers import RiskTier
+from pathway.clinical.assessment import Outcome, TaskSpec
+from pathway.clinical.conditions import AllOf, AnyOf, Comparison, FactRef
+from pathway.clinical.tiers import RiskTier
 from rules.registry import PACKS_DIR, LoadedPack
 from rules.schema import Rule
 

@@ -28,8 +28,8 @@ from collections.abc import Iterable, Mapping
 
 import durable_rules_engine as durable_core
 
-from pathway.conditions import FactValue, referenced_facts
-from pathway.errors import RuleEvaluationError
+from pathway.clinical.conditions import FactValue, referenced_facts
+from pathway.clinical.errors import RuleEvaluationError
 from rules.compile import MARKER_FIELD, SENTINEL_RULE, compile_pack, durable_rule_name, ruleset_name
 from rules.schema import RulePack
 

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from pathway.assessment import Assessment, FiredRule, FiredSchedule, assess
-from pathway.clock import CLINIC_TZ
-from pathway.conditions import FactValue, holds
-from pathway.history import PatientHistory
-from pathway.snapshot import Snapshot, build_snapshot
+from pathway.clinical.assessment import Assessment, FiredRule, FiredSchedule, assess
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.conditions import FactValue, holds
+from pathway.clinical.history import PatientHistory
+from pathway.clinical.snapshot import Snapshot, build_snapshot
 from rules.engine import DurableEngine
 from rules.registry import DEFAULT_PACK_ID, LoadedPack, PackRegistry
 from rules.schema import Rule, RulePack

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from pathway.assessment import PackRef
-from pathway.errors import InvalidRulePack, UnknownRulePack
+from pathway.clinical.assessment import PackRef
+from pathway.clinical.errors import InvalidRulePack, UnknownRulePack
 from rules.schema import RulePack
 
 PACKS_DIR = Path(__file__).parent / "packs"

@@ -10,12 +10,20 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from pathway.assessment import Message, Outcome, Policy
-from pathway.conditions import AllOf, AnyOf, Comparison, Condition, FactRef, comparisons, referenced_facts
-from pathway.parameters import IndicatorDefinitions, Plausibility, SnapshotWindows, Targets, Units
-from pathway.snapshot import FACT_TYPES
-from pathway.tiers import RiskTier, TaskKind
-from pathway.vocabulary import CareCheck
+from pathway.clinical.assessment import Message, Outcome, Policy
+from pathway.clinical.conditions import (
+    AllOf,
+    AnyOf,
+    Comparison,
+    Condition,
+    FactRef,
+    comparisons,
+    referenced_facts,
+)
+from pathway.clinical.parameters import IndicatorDefinitions, Plausibility, SnapshotWindows, Targets, Units
+from pathway.clinical.snapshot import FACT_TYPES
+from pathway.clinical.tiers import RiskTier, TaskKind
+from pathway.clinical.vocabulary import CareCheck
 
 RULE_ID = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$"
 

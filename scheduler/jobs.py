@@ -9,7 +9,7 @@ retried until the next trigger or start, which picks up every unfinished busines
 
 The retention run (:func:`run_retention`, 03:00 clinic time and at every start) is claimed the same
 way, once a business date: it deletes kept Idempotency-Key answers past their retention and, only
-when configured, audit rows past theirs (:mod:`pathway.retention`).
+when configured, audit rows past theirs (:mod:`pathway.runs.retention`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from pathway import issuing, issuing_store, run_claims
-from pathway.assessment import FollowThrough
-from pathway.clock import Clock
-from pathway.retention import Retention, purge_expired
+from pathway.clinical.assessment import FollowThrough
+from pathway.clinical.clock import Clock
+from pathway.runs import claims
+from pathway.runs.retention import Retention, purge_expired
+from pathway.tasks import issuing, issuing_store
 
 log = logging.getLogger("pathway.scheduler")
 
@@ -93,16 +94,14 @@ def zones(ctx: Context) -> list[str]:
 def claim(ctx: Context, job: str, business_date: date, now: datetime) -> int | None:
     """Claim (job, business_date) in its own committed transaction; the run id, or None if taken."""
     with Session(ctx.engine) as session:
-        run_id = run_claims.claim_run(session, job, business_date, ctx.worker, now)
-        holder = run_claims.unfinished_claimant(session, job, business_date) if run_id is None else None
+        run_id = claims.claim_run(session, job, business_date, ctx.worker, now)
+        holder = claims.unfinished_claimant(session, job, business_date) if run_id is None else None
         if holder is not None and holder != ctx.worker and died_on_this_host(holder):
-            run_id = run_claims.take_over_run(session, job, business_date, holder, ctx.worker, now)
+            run_id = claims.take_over_run(session, job, business_date, holder, ctx.worker, now)
             if run_id is not None:
                 log.warning("%s %s: took over the claim of %s, which is dead", job, business_date, holder)
         if run_id is None:
-            run_id = run_claims.reclaim_stale_run(
-                session, job, business_date, ctx.worker, now, now - ctx.lease
-            )
+            run_id = claims.reclaim_stale_run(session, job, business_date, ctx.worker, now, now - ctx.lease)
             if run_id is not None:
                 log.warning("%s %s: took over a claim whose lease ran out", job, business_date)
         session.commit()
@@ -120,7 +119,7 @@ def _claimed(ctx: Context, job: str, business_date: date, now: datetime) -> int 
 def _failed(ctx: Context, run_id: int, job: str, business_date: date, error: BaseException) -> None:
     log.exception("SCHEDULER RUN FAILED: %s %s (run %s): %r", job, business_date, run_id, error)
     with Session(ctx.engine) as session:
-        run_claims.fail_run(session, run_id, repr(error))
+        claims.fail_run(session, run_id, repr(error))
         session.commit()
 
 
@@ -141,7 +140,7 @@ def run_daily(ctx: Context, zone: str, business_date: date) -> issuing.IssueRepo
                 business_date=business_date,
                 default_zone=ctx.default_zone,
             )
-            run_claims.finish_run(session, run_id, ctx.clock.now(), report.as_dict())
+            claims.finish_run(session, run_id, ctx.clock.now(), report.as_dict())
             session.commit()
     except Exception as error:
         _failed(ctx, run_id, job, business_date, error)
@@ -160,8 +159,8 @@ def dates_to_run(ctx: Context, zone: str) -> list[date]:
     local = ctx.clock.now().astimezone(ZoneInfo(zone))
     latest = local.date() if local.time() >= DAILY_AT else local.date() - DAY
     with Session(ctx.engine) as session:
-        last = run_claims.last_finished_date(session, job)
-        unfinished = run_claims.unfinished_dates(session, job)
+        last = claims.last_finished_date(session, job)
+        unfinished = claims.unfinished_dates(session, job)
     first = last + DAY if last is not None else latest
     due = {first + DAY * n for n in range((latest - first).days + 1)}
     return sorted(due | {d for d in unfinished if d <= latest})
@@ -195,7 +194,7 @@ def run_hourly(ctx: Context, zone: str) -> int | None:
             issued = issuing.issue_hourly(
                 session, now, ctx.rules, until=slot + HOUR, zone=zone, default_zone=ctx.default_zone
             )
-            run_claims.finish_run(session, run_id, ctx.clock.now(), {"issued": issued})
+            claims.finish_run(session, run_id, ctx.clock.now(), {"issued": issued})
             session.commit()
     except Exception as error:
         _failed(ctx, run_id, job, slot.date(), error)
@@ -231,7 +230,7 @@ def run_retention(ctx: Context) -> dict[str, Any] | None:
     try:
         details = purge_expired(ctx.engine, ctx.retention, now)
         with Session(ctx.engine) as session:
-            run_claims.finish_run(session, run_id, ctx.clock.now(), details)
+            claims.finish_run(session, run_id, ctx.clock.now(), details)
             session.commit()
     except Exception as error:
         _failed(ctx, run_id, RETENTION_JOB, business_date, error)

@@ -28,10 +28,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from pathway.clock import Clock
-from pathway.db import make_engine
-from pathway.retention import Retention
+from pathway.clinical.clock import Clock
+from pathway.runs.retention import Retention
 from pathway.settings import Settings
+from pathway.store.db import make_engine
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 from scheduler import jobs
 

@@ -9,8 +9,8 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from pathway.clock import CLINIC_TZ
-from pathway.history import (
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.history import (
     CheckDone,
     ComplicationRecord,
     Encounter,
@@ -19,7 +19,15 @@ from pathway.history import (
     PatientProfile,
     SymptomReport,
 )
-from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
+from pathway.clinical.vocabulary import (
+    CareCheck,
+    Complication,
+    Condition,
+    ReadingKind,
+    ReadingSource,
+    Sex,
+    Symptom,
+)
 
 AS_OF = datetime(2026, 3, 1, 9, 0, tzinfo=CLINIC_TZ)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from pathway.assessment import Assessment
-from pathway.history import PatientHistory
-from pathway.snapshot import Snapshot
+from pathway.clinical.assessment import Assessment
+from pathway.clinical.history import PatientHistory
+from pathway.clinical.snapshot import Snapshot
 from rules.evaluation import Evaluator
 from rules.registry import LoadedPack, PackRegistry
 from tests.builders import AS_OF

@@ -15,9 +15,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
 
-from pathway import recording
-from pathway.db import alembic_config, make_engine, migrate
-from pathway.models import Patient, Reading
+from pathway.ingest import recording
+from pathway.store.db import alembic_config, make_engine, migrate
+from pathway.store.tables import Patient, Reading
 from tests.conftest import DIALECTS, database
 
 TABLES = {

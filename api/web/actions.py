@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from sqlmodel import Session
 
 from api.deps import FAILED_AUTHENTICATIONS, ClockDep, KeyCacheDep, PathwayDep, SessionDep, client_address
+from api.rate_limit import RateLimiter
 from api.tasks import FollowThroughDep, change_task
 from api.web.common import (
     PREFIX,
@@ -44,13 +45,14 @@ from api.web.session import (
     same_token,
     sign_in,
 )
-from pathway import access, task_store, tasks, team_store
-from pathway.access import Role
-from pathway.errors import InvalidInput, PathwayError, RateLimited
-from pathway.ingest import MAX_ROW_ID, plausible_instant, storable
-from pathway.models import CareTask
-from pathway.rate_limit import RateLimiter
-from pathway.tasks import TaskOutcome
+from pathway.access import permissions
+from pathway.access.permissions import Role
+from pathway.clinical.errors import InvalidInput, PathwayError, RateLimited
+from pathway.ingest.inbound import MAX_ROW_ID, plausible_instant, storable
+from pathway.store.tables import CareTask
+from pathway.tasks import task_store, tasks
+from pathway.tasks.tasks import TaskOutcome
+from pathway.teams import team_store
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
 TaskId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
@@ -138,13 +140,13 @@ def login(
         page = _login_page(request, session, now, state, t, t("login.too_many"), 429)
         page.headers.update(error.headers)
         return page
-    except access.Forbidden:
+    except permissions.Forbidden:
         return _login_page(request, session, now, state, t, t("login.bad_role"), 403)
-    except access.Unauthenticated:
+    except permissions.Unauthenticated:
         with contextlib.suppress(RateLimited):  # counted; the next attempt is the one refused
             failures.take(address, FAILED_AUTHENTICATIONS)
         return _login_page(request, session, now, state, t, t("login.bad_key"), 401)
-    access.audit(session, caller, "workbench.login", None, now)
+    permissions.audit(session, caller, "workbench.login", None, now)
     cookie = state.sessions.issue(session, key, now)
     session.commit()
     target = safe_next(form.get("next"), home_of(caller))
@@ -170,7 +172,7 @@ def logout(
     _check_csrf(request, web, form)
     now = clock.now()
     state.sessions.end(session, web, now)
-    access.audit(session, web.caller, "workbench.logout", None, now)
+    permissions.audit(session, web.caller, "workbench.logout", None, now)
     session.commit()
     response = RedirectResponse(f"{PREFIX}/login?notice=logged_out", status_code=303)
     response.delete_cookie(

@@ -2,7 +2,7 @@
 
 Every reading is one marker carrying its data (``data-at``, ``data-source``, ``data-value``…), and
 every chart says how many readings it shows (``data-points``), so a test or a reviewer can count
-them. Bands and target lines come from :mod:`pathway.workbench` (the pack's values); this module
+them. Bands and target lines come from :mod:`pathway.teams.workbench` (the pack's values); this module
 only places them. Text is escaped here, so the result is safe to insert as markup.
 """
 
@@ -17,7 +17,7 @@ from markupsafe import escape
 
 from api.web.formats import num
 from api.web.i18n import Translator
-from pathway.workbench import (
+from pathway.teams.workbench import (
     BpPoint,
     BpTarget,
     GlucoseBands,

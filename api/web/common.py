@@ -26,12 +26,12 @@ from markupsafe import Markup
 
 from api.access_log import note_key
 from api.deps import ClockDep, SessionDep
+from api.rate_limit import RateLimiter
 from api.web import formats
 from api.web.dashboard import DashboardCache
 from api.web.i18n import LANG_COOKIE, Translator, pick_lang
 from api.web.session import SESSION_COOKIE, SessionKeeper, WebSession, WebSettings
-from pathway.errors import PathwayError
-from pathway.rate_limit import RateLimiter
+from pathway.clinical.errors import PathwayError
 
 API_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = API_DIR / "templates"

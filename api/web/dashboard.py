@@ -1,8 +1,8 @@
 """The team dashboard's indicators over months, computed off the request and kept for a while.
 
-One computation loads the team's histories once (:func:`pathway.team_store.clinical_rows`, as the
-indicators API does) and evaluates :func:`pathway.indicators.compute` at every month end and now
-(:func:`pathway.workbench.indicators_over_time`): each point is what ``GET
+One computation loads the team's histories once (:func:`pathway.teams.team_store.clinical_rows`, as the
+indicators API does) and evaluates :func:`pathway.teams.indicators.compute` at every month end and now
+(:func:`pathway.teams.workbench.indicators_over_time`): each point is what ``GET
 /v1/teams/{id}/indicators?to=<that day>`` answers, and the last one what it answers now.
 
 For a team of 2,000 patients that is seconds of work (the histories alone take about a second to
@@ -28,9 +28,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.web.session import WebSettings
-from pathway import indicators, service, team_store, team_views, workbench
-from pathway.service import PathwayConfig
-from pathway.vocabulary import Condition
+from pathway.clinical.vocabulary import Condition
+from pathway.patients import service
+from pathway.patients.service import PathwayConfig
+from pathway.teams import indicators, team_store, team_views, workbench
 
 log = logging.getLogger("pathway.web")
 

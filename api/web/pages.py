@@ -3,7 +3,7 @@ patients without contact (失访), the team dashboard, the team picker.
 
 Thin routes, like the JSON API's: check the session's key may see the team (a team key: only its
 own; a 404 page otherwise, as for a team that does not exist), call the same use-cases
-(:mod:`pathway.team_views`), audit the access,
+(:mod:`pathway.teams.team_views`), audit the access,
 render. The patient page is :mod:`api.web.patient`.
 """
 
@@ -25,17 +25,19 @@ from api.tasks import FollowThroughDep
 from api.web import charts, dashboard
 from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, markup, render
 from api.web.i18n import Translator
-from pathway import access, issuing_store, team_store, team_views
-from pathway.access import Caller, Role
-from pathway.assessment import SnoozeLimit
-from pathway.errors import InvalidInput
-from pathway.indicators import Rate, TeamIndicators
-from pathway.ingest import MAX_ROW_ID, plausible_day, storable
-from pathway.models import Team
-from pathway.snapshot import completed_years
-from pathway.tasks import FlagKind, TaskOutcome
-from pathway.team_views import ListItem
-from pathway.tiers import RiskTier, TeamRole
+from pathway.access import permissions
+from pathway.access.permissions import Caller, Role
+from pathway.clinical.assessment import SnoozeLimit
+from pathway.clinical.errors import InvalidInput
+from pathway.clinical.snapshot import completed_years
+from pathway.clinical.tiers import RiskTier, TeamRole
+from pathway.ingest.inbound import MAX_ROW_ID, plausible_day, storable
+from pathway.store.tables import Team
+from pathway.tasks import issuing_store
+from pathway.tasks.tasks import FlagKind, TaskOutcome
+from pathway.teams import team_store, team_views
+from pathway.teams.indicators import Rate, TeamIndicators
+from pathway.teams.team_views import ListItem
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
 TeamId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
@@ -46,11 +48,11 @@ RATES = ("bp_control", "glucose_control", "standard_management", "hearts_bp_cont
 
 def team_for(session: Session, caller: Caller, team_id: int, action: str, now: datetime) -> Team:
     """The team, if this key may see it (a team key: only its own); the access is audited."""
-    access.require_role(caller, Role.EHR, Role.TEAM)
+    permissions.require_role(caller, Role.EHR, Role.TEAM)
     if caller.role is Role.TEAM and caller.team_id != team_id:
         raise team_views.UnknownTeam(f"no team with id {team_id}", "team_id")  # as if it did not exist
     team = team_views.require_team(session, team_id)
-    access.audit(session, caller, action, None, now)
+    permissions.audit(session, caller, action, None, now)
     return team
 
 
@@ -73,7 +75,7 @@ def teams_page(
     """Admin and EHR keys pick a team; a team key goes straight to its own list."""
     if web.caller.role is Role.TEAM:
         return RedirectResponse(home_of(web.caller), status_code=303)
-    access.require_role(web.caller, Role.EHR)
+    permissions.require_role(web.caller, Role.EHR)
     found = [team_store.team_by_id(session, team_id) for team_id, _ in issuing_store.teams(session)]
     session.commit()
     return render(

@@ -23,22 +23,16 @@ from api.tasks import FollowThroughDep
 from api.web import charts
 from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, markup, render
 from api.web.pages import OUTCOMES, snooze_bounds, unsnoozable
-from pathway import (
-    care_plan,
-    contact_flag_store,
-    referrals,
-    repository,
-    service,
-    task_store,
-    team_store,
-    workbench,
-)
-from pathway.access import Role
-from pathway.errors import DatabaseBusy
-from pathway.history_reads import Span
-from pathway.models import AssessmentRecord, Referral
-from pathway.service import EvaluationUnavailable
-from pathway.snapshot import completed_years
+from pathway.access.permissions import Role
+from pathway.clinical.errors import DatabaseBusy
+from pathway.clinical.snapshot import completed_years
+from pathway.patients import care_plan, repository, service
+from pathway.patients.history_reads import Span
+from pathway.patients.service import EvaluationUnavailable
+from pathway.referrals import referral_flow
+from pathway.store.tables import AssessmentRecord, Referral
+from pathway.tasks import flag_store, task_store
+from pathway.teams import team_store, workbench
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
@@ -115,8 +109,8 @@ def patient_page(
     # The year's plan and the charts' window: a wearable's stream is not read back to its first day.
     history = care_plan.history_shown(session, patient, year, pathway.tz, every=Span(since, now))
     plan = None if record is None else care_plan.plan_year(session, record, history, year, today, pathway.tz)
-    referral = repository.active_referral(session, patient_id, referrals.ACTIVE)
-    contact_flags = contact_flag_store.shown_flags(session, patient_id)
+    referral = repository.active_referral(session, patient_id, referral_flow.ACTIVE)
+    contact_flags = flag_store.shown_flags(session, patient_id)
     open_tasks = task_store.tasks_of(session, patient_id, open_only=True)
     marks = _marks(list(repository.assessments_of(session, patient_id, limit=TIMELINE_ASSESSMENTS)))
     session.commit()  # the audit row and any reassessment

@@ -41,11 +41,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlmodel import Session
 
-from pathway import access
-from pathway import workbench_session_store as store
-from pathway.access import Caller, KeyCache, Role
-from pathway.ingest import storable
-from pathway.models import ApiKey
+from pathway.access import permissions
+from pathway.access import session_store as store
+from pathway.access.permissions import Caller, KeyCache, Role
+from pathway.ingest.inbound import storable
+from pathway.store.tables import ApiKey
 
 SESSION_COOKIE = "pw_session"
 LOGIN_COOKIE = "pw_login"
@@ -198,13 +198,13 @@ class SessionKeeper:
 def sign_in(session: Session, presented: str, cache: KeyCache) -> tuple[ApiKey, Caller]:
     """The key behind ``presented`` if it may use the workbench (else Unauthenticated / Forbidden)."""
     if not storable(presented):  # not a key, and the database could not even look it up
-        raise access.Unauthenticated("unknown or revoked API key", "api_key")
-    caller = access.authenticate(session, presented.strip(), cache)
+        raise permissions.Unauthenticated("unknown or revoked API key", "api_key")
+    caller = permissions.authenticate(session, presented.strip(), cache)
     if caller.role not in WORKBENCH_ROLES:
-        raise access.Forbidden("this key cannot use the workbench")
+        raise permissions.Forbidden("this key cannot use the workbench")
     key = session.get(ApiKey, caller.id)
     if key is None or key.revoked_at is not None:
-        raise access.Unauthenticated("unknown or revoked API key", "api_key")
+        raise permissions.Unauthenticated("unknown or revoked API key", "api_key")
     return key, caller
 
 

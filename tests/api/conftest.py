@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from api.main import create_app
-from pathway import access
-from pathway.access import Role
-from pathway.db import migrate
-from pathway.models import ApiKey
+from pathway.access import permissions
+from pathway.access.permissions import Role
 from pathway.settings import Settings
+from pathway.store.db import migrate
+from pathway.store.tables import ApiKey
 from rules.evaluation import Evaluator
 from tests.builders import AS_OF
 from tests.conftest import DIALECTS, database
@@ -55,7 +55,7 @@ def new_key(
     """A fresh API key of ``role`` in the app's database (its plaintext), posting for
     ``source_system`` (by default its own)."""
     with Session(app.state.engine) as session:
-        _key, plaintext = access.create_key(
+        _key, plaintext = permissions.create_key(
             session, role, name, AS_OF, team_code=team, source_system=source_system
         )
         session.commit()
@@ -77,8 +77,8 @@ def linked_gateway(client: TestClient, *patient_ids: int, source_system: str | N
 def two_teams(client: TestClient, first: str = "jimo-01", second: str = "jimo-02") -> tuple[int, int]:
     """Two home-level GP teams (家庭医生团队) with codes ``first`` and ``second``; their ids."""
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        one = access.create_team(session, first, f"即墨 家庭医生团队 {first}", "home")
-        two = access.create_team(session, second, f"即墨 家庭医生团队 {second}", "home")
+        one = permissions.create_team(session, first, f"即墨 家庭医生团队 {first}", "home")
+        two = permissions.create_team(session, second, f"即墨 家庭医生团队 {second}", "home")
         session.commit()
         assert one.id is not None
         assert two.id is not None

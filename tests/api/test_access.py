@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from pathway.access import Role
-from pathway.models import ApiKey, AuditEvent
+from pathway.access.permissions import Role
+from pathway.store.tables import ApiKey, AuditEvent
 from tests.api.conftest import new_key, register_patient, two_teams
 
 READING = {

@@ -7,8 +7,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from pathway.access import Role
-from pathway.rate_limit import RateLimiter
+from api.rate_limit import RateLimiter
+from pathway.access.permissions import Role
 from tests.api.conftest import new_key
 
 

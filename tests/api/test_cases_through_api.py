@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from pathway.cases import CaseFile, case_history, differences, read_case
+from pathway.ingest.cases import CaseFile, case_history, differences, read_case
 from rules.evaluation import Evaluator
 from rules.registry import LoadedPack
 from tests.api.conftest import SettableClock, register_patient

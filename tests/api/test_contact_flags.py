@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from pathway import access, team_views
-from pathway.clock import CLINIC_TZ
-from pathway.models import AuditEvent, Patient, PatientFlag
+from pathway.access import permissions
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.store.tables import AuditEvent, Patient, PatientFlag
+from pathway.teams import team_views
 from rules.registry import LoadedPack
 from scheduler import jobs
 from tests.api.conftest import SettableClock, new_key, register_patient, two_teams
@@ -189,7 +190,7 @@ def test_a_team_key_reads_its_own_teams_flags_only_and_the_read_is_audited(
 ) -> None:
     team_a, team_b, p = _flagged_world(client, clock, default_pack)
     app: Any = client.app
-    own = {"Authorization": f"Bearer {new_key(app, access.Role.TEAM, team='team-b')}"}
+    own = {"Authorization": f"Bearer {new_key(app, permissions.Role.TEAM, team='team-b')}"}
     mine = client.get(f"/v1/teams/{team_b}/contact-flags", headers=own)
     assert mine.status_code == 200, mine.text
     assert [i["patient_id"] for i in mine.json()["items"]] == [p["other_team"]]

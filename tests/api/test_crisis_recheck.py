@@ -9,9 +9,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from pathway import access
-from pathway.access import Role
-from pathway.clock import CLINIC_TZ
+from pathway.access import permissions
+from pathway.access.permissions import Role
+from pathway.clinical.clock import CLINIC_TZ
 from tests.api.conftest import SettableClock, register_patient
 from tests.builders import AS_OF
 
@@ -23,7 +23,7 @@ def _at(hour: int, minute: int = 0) -> datetime:
 def _gateway(client: TestClient, patient_id: int) -> dict[str, str]:
     """A gateway key linked to the patient: its headers."""
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        key, plaintext = access.create_key(session, Role.GATEWAY, "band gateway", AS_OF)
+        key, plaintext = permissions.create_key(session, Role.GATEWAY, "band gateway", AS_OF)
         session.commit()
         key_id = key.id
     linked = client.post(f"/v1/patients/{patient_id}/gateways", json={"api_key_id": key_id})
@@ -180,8 +180,8 @@ def test_two_visits_at_one_instant_are_read_in_one_order_stored_and_replayed(
 
 
 def test_encounters_are_ordered_by_instant_then_id_whatever_order_the_rows_come_in() -> None:
-    from pathway import service
-    from pathway.models import Patient
+    from pathway.patients import service
+    from pathway.store.tables import Patient
 
     patient = Patient(
         source_system="x",

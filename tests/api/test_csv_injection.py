@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from pathway.clock import CLINIC_TZ
+from pathway.clinical.clock import CLINIC_TZ
 from tests.api.conftest import register_patient, two_teams
 from tests.builders import AS_OF
 

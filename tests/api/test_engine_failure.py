@@ -12,12 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from pathway.access import Role
-from pathway.assessment import Assessment
-from pathway.clock import CLINIC_TZ
-from pathway.db import migrate
-from pathway.history import PatientHistory
+from pathway.access.permissions import Role
+from pathway.clinical.assessment import Assessment
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.history import PatientHistory
 from pathway.settings import Settings
+from pathway.store.db import migrate
 from rules.evaluation import Evaluator
 from rules.registry import LoadedPack, PackRegistry
 from tests.api.conftest import SettableClock, new_key, register_patient

@@ -19,10 +19,10 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from api.main import create_app
-from pathway import service
-from pathway.access import Role
-from pathway.db import migrate
+from pathway.access.permissions import Role
+from pathway.patients import service
 from pathway.settings import Settings
+from pathway.store.db import migrate
 from rules.evaluation import Evaluator
 from tests.api.conftest import SettableClock, new_key, register_patient
 from tests.builders import AS_OF

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis.generation.case import Case
 
 from api.main import create_app
-from pathway.access import Role
-from pathway.clock import FixedClock
-from pathway.db import migrate
+from pathway.access.permissions import Role
+from pathway.clinical.clock import FixedClock
 from pathway.settings import Settings
+from pathway.store.db import migrate
 from tests.api.conftest import new_key
 from tests.builders import AS_OF
 

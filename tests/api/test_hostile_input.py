@@ -18,9 +18,9 @@ from sqlalchemy.exc import DataError
 from sqlmodel import Session, SQLModel, select
 
 from api import errors
-from pathway import access
-from pathway.access import Role
-from pathway.models import CareCheckRecord, Encounter, Patient, Reading
+from pathway.access import permissions
+from pathway.access.permissions import Role
+from pathway.store.tables import CareCheckRecord, Encounter, Patient, Reading
 from tests.api.conftest import new_key, register_patient
 
 AT = "2026-02-28T08:00:00+08:00"
@@ -246,7 +246,7 @@ def test_a_nul_character_in_a_tasks_note_assignee_or_snooze_reason_is_refused(cl
 
 def test_a_nul_character_in_the_team_lists_member_filter_is_refused(client: TestClient) -> None:
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        team = access.create_team(session, "jimo-01", "即墨 家庭医生团队 1", "home")
+        team = permissions.create_team(session, "jimo-01", "即墨 家庭医生团队 1", "home")
         session.commit()
         team_id = team.id
     _refused(client.get(f"/v1/teams/{team_id}/tasks", params={"member": f"王{NUL}"}), "member")
@@ -307,7 +307,7 @@ def _login_form(page: Any, key: str) -> dict[str, str]:
 def test_a_nul_character_in_a_workbench_form_or_filter_is_refused(client: TestClient) -> None:
     app: FastAPI = client.app  # type: ignore[assignment]
     with Session(app.state.engine) as session:
-        access.create_team(session, "jimo-01", "即墨 家庭医生团队 1", "home")
+        permissions.create_team(session, "jimo-01", "即墨 家庭医生团队 1", "home")
         session.commit()
     patient_id = register_patient(client, team_code="jimo-01")
     task = client.get(f"/v1/patients/{patient_id}/tasks").json()[0]

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from pathway.clock import CLINIC_TZ
+from pathway.clinical.clock import CLINIC_TZ
 from pathway.settings import DEFAULT_IDEMPOTENCY_RETENTION_DAYS
 from rules.registry import LoadedPack
 from scheduler import jobs

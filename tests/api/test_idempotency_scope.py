@@ -10,8 +10,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from pathway import access
-from pathway.access import Role
+from pathway.access import permissions
+from pathway.access.permissions import Role
 from tests.api.conftest import register_patient
 from tests.builders import AS_OF
 
@@ -19,7 +19,7 @@ from tests.builders import AS_OF
 def _gateway(client: TestClient, name: str) -> tuple[int, dict[str, str]]:
     """A new gateway key: its id and the headers it sends."""
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        key, plaintext = access.create_key(session, Role.GATEWAY, name, AS_OF)
+        key, plaintext = permissions.create_key(session, Role.GATEWAY, name, AS_OF)
         session.commit()
         assert key.id is not None
         return key.id, {"Authorization": f"Bearer {plaintext}"}

@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from pathway import access
-from pathway.access import Role
+from pathway.access import permissions
+from pathway.access.permissions import Role
 from tests.api.conftest import new_key, register_patient
 
 AT = "2026-02-28T08:00:00+08:00"
@@ -118,7 +118,7 @@ def test_an_invalid_observation_in_a_bundle_rejects_only_its_entry(client: TestC
 
 def _team(client: TestClient) -> int:
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        team = access.create_team(session, "jimo-01", "即墨 家庭医生团队 1", "home")
+        team = permissions.create_team(session, "jimo-01", "即墨 家庭医生团队 1", "home")
         session.commit()
         assert team.id is not None
         return team.id

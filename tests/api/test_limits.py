@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from pathway.access import Role
-from pathway.db import migrate
+from pathway.access.permissions import Role
 from pathway.settings import Settings
+from pathway.store.db import migrate
 from rules.evaluation import Evaluator
 from tests.api.conftest import SettableClock, new_key, register_patient
 from tests.builders import AS_OF

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from pathway.models import AssessmentRecord
+from pathway.store.tables import AssessmentRecord
 from tests.api.conftest import register_patient
 from tests.builders import AS_OF
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from api.openapi import TARGET, render
-from pathway.errors import STORABLE_TEXT
+from pathway.clinical.errors import STORABLE_TEXT
 
 
 def test_the_committed_openapi_document_matches_the_code() -> None:

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from pathway import fhir
+from pathway.ingest import fhir
 from tests.api.conftest import register_patient
 
 

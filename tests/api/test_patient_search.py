@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from pathway.access import Role
+from pathway.access.permissions import Role
 from tests.api.conftest import new_key, register_patient, two_teams
 
 

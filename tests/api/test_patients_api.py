@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from pathway.cases import case_history, read_case
-from pathway.clock import FixedClock
+from pathway.clinical.clock import FixedClock
+from pathway.ingest.cases import case_history, read_case
 from pathway.settings import Settings
 from rules.evaluation import Evaluator
 from rules.registry import LoadedPack

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from pathway import access
-from pathway.access import Role
+from pathway.access import permissions
+from pathway.access.permissions import Role
 from tests.api.conftest import new_key, register_patient
 from tests.builders import AS_OF
 
@@ -128,8 +128,8 @@ def _request(operation: str, w: World) -> tuple[str, str, Any]:
 def world(client: TestClient) -> World:
     app: Any = client.app
     with Session(app.state.engine) as session:
-        team_a = access.create_team(session, "team-a", "即墨 家庭医生团队 A", "home")
-        access.create_team(session, "team-b", "即墨 家庭医生团队 B", "home")
+        team_a = permissions.create_team(session, "team-a", "即墨 家庭医生团队 A", "home")
+        permissions.create_team(session, "team-b", "即墨 家庭医生团队 B", "home")
         session.commit()
         assert team_a.id is not None
         team_a_id = team_a.id

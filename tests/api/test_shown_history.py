@@ -18,15 +18,15 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from api.care_plan import CarePlanRead
-from pathway import care_plan, history_reads, repository, service
-from pathway.access import Role
-from pathway.clock import CLINIC_TZ
-from pathway.history import PatientHistory
-from pathway.history_reads import Span
-from pathway.horizon import recent
-from pathway.models import Patient
-from pathway.service import PathwayConfig
-from pathway.vocabulary import ReadingKind, ReadingSource
+from pathway.access.permissions import Role
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.history import PatientHistory
+from pathway.clinical.horizon import recent
+from pathway.clinical.vocabulary import ReadingKind, ReadingSource
+from pathway.patients import care_plan, history_reads, repository, service
+from pathway.patients.history_reads import Span
+from pathway.patients.service import PathwayConfig
+from pathway.store.tables import Patient
 from tests.api.conftest import new_key, register_patient
 from tests.builders import AS_OF
 from tests.web.conftest import sign_in

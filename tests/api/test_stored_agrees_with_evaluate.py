@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from pathway.cases import CaseFile, case_history
-from pathway.clock import CLINIC_TZ
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.ingest.cases import CaseFile, case_history
 from rules.evaluation import Evaluator
 from rules.registry import LoadedPack
 from tests.api.conftest import SettableClock

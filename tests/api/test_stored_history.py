@@ -10,8 +10,7 @@ from decimal import Decimal
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from pathway import history_reads, history_store, service
-from pathway.history import (
+from pathway.clinical.history import (
     CheckDone,
     ComplicationRecord,
     Encounter,
@@ -20,8 +19,17 @@ from pathway.history import (
     PatientProfile,
     SymptomReport,
 )
-from pathway.horizon import reading_horizon, recent
-from pathway.vocabulary import CareCheck, Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
+from pathway.clinical.horizon import reading_horizon, recent
+from pathway.clinical.vocabulary import (
+    CareCheck,
+    Complication,
+    Condition,
+    ReadingKind,
+    ReadingSource,
+    Sex,
+    Symptom,
+)
+from pathway.patients import history_reads, history_store, service
 from rules.registry import PackRegistry
 from tests.api.conftest import register_patient
 from tests.builders import AS_OF

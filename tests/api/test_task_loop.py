@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlmodel import Session
 
-from pathway.clock import CLINIC_TZ
-from pathway.models import CareTask
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.store.tables import CareTask
 from rules.registry import LoadedPack
 from scheduler import jobs
 from tests.api.conftest import SettableClock, register_patient, two_teams

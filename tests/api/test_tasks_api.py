@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from pathway import access
-from pathway.access import Role
-from pathway.models import CareTask, CareTaskEvent
+from pathway.access import permissions
+from pathway.access.permissions import Role
+from pathway.store.tables import CareTask, CareTaskEvent
 from tests.api.conftest import SettableClock, new_key, register_patient
 
 Tasks = dict[tuple[str, str], dict[str, Any]]
@@ -243,8 +243,8 @@ def test_the_team_closes_reassigns_and_snoozes_a_task_and_every_change_is_record
 def test_a_team_key_sees_and_acts_on_its_own_teams_tasks_only(client: TestClient) -> None:
     app = _app(client)
     with Session(app.state.engine) as session:
-        access.create_team(session, "east", "东区家庭医生团队", "home")
-        access.create_team(session, "west", "西区家庭医生团队", "home")
+        permissions.create_team(session, "east", "东区家庭医生团队", "home")
+        permissions.create_team(session, "west", "西区家庭医生团队", "home")
         session.commit()
     patient = register_patient(client, "scoped", team_code="east")
     task = _tasks(client, patient)[("follow_up_visit", "")]

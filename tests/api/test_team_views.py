@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlmodel import Session
 
-from pathway.access import Role
-from pathway.clock import CLINIC_TZ
-from pathway.models import CareTask
+from pathway.access.permissions import Role
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.store.tables import CareTask
 from tests.api.conftest import SettableClock, new_key, register_patient, two_teams
 from tests.builders import AS_OF
 

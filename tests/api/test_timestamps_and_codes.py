@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from pathway.models import Reading
+from pathway.store.tables import Reading
 from tests.api.conftest import register_patient
 
 AT = "2026-02-28T08:00:00+08:00"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pathway.cases import case_history, differences, read_case
 from pathway.cli import main
+from pathway.ingest.cases import case_history, differences, read_case
 from rules.evaluation import Evaluator
 from rules.registry import LoadedPack
 

@@ -7,8 +7,8 @@ import pytest
 from sqlmodel import Session
 
 from pathway.cli import main
-from pathway.db import make_engine, migrate
-from pathway.models import ApiKey
+from pathway.store.db import make_engine, migrate
+from pathway.store.tables import ApiKey
 from tests.conftest import DIALECTS, database
 
 

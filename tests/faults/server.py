@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlmodel import Session
 
-from pathway import access
-from pathway.access import Role
-from pathway.db import make_engine, migrate
+from pathway.access import permissions
+from pathway.access.permissions import Role
+from pathway.store.db import make_engine, migrate
 from tests.builders import AS_OF
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -39,7 +39,7 @@ def admin_key(url: str) -> str:
     migrate(url)
     engine = make_engine(url)
     with Session(engine) as session:
-        _key, plaintext = access.create_key(session, Role.ADMIN, "faults", AS_OF)
+        _key, plaintext = permissions.create_key(session, Role.ADMIN, "faults", AS_OF)
         session.commit()
     engine.dispose()
     return plaintext

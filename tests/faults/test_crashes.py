@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from pathway import repository, service
-from pathway.clock import CLINIC_TZ
-from pathway.db import make_engine
-from pathway.models import Reading
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.patients import repository, service
+from pathway.store.db import make_engine
+from pathway.store.tables import Reading
 from rules.evaluation import Evaluator
 from tests.conftest import DIALECTS, database
 from tests.faults.server import Server, admin_key, throwaway_postgres

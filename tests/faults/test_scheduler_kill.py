@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlmodel import Session, SQLModel
 
-from pathway.clock import CLINIC_TZ
-from pathway.db import make_engine, migrate
-from pathway.models import CareTask, CareTaskEvent, Patient, SchedulerRun, Team
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.store.db import make_engine, migrate
+from pathway.store.tables import CareTask, CareTaskEvent, Patient, SchedulerRun, Team
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 PATIENTS = 20_000

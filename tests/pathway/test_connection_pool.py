@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import text
 
-from pathway.db import api_engine, make_engine
 from pathway.settings import Settings
+from pathway.store.db import api_engine, make_engine
 
 
 @pytest.mark.postgres

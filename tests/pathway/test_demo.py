@@ -15,12 +15,13 @@ from sqlalchemy import func, select
 from sqlmodel import Session, SQLModel
 
 from api.main import create_app
-from pathway import demo, demo_county, repository
 from pathway.cli import main
-from pathway.clock import CLINIC_TZ, FixedClock
-from pathway.db import make_engine
-from pathway.models import CareTask, Patient, SchedulerRun
+from pathway.clinical.clock import CLINIC_TZ, FixedClock
+from pathway.demo import demo, demo_county
+from pathway.patients import repository
 from pathway.settings import Settings
+from pathway.store.db import make_engine
+from pathway.store.tables import CareTask, Patient, SchedulerRun
 from tests.builders import AS_OF
 
 PATIENTS = 60

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pathway.fact_evidence import FACT_READINGS, evidence_keys
-from pathway.snapshot import FACT_TYPES
+from pathway.clinical.fact_evidence import FACT_READINGS, evidence_keys
+from pathway.clinical.snapshot import FACT_TYPES
 
 
 def test_every_fact_of_the_snapshot_names_the_readings_it_is_derived_from() -> None:

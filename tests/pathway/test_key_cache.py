@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from pathway import access
-from pathway.access import KeyCache, Role, Unauthenticated
+from pathway.access import permissions
+from pathway.access.permissions import KeyCache, Role, Unauthenticated
 from pathway.cli import main
-from pathway.db import make_engine, migrate
+from pathway.store.db import make_engine, migrate
 from tests.builders import AS_OF
 
 
@@ -30,7 +30,7 @@ def store(tmp_path: Path) -> str:
 
 
 def _key(session: Session, role: Role = Role.EHR) -> tuple[str, str]:
-    key, plaintext = access.create_key(session, role, "his-1", AS_OF)
+    key, plaintext = permissions.create_key(session, role, "his-1", AS_OF)
     session.commit()
     return key.prefix, plaintext
 
@@ -40,35 +40,35 @@ def test_a_revoked_key_is_refused_once_the_cache_time_has_passed(store: str) -> 
     cache = KeyCache(ttl=15, monotonic=ticks)
     with Session(make_engine(store)) as session:
         prefix, plaintext = _key(session)
-        assert access.authenticate(session, plaintext, cache).role is Role.EHR
-        access.revoke_key(session, prefix, AS_OF)
+        assert permissions.authenticate(session, plaintext, cache).role is Role.EHR
+        permissions.revoke_key(session, prefix, AS_OF)
         session.commit()
         ticks.now = 14.9
-        assert access.authenticate(session, plaintext, cache).prefix == prefix  # still trusted
+        assert permissions.authenticate(session, plaintext, cache).prefix == prefix  # still trusted
         ticks.now = 15.1
         with pytest.raises(Unauthenticated):
-            access.authenticate(session, plaintext, cache)
+            permissions.authenticate(session, plaintext, cache)
 
 
 def test_a_cached_prefix_with_a_wrong_secret_is_refused(store: str) -> None:
     cache = KeyCache(ttl=15, monotonic=Ticks())
     with Session(make_engine(store)) as session:
         prefix, plaintext = _key(session)
-        access.authenticate(session, plaintext, cache)
+        permissions.authenticate(session, plaintext, cache)
         with pytest.raises(Unauthenticated):
-            access.authenticate(session, f"pw_{prefix}_not-the-secret", cache)
+            permissions.authenticate(session, f"pw_{prefix}_not-the-secret", cache)
 
 
 def test_without_a_cache_time_every_request_asks_the_database(store: str) -> None:
     cache = KeyCache(ttl=0)
     with Session(make_engine(store)) as session:
         prefix, plaintext = _key(session)
-        access.authenticate(session, plaintext, cache)
+        permissions.authenticate(session, plaintext, cache)
         assert cache.key(prefix) is None
-        access.revoke_key(session, prefix, AS_OF)
+        permissions.revoke_key(session, prefix, AS_OF)
         session.commit()
         with pytest.raises(Unauthenticated):
-            access.authenticate(session, plaintext, cache)
+            permissions.authenticate(session, plaintext, cache)
 
 
 def test_pathway_keys_revoke_revokes_by_prefix(
@@ -80,5 +80,5 @@ def test_pathway_keys_revoke_revokes_by_prefix(
     assert main(["keys", "revoke", f"pw_{prefix}"]) == 0
     assert "revoked gateway key" in capsys.readouterr().out
     with Session(make_engine(store)) as session, pytest.raises(Unauthenticated):
-        access.authenticate(session, plaintext)
+        permissions.authenticate(session, plaintext)
     assert main(["keys", "revoke", "nosuchprefix"]) == 2

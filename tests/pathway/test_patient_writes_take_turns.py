@@ -11,11 +11,12 @@ import pytest
 from sqlmodel import Session
 
 from api.main import pathway_config
-from pathway import recording, repository, service
-from pathway.db import make_engine, migrate
-from pathway.ingest import PatientIn, ReadingIn
+from pathway.clinical.vocabulary import Condition, ReadingKind, ReadingSource, Sex
+from pathway.ingest import recording
+from pathway.ingest.inbound import PatientIn, ReadingIn
+from pathway.patients import repository, service
 from pathway.settings import Settings
-from pathway.vocabulary import Condition, ReadingKind, ReadingSource, Sex
+from pathway.store.db import make_engine, migrate
 from rules.evaluation import Evaluator
 from tests.builders import AS_OF
 

@@ -1,4 +1,4 @@
-from pathway.tiers import RiskTier
+from pathway.clinical.tiers import RiskTier
 from tests.builders import bp_crisis_at_clinic, controlled_hypertensive
 from tests.conftest import Pathway
 

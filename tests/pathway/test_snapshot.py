@@ -1,4 +1,4 @@
-"""Derived facts of PATHWAY.md §2–3 at their exact boundaries, through ``pathway.snapshot``."""
+"""Derived facts of PATHWAY.md §2–3 at their exact boundaries, through ``pathway.clinical.snapshot``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from pathway.clock import CLINIC_TZ
-from pathway.history import Encounter, Measurement, PatientHistory, PatientProfile
-from pathway.snapshot import CONTROLLED, FACT_TYPES, UNCONTROLLED, UNKNOWN
-from pathway.tiers import RiskTier, TaskKind
-from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.history import Encounter, Measurement, PatientHistory, PatientProfile
+from pathway.clinical.snapshot import CONTROLLED, FACT_TYPES, UNCONTROLLED, UNKNOWN
+from pathway.clinical.tiers import RiskTier, TaskKind
+from pathway.clinical.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 from tests.builders import AS_OF, bp, days_before, glucose, history, hours_before, lab, patient, visit
 from tests.conftest import Pathway
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from pathway import team_store
-from pathway.db import make_engine, migrate
-from pathway.models import AssessmentRecord, Encounter, Patient, Reading
-from pathway.vocabulary import ReadingKind, ReadingSource
-from pathway.workbench import is_self_measured
+from pathway.clinical.vocabulary import ReadingKind, ReadingSource
+from pathway.store.db import make_engine, migrate
+from pathway.store.tables import AssessmentRecord, Encounter, Patient, Reading
+from pathway.teams import team_store
+from pathway.teams.workbench import is_self_measured
 from tests.builders import AS_OF
 from tests.conftest import DIALECTS, database
 

@@ -10,10 +10,10 @@ from decimal import Decimal
 
 import pytest
 
-from pathway.errors import FutureTimestamp, ImplausibleValue, InvalidInput, UnknownUnit
-from pathway.history import Measurement, measure
-from pathway.units import check_plausible, to_canonical
-from pathway.vocabulary import ReadingKind, ReadingSource
+from pathway.clinical.errors import FutureTimestamp, ImplausibleValue, InvalidInput, UnknownUnit
+from pathway.clinical.history import Measurement, measure
+from pathway.clinical.units import check_plausible, to_canonical
+from pathway.clinical.vocabulary import ReadingKind, ReadingSource
 from rules.registry import LoadedPack
 from tests.builders import AS_OF
 

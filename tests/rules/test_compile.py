@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from pathway.tiers import RiskTier
+from pathway.clinical.tiers import RiskTier
 from rules.compile import ruleset_name
 from rules.engine import DurableEngine
 from rules.evaluation import Evaluator, reference_fired_rule_ids

@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pathway.clock import CLINIC_TZ
-from pathway.history import Encounter, Measurement, PatientHistory, PatientProfile
-from pathway.snapshot import Snapshot
-from pathway.tiers import RiskTier
-from pathway.vocabulary import Condition, ReadingSource, Sex, Symptom
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.history import Encounter, Measurement, PatientHistory, PatientProfile
+from pathway.clinical.snapshot import Snapshot
+from pathway.clinical.tiers import RiskTier
+from pathway.clinical.vocabulary import Condition, ReadingSource, Sex, Symptom
 from rules.evaluation import Evaluator, assessment_from, reference_fired_rule_ids
 from rules.registry import LoadedPack
 from tests.builders import AS_OF, born_years_before, bp, days_before, glucose, history, hours_before, visit

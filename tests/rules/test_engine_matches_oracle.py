@@ -9,8 +9,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pathway.conditions import FactRef, FactValue, comparisons
-from pathway.snapshot import FACT_TYPES
+from pathway.clinical.conditions import FactRef, FactValue, comparisons
+from pathway.clinical.snapshot import FACT_TYPES
 from rules.evaluation import Evaluator, reference_fired_rule_ids
 from rules.registry import PackRegistry
 

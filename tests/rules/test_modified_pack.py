@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from pathway.assessment import Assessment
-from pathway.clock import CLINIC_TZ
-from pathway.history import PatientHistory
-from pathway.tiers import ManagementLevel, ReferralUrgency, RiskTier, TaskKind
-from pathway.vocabulary import Condition, ReadingKind
+from pathway.clinical.assessment import Assessment
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.history import PatientHistory
+from pathway.clinical.tiers import ManagementLevel, ReferralUrgency, RiskTier, TaskKind
+from pathway.clinical.vocabulary import Condition, ReadingKind
 from rules.evaluation import Evaluator
 from rules.registry import DEFAULT_PACK_ID, PACKS_DIR, LoadedPack, PackRegistry, load_pack
 from tests.builders import AS_OF, bp, days_before, history, hours_before, lab, patient, visit

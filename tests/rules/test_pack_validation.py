@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pathway.errors import InvalidRulePack, UnknownRulePack
+from pathway.clinical.errors import InvalidRulePack, UnknownRulePack
 from rules.registry import DEFAULT_PACK_ID, PACKS_DIR, LoadedPack, PackRegistry, load_pack
 
 DEFAULT_YAML = PACKS_DIR / DEFAULT_PACK_ID / "2020.yaml"

@@ -1,4 +1,4 @@
-"""A reassessment reads only the recent part of a long self-measured stream (pathway.horizon): for
+"""A reassessment reads only the recent part of a long self-measured stream (pathway.clinical.horizon): for
 any history and any moment, the snapshot and the assessment of the recent part are those of the
 whole history."""
 
@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pathway.history import Encounter, Measurement, PatientHistory
-from pathway.horizon import reading_horizon, recent
-from pathway.vocabulary import Condition, ReadingKind, ReadingSource, Sex
+from pathway.clinical.history import Encounter, Measurement, PatientHistory
+from pathway.clinical.horizon import reading_horizon, recent
+from pathway.clinical.vocabulary import Condition, ReadingKind, ReadingSource, Sex
 from rules.registry import LoadedPack
 from tests.builders import AS_OF, bp, lab, patient, visit
 from tests.conftest import Pathway

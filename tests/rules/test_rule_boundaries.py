@@ -11,11 +11,11 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from pathway.assessment import Assessment, DueTask
-from pathway.clock import CLINIC_TZ
-from pathway.history import Encounter, Measurement, PatientHistory, PatientProfile
-from pathway.tiers import ManagementLevel, ReferralUrgency, RiskTier, TaskKind
-from pathway.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
+from pathway.clinical.assessment import Assessment, DueTask
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.history import Encounter, Measurement, PatientHistory, PatientProfile
+from pathway.clinical.tiers import ManagementLevel, ReferralUrgency, RiskTier, TaskKind
+from pathway.clinical.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 from rules.registry import LoadedPack
 from tests.builders import (
     AS_OF,

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from pathway.assessment import FollowThrough
-from pathway.clock import CLINIC_TZ
-from pathway.db import make_engine, migrate
-from pathway.models import CareTask, Patient, Reading, Team
+from pathway.clinical.assessment import FollowThrough
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.store.db import make_engine, migrate
+from pathway.store.tables import CareTask, Patient, Reading, Team
 from rules.registry import LoadedPack
 from tests.conftest import DIALECTS, database
 

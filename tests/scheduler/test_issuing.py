@@ -10,9 +10,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from pathway import issuing
-from pathway.assessment import FollowThrough
-from pathway.models import CareTask, CareTaskEvent, PatientFlag
+from pathway.clinical.assessment import FollowThrough
+from pathway.store.tables import CareTask, CareTaskEvent, PatientFlag
+from pathway.tasks import issuing
 from tests.scheduler.conftest import DAY, add_patient, add_reading, add_task, add_team, local
 
 D = date(2026, 3, 10)  # the business date of the run (Asia/Shanghai)

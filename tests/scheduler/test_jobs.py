@@ -13,12 +13,13 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from pathway import issuing, run_claims
-from pathway.assessment import FollowThrough
-from pathway.clock import CLINIC_TZ, FixedClock
-from pathway.db import make_engine, migrate
-from pathway.models import CareTaskEvent, SchedulerRun
+from pathway.clinical.assessment import FollowThrough
+from pathway.clinical.clock import CLINIC_TZ, FixedClock
+from pathway.runs import claims
 from pathway.settings import Settings
+from pathway.store.db import make_engine, migrate
+from pathway.store.tables import CareTaskEvent, SchedulerRun
+from pathway.tasks import issuing
 from scheduler import jobs, runner
 from tests.scheduler.conftest import DAY, add_patient, add_reading, add_task, add_team, local
 
@@ -46,7 +47,7 @@ def _issued(engine: Engine) -> Counter[int]:
 
 def _finished_dates(engine: Engine) -> list[date]:
     with Session(engine) as session:
-        runs = run_claims.runs(session, "daily ")
+        runs = claims.runs(session, "daily ")
     return [r.business_date for r in runs if r.finished_at is not None]
 
 

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import Engine, event, text
 from sqlmodel import Session
 
-from pathway import issuing_store
-from pathway.db import make_engine, migrate
-from pathway.issuing_store import RunEvent, Scope
+from pathway.store.db import make_engine, migrate
+from pathway.tasks import issuing_store
+from pathway.tasks.issuing_store import RunEvent, Scope
 from tests.scheduler.conftest import DAY, add_patient, add_team, local
 
 D = date(2026, 3, 10)

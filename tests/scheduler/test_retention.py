@@ -12,13 +12,15 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlmodel import Session, col, select
 
-from pathway import access, retention, service
-from pathway.access import Role
-from pathway.assessment import FollowThrough
-from pathway.clock import CLINIC_TZ
-from pathway.models import ApiKey, AuditEvent, IdempotentRequest, SchedulerRun
-from pathway.retention import Retention
+from pathway.access import permissions
+from pathway.access.permissions import Role
+from pathway.clinical.assessment import FollowThrough
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.patients import service
+from pathway.runs import retention
+from pathway.runs.retention import Retention
 from pathway.settings import DEFAULT_IDEMPOTENCY_RETENTION_DAYS, Settings
+from pathway.store.tables import ApiKey, AuditEvent, IdempotentRequest, SchedulerRun
 from scheduler import jobs, runner
 from tests.scheduler.conftest import DAY, local
 
@@ -54,7 +56,7 @@ def _gateway(session: Session) -> int:
     found = session.exec(select(ApiKey.id).where(ApiKey.name == "retention gateway")).first()
     if found is not None:
         return found
-    key, _plaintext = access.create_key(session, Role.GATEWAY, "retention gateway", NOW)
+    key, _plaintext = permissions.create_key(session, Role.GATEWAY, "retention gateway", NOW)
     assert key.id is not None
     return key.id
 
@@ -71,7 +73,7 @@ def _kept_keys(engine: Engine) -> list[str]:
 
 
 def _audit(session: Session, at: datetime, action: str) -> None:
-    key, _plaintext = access.create_key(session, Role.ADMIN, f"audit {action}", at)
+    key, _plaintext = permissions.create_key(session, Role.ADMIN, f"audit {action}", at)
     assert key.id is not None
     session.add(AuditEvent(at=at, api_key_id=key.id, action=action))
     session.flush()

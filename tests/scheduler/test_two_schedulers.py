@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
-from pathway.clock import CLINIC_TZ
-from pathway.db import make_engine, migrate
-from pathway.models import CareTask, CareTaskEvent, Patient, PatientFlag, SchedulerRun
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.store.db import make_engine, migrate
+from pathway.store.tables import CareTask, CareTaskEvent, Patient, PatientFlag, SchedulerRun
 from scheduler.jobs import DAILY_AT, daily_job
 from tests.scheduler.conftest import DAY, add_team, local
 

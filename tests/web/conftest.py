@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from api.main import create_app, pathway_config
 from api.web.common import build_state
 from api.web.session import WebSettings
-from pathway.clock import CLINIC_TZ
-from pathway.db import make_engine, migrate
+from pathway.clinical.clock import CLINIC_TZ
 from pathway.settings import Settings
+from pathway.store.db import make_engine, migrate
 from rules.evaluation import Evaluator
 from tests.api.conftest import SettableClock
 from tests.web.world import World, build_world

@@ -24,9 +24,9 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from api.main import pathway_config
-from pathway.clock import SystemClock
-from pathway.db import make_engine, migrate
+from pathway.clinical.clock import SystemClock
 from pathway.settings import Settings
+from pathway.store.db import make_engine, migrate
 from rules.evaluation import Evaluator
 from tests.web.world import WANG_BP_CLINIC, WANG_BP_HOME, WANG_GLUCOSE, WANG_LDL, World, build_world
 

@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 
 from api.web.common import build_state
 from api.web.i18n import Translator
-from pathway.clock import CLINIC_TZ
-from pathway.models import CareTask, Patient, PatientFlag
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.store.tables import CareTask, Patient, PatientFlag
 from tests.api.conftest import SettableClock
 from tests.web.conftest import sign_in
 from tests.web.world import (
@@ -110,12 +110,12 @@ def test_a_forged_or_expired_session_is_not_a_session(
 
 
 def test_a_revoked_key_ends_its_sessions(client: TestClient, app: FastAPI, world: World) -> None:
-    from pathway import access
+    from pathway.access import permissions
 
     sign_in(client, world.keys["team-a"])
     prefix = world.keys["team-a"].removeprefix("pw_").partition("_")[0]
     with Session(app.state.engine) as session:
-        access.revoke_key(session, prefix, app.state.clock.now())
+        permissions.revoke_key(session, prefix, app.state.clock.now())
         session.commit()
     assert client.get(_today(world), follow_redirects=False).status_code == 303
 

@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from api.main import create_app, pathway_config
 from api.web.common import build_state
 from api.web.session import WebSettings
-from pathway import workbench_session_store
-from pathway.db import migrate
+from pathway.access import session_store
 from pathway.settings import Settings
+from pathway.store.db import migrate
 from rules.evaluation import Evaluator
 from tests.api.conftest import SettableClock
 from tests.web.conftest import NOW, sign_in
@@ -72,7 +72,7 @@ def test_servers_without_a_configured_secret_share_one_and_a_logout_ends_the_ses
 
     def ask() -> str:  # servers starting together, each generating a secret
         start.wait()
-        return workbench_session_store.shared_secret(app.state.engine, "race", NOW)
+        return session_store.shared_secret(app.state.engine, "race", NOW)
 
     with ThreadPoolExecutor(4) as pool:
         secrets = [future.result() for future in [pool.submit(ask) for _ in range(4)]]

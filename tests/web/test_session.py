@@ -20,9 +20,9 @@ from sqlmodel import Session, select
 from api.main import create_app
 from api.web.common import build_state
 from api.web.session import WebSettings
-from pathway import access
-from pathway.models import ApiKey, ServerSecret, WorkbenchSession
+from pathway.access import permissions
 from pathway.settings import Settings
+from pathway.store.tables import ApiKey, ServerSecret, WorkbenchSession
 from rules.evaluation import Evaluator
 from tests.api.conftest import SettableClock
 from tests.web.conftest import NOW, sign_in
@@ -147,7 +147,7 @@ def test_revoking_the_key_ends_its_sessions_at_once_even_with_the_key_cache(
         assert client.get(_today(world), follow_redirects=False).status_code == 200
         prefix = world.keys["team-a"].removeprefix("pw_").partition("_")[0]
         with Session(cached.state.engine) as session:
-            access.revoke_key(session, prefix, NOW)
+            permissions.revoke_key(session, prefix, NOW)
             session.commit()
         assert client.get(_today(world), follow_redirects=False).status_code == 303
     finally:
@@ -240,7 +240,7 @@ def test_a_configured_secret_is_not_written_to_the_database(app: FastAPI, world:
 
 
 def test_an_address_guessing_workbench_keys_is_refused_for_a_while(app: FastAPI, world: World) -> None:
-    from pathway.rate_limit import RateLimiter
+    from api.rate_limit import RateLimiter
 
     ticks = [0.0]
     app.state.auth_failures = RateLimiter(1.0, 2, monotonic=lambda: ticks[0])

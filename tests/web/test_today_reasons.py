@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from pathway.models import AssessmentRecord
+from pathway.store.tables import AssessmentRecord
 from tests.web.conftest import sign_in
 from tests.web.world import World
 

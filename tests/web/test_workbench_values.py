@@ -1,14 +1,14 @@
-"""pathway.workbench: chart series, the pack's glucose bands, the tier timeline, month ends."""
+"""pathway.teams.workbench: chart series, the pack's glucose bands, the tier timeline, month ends."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pathway.clock import CLINIC_TZ
-from pathway.conditions import AllOf, AnyOf, Comparison, comparisons
-from pathway.parameters import GlucoseTargets
-from pathway.vocabulary import GLUCOSE_KINDS, ReadingSource
-from pathway.workbench import (
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.conditions import AllOf, AnyOf, Comparison, comparisons
+from pathway.clinical.parameters import GlucoseTargets
+from pathway.clinical.vocabulary import GLUCOSE_KINDS, ReadingSource
+from pathway.teams.workbench import (
     GLUCOSE_MAX,
     TierMark,
     bp_points,

@@ -14,12 +14,14 @@ from decimal import Decimal
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from pathway import access, recording, service
-from pathway.access import Role
-from pathway.ingest import EncounterIn, EncounterReadingIn, PatientIn, ReadingIn
-from pathway.models import Patient
-from pathway.service import PathwayConfig
-from pathway.vocabulary import Condition, ReadingKind, ReadingSource, Sex
+from pathway.access import permissions
+from pathway.access.permissions import Role
+from pathway.clinical.vocabulary import Condition, ReadingKind, ReadingSource, Sex
+from pathway.ingest import recording
+from pathway.ingest.inbound import EncounterIn, EncounterReadingIn, PatientIn, ReadingIn
+from pathway.patients import service
+from pathway.patients.service import PathwayConfig
+from pathway.store.tables import Patient
 
 D = Decimal
 
@@ -103,8 +105,8 @@ def build_world(engine: Engine, config: PathwayConfig, now: datetime) -> World:
         return (now - timedelta(days=days)).replace(second=0, microsecond=0)
 
     with Session(engine) as session:
-        team_a = access.create_team(session, "jimo-01", "即墨 家庭医生团队 1", "home")
-        team_b = access.create_team(session, "jimo-02", "即墨 家庭医生团队 2", "home")
+        team_a = permissions.create_team(session, "jimo-01", "即墨 家庭医生团队 1", "home")
+        team_b = permissions.create_team(session, "jimo-02", "即墨 家庭医生团队 2", "home")
         store = _Store(session, config)
         ids: dict[str, int] = {}
 
@@ -194,7 +196,7 @@ def build_world(engine: Engine, config: PathwayConfig, now: datetime) -> World:
             ("admin", Role.ADMIN, None),
             ("gateway", Role.GATEWAY, None),
         ):
-            key, keys[name] = access.create_key(session, role, f"测试 {name}", now, team_code=team)
+            key, keys[name] = permissions.create_key(session, role, f"测试 {name}", now, team_code=team)
             key_ids[name] = key.id or 0
         session.commit()
         assert team_a.id is not None

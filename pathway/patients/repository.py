@@ -1,0 +1,410 @@
+"""The SQL of patients and what is recorded of them (readings, visits, symptoms, checks), of
+assessments, referrals and idempotent answers, including the dialect switch for ON CONFLICT.
+
+Functions take a Session and never commit: the request, job or command owns the transaction.
+The history a reassessment reads is in :mod:`pathway.patients.history_store`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import pydantic_core
+from sqlalchemy import bindparam, delete, insert, text, update
+from sqlalchemy import select as select_columns
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel, col, select
+
+from pathway.store.tables import (
+    AssessmentRecord,
+    CareCheckRecord,
+    Encounter,
+    IdempotentRequest,
+    Patient,
+    PatientComplication,
+    Reading,
+    Referral,
+    SymptomReport,
+)
+
+
+def patient_by_external_id(session: Session, source_system: str, external_id: str) -> Patient | None:
+    statement = select(Patient).where(
+        Patient.source_system == source_system, Patient.external_id == external_id
+    )
+    return session.exec(statement).first()
+
+
+def has_patients(session: Session) -> bool:
+    return session.exec(select(Patient.id).limit(1)).first() is not None
+
+
+# The patient's write lock: PostgreSQL's FOR NO KEY UPDATE. Writers take turns on it, but, unlike
+# FOR UPDATE, it does not conflict with the KEY SHARE lock that inserting a row referring to the
+# patient takes (the foreign-key check): the audit row every read of the patient writes.
+_WRITE_LOCK: dict[str, bool] = {"key_share": True}
+
+
+def patient_by_id(session: Session, patient_id: int, *, for_update: bool = False) -> Patient | None:
+    """The patient; ``for_update`` also takes its write lock until the transaction ends (PostgreSQL:
+    writes to one patient's history take turns, so each reassessment sees every reading committed
+    before it; reads take no lock and are not held up; SQLite has a single writer already and
+    ignores it)."""
+    return session.get(Patient, patient_id, with_for_update=_WRITE_LOCK if for_update else None)
+
+
+def lock_patient_if_free(session: Session, patient_id: int) -> Patient | None:
+    """The patient with its write lock, taken until the transaction ends, if no other transaction
+    holds it; else None at once, without waiting (``SKIP LOCKED``; SQLite has no row locks, so there
+    it is always free). Its attributes are read again, as committed now."""
+    lock = {**_WRITE_LOCK, "skip_locked": True}
+    return session.get(Patient, patient_id, with_for_update=lock, populate_existing=True)
+
+
+# Hot-path statements are built once, with bound parameters, so SQLAlchemy compiles each once per
+# dialect and reuses it; they return plain rows (tuples), not ORM objects.
+_TABLES = SQLModel.metadata.tables
+_reading = _TABLES[Reading.__tablename__].c
+_READING_KEY = (_reading.id, _reading.kind, _reading.measured_at, _reading.device_key, _reading.value_key)
+_INSERT_READINGS_SQLITE = (
+    sqlite.insert(_TABLES[Reading.__tablename__]).on_conflict_do_nothing().returning(*_READING_KEY)
+)
+# PostgreSQL: the rows go as one JSON array, unpacked server-side by jsonb_to_recordset. The
+# statement text is the same for 1 or 1,000 rows, so psycopg converts it once and PostgreSQL
+# prepares it once; the multi-row VALUES form was re-parsed (in Python and by the server) for every
+# batch size (profiled: 18 % of a worker's CPU under the mixed load of bench/load.py), and arrays,
+# one per column, cost as much again in psycopg's Python array dumper.
+_READING_RECORD = {
+    "patient_id": "integer",
+    "encounter_id": "integer",
+    "kind": "text",
+    "source": "text",
+    "measured_at": "timestamptz",
+    "received_at": "timestamptz",
+    "value": "float8",
+    "systolic": "float8",
+    "diastolic": "float8",
+    "pulse": "float8",
+    "unit_received": "text",
+    "values_received": "jsonb",
+    "device_id": "text",
+    "device_key": "text",
+    "value_key": "text",
+    "source_system": "text",
+    "source_reading_id": "text",
+}
+_INSERT_READINGS_POSTGRESQL = text(
+    f"INSERT INTO {Reading.__tablename__} ({', '.join(_READING_RECORD)}) "
+    f"SELECT {', '.join(_READING_RECORD)} FROM jsonb_to_recordset(CAST(:rows AS jsonb)) "
+    f"AS incoming({', '.join(f'{name} {kind}' for name, kind in _READING_RECORD.items())}) "
+    "ON CONFLICT DO NOTHING RETURNING id, kind, measured_at, device_key, value_key"
+)
+_assessment = _TABLES[AssessmentRecord.__tablename__]
+_INSERT_ASSESSMENT = insert(_assessment).returning(_assessment.c.id)
+
+
+def insert_check_once(session: Session, values: dict[str, Any]) -> None:
+    """Record an examination as done, once per (patient, kind, time)."""
+    dialect = session.get_bind().dialect.name
+    insert_once = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert_once(CareCheckRecord).values(**values).on_conflict_do_nothing())
+
+
+def insert_assessment(session: Session, values: dict[str, Any]) -> int:
+    """Store one assessment (a Core INSERT, no ORM object); its id."""
+    return int(session.execute(_INSERT_ASSESSMENT, values).scalar_one())
+
+
+def replace_complications(session: Session, patient_id: int, items: list[PatientComplication]) -> None:
+    session.execute(delete(PatientComplication).where(col(PatientComplication.patient_id) == patient_id))
+    session.add_all(items)
+
+
+def add(session: Session, row: Any) -> None:
+    session.add(row)
+    session.flush()
+
+
+NaturalKey = tuple[str, datetime, str, str]
+
+
+def natural_key(values: dict[str, Any]) -> NaturalKey:
+    """(kind, measured_at, device_key, value_key): aware datetimes compare and hash by instant."""
+    return (values["kind"], values["measured_at"], values["device_key"], values["value_key"])
+
+
+def insert_readings_once(session: Session, rows: list[dict[str, Any]]) -> dict[NaturalKey, int]:
+    """Insert many readings of one patient in one statement, skipping any already stored (the same
+    natural key, or the same source reading id, among current versions).
+
+    Returns the ids of the rows inserted, by natural key (a key twice in ``rows`` is inserted once).
+    """
+    if not rows:
+        return {}
+    if session.get_bind().dialect.name == "postgresql":
+        # pydantic-core writes the datetimes as ISO 8601 itself: no Python call per row or value
+        document = pydantic_core.to_json(rows).decode()
+        found = session.execute(_INSERT_READINGS_POSTGRESQL, {"rows": document}).all()
+    elif len(rows) == 1:
+        found = session.execute(_INSERT_READINGS_SQLITE, rows[0]).all()
+    else:  # one cached statement; SQLAlchemy sends it as multi-row VALUES batches ("insertmanyvalues")
+        found = session.execute(_INSERT_READINGS_SQLITE, rows).all()
+    return {(kind, at, device, values): int(row_id) for row_id, kind, at, device, values in found}
+
+
+class StoredVersion(NamedTuple):
+    """The current version of a reading under a source reading id: its id, what it says (kind,
+    source, measured_at, device_key, value_key) and whether it is retracted."""
+
+    id: int
+    content: tuple[str, str, datetime, str, str]
+    retracted: bool
+
+
+def content_of(values: dict[str, Any]) -> tuple[str, str, datetime, str, str]:
+    """What a reading says, as :class:`StoredVersion` holds it: another content is another version."""
+    return (
+        values["kind"],
+        values["source"],
+        values["measured_at"],
+        values["device_key"],
+        values["value_key"],
+    )
+
+
+_CURRENT = _reading.superseded_at.is_(None)
+
+
+def stored_readings(
+    session: Session, patient_id: int, keys: list[NaturalKey], source_system: str, source_ids: list[str]
+) -> tuple[dict[NaturalKey, int], dict[str, StoredVersion]]:
+    """The patient's current readings by natural key, and by source reading id of ``source_system``
+    (for duplicates and new versions); never another patient's."""
+    by_key: dict[NaturalKey, int] = {}
+    if keys:
+        instants = sorted({key[1] for key in keys})
+        statement = select_columns(*_READING_KEY).where(
+            _reading.patient_id == patient_id,
+            _CURRENT,
+            _reading.measured_at >= instants[0],
+            _reading.measured_at <= instants[-1],
+            _reading.kind.in_({key[0] for key in keys}),
+        )
+        wanted = set(keys)
+        for row_id, kind, at, device, values in session.execute(statement):
+            if (kind, at, device, values) in wanted and row_id is not None:
+                by_key[(kind, at, device, values)] = int(row_id)
+    by_source: dict[str, StoredVersion] = {}
+    if source_ids:
+        statement2 = select_columns(
+            _reading.id,
+            _reading.source_reading_id,
+            _reading.kind,
+            _reading.source,
+            _reading.measured_at,
+            _reading.device_key,
+            _reading.value_key,
+            _reading.retracted_at,
+        ).where(
+            _reading.patient_id == patient_id,
+            _reading.source_system == source_system,
+            _reading.source_reading_id.in_(source_ids),
+            _CURRENT,
+        )
+        for row_id, source_id, kind, source, at, device, values, retracted_at in session.execute(statement2):
+            if row_id is not None and source_id is not None:
+                content = (kind, source, at, device, values)
+                by_source[source_id] = StoredVersion(int(row_id), content, retracted_at is not None)
+    return by_key, by_source
+
+
+def current_reading_id(session: Session, patient_id: int, key: NaturalKey) -> int | None:
+    """The patient's current reading with this natural key."""
+    kind, at, device, values = key
+    statement = select(Reading.id).where(
+        Reading.patient_id == patient_id,
+        Reading.kind == kind,
+        Reading.measured_at == at,
+        Reading.device_key == device,
+        Reading.value_key == values,
+        _CURRENT,
+    )
+    return session.exec(statement).first()
+
+
+def supersede_reading(session: Session, reading_id: int, now: datetime) -> None:
+    """Mark a reading superseded: it is kept, and no history read sees it."""
+    session.execute(update(Reading).where(col(Reading.id) == reading_id).values(superseded_at=now))
+
+
+def link_new_version(session: Session, reading_id: int, new_version_id: int) -> None:
+    """Record which reading replaced a superseded one."""
+    statement = update(Reading).where(col(Reading.id) == reading_id)
+    session.execute(statement.values(superseded_by=new_version_id))
+
+
+def supersede_encounter_readings(session: Session, encounter_id: int, now: datetime) -> None:
+    """Every current reading of a visit is superseded (a re-sent visit brings their replacements)."""
+    statement = update(Reading).where(col(Reading.encounter_id) == encounter_id, _CURRENT)
+    session.execute(statement.values(superseded_at=now))
+
+
+def retract_reading(session: Session, reading_id: int, now: datetime) -> None:
+    session.execute(update(Reading).where(col(Reading.id) == reading_id).values(retracted_at=now))
+
+
+def reading_of(session: Session, patient_id: int, reading_id: int) -> Reading | None:
+    """The patient's reading with this id (any version), or None (another patient's too)."""
+    reading = session.get(Reading, reading_id)
+    return reading if reading is not None and reading.patient_id == patient_id else None
+
+
+def current_reading_by_source_id(
+    session: Session, patient_id: int, source_system: str, source_reading_id: str
+) -> Reading | None:
+    statement = select(Reading).where(
+        Reading.patient_id == patient_id,
+        Reading.source_system == source_system,
+        Reading.source_reading_id == source_reading_id,
+        _CURRENT,
+    )
+    return session.exec(statement).first()
+
+
+class VisitContent(NamedTuple):
+    """What a stored visit says: its time, its current readings (kind, source, measured_at,
+    value_key), its symptom codes and its recorded checks."""
+
+    at: datetime
+    readings: frozenset[tuple[str, str, datetime, str]]
+    symptoms: frozenset[str]
+    checks: frozenset[str]
+
+
+def visit_content(session: Session, encounter: Encounter) -> VisitContent:
+    assert encounter.id is not None
+    readings = select(Reading.kind, Reading.source, Reading.measured_at, Reading.value_key).where(
+        Reading.encounter_id == encounter.id, _CURRENT, col(Reading.retracted_at).is_(None)
+    )
+    symptoms = select(SymptomReport.code).where(SymptomReport.encounter_id == encounter.id)
+    checks = select(CareCheckRecord.kind).where(CareCheckRecord.encounter_id == encounter.id)
+    return VisitContent(
+        encounter.at,
+        frozenset((kind, source, at, values) for kind, source, at, values in session.execute(readings)),
+        frozenset(session.exec(symptoms).all()),
+        frozenset(session.exec(checks).all()),
+    )
+
+
+def clear_visit_symptoms_and_checks(session: Session, encounter_id: int) -> None:
+    """A re-sent visit's symptoms and checks replace those stored with it."""
+    session.execute(delete(SymptomReport).where(col(SymptomReport.encounter_id) == encounter_id))
+    session.execute(delete(CareCheckRecord).where(col(CareCheckRecord.encounter_id) == encounter_id))
+
+
+def latest_assessment(session: Session, patient_id: int) -> AssessmentRecord | None:
+    statement = (
+        select(AssessmentRecord)
+        .where(AssessmentRecord.patient_id == patient_id)
+        .order_by(col(AssessmentRecord.id).desc())  # the last stored: patient writes take turns
+        .limit(1)  # Result.first() adds no LIMIT: without it every stored assessment was loaded
+    )
+    return session.exec(statement).first()
+
+
+def assessments_of(session: Session, patient_id: int, limit: int = 100) -> Sequence[AssessmentRecord]:
+    statement = (
+        select(AssessmentRecord)
+        .where(AssessmentRecord.patient_id == patient_id)
+        # Newest first in the order they were made (a patient's writes take turns): the (patient_id,
+        # id) index serves it; by evaluated_at, every one of the patient's assessments was sorted.
+        .order_by(col(AssessmentRecord.id).desc())
+        .limit(limit)
+    )
+    return session.exec(statement).all()
+
+
+def encounter_by_source_id(
+    session: Session, source_system: str, source_encounter_id: str
+) -> Encounter | None:
+    statement = select(Encounter).where(
+        Encounter.source_system == source_system, Encounter.source_encounter_id == source_encounter_id
+    )
+    return session.exec(statement).first()
+
+
+def insert_symptom_once(session: Session, values: dict[str, Any]) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(SymptomReport).values(**values).on_conflict_do_nothing())
+
+
+class StoredAnswer(NamedTuple):
+    """The answer kept for an ``Idempotency-Key``, with the fingerprint of the request it answered."""
+
+    request_sha256: str
+    status_code: int
+    response: dict[str, Any]
+
+
+_idempotent = _TABLES[IdempotentRequest.__tablename__]
+_IDEMPOTENT_ANSWER = select_columns(
+    _idempotent.c.request_sha256, _idempotent.c.status_code, _idempotent.c.response
+).where(
+    _idempotent.c.api_key_id == bindparam("api_key_id"),
+    _idempotent.c.scope == bindparam("scope"),
+    _idempotent.c.key == bindparam("key"),
+)
+_INSERT_IDEMPOTENT_ANSWER = insert(_idempotent)
+
+
+def idempotent_answer(session: Session, api_key_id: int, scope: str, key: str) -> StoredAnswer | None:
+    """The answer this API key was given under ``key`` in ``scope`` (another key's is not its own)."""
+    parameters = {"api_key_id": api_key_id, "scope": scope, "key": key}
+    row = session.execute(_IDEMPOTENT_ANSWER, parameters).first()
+    return StoredAnswer(*row) if row is not None else None
+
+
+def insert_idempotent_answer(session: Session, values: dict[str, Any]) -> None:
+    """Keep an answer; a concurrent request of the same API key that kept one for the same key first
+    makes this fail (the unique (api_key_id, scope, key) constraint), so two different answers are
+    never both acknowledged."""
+    session.execute(_INSERT_IDEMPOTENT_ANSWER, values)
+
+
+def active_referral(session: Session, patient_id: int, statuses: Sequence[str]) -> Referral | None:
+    statement = (
+        select(Referral)
+        .where(Referral.patient_id == patient_id, col(Referral.status).in_(statuses))
+        .order_by(col(Referral.created_at).desc())
+        .limit(1)
+    )
+    return session.exec(statement).first()
+
+
+def latest_returned_referral(session: Session, patient_id: int, rule_id: str) -> Referral | None:
+    """The patient's referral from ``rule_id`` returned (下转) most recently, if any."""
+    statement = (
+        select(Referral)
+        .where(
+            Referral.patient_id == patient_id,
+            Referral.rule_id == rule_id,
+            col(Referral.returned_at).is_not(None),
+        )
+        .order_by(col(Referral.returned_at).desc())
+        .limit(1)
+    )
+    return session.exec(statement).first()
+
+
+def referral_by_id(session: Session, referral_id: int) -> Referral | None:
+    return session.get(Referral, referral_id)
+
+
+def referrals_of(session: Session, patient_id: int) -> Sequence[Referral]:
+    statement = (
+        select(Referral).where(Referral.patient_id == patient_id).order_by(col(Referral.created_at).desc())
+    )
+    return session.exec(statement).all()

@@ -1,0 +1,159 @@
+"""Team indicators (绩效考核, PATHWAY.md §6), each a numerator over a denominator a reviewer can re-check.
+
+Computed as of one moment (``to``) from each managed patient's stored history, with the same
+encounter rules and per-patient targets as the rule engine's snapshot; windows and cut-offs are
+the pack's ``indicators`` block. A managed patient is one of the team's patients registered by
+``to`` who has hypertension, diabetes or dyslipidaemia.
+
+- 血压控制率: hypertensive patients whose latest encounter BP within the control window is below
+  their own target (§3) / hypertensive patients.
+- 血糖控制率: diabetic patients whose latest encounter FPG within the window is below the fasting
+  target / diabetic patients.
+- 规范管理率: patients with at least N encounters in the window / managed patients.
+- LDL-C 达标率 by stratum: patients whose latest LDL-C (within the window) is below their
+  stratum's target / patients with such an LDL-C, per 血脂2023 stratum.
+- HEARTS: hypertensive patients registered for longer than the HEARTS minimum whose last visit
+  with a BP, within the HEARTS window, was below the HEARTS cut-off / those patients.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from pathway.clinical.conditions import FactValue
+from pathway.clinical.history import Encounter, PatientHistory
+from pathway.clinical.parameters import GlucoseTargets, IndicatorDefinitions
+from pathway.clinical.snapshot import clinic_encounters, encounter_bp, encounter_fasting_glucose
+from pathway.clinical.tiers import RiskTier
+from pathway.clinical.vocabulary import Condition
+
+
+@dataclass(frozen=True)
+class ManagedPatient:
+    """One patient as the indicators see them, as of the indicators' moment."""
+
+    patient_id: int
+    registered_at: datetime
+    conditions: frozenset[Condition]
+    history: PatientHistory
+    facts: dict[str, FactValue]  # the snapshot facts as of that moment (targets, LDL-C, stratum)
+    tier: RiskTier | None  # of the latest assessment made by then
+
+
+@dataclass
+class Rate:
+    numerator: int = 0
+    denominator: int = 0
+    numerator_ids: list[int] = field(default_factory=list)
+    denominator_ids: list[int] = field(default_factory=list)
+
+    def count(self, patient_id: int, *, met: bool) -> None:
+        self.denominator += 1
+        self.denominator_ids.append(patient_id)
+        if met:
+            self.numerator += 1
+            self.numerator_ids.append(patient_id)
+
+    @property
+    def rate(self) -> float | None:
+        return round(self.numerator / self.denominator, 4) if self.denominator else None
+
+
+@dataclass
+class TeamIndicators:
+    as_of: datetime
+    managed_patients: int
+    bp_control: Rate
+    glucose_control: Rate
+    standard_management: Rate
+    ldl_control_by_stratum: dict[str, Rate]
+    hearts_bp_control: Rate
+    tier_distribution: dict[str, int]
+
+
+def compute(
+    patients: Iterable[ManagedPatient],
+    definitions: IndicatorDefinitions,
+    glucose: GlucoseTargets,
+    as_of: datetime,
+    tz: ZoneInfo,
+) -> TeamIndicators:
+    window_start = as_of - timedelta(days=definitions.control_window_days)
+    managed = Rate()
+    bp, fpg, standard, hearts = Rate(), Rate(), Rate(), Rate()
+    ldl: dict[str, Rate] = {}
+    tiers: Counter[str] = Counter({tier.value: 0 for tier in RiskTier})
+    hearts_rule = definitions.hearts
+    for patient in patients:
+        if not patient.conditions & {Condition.HYPERTENSION, Condition.DIABETES, Condition.DYSLIPIDEMIA}:
+            continue
+        managed.count(patient.patient_id, met=True)
+        if patient.tier is not None:
+            tiers[patient.tier.value] += 1
+        encounters = clinic_encounters(patient.history, as_of, tz)
+        recent = [e for e in encounters if e.at >= window_start]
+        if Condition.HYPERTENSION in patient.conditions:
+            bp.count(patient.patient_id, met=_bp_below_target(recent, patient.facts))
+            if patient.registered_at < as_of - timedelta(days=hearts_rule.registered_more_than_days):
+                last = _latest_bp(encounters, as_of - timedelta(days=hearts_rule.last_visit_within_days))
+                met = last is not None and (
+                    last[0] < hearts_rule.systolic_below and last[1] < hearts_rule.diastolic_below
+                )
+                hearts.count(patient.patient_id, met=met)
+        if Condition.DIABETES in patient.conditions:
+            value = next(
+                (g for g in (encounter_fasting_glucose(e) for e in reversed(recent)) if g is not None), None
+            )
+            fpg.count(patient.patient_id, met=value is not None and value < glucose.fasting_below)
+        window = definitions.standard_management
+        in_window = [e for e in encounters if e.at >= as_of - timedelta(days=window.window_days)]
+        standard.count(patient.patient_id, met=len(in_window) >= window.min_encounters)
+        _count_ldl(ldl, patient, definitions.control_window_days)
+    return TeamIndicators(
+        as_of=as_of,
+        managed_patients=managed.denominator,
+        bp_control=bp,
+        glucose_control=fpg,
+        standard_management=standard,
+        ldl_control_by_stratum=dict(sorted(ldl.items())),
+        hearts_bp_control=hearts,
+        tier_distribution=dict(tiers),
+    )
+
+
+def _latest_bp(encounters: list[Encounter], since: datetime) -> tuple[Decimal, Decimal] | None:
+    for encounter in reversed(encounters):
+        if encounter.at < since:
+            return None
+        bp = encounter_bp(encounter)
+        if bp is not None:
+            return bp
+    return None
+
+
+def _bp_below_target(recent: list[Encounter], facts: dict[str, FactValue]) -> bool:
+    target_sbp, target_dbp = facts.get("bp_target_sbp"), facts.get("bp_target_dbp")
+    if not isinstance(target_sbp, float) or not isinstance(target_dbp, float):
+        return False
+    latest = next((b for b in (encounter_bp(e) for e in reversed(recent)) if b is not None), None)
+    return latest is not None and float(latest[0]) < target_sbp and float(latest[1]) < target_dbp
+
+
+def _count_ldl(by_stratum: dict[str, Rate], patient: ManagedPatient, max_age_days: int) -> None:
+    facts = patient.facts
+    stratum, value, target, age = (
+        facts.get("lipid_stratum"),
+        facts.get("ldl_c"),
+        facts.get("ldl_target"),
+        facts.get("ldl_c_age_days"),
+    )
+    if not isinstance(stratum, str) or not isinstance(value, float) or not isinstance(target, float):
+        return
+    if not isinstance(age, float | int) or age > max_age_days:
+        return
+    by_stratum.setdefault(stratum, Rate()).count(patient.patient_id, met=value < target)

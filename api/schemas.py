@@ -11,7 +11,7 @@ from api.referrals import ReferralRead
 from pathway.clinical.vocabulary import PatientStatus
 from pathway.ingest.inbound import ItemResult
 from pathway.store.tables import AssessmentRecord, Patient, PatientFlag
-from pathway.tasks.tasks import FlagKind
+from pathway.tasks.status import FlagKind
 
 
 class PatientRead(BaseModel):

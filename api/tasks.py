@@ -21,8 +21,8 @@ from pathway.clinical.assessment import FollowThrough
 from pathway.clinical.clock import Clock
 from pathway.ingest.inbound import MAX_ROW_ID, Inbound, Instant, Text
 from pathway.store.tables import CareTask, CareTaskEvent
-from pathway.tasks import task_store, tasks
-from pathway.tasks.tasks import TaskOutcome
+from pathway.tasks import actions, task_store
+from pathway.tasks.status import TaskOutcome, UnknownTask, key_actor
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 
 router = APIRouter(tags=["tasks"])
@@ -182,18 +182,18 @@ FollowThroughDep = Annotated[FollowThrough, Depends(_follow_through)]
 
 def _task_for(session: Session, key: Caller, task_id: int, action: str, now: datetime) -> CareTask:
     """The task, if this key may act on its patient; the access is audited."""
-    task = tasks.require_task(session, task_id)
+    task = actions.require_task(session, task_id)
     # The patient's row is locked first, as every ingest does, so a task change and a reassessment
     # of the same patient take turns instead of deadlocking on each other's rows.
     try:
         patient_for(session, key, task.patient_id, action, now, *_ROLES, write=True)
     except permissions.NotYours:
-        raise tasks.UnknownTask(f"no task with id {task_id}", "task_id") from None
+        raise UnknownTask(f"no task with id {task_id}", "task_id") from None
     return task
 
 
 TaskChange = Callable[[CareTask, str, datetime], None]
-"""One change to a task, given the task, the acting key (``tasks.key_actor``) and the moment."""
+"""One change to a task, given the task, the acting key (``key_actor``) and the moment."""
 
 
 def change_task(
@@ -203,7 +203,7 @@ def change_task(
     task's patient (audited as ``action``), and commit. The API and the workbench both use it."""
     now = clock.now()
     task = _task_for(session, key, task_id, action, now)
-    change(task, tasks.key_actor(key.id), now)
+    change(task, key_actor(key.id), now)
     session.commit()
     return task
 
@@ -239,7 +239,7 @@ def task_history(
 ) -> list[TaskEventRead]:
     """Every change of the task, oldest first."""
     _task_for(session, key, task_id, "task.history", clock.now())
-    found = [TaskEventRead.of(e) for e in tasks.history(session, task_id)]
+    found = [TaskEventRead.of(e) for e in actions.history(session, task_id)]
     session.commit()
     return found
 
@@ -268,7 +268,7 @@ def record_outcome(
     """
 
     def close(task: CareTask, actor: str, now: datetime) -> None:
-        tasks.record_outcome(session, task, data.outcome, data.note, actor, now, rules.unreachable)
+        actions.record_outcome(session, task, data.outcome, data.note, actor, now, rules.unreachable)
 
     return TaskRead.of(change_task(session, key, task_id, "task.outcome", clock, close))
 
@@ -285,7 +285,7 @@ def reassign(
     """Give the task to a member of the team."""
 
     def give(task: CareTask, actor: str, now: datetime) -> None:
-        tasks.reassign(session, task, data.member, actor, now)
+        actions.reassign(session, task, data.member, actor, now)
 
     return TaskRead.of(change_task(session, key, task_id, "task.reassign", clock, give))
 
@@ -309,6 +309,6 @@ def snooze(
     ``snooze-not-allowed``)."""
 
     def defer(task: CareTask, actor: str, now: datetime) -> None:
-        tasks.snooze(session, task, data.until, data.reason, rules.snooze, actor, now)
+        actions.snooze(session, task, data.until, data.reason, rules.snooze, actor, now)
 
     return TaskRead.of(change_task(session, key, task_id, "task.snooze", clock, defer))

@@ -20,7 +20,7 @@ from pathway.clinical.errors import InvalidInput
 from pathway.clinical.tiers import TeamRole
 from pathway.ingest.inbound import MAX_ROW_ID, Day, Text
 from pathway.store.tables import Team
-from pathway.tasks.tasks import FlagKind
+from pathway.tasks.status import FlagKind
 from pathway.teams import team_views
 
 router = APIRouter(prefix="/v1/teams", tags=["teams"])

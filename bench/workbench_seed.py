@@ -29,8 +29,8 @@ from pathway.patients import repository, service
 from pathway.patients.service import PathwayConfig
 from pathway.referrals import referral_flow
 from pathway.store.tables import Patient
-from pathway.tasks import task_store, tasks
-from pathway.tasks.tasks import TaskOutcome
+from pathway.tasks import actions, task_store
+from pathway.tasks.status import TaskOutcome
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 
 SURNAMES = (
@@ -293,7 +293,7 @@ def _follow_through(session: Session, patient: Patient, rng: random.Random, now:
     for task in task_store.open_tasks_of(session, patient.id):
         if task.due_at < now - timedelta(days=rng.uniform(1, 20)) and rng.random() < 0.6:
             outcome = TaskOutcome.DONE if rng.random() < 0.9 else TaskOutcome.UNREACHABLE
-            tasks.record_outcome(session, task, outcome, None, "seed", now, _unreachable_retry())
+            actions.record_outcome(session, task, outcome, None, "seed", now, _unreachable_retry())
 
 
 @functools.cache

@@ -4,7 +4,7 @@ Plain HTML forms (``application/x-www-form-urlencoded``) answered with a redirec
 (``303``, with a notice), so everything works without JavaScript; the page's script sends the same
 forms with ``Accept: application/json`` and gets ``{"ok": …}`` to update the page in place. Every
 change needs the session's CSRF token (a form field, or the ``X-CSRF-Token`` header) and is the
-same use-case as the task API (:mod:`pathway.tasks`), done as the session's key.
+same use-case as the task API (:mod:`pathway.tasks.actions`), done as the session's key.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ from pathway.access.permissions import Role
 from pathway.clinical.errors import InvalidInput, PathwayError, RateLimited
 from pathway.ingest.inbound import MAX_ROW_ID, plausible_instant, storable
 from pathway.store.tables import CareTask
-from pathway.tasks import task_store, tasks
-from pathway.tasks.tasks import TaskOutcome
+from pathway.tasks import actions, task_store
+from pathway.tasks.status import TaskOutcome
 from pathway.teams import team_store
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
@@ -274,7 +274,7 @@ def record_outcome(
         note = _text(form, "note", required=False, limit=4000)
 
         def close(task: CareTask, actor: str, now: datetime) -> None:
-            tasks.record_outcome(session, task, outcome, note, actor, now, rules.unreachable)
+            actions.record_outcome(session, task, outcome, note, actor, now, rules.unreachable)
 
         return change_task(session, web.caller, task_id, "task.outcome", clock, close)
 
@@ -298,7 +298,7 @@ def reassign(
         assert member is not None
 
         def give(task: CareTask, actor: str, now: datetime) -> None:
-            tasks.reassign(session, task, member, actor, now)
+            actions.reassign(session, task, member, actor, now)
 
         return change_task(session, web.caller, task_id, "task.reassign", clock, give)
 
@@ -327,7 +327,7 @@ def snooze(
             team = team_store.team_by_id(session, task.team_id) if task.team_id is not None else None
             zone = ZoneInfo(team.timezone) if team is not None else pathway.tz
             until = _local_instant(form.get("until", ""), zone)
-            tasks.snooze(session, task, until, reason, rules.snooze, actor, now)
+            actions.snooze(session, task, until, reason, rules.snooze, actor, now)
 
         return change_task(session, web.caller, task_id, "task.snooze", clock, defer)
 

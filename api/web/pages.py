@@ -34,7 +34,7 @@ from pathway.clinical.tiers import RiskTier, TeamRole
 from pathway.ingest.inbound import MAX_ROW_ID, plausible_day, storable
 from pathway.store.tables import Team
 from pathway.tasks import issuing_store
-from pathway.tasks.tasks import FlagKind, TaskOutcome
+from pathway.tasks.status import FlagKind, TaskOutcome
 from pathway.teams import team_store, team_views
 from pathway.teams.indicators import Rate, TeamIndicators
 from pathway.teams.team_views import ListItem

@@ -53,7 +53,7 @@ from pathway.ingest.inbound import InvalidReading, PatientIn, ReadingIn
 from pathway.patients import history_reads, history_store, repository
 from pathway.referrals import referral_flow
 from pathway.store.tables import AssessmentRecord, Patient, PatientComplication
-from pathway.tasks import tasks
+from pathway.tasks import sync
 
 log = logging.getLogger("pathway.service")
 
@@ -436,12 +436,12 @@ def _store_assessment(
     record = AssessmentRecord(id=repository.insert_assessment(session, values), **values)
     if patient.status == PatientStatus.ACTIVE.value:  # management ended: no new referrals or tasks
         if referral_flow.quiet_after_return(session, record):  # returned (下转), nothing new since
-            tasks.sync_from_assessment(
+            sync.sync_from_assessment(
                 session, patient, referral_flow.without_referral_tasks(record, referral_tasks), now
             )
         else:
             referral_flow.refer_from_assessment(session, record, now)
-            tasks.sync_from_assessment(session, patient, record, now)
+            sync.sync_from_assessment(session, patient, record, now)
     if patient.reassessment_due_since is not None:
         patient.reassessment_due_since = None
         session.add(patient)

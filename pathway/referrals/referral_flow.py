@@ -3,7 +3,7 @@
 A rule-driven referral is opened by the assessment that calls for it; while a referral is active
 (open or accepted), a more urgent call upgrades an open one instead of opening a second. GP teams
 and receiving institutions move it along; every other transition is refused with a 409. Once no
-referral of the patient is open, its referral tasks are resolved (:func:`pathway.tasks.referral_moved`).
+referral of the patient is open, its referral tasks are resolved (:func:`pathway.tasks.sync.referral_moved`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from pathway.clinical.tiers import ReferralUrgency
 from pathway.clinical.vocabulary import PatientStatus
 from pathway.patients import repository
 from pathway.store.tables import AssessmentRecord, Patient, Referral
-from pathway.tasks import tasks
+from pathway.tasks import sync
+from pathway.tasks.status import ACTIVE_REFERRAL
 
-ACTIVE = tasks.ACTIVE_REFERRAL  # open or accepted; "closed": management ended (died, moved)
+ACTIVE = ACTIVE_REFERRAL  # open or accepted; "closed": management ended (died, moved)
 # The urgencies from most to least urgent (the order of the vocabulary, PATHWAY.md §4).
 _URGENCY_ORDER = [
     u.value for u in (ReferralUrgency.EMERGENCY, ReferralUrgency.URGENT, ReferralUrgency.ROUTINE)
@@ -166,5 +167,5 @@ def advance(
         referral.return_follow_up_due = return_follow_up_due
         referral.returned_at = now
     repository.add(session, referral)
-    tasks.referral_moved(session, referral, now)
+    sync.referral_moved(session, referral, now)
     return referral

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlmodel import Session, SQLModel
 
+from pathway.store.sql import dialect_insert
 from pathway.store.tables import SchedulerRun
-from pathway.tasks.task_store import dialect_insert
 
 _run_table = SQLModel.metadata.tables[SchedulerRun.__tablename__]
 _run = _run_table.c

@@ -20,9 +20,9 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, SQLModel, col, select
 
 from pathway.patients.history_store import IN_FORCE
+from pathway.store.sql import dialect_insert
 from pathway.store.tables import Encounter, Patient, PatientFlag, Reading
 from pathway.tasks.issuing_store import Scope
-from pathway.tasks.task_store import dialect_insert
 
 _TABLES = SQLModel.metadata.tables
 _patient_table = _TABLES[Patient.__tablename__]

@@ -20,7 +20,7 @@ from pathway.clinical.assessment import FollowThrough
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.tasks import flag_store, issuing_store
 from pathway.tasks.issuing_store import RunEvent, Scope
-from pathway.tasks.tasks import SCHEDULER, FlagKind
+from pathway.tasks.status import SCHEDULER, FlagKind
 
 
 @dataclass

@@ -33,8 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, SQLModel
 
+from pathway.store.sql import IS_OPEN
 from pathway.store.tables import CareTaskEvent, Encounter, Patient, PatientFlag, Reading, Team
-from pathway.tasks.task_store import IS_OPEN, OPEN, add_events, task_table
+from pathway.tasks.task_store import OPEN, add_events, task_table
 
 _TABLES = SQLModel.metadata.tables
 _task = task_table.c

@@ -6,9 +6,10 @@ Part of the repository layer: functions take a Session and never commit. The ing
 is at most four round trips and usually one. Both dialects: ON CONFLICT on the partial unique index
 of open tasks (``index_where``).
 
-Also the home of what the other task statements share: :data:`OPEN`, :data:`IS_OPEN`,
-:data:`task_table`, :func:`add_events` and :func:`dialect_insert`. The scheduler's bulk statements
-are in :mod:`pathway.tasks.issuing_store`, its run claims in :mod:`pathway.runs.claims`.
+Also the home of what the other task statements share: :data:`OPEN`, :data:`task_table` and
+:func:`add_events` (the open-task predicate ``IS_OPEN`` and ``dialect_insert`` are in
+:mod:`pathway.store.sql`). The scheduler's bulk statements are in :mod:`pathway.tasks.issuing_store`,
+its run claims in :mod:`pathway.runs.claims`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from sqlalchemy import (
     column,
     func,
     literal,
-    literal_column,
     or_,
     select,
     text,
@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, SQLModel
 
+from pathway.store.sql import IS_OPEN
 from pathway.store.tables import CareTask, CareTaskEvent, Referral, Team
 
 OPEN = "open"
@@ -51,14 +52,6 @@ _event = _TABLES[CareTaskEvent.__tablename__]
 _team = _TABLES[Team.__tablename__].c
 _referral = _TABLES[Referral.__tablename__].c
 _OPEN_PREDICATE = text("status = 'open'")
-# The open-task predicate as a literal (not a bound parameter), so PostgreSQL matches the partial
-# indexes (``WHERE status = 'open'``) in generic plans of prepared statements too.
-IS_OPEN = _task.status == literal_column("'open'")
-
-
-def dialect_insert(session: Session) -> Any:
-    """The ``insert`` of the session's dialect (PostgreSQL or SQLite), the one with ON CONFLICT."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 # --- The ingest hot path ----------------------------------------------------------------------

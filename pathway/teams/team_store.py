@@ -37,6 +37,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from pathway.clinical.vocabulary import ReadingKind, ReadingSource
 from pathway.patients.history_store import IN_FORCE, READING_COLUMNS, ClinicalRows
+from pathway.store.sql import IS_OPEN
 from pathway.store.tables import (
     AssessmentRecord,
     CareCheckRecord,
@@ -49,7 +50,6 @@ from pathway.store.tables import (
     SymptomReport,
     Team,
 )
-from pathway.tasks.task_store import IS_OPEN
 from pathway.teams.workbench import is_self_measured
 
 _TABLES = SQLModel.metadata.tables

@@ -32,7 +32,7 @@ from pathway.patients import patient_store, service
 from pathway.patients.service import PathwayConfig
 from pathway.store.tables import Patient, Team
 from pathway.tasks import flag_store
-from pathway.tasks.tasks import FlagKind
+from pathway.tasks.status import FlagKind
 from pathway.teams import indicators, team_store
 
 # What a task asks of the team, in the team's words (the catalogue of PATHWAY.md §5).

@@ -1,14 +1,16 @@
-"""Care tasks (PATHWAY.md §5): the work assessments call for, followed through until it is done.
+"""Care tasks on every reassessment (PATHWAY.md §5): the work assessments call for, followed through
+until it is done.
 
 - :func:`sync_from_assessment` (every reassessment): one open task per (patient, kind, subject); a
   new firing updates the open task (reasons, rule ids; its due time only ever moves earlier: the
   first firing starts the clock), and evidence resolves it (a new encounter, reading or check, the
   referral loop moving, the assessment no longer calling for it — the pack says which, per kind).
   A need the team already closed by hand is not reopened until new evidence arrives.
-- :func:`record_outcome`, :func:`reassign`, :func:`snooze`, :func:`history`: the GP team's actions.
-- The scheduler's daily and hourly runs are in :mod:`pathway.tasks.issuing`.
+- :func:`referral_moved`: the referral loop moved; once no referral is open, its tasks resolve.
 
-Every change is recorded as a task event (who, when, from → to). Nothing here commits.
+The GP team's actions are in :mod:`pathway.tasks.actions`, the scheduler's daily and hourly runs in
+:mod:`pathway.tasks.issuing`. Every change is recorded as a task event (who, when, from → to).
+Nothing here commits.
 """
 
 from __future__ import annotations
@@ -16,91 +18,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway.clinical.assessment import (
-    EVIDENCE_NO_LONGER_CALLED,
-    EVIDENCE_REFERRAL,
-    SnoozeLimit,
-    UnreachableRetry,
-)
+from pathway.clinical.assessment import EVIDENCE_NO_LONGER_CALLED, EVIDENCE_REFERRAL
 from pathway.clinical.clock import CLINIC_TZ
-from pathway.clinical.errors import InvalidInput, PathwayError
-from pathway.clinical.vocabulary import PatientStatus
-from pathway.patients import repository
-from pathway.store.tables import AssessmentRecord, CareTask, CareTaskEvent, Patient, Referral
-from pathway.tasks import flag_store, task_store
+from pathway.store.tables import AssessmentRecord, Patient, Referral
+from pathway.tasks import task_store
+from pathway.tasks.status import ENGINE, TaskStatus, event
 from pathway.tasks.task_store import OPEN, TaskRow
 
-
-class TaskStatus(StrEnum):
-    OPEN = "open"
-    DONE = "done"
-    UNREACHABLE = "unreachable"
-    REFUSED = "refused"
-    MOVED = "moved"
-    DECEASED = "deceased"
-    RESOLVED = "resolved"  # by evidence
-    CANCELLED = "cancelled"  # the patient moved away or died
-
-
-class TaskOutcome(StrEnum):
-    """What the GP team records when it closes a task by hand."""
-
-    DONE = "done"
-    UNREACHABLE = "unreachable"
-    REFUSED = "refused"
-    MOVED = "moved"
-    DECEASED = "deceased"
-
-
-class FlagKind(StrEnum):
-    """No contact of any kind (PATHWAY.md §5): 90 days ``missed_3m``, 365 days ``lost_to_follow_up``."""
-
-    MISSED_3M = "missed_3m"
-    LOST_TO_FOLLOW_UP = "lost_to_follow_up"
-
-
-ENGINE = "engine"
-SCHEDULER = "scheduler"
 # Closed by hand with these, a need stays closed until new evidence (unreachable: tried again).
 _HANDLED = [s.value for s in (TaskStatus.DONE, TaskStatus.REFUSED, TaskStatus.MOVED, TaskStatus.DECEASED)]
 _HANDLED.append(TaskStatus.CANCELLED.value)
-_ENDS_ALL_TASKS = (TaskOutcome.MOVED, TaskOutcome.DECEASED)
-UNREACHABLE = TaskOutcome.UNREACHABLE.value
-ACTIVE_REFERRAL = ("open", "accepted")  # as pathway.referrals.ACTIVE (which imports this module)
-
-
-def key_actor(api_key_id: int | None) -> str:
-    return f"key:{api_key_id}"
-
-
-class UnknownTask(PathwayError):
-    code = "unknown-task"
-    status = 404
-
-
-class TaskClosed(PathwayError):
-    code = "task-closed"
-    status = 409
-
-
-class SnoozeTooLong(InvalidInput):
-    code = "snooze-too-long"
-
-
-class SnoozeNotAllowed(PathwayError):
-    """Emergency and urgent work is never snoozed (the pack's limit for its priority is 0)."""
-
-    code = "snooze-not-allowed"
-    status = 409
-
-
-# --- Sync on every reassessment -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -373,31 +305,6 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def event(
-    task_id: int,
-    at: datetime,
-    actor: str,
-    action: str,
-    from_status: str | None,
-    to_status: str,
-    *,
-    outcome: str | None = None,
-    note: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "at": at,
-        "actor": actor,
-        "action": action,
-        "from_status": from_status,
-        "to_status": to_status,
-        "outcome": outcome,
-        "note": note,
-        "details": details or {},
-    }
-
-
 def referral_moved(session: Session, referral: Referral, now: datetime) -> None:
     """The referral loop moved: resolve the patient's referral tasks once no referral is open."""
     state = task_store.patient_task_state(session, referral.patient_id, None, [])
@@ -416,163 +323,3 @@ def referral_moved(session: Session, referral: Referral, now: datetime) -> None:
             for r in rows
         ],
     )
-
-
-# --- The GP team's actions ----------------------------------------------------------------------
-
-
-def require_task(session: Session, task_id: int) -> CareTask:
-    task = task_store.task_by_id(session, task_id)
-    if task is None:
-        raise UnknownTask(f"no task with id {task_id}", "task_id")
-    return task
-
-
-def _require_open(task: CareTask) -> None:
-    if task.status != OPEN:
-        raise TaskClosed(f"task {task.id} is {task.status}", "status")
-
-
-def record_outcome(
-    session: Session,
-    task: CareTask,
-    outcome: TaskOutcome,
-    note: str | None,
-    actor: str,
-    now: datetime,
-    retry: UnreachableRetry,
-) -> CareTask:
-    """Close a task by hand. Of outcomes recorded at the same moment only one wins (the others:
-    :class:`TaskClosed`), and only the winner's side effects happen.
-
-    - ``unreachable`` on a task of a priority the pack retries (emergency, urgent): the task stays
-      open, due again after the pack's interval, and is escalated to the team lead at once.
-    - ``moved`` / ``deceased``: management ends (:func:`end_management`).
-    """
-    _require_open(task)
-    assert task.id is not None
-    after = retry.retry_after(task.priority) if outcome is TaskOutcome.UNREACHABLE else None
-    if after is not None:
-        return _retry_unreachable(session, task, after, note, retry, actor, now)
-    status = TaskStatus(outcome.value)
-    values = {
-        "status": status.value,
-        "outcome": outcome.value,
-        "note": note,
-        "closed_at": now,
-        "updated_at": now,
-    }
-    if not task_store.change_if_open(session, task.id, values):
-        raise TaskClosed(f"task {task.id} is closed already", "status")
-    task_store.add_events(
-        session, [event(task.id, now, actor, "outcome", OPEN, status.value, outcome=outcome.value, note=note)]
-    )
-    if outcome in _ENDS_ALL_TASKS:
-        end_management(session, task.patient_id, PatientStatus(outcome.value), actor, now, task.id)
-    session.refresh(task)
-    return task
-
-
-def _retry_unreachable(
-    session: Session,
-    task: CareTask,
-    after: timedelta,
-    note: str | None,
-    retry: UnreachableRetry,
-    actor: str,
-    now: datetime,
-) -> CareTask:
-    """The patient was not reached for urgent work: try again later, and tell the team lead now."""
-    assert task.id is not None
-    zone_name = task_store.team_timezone(session, task.team_id)
-    zone: tzinfo = ZoneInfo(zone_name) if zone_name else CLINIC_TZ
-    due = now + after
-    values = {
-        "due_at": due,
-        "due_date": due.astimezone(zone).date(),
-        "time_limit_at": due + (task.time_limit_at - task.due_at),
-        "escalated_at": now,
-        "note": note,
-        "updated_at": now,
-    }
-    if not task_store.change_if_open(session, task.id, values):
-        raise TaskClosed(f"task {task.id} is closed already", "status")
-    retried = {"retry_due_at": due.isoformat(), "source": retry.source}
-    escalated = {"to": retry.escalate_to, "reason": UNREACHABLE}
-    task_store.add_events(
-        session,
-        [
-            event(
-                task.id, now, actor, "outcome", OPEN, OPEN, outcome=UNREACHABLE, note=note, details=retried
-            ),
-            event(task.id, now, actor, "escalated", OPEN, OPEN, details=escalated),
-        ],
-    )
-    session.refresh(task)
-    return task
-
-
-def end_management(
-    session: Session, patient_id: int, status: PatientStatus, actor: str, now: datetime, task_id: int
-) -> None:
-    """The patient died or moved away: management ends. The patient's status records it (no new
-    tasks or referrals from then on, out of the indicators), every other open task is cancelled,
-    active referrals are closed and contact flags cleared; the history stays."""
-    patient = repository.patient_by_id(session, patient_id, for_update=True)
-    assert patient is not None
-    patient.status, patient.status_changed_at, patient.updated_at = status.value, now, now
-    repository.add(session, patient)
-    note = f"patient {status.value} (task {task_id})"
-    cancelled = task_store.cancel_open_tasks(session, patient_id, now, note)
-    task_store.add_events(
-        session, [event(i, now, actor, "cancelled", OPEN, TaskStatus.CANCELLED, note=note) for i in cancelled]
-    )
-    task_store.close_active_referrals(session, patient_id, ACTIVE_REFERRAL, now, note)
-    flag_store.clear_patient_flags(session, patient_id, now)
-
-
-def reassign(session: Session, task: CareTask, member: str, actor: str, now: datetime) -> CareTask:
-    """Give an open task to a member of the team."""
-    _require_open(task)
-    assert task.id is not None
-    before, task.assignee, task.updated_at = task.assignee, member, now
-    task_store.save(session, task)
-    details = {"from": before, "to": member}
-    task_store.add_events(session, [event(task.id, now, actor, "reassigned", OPEN, OPEN, details=details)])
-    return task
-
-
-def snooze(
-    session: Session,
-    task: CareTask,
-    until: datetime,
-    reason: str,
-    limit: SnoozeLimit,
-    actor: str,
-    now: datetime,
-) -> CareTask:
-    """Keep an open task off the list (and from escalating) until ``until``, at most the pack's limit."""
-    _require_open(task)
-    assert task.id is not None
-    max_days = limit.days_for(task.priority)
-    if max_days == 0:
-        raise SnoozeNotAllowed(
-            f"a task of priority {task.priority} may not be snoozed ({limit.source})", "priority"
-        )
-    if until <= now:
-        raise InvalidInput("a snooze must end in the future", "until")
-    if until > now + timedelta(days=max_days):
-        raise SnoozeTooLong(f"a task may be snoozed for at most {max_days} days ({limit.source})", "until")
-    task.snoozed_until, task.snooze_reason, task.updated_at = until, reason, now
-    task_store.save(session, task)
-    details = {"until": until.isoformat()}
-    task_store.add_events(
-        session, [event(task.id, now, actor, "snoozed", OPEN, OPEN, note=reason, details=details)]
-    )
-    return task
-
-
-def history(session: Session, task_id: int) -> Sequence[CareTaskEvent]:
-    """Every change of the task, oldest first."""
-    require_task(session, task_id)
-    return task_store.events_of(session, task_id)

@@ -22,14 +22,14 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway.clinical.assessment import (
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.errors import InvalidInput, PathwayError
+from pathway.clinical.policy import (
     EVIDENCE_NO_LONGER_CALLED,
     EVIDENCE_REFERRAL,
     SnoozeLimit,
     UnreachableRetry,
 )
-from pathway.clinical.clock import CLINIC_TZ
-from pathway.clinical.errors import InvalidInput, PathwayError
 from pathway.clinical.vocabulary import PatientStatus
 from pathway.patients import repository
 from pathway.store.tables import AssessmentRecord, CareTask, CareTaskEvent, Patient, Referral

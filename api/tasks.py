@@ -17,8 +17,8 @@ from api.deps import ClockDep, CurrentKey, PatientId, SessionDep, patient_for
 from api.errors import error_responses
 from pathway.access import permissions
 from pathway.access.permissions import Caller, Role
-from pathway.clinical.assessment import FollowThrough
 from pathway.clinical.clock import Clock
+from pathway.clinical.policy import FollowThrough
 from pathway.ingest.inbound import MAX_ROW_ID, Inbound, Instant, Text
 from pathway.store.tables import CareTask, CareTaskEvent
 from pathway.tasks import actions, task_store

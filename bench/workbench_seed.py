@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from pathway.access import permissions
-from pathway.clinical.assessment import UnreachableRetry
+from pathway.clinical.policy import UnreachableRetry
 from pathway.clinical.vocabulary import Condition, ReadingKind, ReadingSource, Sex
 from pathway.ingest import recording
 from pathway.ingest.inbound import EncounterIn, EncounterReadingIn, PatientIn, ReadingIn

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pathway.clinical.assessment import Outcome, TaskSpec
 from pathway.clinical.conditions import AllOf, AnyOf, Comparison, FactRef
+from pathway.clinical.policy import Outcome, TaskSpec
 from pathway.clinical.tiers import RiskTier
 from rules.registry import PACKS_DIR, LoadedPack
 from rules.schema import Rule

@@ -10,7 +10,6 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from pathway.clinical.assessment import Message, Outcome, Policy
 from pathway.clinical.conditions import (
     AllOf,
     AnyOf,
@@ -21,6 +20,7 @@ from pathway.clinical.conditions import (
     referenced_facts,
 )
 from pathway.clinical.parameters import IndicatorDefinitions, Plausibility, SnapshotWindows, Targets, Units
+from pathway.clinical.policy import Message, Outcome, Policy
 from pathway.clinical.snapshot import FACT_TYPES
 from pathway.clinical.tiers import RiskTier, TaskKind
 from pathway.clinical.vocabulary import CareCheck

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from pathway.clinical.assessment import FollowThrough
 from pathway.clinical.clock import Clock
+from pathway.clinical.policy import FollowThrough
 from pathway.runs import claims
 from pathway.runs.retention import Retention, purge_expired
 from pathway.tasks import issuing, issuing_store

@@ -27,8 +27,8 @@ from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, mark
 from api.web.i18n import Translator
 from pathway.access import permissions
 from pathway.access.permissions import Caller, Role
-from pathway.clinical.assessment import SnoozeLimit
 from pathway.clinical.errors import InvalidInput
+from pathway.clinical.policy import SnoozeLimit
 from pathway.clinical.snapshot import completed_years
 from pathway.clinical.tiers import RiskTier, TeamRole
 from pathway.ingest.inbound import MAX_ROW_ID, plausible_day, storable

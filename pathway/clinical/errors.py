@@ -18,9 +18,9 @@ PathwayError(code, detail, field)          status 400 unless a subclass says oth
 └── RuleEvaluationError     rule-evaluation-failed  500  the engine failed (names rule and pack)
 
 Start-up errors (the CLI prints one line and exits 2 before anything starts):
-BadSetting (pathway.settings)        bad-setting            a PATHWAY_* value (names the variable)
-DatabaseUnreachable (pathway.db)     database-unreachable   the store cannot be opened or migrated
-CannotListen (pathway.cli)           cannot-listen          the address or port cannot be listened on
+BadSetting (pathway.settings)           bad-setting            a PATHWAY_* value (names the variable)
+DatabaseUnreachable (pathway.store.db)  database-unreachable   the store cannot be opened or migrated
+CannotListen (pathway.cli.serve)        cannot-listen          the address or port cannot be listened on
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pathway.clinical.assessment import reading_evidence
+from pathway.clinical.policy import reading_evidence
 from pathway.clinical.vocabulary import GLUCOSE_KINDS, LAB_KINDS, Condition, ReadingKind
 
 _BP = (ReadingKind.BP,)

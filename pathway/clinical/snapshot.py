@@ -9,17 +9,26 @@ Elapsed-time windows include both ends; calendar dates are taken in the clinic's
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from pathway.clinical.anchors import ANCHOR_LATEST_ENCOUNTER, ANCHOR_LDL_C, check_anchor, reading_anchor
+from pathway.clinical.blood_pressure import bp_mean, crisis_facts, on_enough_days
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.clinical.conditions import FactValue
-from pathway.clinical.history import Encounter, Measurement, PatientHistory, SymptomReport
+from pathway.clinical.history import Measurement, PatientHistory, SymptomReport
 from pathway.clinical.parameters import SnapshotWindows, Targets
 from pathway.clinical.targets import blood_pressure_band, lipid_risk_factor_count, lipid_stratum
+from pathway.clinical.visits import (
+    EncounterClassification,
+    classify_encounters,
+    clinic_encounters,
+    encounter_glucose,
+    trailing_uncontrolled,
+)
 from pathway.clinical.vocabulary import (
     GLUCOSE_KINDS,
     LAB_KINDS,
@@ -28,10 +37,6 @@ from pathway.clinical.vocabulary import (
     ReadingKind,
     ReadingSource,
 )
-
-CONTROLLED = "controlled"
-UNCONTROLLED = "uncontrolled"
-UNKNOWN = "unknown"
 
 # Every fact the rules may read, with its type: packs are validated against this catalogue.
 FACT_TYPES: dict[str, type] = {
@@ -86,29 +91,6 @@ FACT_TYPES: dict[str, type] = {
     "oldest_complication_age_days": int,
 }
 
-# Moments that task due times are computed from (see rules' task catalogue).
-ANCHOR_UNCONFIRMED_CRISIS = "unconfirmed_crisis_reading"
-ANCHOR_LDL_C = "ldl_c_measured"
-ANCHOR_LATEST_ENCOUNTER = "latest_encounter"
-
-
-def check_anchor(check: CareCheck) -> str:
-    return f"last_{check.value}"
-
-
-def reading_anchor(kind: ReadingKind) -> str:
-    """The anchor of the latest reading of ``kind`` (any source)."""
-    return f"latest_{kind.value}_reading"
-
-
-@dataclass(frozen=True)
-class EncounterClassification:
-    """公卫 随访分类 of one encounter, per disease the patient has."""
-
-    at: datetime
-    hypertension: str | None = None
-    diabetes: str | None = None
-
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -116,17 +98,6 @@ class Snapshot:
     facts: dict[str, FactValue]
     anchors: dict[str, datetime] = field(default_factory=dict)
     encounters: tuple[EncounterClassification, ...] = ()
-
-
-def _on_enough_days(readings: Sequence[Measurement], tz: ZoneInfo, needed: int) -> bool:
-    """Whether ``readings`` fall on at least ``needed`` calendar days in ``tz`` (counted newest
-    first, up to ``needed``: a wearable's week holds hundreds of readings, each a zone lookup)."""
-    days: set[date] = set()
-    for reading in reversed(readings):
-        if len(days) >= needed:
-            break
-        days.add(reading.at.astimezone(tz).date())
-    return len(days) >= needed
 
 
 def build_snapshot(
@@ -182,7 +153,7 @@ def build_snapshot(
         facts["oldest_complication_age_days"] = max(ages)
 
     # Everything measured up to as_of.
-    encounters = _encounters(history, as_of, tz)
+    encounters = clinic_encounters(history, as_of, tz)
     loose = [r for r in history.readings if r.at <= as_of and r.source is not ReadingSource.CLINIC]
     all_readings = loose + [r for e in encounters for r in e.readings]
     by_kind: dict[ReadingKind, list[Measurement]] = defaultdict(list)
@@ -211,10 +182,10 @@ def build_snapshot(
     bps = by_kind[ReadingKind.BP]
     if bps:
         facts["days_since_last_bp"] = elapsed_days(bps[-1].at)
-    office = next((e for e in reversed(encounters) if _bp_mean(e.readings) is not None), None)
+    office = next((e for e in reversed(encounters) if bp_mean(e.readings) is not None), None)
     office_bp = None
     if office is not None and within(office.at, days=windows.office_bp_max_age_days):
-        office_bp = _bp_mean(office.readings)
+        office_bp = bp_mean(office.readings)
     if office is not None and office_bp is not None:
         facts.update(
             office_sbp=float(office_bp[0]),
@@ -225,11 +196,11 @@ def build_snapshot(
     home_start, home_sources = as_of - timedelta(days=home.window_days), frozenset(home.sources)
     home_bps = [r for r in bps if home_start <= r.at <= as_of and r.source in home_sources]
     facts["home_bp_reading_count"] = len(home_bps)
-    if len(home_bps) >= home.min_readings and _on_enough_days(home_bps, tz, home.min_distinct_days):
-        home_mean = _bp_mean(home_bps)
+    if len(home_bps) >= home.min_readings and on_enough_days(home_bps, tz, home.min_distinct_days):
+        home_mean = bp_mean(home_bps)
         assert home_mean is not None
         facts.update(home_sbp_mean=float(home_mean[0]), home_dbp_mean=float(home_mean[1]))
-    _crisis_facts(facts, anchors, windows, office, office_bp, bps, as_of)
+    crisis_facts(facts, anchors, windows, office, office_bp, bps, as_of)
 
     # Glucose.
     glucose = sorted((r for k in GLUCOSE_KINDS for r in by_kind[k]), key=lambda r: r.at)
@@ -265,7 +236,7 @@ def build_snapshot(
             (e, g)
             for e in reversed(encounters)
             if within(e.at, days=windows.encounter_glucose_max_age_days)
-            for g in [_encounter_glucose(e)]
+            for g in [encounter_glucose(e)]
             if g is not None
         ),
         None,
@@ -305,10 +276,10 @@ def build_snapshot(
                 anchors[ANCHOR_LDL_C] = latest.at
 
     # Encounter classification (公卫 随访分类) and the run of uncontrolled visits.
-    classified = _classify(encounters, facts, windows, targets, as_of)
+    classified = classify_encounters(encounters, facts, windows, targets, as_of)
     for disease in (Condition.HYPERTENSION, Condition.DIABETES):
         if disease in profile.conditions:
-            facts[f"consecutive_uncontrolled_{disease.value}"] = _trailing_uncontrolled(
+            facts[f"consecutive_uncontrolled_{disease.value}"] = trailing_uncontrolled(
                 [getattr(c, disease.value) for c in reversed(classified)]
             )
 
@@ -347,23 +318,6 @@ def completed_years(birth: date, on: date) -> int:
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
 
-def _encounters(history: PatientHistory, as_of: datetime, tz: ZoneInfo) -> list[Encounter]:
-    """Explicit encounters up to ``as_of`` plus implicit ones for loose clinic readings, oldest first.
-
-    The clinic readings posted outside an encounter on one calendar day form one implicit encounter,
-    timed at the latest of them; it never merges into an explicit encounter of that day (a reading
-    taken at 20:00 is not part of the 08:00 visit). Encounters at the same instant keep the order of
-    the history (the store reads them by instant, then id): an implicit one comes after explicit ones.
-    """
-    explicit = [e for e in history.encounters if e.at <= as_of]
-    loose: dict[date, list[Measurement]] = defaultdict(list)
-    for reading in history.readings:
-        if reading.source is ReadingSource.CLINIC and reading.at <= as_of:
-            loose[reading.at.astimezone(tz).date()].append(reading)
-    implicit = [Encounter(at=max(r.at for r in rs), readings=tuple(rs)) for rs in loose.values()]
-    return sorted(explicit + implicit, key=lambda e: e.at)
-
-
 def _instant_then_value(reading: Measurement) -> tuple[datetime, Decimal, Decimal]:
     """Readings in time order; of several of one kind at the same instant, the highest comes last,
     so it is the one taken as the latest (the safer reading, PATHWAY.md §2)."""
@@ -372,32 +326,6 @@ def _instant_then_value(reading: Measurement) -> tuple[datetime, Decimal, Decima
 
 
 _NONE = Decimal(0)
-
-
-def _bp_mean(readings: Iterable[Measurement]) -> tuple[Decimal, Decimal] | None:
-    bps = [r for r in readings if r.kind is ReadingKind.BP]
-    if not bps:
-        return None
-    systolic = sum((r.systolic for r in bps if r.systolic is not None), Decimal(0)) / len(bps)
-    diastolic = sum((r.diastolic for r in bps if r.diastolic is not None), Decimal(0)) / len(bps)
-    return systolic, diastolic
-
-
-def _mean(values: list[Decimal]) -> Decimal:
-    return sum(values, Decimal(0)) / len(values)
-
-
-def _encounter_glucose(encounter: Encounter) -> tuple[Decimal, bool] | None:
-    """Mean FPG of the encounter (fasting), else the mean of its other glucose values."""
-    fasting = [r.value for r in encounter.readings if r.kind is ReadingKind.FPG and r.value is not None]
-    if fasting:
-        return _mean(fasting), True
-    other = [
-        r.value
-        for r in encounter.readings
-        if r.kind in GLUCOSE_KINDS and r.kind is not ReadingKind.FPG and r.value is not None
-    ]
-    return (_mean(other), False) if other else None
 
 
 def _put_extreme(
@@ -409,107 +337,6 @@ def _put_extreme(
     values = [r.value for r in readings if r.value is not None]
     if values:
         facts[name] = float(pick(values))
-
-
-def _crisis_facts(
-    facts: dict[str, FactValue],
-    anchors: dict[str, datetime],
-    windows: SnapshotWindows,
-    office: Encounter | None,
-    office_bp: tuple[Decimal, Decimal] | None,
-    bps: list[Measurement],
-    as_of: datetime,
-) -> None:
-    """Confirmed / unconfirmed crisis BP and whether a crisis reading falls in the last window."""
-    crisis = windows.crisis
-
-    def is_crisis(systolic: Decimal, diastolic: Decimal) -> bool:
-        return systolic >= crisis.systolic or diastolic >= crisis.diastolic
-
-    window_start = as_of - timedelta(hours=crisis.window_hours)
-    home_crises = [
-        r
-        for r in bps
-        if r.source in crisis.home_sources
-        and window_start <= r.at <= as_of
-        and r.systolic is not None
-        and r.diastolic is not None
-        and is_crisis(r.systolic, r.diastolic)
-    ]
-    office_crisis = office is not None and office_bp is not None and is_crisis(*office_bp)
-    separated = _separated_count(
-        [r.at for r in home_crises], timedelta(minutes=crisis.confirm_min_separation_minutes)
-    )
-    confirmed = office_crisis or separated >= crisis.confirm_min_readings
-    unconfirmed = not confirmed and bool(home_crises)
-    crisis_times = [r.at for r in home_crises]
-    if office_crisis and office is not None:
-        crisis_times.append(office.at)
-    facts["bp_crisis_confirmed"] = confirmed
-    facts["bp_crisis_unconfirmed"] = unconfirmed
-    facts["bp_crisis_recent"] = bool(crisis_times) and window_start <= max(crisis_times) <= as_of
-    if unconfirmed:
-        # The recheck counts from the newest crisis reading: a second one inside the confirmation
-        # gap is not the recheck of the first (PATHWAY.md §2).
-        anchors[ANCHOR_UNCONFIRMED_CRISIS] = max(r.at for r in home_crises)
-
-
-def _separated_count(times: list[datetime], gap: timedelta) -> int:
-    """The most readings that can be picked with every two at least ``gap`` apart."""
-    count = 0
-    last: datetime | None = None
-    for at in sorted(times):
-        if last is None or at - last >= gap:
-            count += 1
-            last = at
-    return count
-
-
-def _classify(
-    encounters: list[Encounter],
-    facts: dict[str, FactValue],
-    windows: SnapshotWindows,
-    targets: Targets,
-    as_of: datetime,
-) -> list[EncounterClassification]:
-    start = as_of - timedelta(days=windows.classification_window_days)
-    has_htn = bool(facts["has_hypertension"])
-    has_dm = bool(facts["has_diabetes"])
-    result = []
-    for encounter in encounters:
-        if not start <= encounter.at <= as_of:
-            continue
-        htn = dm = None
-        if has_htn:
-            bp = _bp_mean(encounter.readings)
-            if bp is None or "bp_target_sbp" not in facts:
-                htn = UNKNOWN
-            else:
-                controlled = bp[0] < Decimal(str(facts["bp_target_sbp"])) and bp[1] < Decimal(
-                    str(facts["bp_target_dbp"])
-                )
-                htn = CONTROLLED if controlled else UNCONTROLLED
-        if has_dm:
-            glucose = _encounter_glucose(encounter)
-            if glucose is None:
-                dm = UNKNOWN
-            else:
-                value, fasting = glucose
-                target = targets.glucose.fasting_below if fasting else targets.glucose.non_fasting_below
-                dm = CONTROLLED if value < target else UNCONTROLLED
-        result.append(EncounterClassification(at=encounter.at, hypertension=htn, diabetes=dm))
-    return result
-
-
-def _trailing_uncontrolled(newest_first: list[str | None]) -> int:
-    """Uncontrolled encounters in a row from the newest; unknown ones are skipped."""
-    count = 0
-    for status in newest_first:
-        if status == UNCONTROLLED:
-            count += 1
-        elif status == CONTROLLED:
-            break
-    return count
 
 
 def _last_checks(
@@ -529,22 +356,3 @@ def _last_checks(
             if check not in last or done > last[check]:
                 last[check] = done
     return last
-
-
-# --- For the team indicators (PATHWAY.md §6): the same encounter rules as the snapshot's ----------
-
-
-def clinic_encounters(history: PatientHistory, as_of: datetime, tz: ZoneInfo) -> list[Encounter]:
-    """The patient's encounters up to ``as_of`` (explicit and implicit), oldest first."""
-    return _encounters(history, as_of, tz)
-
-
-def encounter_bp(encounter: Encounter) -> tuple[Decimal, Decimal] | None:
-    """The mean clinic BP of one encounter, or None if it has no BP."""
-    return _bp_mean(encounter.readings)
-
-
-def encounter_fasting_glucose(encounter: Encounter) -> Decimal | None:
-    """The mean FPG of one encounter, or None if it has no FPG."""
-    glucose = _encounter_glucose(encounter)
-    return glucose[0] if glucose is not None and glucose[1] else None

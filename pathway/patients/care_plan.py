@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from pathway.clinical.history import PatientHistory
-from pathway.clinical.snapshot import clinic_encounters
 from pathway.clinical.tiers import TaskKind
+from pathway.clinical.visits import clinic_encounters
 from pathway.clinical.vocabulary import ReadingKind
 from pathway.patients import history_reads
 from pathway.patients.history_reads import Span

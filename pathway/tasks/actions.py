@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway.clinical.assessment import SnoozeLimit, UnreachableRetry
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.clinical.errors import InvalidInput
+from pathway.clinical.policy import SnoozeLimit, UnreachableRetry
 from pathway.clinical.vocabulary import PatientStatus
 from pathway.patients import repository
 from pathway.store.tables import CareTask, CareTaskEvent

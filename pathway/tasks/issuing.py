@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway.clinical.assessment import FollowThrough
 from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.policy import FollowThrough
 from pathway.tasks import flag_store, issuing_store
 from pathway.tasks.issuing_store import RunEvent, Scope
 from pathway.tasks.status import SCHEDULER, FlagKind

@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from pathway.clinical.assessment import EVIDENCE_NO_LONGER_CALLED, EVIDENCE_REFERRAL
 from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.policy import EVIDENCE_NO_LONGER_CALLED, EVIDENCE_REFERRAL
 from pathway.store.tables import AssessmentRecord, Patient, Referral
 from pathway.tasks import task_store
 from pathway.tasks.status import ENGINE, TaskStatus, event

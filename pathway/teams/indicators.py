@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 from pathway.clinical.conditions import FactValue
 from pathway.clinical.history import Encounter, PatientHistory
 from pathway.clinical.parameters import GlucoseTargets, IndicatorDefinitions
-from pathway.clinical.snapshot import clinic_encounters, encounter_bp, encounter_fasting_glucose
 from pathway.clinical.tiers import RiskTier
+from pathway.clinical.visits import clinic_encounters, encounter_bp, encounter_fasting_glucose
 from pathway.clinical.vocabulary import Condition
 
 

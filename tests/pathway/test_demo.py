@@ -17,7 +17,9 @@ from sqlmodel import Session, SQLModel
 from api.main import create_app
 from pathway.cli import main
 from pathway.clinical.clock import CLINIC_TZ, FixedClock
-from pathway.demo import demo, demo_county
+from pathway.demo.county import county
+from pathway.demo.patient_plan import demo_phone, external_id
+from pathway.demo.spec import COUNTY_FILE, load_county
 from pathway.patients import repository
 from pathway.settings import Settings
 from pathway.store.db import make_engine
@@ -119,26 +121,26 @@ def test_the_printed_key_opens_the_printed_daily_list(
 
 
 def test_a_patient_is_the_same_whatever_the_size_of_the_county() -> None:
-    spec = demo_county.load_county()
-    small = list(demo.county(spec, 3, 7, AS_OF, CLINIC_TZ))
-    large = list(demo.county(spec, 5, 7, AS_OF, CLINIC_TZ))
+    spec = load_county()
+    small = list(county(spec, 3, 7, AS_OF, CLINIC_TZ))
+    large = list(county(spec, 5, 7, AS_OF, CLINIC_TZ))
     assert small == large[:3]
-    assert [p.patient.external_id for p in large] == [demo.external_id(7, i) for i in range(5)]
-    other_seed = next(demo.county(spec, 1, 8, AS_OF, CLINIC_TZ))
+    assert [p.patient.external_id for p in large] == [external_id(7, i) for i in range(5)]
+    other_seed = next(county(spec, 1, 8, AS_OF, CLINIC_TZ))
     assert other_seed.patient.external_id != small[0].patient.external_id
 
 
 def test_demo_patients_have_phones_to_search_by() -> None:
-    plans = list(demo.county(demo_county.load_county(), 20, 7, AS_OF, CLINIC_TZ))
+    plans = list(county(load_county(), 20, 7, AS_OF, CLINIC_TZ))
     phones = [p.patient.phone for p in plans]
     assert all(phone is not None and re.fullmatch(r"139-\d{4}-\d{4}", phone) for phone in phones)
     assert len(set(phones)) == len(phones)
-    assert demo.demo_phone(plans[0].patient.external_id) == phones[0]  # the same patient, the same phone
+    assert demo_phone(plans[0].patient.external_id) == phones[0]  # the same patient, the same phone
 
 
 def test_the_first_patients_have_every_special_history_and_nothing_is_in_the_future() -> None:
-    spec = demo_county.load_county()
-    patients = list(demo.county(spec, len(spec.scenarios), 1, AS_OF, CLINIC_TZ))
+    spec = load_county()
+    patients = list(county(spec, len(spec.scenarios), 1, AS_OF, CLINIC_TZ))
     assert [p.scenario for p in patients] == [s.kind for s in spec.scenarios]
     for p in patients:
         times = [e.at for e in p.encounters] + [r.measured_at for _, batch in p.readings for r in batch]
@@ -148,12 +150,12 @@ def test_the_first_patients_have_every_special_history_and_nothing_is_in_the_fut
 
 
 def test_the_county_file_rejects_unknown_keys(tmp_path: Path) -> None:
-    data = yaml.safe_load(demo_county.COUNTY_FILE.read_text(encoding="utf-8"))
+    data = yaml.safe_load(COUNTY_FILE.read_text(encoding="utf-8"))
     data["visits"]["interval_weeks"] = [11, 15]
     broken = tmp_path / "county.yaml"
     broken.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ValidationError, match="interval_weeks"):
-        demo_county.load_county(broken)
+        load_county(broken)
 
 
 def test_if_empty_loads_the_county_only_into_a_store_without_patients(

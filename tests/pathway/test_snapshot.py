@@ -9,8 +9,9 @@ import pytest
 
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.clinical.history import Encounter, Measurement, PatientHistory, PatientProfile
-from pathway.clinical.snapshot import CONTROLLED, FACT_TYPES, UNCONTROLLED, UNKNOWN
+from pathway.clinical.snapshot import FACT_TYPES
 from pathway.clinical.tiers import RiskTier, TaskKind
+from pathway.clinical.visits import CONTROLLED, UNCONTROLLED, UNKNOWN
 from pathway.clinical.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex, Symptom
 from tests.builders import AS_OF, bp, days_before, glucose, history, hours_before, lab, patient, visit
 from tests.conftest import Pathway

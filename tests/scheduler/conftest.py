@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from pathway.clinical.assessment import FollowThrough
 from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.policy import FollowThrough
 from pathway.store.db import make_engine, migrate
 from pathway.store.tables import CareTask, Patient, Reading, Team
 from rules.registry import LoadedPack

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from pathway.clinical.assessment import FollowThrough
 from pathway.clinical.clock import CLINIC_TZ, FixedClock
+from pathway.clinical.policy import FollowThrough
 from pathway.runs import claims
 from pathway.settings import Settings
 from pathway.store.db import make_engine, migrate

@@ -14,8 +14,8 @@ from sqlmodel import Session, col, select
 
 from pathway.access import permissions
 from pathway.access.permissions import Role
-from pathway.clinical.assessment import FollowThrough
 from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.policy import FollowThrough
 from pathway.patients import service
 from pathway.runs import retention
 from pathway.runs.retention import Retention

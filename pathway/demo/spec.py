@@ -1,4 +1,4 @@
-"""The distribution table of ``pathway demo`` (demo_county.yaml) as validated models: systems, GP
+"""The distribution table of ``pathway demo`` (``county.yaml``) as validated models: systems, GP
 teams, demographics, condition mix, visit and stream rates, value bands, control profiles and
 scenarios. :func:`load_county` reads and checks it."""
 
@@ -14,11 +14,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from pathway.clinical.vocabulary import Complication, Condition, Sex, Symptom
 
-COUNTY_FILE = Path(__file__).with_name("demo_county.yaml")
+COUNTY_FILE = Path(__file__).with_name("county.yaml")
 TENTH = Decimal("0.1")
 
 
-# --- The distribution table (demo_county.yaml) -----------------------------------------------------
+# --- The distribution table (county.yaml) --------------------------------------------------------
 
 
 def _ordered(span: tuple[float, float]) -> tuple[float, float]:

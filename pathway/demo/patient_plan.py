@@ -1,38 +1,27 @@
-"""A synthetic county for ``pathway demo``: GP teams, patients and ~18 months of their care.
-
-Pure (no database, no clock of its own): :func:`county` yields, patient by patient, what an EHR, a
-laboratory system and a wearable gateway would have sent — :class:`~pathway.ingest.PatientIn`,
-:class:`~pathway.ingest.EncounterIn` and batches of :class:`~pathway.ingest.ReadingIn` — and
-``pathway demo`` stores them through :mod:`pathway.patients.service`, so everything is validated and
-assessed exactly as the API would do it.
+"""One synthetic patient of ``pathway demo`` and ~18 months of their care (:class:`PatientPlan`).
 
 What a patient gets: an age, a sex and a mix of hypertension, diabetes and dyslipidaemia (some CKD
 and 六病 complications); quarterly-ish visits with BP and fasting glucose, lab panels (HbA1c, lipids,
 eGFR, UACR) before some of them, a wearable BP stream or a home glucose meter for some; and, for a
-few, a special history (:class:`ScenarioKind`): a crisis BP at the visit or at home, a
-hyperglycaemia, a hypoglycaemia, a new complication, a patient lost to follow-up. Every number of
-that distribution (prevalences, value bands, intervals, shares) is data — ``demo_county.yaml``
-beside this module — and none decides anything: the rule pack judges the values like any others.
+few, a special history (:class:`~pathway.demo.spec.ScenarioKind`): a crisis BP at the visit or at
+home, a hyperglycaemia, a hypoglycaemia, a new complication, a patient lost to follow-up.
 
-Deterministic: patient ``i`` of seed ``s`` is drawn from ``random.Random(f"{s}:{i}")`` alone, so it
-is the same whatever the county's size, and its external id, encounter ids and reading ids are
-fixed: loading a county twice stores nothing new. Times are relative to ``now`` (the demo's clock).
+Deterministic: patient ``i`` of seed ``s`` is drawn from ``random.Random(f"{s}:{i}")`` alone, and
+its external id, encounter ids and reading ids derive from it. Times are relative to ``now``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from decimal import Decimal
-from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from pathway.clinical.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex
-from pathway.demo.demo_county import (
+from pathway.demo.draws import TENTH, pick, tenths, uniform, whole
+from pathway.demo.spec import (
     AT_A_VISIT,
     BP_SCENARIOS,
     GLUCOSE_SCENARIOS,
@@ -45,10 +34,6 @@ from pathway.demo.demo_county import (
 from pathway.ingest.inbound import ComplicationIn, EncounterIn, EncounterReadingIn, PatientIn, ReadingIn
 
 DAYS_PER_YEAR = 365.25
-TENTH = Decimal("0.1")
-
-
-# --- One patient ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -70,30 +55,6 @@ class DemoPatient:
         return self.patient.source_system
 
 
-class _Weighted(Protocol):
-    @property
-    def weight(self) -> float: ...
-
-
-W = TypeVar("W", bound=_Weighted)
-
-
-def _pick(rng: random.Random, options: Sequence[W]) -> W:
-    return rng.choices(list(options), weights=[o.weight for o in options])[0]
-
-
-def _draw(rng: random.Random, span: tuple[float, float]) -> float:
-    return rng.uniform(span[0], span[1])
-
-
-def _tenths(value: float) -> Decimal:
-    return Decimal(repr(value)).quantize(TENTH)
-
-
-def _whole(rng: random.Random, span: tuple[float, float]) -> Decimal:
-    return Decimal(rng.randint(round(span[0]), round(span[1])))
-
-
 def demo_phone(external_id: str) -> str:
     """A made-up mobile number for a demo patient, from its external id (drawing no random number, so
     the county is the same as before phones were added): ``139-NNNN-NNNN``."""
@@ -105,7 +66,7 @@ def external_id(seed: int, index: int) -> str:
     return f"demo{seed}-{index:05d}"
 
 
-class _Patient:
+class PatientPlan:
     """Draws one patient's history; every id it hands out derives from the patient's external id."""
 
     def __init__(self, spec: CountySpec, seed: int, index: int, now: datetime, tz: ZoneInfo) -> None:
@@ -143,13 +104,13 @@ class _Patient:
         """A local time of day ``days_ago`` calendar days before today (may be later than now)."""
         day = self.today - timedelta(days=days_ago)
         start = datetime.combine(day, time(0), tzinfo=self.tz)
-        return start + timedelta(hours=_draw(self.rng, hours))
+        return start + timedelta(hours=uniform(self.rng, hours))
 
     def build(self) -> DemoPatient:
         rng, spec, kind = self.rng, self.spec, self.kind
         demo = spec.demographics
         sex = Sex.MALE if rng.random() < demo.male_share else Sex.FEMALE
-        conditions = set(_pick(rng, spec.conditions).conditions)
+        conditions = set(pick(rng, spec.conditions).conditions)
         if kind in BP_SCENARIOS:
             conditions.add(Condition.HYPERTENSION)
         if kind in GLUCOSE_SCENARIOS:
@@ -163,8 +124,8 @@ class _Patient:
         birth = self.today - timedelta(days=int(age * DAYS_PER_YEAR))
         complications = [] if steady else self._complications(conditions)
         smoker = not steady and rng.random() < demo.smoker_share[sex]
-        team = _pick(rng, spec.teams)
-        profile = max(spec.control, key=lambda c: c.controlled_share) if steady else _pick(rng, spec.control)
+        team = pick(rng, spec.teams)
+        profile = max(spec.control, key=lambda c: c.controlled_share) if steady else pick(rng, spec.control)
         self.controlled_share = profile.controlled_share
         self.conditions = conditions
         self.complications = {c.code for c in complications}
@@ -209,22 +170,22 @@ class _Patient:
         found: dict[Complication, ComplicationIn] = {}
         for spec in self.spec.complications:
             if conditions & set(spec.among) and self.rng.random() < spec.share:
-                onset = self.today - timedelta(days=int(_draw(self.rng, spec.onset_days_ago)))
+                onset = self.today - timedelta(days=int(uniform(self.rng, spec.onset_days_ago)))
                 found[spec.code] = ComplicationIn(code=spec.code, onset=onset)
         scenario = self.scenario
         if scenario is not None and scenario.kind is ScenarioKind.NEW_COMPLICATION:
             assert scenario.complication is not None
             assert scenario.days_ago is not None
-            onset = self.today - timedelta(days=int(_draw(self.rng, scenario.days_ago)))
+            onset = self.today - timedelta(days=int(uniform(self.rng, scenario.days_ago)))
             found[scenario.complication] = ComplicationIn(code=scenario.complication, onset=onset)
         return list(found.values())
 
     def _lipid_baseline(self, steady: bool) -> None:
         values, rng = self.values, self.rng
-        self.ldl = _draw(rng, (values.ldl_c[0] if steady else _pick(rng, values.ldl_c)).span)
-        self.tg = _draw(rng, (values.tg[0] if steady else _pick(rng, values.tg)).span)
+        self.ldl = uniform(rng, (values.ldl_c[0] if steady else pick(rng, values.ldl_c)).span)
+        self.tg = uniform(rng, (values.tg[0] if steady else pick(rng, values.tg)).span)
         low, high = values.hdl_c
-        self.hdl = _draw(rng, ((low + high) / 2, high) if steady else (low, high))
+        self.hdl = uniform(rng, ((low + high) / 2, high) if steady else (low, high))
 
     def _controlled(self) -> Control:
         return Control.CONTROLLED if self.rng.random() < self.controlled_share else Control.UNCONTROLLED
@@ -237,17 +198,17 @@ class _Patient:
         scenario = self.scenario
         if scenario is not None and scenario.kind is ScenarioKind.LOST:
             assert scenario.days_ago is not None
-            last = round(_draw(rng, scenario.days_ago))
+            last = round(uniform(rng, scenario.days_ago))
         else:
             # days since the last visit of a regular quarterly-ish patient (steady: recent)
             last = rng.randint(
-                1, round(visits.interval_days[0] / 2 if steady else _draw(rng, visits.interval_days))
+                1, round(visits.interval_days[0] / 2 if steady else uniform(rng, visits.interval_days))
             )
         first = visits.history_days
         if not steady and rng.random() < visits.new_patient_share:
-            first = max(last, round(_draw(rng, visits.new_patient_first_visit_days_ago)))
+            first = max(last, round(uniform(rng, visits.new_patient_first_visit_days_ago)))
         days = [last]
-        while (before := days[-1] + round(_draw(rng, visits.interval_days))) <= first:
+        while (before := days[-1] + round(uniform(rng, visits.interval_days))) <= first:
             days.append(before)
         kept = [d for d in days if steady or rng.random() >= visits.missed_visit_share]
         return sorted(kept or days[-1:], reverse=True)
@@ -270,18 +231,18 @@ class _Patient:
                 control = Control.CONTROLLED if steady else self._controlled()
                 readings.append(self._office_bp(self.values.bp[control]))
             if has(Condition.DIABETES):
-                value = _draw(self.rng, self.values.fpg[self._controlled()])
-                readings.append(EncounterReadingIn(kind=ReadingKind.FPG, value=_tenths(value)))
+                value = uniform(self.rng, self.values.fpg[self._controlled()])
+                readings.append(EncounterReadingIn(kind=ReadingKind.FPG, value=tenths(value)))
             elif self.rng.random() < visits.fpg_share_without_diabetes:
-                value = _draw(self.rng, self.values.fpg_without_diabetes)
-                readings.append(EncounterReadingIn(kind=ReadingKind.FPG, value=_tenths(value)))
+                value = uniform(self.rng, self.values.fpg_without_diabetes)
+                readings.append(EncounterReadingIn(kind=ReadingKind.FPG, value=tenths(value)))
             self.encounters.append(
                 EncounterIn(at=at, source_encounter_id=f"{self.ext}-v{number:02d}", readings=readings)
             )
             drawn = at - timedelta(minutes=visits.lab_minutes_before_visit)
             if has(Condition.DIABETES) and (last_hba1c is None or last_hba1c - days_ago >= hba1c_every):
                 last_hba1c = days_ago
-                hba1c = _tenths(_draw(self.rng, self.values.hba1c[self._controlled()]))
+                hba1c = tenths(uniform(self.rng, self.values.hba1c[self._controlled()]))
                 self._lab(ReadingKind.HBA1C, hba1c, drawn)
             if last_lipids is None or last_lipids - days_ago >= lipids_every:
                 last_lipids = days_ago
@@ -293,9 +254,9 @@ class _Patient:
         rng = self.rng
         return EncounterReadingIn(
             kind=ReadingKind.BP,
-            systolic=_whole(rng, band.systolic),
-            diastolic=_whole(rng, band.diastolic),
-            pulse=_whole(rng, self.values.pulse),
+            systolic=whole(rng, band.systolic),
+            diastolic=whole(rng, band.diastolic),
+            pulse=whole(rng, self.values.pulse),
         )
 
     def _lab(self, kind: ReadingKind, value: Decimal, at: datetime) -> None:
@@ -312,10 +273,10 @@ class _Patient:
     def _lipid_panel(self, at: datetime) -> None:
         values, rng = self.values, self.rng
         jitter = (-values.lipid_jitter, values.lipid_jitter)
-        ldl = max(TENTH, _tenths(self.ldl + _draw(rng, jitter)))
-        hdl = max(TENTH, _tenths(self.hdl + _draw(rng, jitter) / 2))
-        tg = max(TENTH, _tenths(self.tg + _draw(rng, jitter)))
-        tc = _tenths(float(ldl + hdl) + float(tg) / values.tc_tg_divisor)
+        ldl = max(TENTH, tenths(self.ldl + uniform(rng, jitter)))
+        hdl = max(TENTH, tenths(self.hdl + uniform(rng, jitter) / 2))
+        tg = max(TENTH, tenths(self.tg + uniform(rng, jitter)))
+        tc = tenths(float(ldl + hdl) + float(tg) / values.tc_tg_divisor)
         for kind, value in ((ReadingKind.TC, tc), (ReadingKind.LDL_C, ldl), (ReadingKind.HDL_C, hdl)):
             self._lab(kind, value, at)
         self._lab(ReadingKind.TG, tg, at)
@@ -325,10 +286,10 @@ class _Patient:
         if not (has(Condition.HYPERTENSION) or has(Condition.DIABETES) or has(Condition.CKD)):
             return
         egfr = values.egfr_ckd if has(Condition.CKD) else values.egfr
-        self._lab(ReadingKind.EGFR, _whole(self.rng, egfr), at)
+        self._lab(ReadingKind.EGFR, whole(self.rng, egfr), at)
         if has(Condition.DIABETES) or has(Condition.CKD):
             uacr = values.uacr_nephropathy if Complication.NEPHROPATHY in self.complications else values.uacr
-            self._lab(ReadingKind.UACR, _tenths(_draw(self.rng, uacr)), at)
+            self._lab(ReadingKind.UACR, tenths(uniform(self.rng, uacr)), at)
 
     # devices at home -----------------------------------------------------------------------------
 
@@ -347,9 +308,9 @@ class _Patient:
             ReadingIn(
                 kind=kind,
                 value=value,
-                systolic=_whole(rng, band.systolic) if band else None,
-                diastolic=_whole(rng, band.diastolic) if band else None,
-                pulse=_whole(rng, self.values.pulse) if band else None,
+                systolic=whole(rng, band.systolic) if band else None,
+                diastolic=whole(rng, band.diastolic) if band else None,
+                pulse=whole(rng, self.values.pulse) if band else None,
                 source=source,
                 measured_at=at,
                 device_id=f"{device}-{self.ext}",
@@ -362,16 +323,16 @@ class _Patient:
         latest = self.now - timedelta(minutes=self.spec.streams.minutes_apart)
         if Condition.HYPERTENSION in self.conditions and rng.random() < streams.home_bp_share_of_hypertensive:
             band = self.values.home_bp[self._controlled()]
-            for days_ago in range(round(_draw(rng, streams.home_bp_days)), -1, -1):
+            for days_ago in range(round(uniform(rng, streams.home_bp_days)), -1, -1):
                 for hours in streams.home_bp_hours:
                     at = self._at(days_ago, hours)
                     if at <= latest:
                         self._home(ReadingKind.BP, ReadingSource.WEARABLE, at, band=band)
         if Condition.DIABETES in self.conditions and rng.random() < streams.home_glucose_share_of_diabetic:
-            for days_ago in range(round(_draw(rng, streams.home_glucose_days)), -1, -1):
+            for days_ago in range(round(uniform(rng, streams.home_glucose_days)), -1, -1):
                 at = self._at(days_ago, streams.home_glucose_hours)
                 if at <= latest:
-                    value = _tenths(_draw(rng, self.values.home_fpg))
+                    value = tenths(uniform(rng, self.values.home_fpg))
                     self._home(ReadingKind.FPG, ReadingSource.HOME, at, value=value)
 
     # crises ----------------------------------------------------------------------------------------
@@ -380,7 +341,7 @@ class _Patient:
         scenario, values, rng = self.scenario, self.values, self.rng
         if scenario is None or scenario.hours_ago is None:
             return
-        at = self.now - timedelta(hours=_draw(rng, scenario.hours_ago))
+        at = self.now - timedelta(hours=uniform(rng, scenario.hours_ago))
         kind = scenario.kind
         if kind in AT_A_VISIT:
             if kind is ScenarioKind.OFFICE_BP_CRISIS:
@@ -388,7 +349,7 @@ class _Patient:
             else:
                 high = kind is ScenarioKind.HYPERGLYCAEMIA
                 span = values.glucose_crisis if high else values.glucose_hypo_encounter
-                reading = EncounterReadingIn(kind=ReadingKind.FPG, value=_tenths(_draw(rng, span)))
+                reading = EncounterReadingIn(kind=ReadingKind.FPG, value=tenths(uniform(rng, span)))
             visit = f"{self.ext}-c01"
             self.encounters.append(
                 EncounterIn(at=at, source_encounter_id=visit, readings=[reading], symptoms=scenario.symptoms)
@@ -400,96 +361,8 @@ class _Patient:
         elif kind is ScenarioKind.HOME_BP_UNCONFIRMED:
             self._home(ReadingKind.BP, ReadingSource.WEARABLE, at, band=values.bp_crisis)
         elif kind is ScenarioKind.HYPOGLYCAEMIA_HOME:
-            value = _tenths(_draw(rng, values.glucose_hypo_home_severe))
+            value = tenths(uniform(rng, values.glucose_hypo_home_severe))
             self._home(ReadingKind.RPG, ReadingSource.CGM, at, value=value)
         elif kind is ScenarioKind.HYPOGLYCAEMIA_HOME_MILD:
-            value = _tenths(_draw(rng, values.glucose_hypo_home_mild))
+            value = tenths(uniform(rng, values.glucose_hypo_home_mild))
             self._home(ReadingKind.FPG, ReadingSource.HOME, at, value=value)
-
-
-def county(spec: CountySpec, size: int, seed: int, now: datetime, tz: ZoneInfo) -> Iterator[DemoPatient]:
-    """The county's patients 0 … size−1, one at a time (each drawn independently of the others)."""
-    for index in range(size):
-        yield _Patient(spec, seed, index, now, tz).build()
-
-
-# --- What the load did, and where to look -----------------------------------------------------------
-
-
-@dataclass
-class LoadTally:
-    """Counts of one load, for the summary ``pathway demo`` prints."""
-
-    patients: int = 0
-    created: int = 0
-    encounters: int = 0
-    readings: int = 0
-    duplicates: int = 0
-    rejected: list[str] = field(default_factory=list)
-    assessments: int = 0
-    tiers: Counter[str] = field(default_factory=Counter)
-    scenarios: Counter[str] = field(default_factory=Counter)
-    teams: Counter[str] = field(default_factory=Counter)  # patients by team code
-    red_patient: dict[str, int] = field(default_factory=dict)  # team code -> a red patient's id
-
-    def patient(self, plan: DemoPatient, patient_id: int, created: bool, tier: str | None) -> None:
-        self.patients += 1
-        self.created += created
-        self.teams[plan.team_code] += 1
-        if plan.scenario is not None:
-            self.scenarios[plan.scenario.value] += 1
-        if tier is not None:
-            self.tiers[tier] += 1
-            if tier == "red":
-                self.red_patient.setdefault(plan.team_code, patient_id)
-
-
-@dataclass(frozen=True)
-class TeamKey:
-    team_id: int
-    code: str
-    name: str
-    level: str
-    patients: int
-    key: str
-
-
-def where_to_look(
-    *,
-    base_url: str,
-    database_url: str,
-    today: date,
-    teams: Sequence[TeamKey],
-    ehr_key: str,
-    red_patient: dict[str, int],
-) -> list[str]:
-    """The lines that tell a visitor how to serve the demo and what to open (keys included)."""
-    since = today.replace(year=today.year - 1, day=1)  # the indicators of the last twelve months or so
-    lines = [
-        "Serve it (another terminal; same database):",
-        f"  PATHWAY_DATABASE_URL={database_url} .venv/bin/pathway serve",
-        f"  interactive docs: {base_url}/docs  (Authorize with one of the keys below)",
-        "",
-        "API keys (shown once; send as 'Authorization: Bearer <key>'):",
-        f"  ehr (all patients)  {ehr_key}",
-    ]
-    lines += [f"  team {t.code:<14} {t.key}" for t in teams]
-    for t in teams:
-        lines += [
-            "",
-            f"{t.name} ({t.level}, team {t.team_id}, {t.patients:,} patients):",
-            f"  daily list  {base_url}/v1/teams/{t.team_id}/tasks?date={today.isoformat()}",
-            f"  indicators  {base_url}/v1/teams/{t.team_id}/indicators"
-            f"?from={since.isoformat()}&to={today.isoformat()}",
-        ]
-        if t.code in red_patient:
-            lines.append(f"  a red patient  {base_url}/v1/patients/{red_patient[t.code]}")
-    if teams:
-        first = teams[0]
-        lines += [
-            "",
-            "For example:",
-            f"  curl -H 'Authorization: Bearer {first.key}' "
-            f"'{base_url}/v1/teams/{first.team_id}/tasks?date={today.isoformat()}'",
-        ]
-    return lines

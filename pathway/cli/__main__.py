@@ -1,0 +1,5 @@
+import sys
+
+from pathway.cli import main
+
+sys.exit(main())

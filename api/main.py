@@ -7,7 +7,19 @@ import asyncio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import care_plan, docs, errors, fhir, patients, referrals, rule_packs, tasks, teams, web
+from api import (
+    care_plan,
+    docs,
+    errors,
+    fhir,
+    patients,
+    referrals,
+    rule_packs,
+    tasks,
+    team_indicators,
+    teams,
+    web,
+)
 from api.access_log import AccessLog
 from api.limits import BodySizeLimit
 from api.rate_limit import RateLimiter
@@ -72,6 +84,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(rule_packs.router)
     app.include_router(tasks.router)
     app.include_router(teams.router)
+    app.include_router(team_indicators.router)
     app.include_router(care_plan.router)
     app.include_router(web.router)
     app.mount("/workbench/static", StaticFiles(directory=web.STATIC_DIR), name="workbench-static")

@@ -49,7 +49,7 @@ from pathway.patients.service import PathwayConfig
 from pathway.referrals import referral_flow
 from pathway.store.tables import AssessmentRecord, Patient
 from pathway.tasks import flag_store
-from pathway.teams import team_views
+from pathway.teams import patient_search, teams
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 # Stored with each reading, visit and check (the same bound as a patient's source_system).
@@ -124,12 +124,12 @@ def search_patients(
         if key.team_id is None:
             raise Forbidden("this team key has no team")
         if team is not None and team != key.team_id:
-            raise team_views.UnknownTeam(f"no team with id {team}", "team")  # as if it did not exist
+            raise teams.UnknownTeam(f"no team with id {team}", "team")  # as if it did not exist
         team = key.team_id
     if team is not None:
-        team_views.require_team(session, team)
+        teams.require_team(session, team)
     permissions.audit(session, key, "patients.search" + (f":team:{team}" if team else ""), None, clock.now())
-    found = team_views.find_patients(session, team, q, limit=per_page, offset=(page - 1) * per_page)
+    found = patient_search.find_patients(session, team, q, limit=per_page, offset=(page - 1) * per_page)
     session.commit()  # the audit row
     return PatientListRead(
         total=found.total,

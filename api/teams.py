@@ -1,27 +1,25 @@
-"""The GP team's daily list (JSON or CSV), patients without contact and indicators: thin routes over
-pathway.teams.team_views."""
+"""The GP team's daily list (JSON or CSV) and patients without contact: thin routes over
+pathway.teams.daily_tasks and pathway.teams.contact_list (the indicators: api.team_indicators)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ClockDep, CurrentKey, PathwayDep, SessionDep
+from api.deps import ClockDep, CurrentKey, SessionDep
 from api.errors import error_responses
 from api.tasks import FollowThroughDep
 from pathway.access import permissions
 from pathway.access.permissions import Caller, Role
-from pathway.clinical.errors import InvalidInput
 from pathway.clinical.tiers import TeamRole
 from pathway.ingest.inbound import MAX_ROW_ID, Day, Text
 from pathway.store.tables import Team
 from pathway.tasks.status import FlagKind
-from pathway.teams import team_views
+from pathway.teams import contact_list, daily_tasks, teams
 
 router = APIRouter(prefix="/v1/teams", tags=["teams"])
 
@@ -185,72 +183,12 @@ class ContactFlagsRead(BaseModel):
     items: list[FlaggedPatientRead]
 
 
-class ContactFlagCounts(BaseModel):
-    """The team's patients flagged for no contact now (whatever the period), each counted once under
-    the most severe flag: ``missed_3m`` 90–364 days without contact, ``lost_to_follow_up`` 365 and more."""
-
-    missed_3m: int
-    lost_to_follow_up: int
-
-
-class RateRead(BaseModel):
-    numerator: int
-    denominator: int
-    rate: float | None = Field(description="numerator / denominator, or null without a denominator")
-    numerator_patient_ids: list[int] | None = None
-    denominator_patient_ids: list[int] | None = None
-
-
-class IndicatorsRead(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "team_id": 1,
-                    "from": "2026-01-01",
-                    "to": "2026-03-31",
-                    "as_of": "2026-03-31T23:59:59+08:00",
-                    "pack_version": "2020.3",
-                    "managed_patients": 2,
-                    "bp_control": {"numerator": 1, "denominator": 2, "rate": 0.5},
-                    "glucose_control": {"numerator": 0, "denominator": 1, "rate": 0.0},
-                    "standard_management": {"numerator": 1, "denominator": 2, "rate": 0.5},
-                    "ldl_control_by_stratum": {"high": {"numerator": 1, "denominator": 1, "rate": 1.0}},
-                    "hearts_bp_control": {"numerator": 1, "denominator": 2, "rate": 0.5},
-                    "tier_distribution": {"red": 0, "yellow": 1, "blue": 1},
-                    "open_referrals_by_urgency": {"urgent": 1},
-                    "overdue_tasks_by_priority": {"3": 2},
-                    "encounters_in_period": 5,
-                    "active_contact_flags": {"missed_3m": 3, "lost_to_follow_up": 1},
-                }
-            ]
-        },
-        populate_by_name=True,
-    )
-    team_id: int
-    from_: date = Field(alias="from")
-    to: date
-    as_of: datetime
-    pack_version: str
-    managed_patients: int
-    bp_control: RateRead
-    glucose_control: RateRead
-    standard_management: RateRead
-    ldl_control_by_stratum: dict[str, RateRead]
-    hearts_bp_control: RateRead
-    tier_distribution: dict[str, int]
-    open_referrals_by_urgency: dict[str, int]
-    overdue_tasks_by_priority: dict[int, int]
-    encounters_in_period: int
-    active_contact_flags: ContactFlagCounts
-
-
-def _team_for(session: SessionDep, key: Caller, team_id: int, action: str, now: datetime) -> Team:
+def team_for(session: SessionDep, key: Caller, team_id: int, action: str, now: datetime) -> Team:
     """The team, if this key may see it (a team key: only its own); the access is audited."""
     permissions.require_role(key, Role.EHR, Role.TEAM)
     if key.role is Role.TEAM and key.team_id != team_id:
-        raise team_views.UnknownTeam(f"no team with id {team_id}", "team_id")  # as if it did not exist
-    team = team_views.require_team(session, team_id)
+        raise teams.UnknownTeam(f"no team with id {team_id}", "team_id")  # as if it did not exist
+    team = teams.require_team(session, team_id)
     permissions.audit(session, key, f"{action}:team:{team_id}", None, now)
     return team
 
@@ -291,17 +229,21 @@ def daily_list(
     paging, not grouped) comes as CSV to print.
     """
     now = clock.now()
-    team = _team_for(session, key, team_id, "team.tasks.read", now)
-    day = day or team_views.team_today(team, now)
+    team = team_for(session, key, team_id, "team.tasks.read", now)
+    day = day or teams.team_today(team, now)
     wants_csv = accept is not None and "text/csv" in accept
-    limit, offset = (team_views.CSV_LIMIT, 0) if wants_csv else (per_page, (page - 1) * per_page)
-    filters: dict[str, Any] = {
-        "role": role.value if role else None,
-        "member": member,
-        "listed_at_once": [k.value for k in rules.listed_at_once.kinds],
-    }
+    limit, offset = (daily_tasks.CSV_LIMIT, 0) if wants_csv else (per_page, (page - 1) * per_page)
+    query = daily_tasks.ListQuery.of(
+        team,
+        day,
+        role=role.value if role else None,
+        member=member,
+        limit=limit,
+        offset=offset,
+        listed_at_once=[k.value for k in rules.listed_at_once.kinds],
+    )
     if group == "patient" and not wants_csv:
-        cards = team_views.daily_cards(session, team, day, limit=limit, offset=offset, **filters)
+        cards = daily_tasks.daily_cards(session, query)
         session.commit()  # the audit row
         return DailyCardsRead(
             team_id=cards.team_id,
@@ -313,11 +255,11 @@ def daily_list(
             per_page=per_page,
             cards=[PatientCardRead.model_validate(card, from_attributes=True) for card in cards.cards],
         )
-    result = team_views.daily_list(session, team, day, limit=limit, offset=offset, **filters)
+    result = daily_tasks.daily_list(session, query)
     session.commit()  # the audit row
     if wants_csv:
         return Response(
-            team_views.as_csv(result),
+            daily_tasks.as_csv(result),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="tasks-{team_id}-{day}.csv"'},
         )
@@ -353,8 +295,8 @@ def contact_flags(
     contact. Order: ``lost_to_follow_up`` first, then the longest without contact, then patient id.
     """
     now = clock.now()
-    team = _team_for(session, key, team_id, "team.contact_flags.read", now)
-    result = team_views.contact_flags(
+    team = team_for(session, key, team_id, "team.contact_flags.read", now)
+    result = contact_list.contact_flags(
         session, team, now, flag=flag, limit=per_page, offset=(page - 1) * per_page
     )
     session.commit()  # the audit row
@@ -364,64 +306,4 @@ def contact_flags(
         page=page,
         per_page=per_page,
         items=[FlaggedPatientRead.model_validate(item, from_attributes=True) for item in result.items],
-    )
-
-
-@router.get(
-    "/{team_id}/indicators",
-    response_model=IndicatorsRead,
-    response_model_by_alias=True,
-    responses=error_responses(401, 403, 404, 422, 429, 503),
-    operation_id="team-indicators",
-)
-def team_indicators(
-    team_id: TeamId,
-    session: SessionDep,
-    clock: ClockDep,
-    pathway: PathwayDep,
-    key: CurrentKey,
-    start: Annotated[Day | None, Query(alias="from", description="first day (default: 1 January)")] = None,
-    end: Annotated[Day | None, Query(alias="to", description="last day (default: today)")] = None,
-    detail: Annotated[bool, Query(description="list the patient ids behind every rate")] = False,
-) -> IndicatorsRead:
-    """PATHWAY.md §6 as of the end of ``to``: each rate with its numerator and denominator."""
-    now = clock.now()
-    team = _team_for(session, key, team_id, "team.indicators.read", now)
-    zone = ZoneInfo(team.timezone)
-    today = now.astimezone(zone).date()
-    end = end or today
-    start = start or date(end.year, 1, 1)
-    if start > end:
-        raise InvalidInput("from must not be after to", "from")
-    if end > today:
-        raise InvalidInput("to must not be in the future", "to")
-    as_of = min(datetime.combine(end, time.max, tzinfo=zone), now)
-    result, counts = team_views.team_indicators(
-        session, team, pathway, datetime.combine(start, time(0), tzinfo=zone), as_of
-    )
-    session.commit()  # the audit row
-
-    def rate(r: Any) -> RateRead:
-        ids = {"numerator_patient_ids": r.numerator_ids, "denominator_patient_ids": r.denominator_ids}
-        return RateRead(
-            numerator=r.numerator, denominator=r.denominator, rate=r.rate, **(ids if detail else {})
-        )
-
-    return IndicatorsRead(
-        team_id=team_id,
-        from_=start,
-        to=end,
-        as_of=as_of,
-        pack_version=pathway.pack.version,
-        managed_patients=result.managed_patients,
-        bp_control=rate(result.bp_control),
-        glucose_control=rate(result.glucose_control),
-        standard_management=rate(result.standard_management),
-        ldl_control_by_stratum={k: rate(v) for k, v in result.ldl_control_by_stratum.items()},
-        hearts_bp_control=rate(result.hearts_bp_control),
-        tier_distribution=result.tier_distribution,
-        open_referrals_by_urgency=counts.open_referrals_by_urgency,
-        overdue_tasks_by_priority=counts.overdue_tasks_by_priority,
-        encounters_in_period=counts.encounters,
-        active_contact_flags=ContactFlagCounts.model_validate(counts.active_contact_flags),
     )

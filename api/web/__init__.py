@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from api.web import actions, pages, patient
+from api.web import actions, dashboard_page, pages, patient
 from api.web.common import STATIC_DIR, web_state
 
 __all__ = ["STATIC_DIR", "router"]
@@ -26,4 +26,5 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(lifespan=_lifespan)
 router.include_router(actions.router)
 router.include_router(pages.router)
+router.include_router(dashboard_page.router)
 router.include_router(patient.router)

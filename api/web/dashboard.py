@@ -1,8 +1,8 @@
 """The team dashboard's indicators over months, computed off the request and kept for a while.
 
-One computation loads the team's histories once (:func:`pathway.teams.team_store.clinical_rows`, as the
+One computation loads the team's histories once (:func:`pathway.teams.indicator_store.clinical_rows`, as the
 indicators API does) and evaluates :func:`pathway.teams.indicators.compute` at every month end and now
-(:func:`pathway.teams.workbench.indicators_over_time`): each point is what ``GET
+(:func:`pathway.teams.indicators.indicators_over_time`): each point is what ``GET
 /v1/teams/{id}/indicators?to=<that day>`` answers, and the last one what it answers now.
 
 For a team of 2,000 patients that is seconds of work (the histories alone take about a second to
@@ -31,7 +31,7 @@ from api.web.session import WebSettings
 from pathway.clinical.vocabulary import Condition
 from pathway.patients import service
 from pathway.patients.service import PathwayConfig
-from pathway.teams import indicators, team_store, team_views, workbench
+from pathway.teams import indicator_store, indicators, team_store
 
 log = logging.getLogger("pathway.web")
 
@@ -56,21 +56,21 @@ def compute(
     (plain arguments: this runs in its own thread, with its own session)."""
     started = time.perf_counter()
     zone = ZoneInfo(timezone)
-    moments = workbench.month_ends(now, months, zone)
+    moments = indicators.month_ends(now, months, zone)
     with Session(engine) as session:
-        patients = team_store.team_patients(session, team_id, now, zone)
+        patients = indicator_store.team_patients(session, team_id, now, zone)
         ids = [p.id for p in patients if p.id is not None]
-        rows = team_store.clinical_rows(session, ids, now)
+        rows = indicator_store.clinical_rows(session, ids, now)
         current = team_store.latest_tiers(session, ids, made_by=now)
     members = []
     for patient in patients:
         assert patient.id is not None
         mine = rows[patient.id]
         members.append(
-            workbench.TeamMember(
+            indicators.TeamMember(
                 patient_id=patient.id,
-                registered_at=team_views.registered_at(patient, zone),
-                managed_until=None if team_views.managed_at(patient, now) else patient.status_changed_at,
+                registered_at=indicators.registered_at(patient, zone),
+                managed_until=None if indicators.managed_at(patient, now) else patient.status_changed_at,
                 conditions=frozenset(Condition(c) for c in patient.conditions),
                 history=service.history_from_rows(
                     patient, mine.complications, mine.readings, mine.encounters, mine.symptoms
@@ -78,7 +78,7 @@ def compute(
             )
         )
     tiers = {now: current}
-    trend = workbench.indicators_over_time(
+    trend = indicators.indicators_over_time(
         members, moments, tiers, config.facts, config.indicators, config.targets.glucose, zone
     )
     return DashboardData(team_id, now, moments, trend, time.perf_counter() - started)

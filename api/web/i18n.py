@@ -1,7 +1,7 @@
 """The workbench's words, in Chinese (the default) and English: one table, looked up by key.
 
 A page's language comes from ``?lang=zh|en`` (remembered in a cookie) or the cookie alone. Task
-kinds and screenings reuse :data:`pathway.teams.team_views.WHAT_TO_DO` and ``SCREENING``; reasons carry
+kinds and screenings reuse :data:`pathway.teams.daily_tasks.WHAT_TO_DO` and ``SCREENING``; reasons carry
 both languages in the assessment itself.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pathway.teams.team_views import SCREENING, WHAT_TO_DO
+from pathway.teams.daily_tasks import SCREENING, WHAT_TO_DO
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")

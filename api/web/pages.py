@@ -3,7 +3,8 @@ patients without contact (失访), the team dashboard, the team picker.
 
 Thin routes, like the JSON API's: check the session's key may see the team (a team key: only its
 own; a 404 page otherwise, as for a team that does not exist), call the same use-cases
-(:mod:`pathway.teams.team_views`), audit the access,
+(:mod:`pathway.teams.daily_tasks`, :mod:`~pathway.teams.contact_list`,
+:mod:`~pathway.teams.patient_search`), audit the access,
 render. The patient page is :mod:`api.web.patient`.
 """
 
@@ -13,45 +14,41 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from api.deps import ClockDep, PathwayDep, SessionDep
+from api.deps import ClockDep, SessionDep
 from api.tasks import FollowThroughDep
-from api.web import charts, dashboard
-from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, markup, render
-from api.web.i18n import Translator
+from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, render
 from pathway.access import permissions
 from pathway.access.permissions import Caller, Role
 from pathway.clinical.errors import InvalidInput
 from pathway.clinical.policy import SnoozeLimit
 from pathway.clinical.snapshot import completed_years
-from pathway.clinical.tiers import RiskTier, TeamRole
+from pathway.clinical.tiers import TeamRole
 from pathway.ingest.inbound import MAX_ROW_ID, plausible_day, storable
 from pathway.store.tables import Team
 from pathway.tasks import issuing_store
 from pathway.tasks.status import FlagKind, TaskOutcome
-from pathway.teams import team_store, team_views
-from pathway.teams.indicators import Rate, TeamIndicators
-from pathway.teams.team_views import ListItem
+from pathway.teams import contact_list, daily_tasks, patient_search, team_store, teams
+from pathway.teams.daily_tasks import ListItem
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
 TeamId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 PER_PAGE = 50
 OUTCOMES = [o.value for o in TaskOutcome]
-RATES = ("bp_control", "glucose_control", "standard_management", "hearts_bp_control")
 
 
 def team_for(session: Session, caller: Caller, team_id: int, action: str, now: datetime) -> Team:
     """The team, if this key may see it (a team key: only its own); the access is audited."""
     permissions.require_role(caller, Role.EHR, Role.TEAM)
     if caller.role is Role.TEAM and caller.team_id != team_id:
-        raise team_views.UnknownTeam(f"no team with id {team_id}", "team_id")  # as if it did not exist
-    team = team_views.require_team(session, team_id)
+        raise teams.UnknownTeam(f"no team with id {team_id}", "team_id")  # as if it did not exist
+    team = teams.require_team(session, team_id)
     permissions.audit(session, caller, action, None, now)
     return team
 
@@ -148,10 +145,9 @@ def today_page(
     now = clock.now()
     team = team_for(session, web.caller, team_id, "team.tasks.read", now)
     zone = ZoneInfo(team.timezone)
-    today = team_views.team_today(team, now)
+    today = teams.team_today(team, now)
     day, role, member = _list_filters(day_text, role_text, member_text, today)
-    found = team_views.daily_cards(
-        session,
+    query = daily_tasks.ListQuery.of(
         team,
         day,
         role=role,
@@ -160,8 +156,9 @@ def today_page(
         offset=(page - 1) * PER_PAGE,
         listed_at_once=[k.value for k in rules.listed_at_once.kinds],
     )
+    found = daily_tasks.daily_cards(session, query)
     items = [item for card in found.cards for item in card.items]
-    reasons = _english_reasons(session, items) if t.lang == "en" else {}
+    reasons = daily_tasks.english_reasons(session, items) if t.lang == "en" else {}
     session.commit()  # the audit row
     cards = [(card, [(item, latest_of(item)) for item in card.items]) for card in found.cards]
     pages = max(1, math.ceil(found.total / PER_PAGE))
@@ -193,15 +190,6 @@ def today_page(
         },
     }
     return render(request, state, t, "today.html", context, started=started)
-
-
-def _english_reasons(session: Session, items: list[ListItem]) -> dict[int, str]:
-    """The reasons line in English (the list carries the Chinese messages of the same assessments)."""
-    summaries = team_store.latest_summaries(session, sorted({i.patient_id for i in items}), ())
-    return {
-        patient_id: "; ".join(r["message_en"] for r in summary.reasons)
-        for patient_id, summary in summaries.items()
-    }
 
 
 def _list_filters(
@@ -261,7 +249,7 @@ def contact_page(
     now = clock.now()
     team = team_for(session, web.caller, team_id, "team.contact_flags.read", now)
     flag = _flag_filter(flag_text)
-    found = team_views.contact_flags(
+    found = contact_list.contact_flags(
         session, team, now, flag=flag, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
     )
     session.commit()  # the audit row
@@ -311,9 +299,11 @@ def patients_page(
     query = _optional(q)
     if query is not None and not storable(query):
         raise InvalidInput("q must not contain the NUL character (U+0000)", "q")
-    found = team_views.find_patients(session, team_id, query, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
+    found = patient_search.find_patients(
+        session, team_id, query, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
+    )
     session.commit()  # the audit row
-    today = team_views.team_today(team, now)
+    today = teams.team_today(team, now)
     context = {
         "session": web,
         "team": team,
@@ -324,98 +314,3 @@ def patients_page(
         "pages": max(1, math.ceil(found.total / PER_PAGE)),
     }
     return render(request, state, t, "patients.html", context, started=started)
-
-
-# --- 团队看板 --------------------------------------------------------------------------------------
-
-
-@router.get("/teams/{team_id}/dashboard", response_class=HTMLResponse)
-def dashboard_page(
-    team_id: TeamId,
-    request: Request,
-    web: WebSessionDep,
-    session: SessionDep,
-    clock: ClockDep,
-    pathway: PathwayDep,
-    state: StateDep,
-    t: TDep,
-    months: Annotated[int, Query(ge=2, le=24)] = 12,
-) -> Response:
-    """The indicators now and at each month end, tier distribution, overdue tasks, active referrals."""
-    started = time.perf_counter()
-    now = clock.now()
-    team = team_for(session, web.caller, team_id, "team.indicators.read", now)
-    zone = ZoneInfo(team.timezone)
-    today = now.astimezone(zone).date()
-    year_start = datetime(today.year, 1, 1, tzinfo=zone)
-    overdue = team_store.overdue_tasks(session, team_id, today)
-    referrals = team_store.open_referrals_by_urgency(session, team_id, now)
-    encounters = team_store.encounters_between(session, team_id, year_start, now)
-    session.commit()  # the audit row
-    engine, timezone = request.app.state.engine, team.timezone
-    data, refreshing = state.dashboards.get(
-        (team_id, months, pathway.pack.sha256),
-        lambda: dashboard.compute(engine, pathway, team_id, timezone, months, now),
-    )
-    context: dict[str, Any] = {
-        "session": web,
-        "team": team,
-        "tz": zone,
-        "months": months,
-        "data": data,
-        "refreshing": refreshing,
-        "overdue": sorted(overdue.items()),
-        "overdue_total": sum(overdue.values()),
-        "referrals": referrals,
-        "referrals_total": sum(referrals.values()),
-        "encounters": encounters,
-        "pack_version": pathway.pack.version,
-    }
-    if data is not None:
-        order = {s: float(v) for s, v in pathway.targets.lipids.ldl_targets.items()}
-        context.update(_dashboard_charts(data, t, zone, order))
-    return render(request, state, t, "dashboard.html", context, started=started)
-
-
-def _dashboard_charts(
-    data: dashboard.DashboardData, t: Translator, zone: ZoneInfo, ldl_targets: dict[str, float]
-) -> dict[str, Any]:
-    """The charts of one computed dashboard; strata ordered as the pack's targets (strictest first)."""
-    current = data.current
-    series = [
-        charts.Series(name, t(f"ind.{name}"), [_rate(i, name).rate for i in data.trend]) for name in RATES
-    ]
-    trend = charts.trend_chart("indicators", t("dash.trend"), data.moments, series, t, zone)
-    strata = sorted(
-        {s for i in data.trend for s in i.ldl_control_by_stratum},
-        key=lambda s: (ldl_targets.get(s, math.inf), s),
-    )
-    ldl_series = [charts.Series(s, t.word("stratum", s), [_ldl(i, s) for i in data.trend]) for s in strata]
-    ldl_trend = charts.trend_chart("ldl", t("dash.ldl_trend"), data.moments, ldl_series, t, zone)
-    tiers = [
-        (tier.value, t.word("tier", tier.value), current.tier_distribution.get(tier.value, 0))
-        for tier in sorted(RiskTier, key=lambda r: -r.severity)
-    ]
-    return {
-        "current": current,
-        "rates": [(name, _rate(current, name)) for name in RATES],
-        "ldl_rates": [
-            (s, current.ldl_control_by_stratum[s]) for s in strata if s in current.ldl_control_by_stratum
-        ],
-        "trend_svg": markup(trend),
-        "trend_legend": [s.label for s in series],
-        "ldl_legend": [s.label for s in ldl_series],
-        "ldl_svg": markup(ldl_trend),
-        "tiers_svg": markup(charts.stacked_bar("tier-distribution", tiers, t)),
-        "tiers": tiers,
-    }
-
-
-def _rate(indicators: TeamIndicators, name: str) -> Rate:
-    rate: Rate = getattr(indicators, name)
-    return rate
-
-
-def _ldl(indicators: TeamIndicators, stratum: str) -> float | None:
-    rate = indicators.ldl_control_by_stratum.get(stratum)
-    return rate.rate if rate is not None else None

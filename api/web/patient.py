@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import ClockDep, PathwayDep, PatientId, SessionDep, patient_for
 from api.tasks import FollowThroughDep
-from api.web import charts
+from api.web import chart_values, charts
 from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, markup, render
 from api.web.pages import OUTCOMES, snooze_bounds, unsnoozable
 from pathway.access.permissions import Role
@@ -32,7 +32,7 @@ from pathway.patients.service import EvaluationUnavailable
 from pathway.referrals import referral_flow
 from pathway.store.tables import AssessmentRecord, Referral
 from pathway.tasks import flag_store, task_store
-from pathway.teams import team_store, workbench
+from pathway.teams import team_store
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
@@ -63,9 +63,9 @@ def referral_loop(referral: Referral) -> list[LoopStep]:
     ]
 
 
-def _marks(records: list[AssessmentRecord]) -> list[workbench.TierMark]:
+def _marks(records: list[AssessmentRecord]) -> list[chart_values.TierMark]:
     return [
-        workbench.TierMark(
+        chart_values.TierMark(
             at=r.evaluated_at,
             tier=r.tier,
             level=r.level,
@@ -117,9 +117,11 @@ def patient_page(
 
     registry: PackRegistry = request.app.state.registry
     pack = registry.in_force(DEFAULT_PACK_ID, on=None).pack
-    bands = workbench.glucose_bands(((r.id, r.when) for r in pack.rules), pack.targets.glucose, pack.snapshot)
+    bands = chart_values.glucose_bands(
+        ((r.id, r.when) for r in pack.rules), pack.targets.glucose, pack.snapshot
+    )
     facts: dict[str, Any] = record.result.get("facts", {}) if record is not None else {}
-    drawn = workbench.patient_charts(history, facts, bands, marks, since, now)
+    drawn = chart_values.patient_charts(history, facts, bands, marks, since, now)
     context = {
         "session": web,
         "team": team,

@@ -57,6 +57,10 @@ class ReadingSource(StrEnum):
     LAB = "lab"
 
 
+def is_self_measured(source: str) -> bool:
+    return source in (ReadingSource.HOME.value, ReadingSource.WEARABLE.value, ReadingSource.CGM.value)
+
+
 class Symptom(StrEnum):
     ALTERED_CONSCIOUSNESS = "altered_consciousness"
     SEVERE_HEADACHE = "severe_headache"

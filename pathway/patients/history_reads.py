@@ -5,7 +5,7 @@ Part of the repository layer: functions take a Session and never commit. The car
 (:func:`pathway.patients.care_plan.plan_year`) reads of a history only the encounters it lists as done
 (explicit ones, and the implicit ones that loose clinic readings make) and the days of its LDL-C
 readings, loose or taken at a visit; the patient page's charts
-(:func:`pathway.teams.workbench.patient_charts`)
+(:func:`api.web.chart_values.patient_charts`)
 only the readings inside their window. A wearable's or CGM's stream outside those spans changes
 neither, so it is not read: a year of hourly BP cost every care plan 8,760 readings.
 

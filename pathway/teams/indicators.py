@@ -14,23 +14,35 @@ the pack's ``indicators`` block. A managed patient is one of the team's patients
   stratum's target / patients with such an LDL-C, per 血脂2023 stratum.
 - HEARTS: hypertensive patients registered for longer than the HEARTS minimum whose last visit
   with a BP, within the HEARTS window, was below the HEARTS cut-off / those patients.
+
+:func:`team_indicators` reads a team's patients and computes them as of one moment, with the
+period's counts. The indicators over months are :func:`compute` at several moments over one load
+of the team's histories (:func:`indicators_over_time`): the same numbers as the indicators API
+asked for each moment in turn.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
 
 from pathway.clinical.conditions import FactValue
 from pathway.clinical.history import Encounter, PatientHistory
 from pathway.clinical.parameters import GlucoseTargets, IndicatorDefinitions
 from pathway.clinical.tiers import RiskTier
 from pathway.clinical.visits import clinic_encounters, encounter_bp, encounter_fasting_glucose
-from pathway.clinical.vocabulary import Condition
+from pathway.clinical.vocabulary import Condition, PatientStatus
+from pathway.patients import service
+from pathway.patients.service import PathwayConfig
+from pathway.store.tables import Patient, Team
+from pathway.teams import indicator_store, team_store
+from pathway.teams.contact_list import contact_flag_counts
 
 
 @dataclass(frozen=True)
@@ -157,3 +169,129 @@ def _count_ldl(by_stratum: dict[str, Rate], patient: ManagedPatient, max_age_day
     if not isinstance(age, float | int) or age > max_age_days:
         return
     by_stratum.setdefault(stratum, Rate()).count(patient.patient_id, met=value < target)
+
+
+# --- A team's indicators -------------------------------------------------------------------------
+
+
+def registered_at(patient: Patient, zone: ZoneInfo) -> datetime:
+    """When the patient was registered for the indicators: the start of the enrolment day (建档日期)
+    in the team's time zone, or, for a patient stored before enrolment dates were kept, when stored."""
+    if patient.enrolled_on is None:
+        return patient.created_at
+    return datetime.combine(patient.enrolled_on, time(0), tzinfo=zone)
+
+
+def managed_at(patient: Patient, moment: datetime) -> bool:
+    """Whether the patient was still managed at ``moment``: active, or ended (died, moved) later."""
+    ended = patient.status_changed_at
+    return patient.status == PatientStatus.ACTIVE.value or (ended is not None and ended > moment)
+
+
+@dataclass
+class PeriodCounts:
+    encounters: int
+    open_referrals_by_urgency: dict[str, int]
+    overdue_tasks_by_priority: dict[int, int]
+    active_contact_flags: dict[str, int]
+
+
+def team_indicators(
+    session: Session, team: Team, config: PathwayConfig, start: datetime, end: datetime
+) -> tuple[TeamIndicators, PeriodCounts]:
+    """The indicators as of ``end`` (each patient's history up to then) and the period's counts."""
+    assert team.id is not None
+    zone = ZoneInfo(team.timezone)
+    patients = [p for p in indicator_store.team_patients(session, team.id, end, zone) if managed_at(p, end)]
+    ids = [p.id for p in patients if p.id is not None]
+    rows = indicator_store.clinical_rows(session, ids, end)
+    tiers = team_store.latest_tiers(session, ids, made_by=end)
+    managed = []
+    for patient in patients:
+        assert patient.id is not None
+        mine = rows[patient.id]
+        history = service.history_from_rows(
+            patient, mine.complications, mine.readings, mine.encounters, mine.symptoms, mine.checks
+        )
+        tier = tiers.get(patient.id)
+        managed.append(
+            ManagedPatient(
+                patient_id=patient.id,
+                registered_at=registered_at(patient, zone),
+                conditions=frozenset(Condition(c) for c in patient.conditions),
+                history=history,
+                facts=config.facts(history, end),
+                tier=RiskTier(tier) if tier is not None else None,
+            )
+        )
+    result = compute(managed, config.indicators, config.targets.glucose, end, zone)
+    counts = PeriodCounts(
+        encounters=indicator_store.encounters_between(session, team.id, start, end),
+        open_referrals_by_urgency=indicator_store.open_referrals_by_urgency(session, team.id, end),
+        overdue_tasks_by_priority=indicator_store.overdue_tasks(
+            session, team.id, end.astimezone(zone).date()
+        ),
+        active_contact_flags=contact_flag_counts(session, team),
+    )
+    return result, counts
+
+
+# --- The team's indicators over months ------------------------------------------------------------
+
+
+def month_ends(now: datetime, months: int, tz: ZoneInfo) -> list[datetime]:
+    """The last instant of each of the ``months - 1`` months before this one, then ``now``."""
+    today = now.astimezone(tz).date()
+    first = date(today.year, today.month, 1)
+    moments = [now]
+    for _ in range(months - 1):
+        last_day = first - timedelta(days=1)
+        moments.append(datetime.combine(last_day, time.max, tzinfo=tz))
+        first = date(last_day.year, last_day.month, 1)
+    return sorted(moments)
+
+
+@dataclass(frozen=True)
+class TeamMember:
+    """One patient of the team as the indicators read them (history loaded once, up to the last moment)."""
+
+    patient_id: int
+    registered_at: datetime
+    conditions: frozenset[Condition]
+    history: PatientHistory
+    managed_until: datetime | None = None  # when management ended (death, a move), if it did
+
+
+def indicators_over_time(
+    members: Sequence[TeamMember],
+    moments: Sequence[datetime],
+    tiers_at: Mapping[datetime, Mapping[int, str]],
+    facts: Callable[[PatientHistory, datetime], dict[str, FactValue]],
+    definitions: IndicatorDefinitions,
+    glucose: GlucoseTargets,
+    tz: ZoneInfo,
+) -> list[TeamIndicators]:
+    """:func:`compute` at each of ``moments``, oldest first.
+
+    Each moment sees the patients registered by then and their facts as of then (the snapshot
+    ignores anything after its moment, so one history loaded up to the last moment serves every
+    moment). The tier of each patient's latest assessment made by a moment comes from
+    ``tiers_at[moment]``; a moment missing there has no tier distribution (every count 0).
+    """
+    results = []
+    for moment in sorted(moments):
+        tiers = tiers_at.get(moment, {})
+        managed = [
+            ManagedPatient(
+                patient_id=m.patient_id,
+                registered_at=m.registered_at,
+                conditions=m.conditions,
+                history=m.history,
+                facts=facts(m.history, moment),
+                tier=RiskTier(tiers[m.patient_id]) if m.patient_id in tiers else None,
+            )
+            for m in members
+            if m.registered_at <= moment and (m.managed_until is None or m.managed_until > moment)
+        ]
+        results.append(compute(managed, definitions, glucose, moment, tz))
+    return results

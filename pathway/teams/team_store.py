@@ -1,10 +1,11 @@
-"""SQL of the team views: the daily list, the latest assessment of many patients, indicator inputs.
+"""SQL of the team's lists: the team, the daily list, the latest assessment of many patients.
 
 Part of the repository layer: functions take a Session and never commit. The daily list is one
 range scan of the partial index ``ix_care_task_daily_list`` (team, due_date, priority) joined to
 the patients on the page; the newest assessment of each listed patient is one backward probe of
 ``ix_assessment_patient_id_id`` (patient_id, id) per patient, however many assessments the patient
-has (an hourly wearable makes 8,760 a year): a grouped ``max(id)`` read them all.
+has (an hourly wearable makes 8,760 a year): a grouped ``max(id)`` read them all. The inputs of the
+indicators are :mod:`pathway.teams.indicator_store`'s.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
-from zoneinfo import ZoneInfo
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ARRAY,
@@ -33,24 +33,14 @@ from sqlalchemy import (
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import BindParameter, TableValuedAlias
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, SQLModel
 
-from pathway.clinical.vocabulary import ReadingKind, ReadingSource
-from pathway.patients.history_store import IN_FORCE, READING_COLUMNS, ClinicalRows
+from pathway.clinical.vocabulary import ReadingKind
 from pathway.store.sql import IS_OPEN
-from pathway.store.tables import (
-    AssessmentRecord,
-    CareCheckRecord,
-    CareTask,
-    Encounter,
-    Patient,
-    PatientComplication,
-    Reading,
-    Referral,
-    SymptomReport,
-    Team,
-)
-from pathway.teams.workbench import is_self_measured
+from pathway.store.tables import AssessmentRecord, CareTask, Patient, Reading, Team
+
+if TYPE_CHECKING:
+    from pathway.teams.daily_tasks import ListQuery
 
 _TABLES = SQLModel.metadata.tables
 _task_table = _TABLES[CareTask.__tablename__]
@@ -59,37 +49,31 @@ _patient_table = _TABLES[Patient.__tablename__]
 _patient = _patient_table.c
 _assessment_table = _TABLES[AssessmentRecord.__tablename__]
 _assessment = _assessment_table.c
-_referral = _TABLES[Referral.__tablename__].c
-_encounter_table = _TABLES[Encounter.__tablename__]
-_encounter = _encounter_table.c
 _reading = _TABLES[Reading.__tablename__].c
-_symptom = _TABLES[SymptomReport.__tablename__].c
-_complication = _TABLES[PatientComplication.__tablename__].c
-_check = _TABLES[CareCheckRecord.__tablename__].c
 
 
 def team_by_id(session: Session, team_id: int) -> Team | None:
     return session.get(Team, team_id)
 
 
-def _list_filter(
-    team_id: int, day: date, until: datetime, role: str | None, member: str | None, at_once: Sequence[str]
-) -> list[Any]:
-    """Open tasks of the team on the list of ``day`` (``until``: its end): due by then, or issued by
-    then, or of a kind listed from the moment it was called for (``at_once``), and not snoozed past it."""
-    listed = [_task.due_date <= day, _task.issued_at < until]
-    if at_once:
-        listed.append(and_(_task.kind.in_(list(at_once)), _task.created_at < until))
+def _list_filter(query: ListQuery) -> list[Any]:
+    """Open tasks of the team on the list of ``query.day`` (``query.until``: its end): due by then, or
+    issued by then, or of a kind listed from the moment it was called for (``query.at_once``), and not
+    snoozed past it."""
+    until = query.until
+    listed = [_task.due_date <= query.day, _task.issued_at < until]
+    if query.at_once:
+        listed.append(and_(_task.kind.in_(list(query.at_once)), _task.created_at < until))
     conditions: list[Any] = [
-        _task.team_id == team_id,
+        _task.team_id == query.team_id,
         IS_OPEN,
         or_(*listed),
         or_(_task.snoozed_until.is_(None), _task.snoozed_until < until),
     ]
-    if role is not None:
-        conditions.append(_task.role == role)
-    if member is not None:
-        conditions.append(_task.assignee == member)
+    if query.role is not None:
+        conditions.append(_task.role == query.role)
+    if query.member is not None:
+        conditions.append(_task.assignee == query.member)
     return conditions
 
 
@@ -114,35 +98,23 @@ _LIST_COLUMNS = (
 )
 
 
-def daily_list(
-    session: Session,
-    team_id: int,
-    day: date,
-    until: datetime,
-    tier_rank: dict[str, int],
-    *,
-    role: str | None,
-    member: str | None,
-    limit: int,
-    offset: int,
-    at_once: Sequence[str] = (),
-) -> tuple[int, Sequence[Any]]:
-    """(total, page) of the team's tasks on the list of ``day`` (:func:`_list_filter`): priority,
-    then days overdue (oldest due first), then tier (``tier_rank``, 0 worst)."""
-    conditions = _list_filter(team_id, day, until, role, member, at_once)
+def daily_list(session: Session, query: ListQuery, tier_rank: dict[str, int]) -> tuple[int, Sequence[Any]]:
+    """(total, page) of the team's tasks on the list of the query's day (:func:`_list_filter`):
+    priority, then days overdue (oldest due first), then tier (``tier_rank``, 0 worst)."""
+    conditions = _list_filter(query)
     tier_order = case(tier_rank, value=_task.tier, else_=len(tier_rank))
     statement = (
         select_columns(*_LIST_COLUMNS, func.count().over().label("total"))  # counted in the same scan
         .join(_patient_table, _patient.id == _task.patient_id)
         .where(*conditions)
         .order_by(_task.priority, _task.due_date, tier_order, _task.due_at, _task.id)
-        .limit(limit)
-        .offset(offset)
+        .limit(query.limit)
+        .offset(query.offset)
     )
     page = session.execute(statement).all()
     if page:
         return int(page[0].total), page
-    if offset == 0:
+    if query.offset == 0:
         return 0, page
     # past the last page: the window counted nothing, so count on its own
     total = session.execute(
@@ -152,19 +124,10 @@ def daily_list(
 
 
 def daily_cards(
-    session: Session,
-    team_id: int,
-    day: date,
-    until: datetime,
-    tier_rank: dict[str, int],
-    *,
-    role: str | None,
-    member: str | None,
-    limit: int,
-    offset: int,
-    at_once: Sequence[str] = (),
+    session: Session, query: ListQuery, tier_rank: dict[str, int]
 ) -> tuple[int, int, Sequence[Any]]:
-    """The list of ``day`` (:func:`_list_filter`) by patient: (patients, tasks, the page's task rows).
+    """The list of the query's day (:func:`_list_filter`) by patient: (patients, tasks, the page's
+    task rows); a page is ``query.limit`` patients.
 
     Patients in order of their most urgent task's priority, then their tier (``tier_rank``, 0
     worst), then those with something due that day (or listed before it is due) before those with
@@ -172,9 +135,9 @@ def daily_cards(
     date, due time. One grouped statement pages the patients (counting them, and every listed task,
     in the same scan), one reads their tasks.
     """
-    conditions = _list_filter(team_id, day, until, role, member, at_once)
+    conditions = _list_filter(query)
     tier_order = case(tier_rank, value=_task.tier, else_=len(tier_rank))
-    only_overdue = case((_task.due_date >= day, 0), else_=1)
+    only_overdue = case((_task.due_date >= query.day, 0), else_=1)
     order = (
         func.min(_task.priority),
         func.min(tier_order),
@@ -191,8 +154,8 @@ def daily_cards(
         .where(*conditions)
         .group_by(_task.patient_id)
         .order_by(*order)
-        .limit(limit)
-        .offset(offset)
+        .limit(query.limit)
+        .offset(query.offset)
     )
     page = session.execute(cards).all()
     if not page:
@@ -308,7 +271,7 @@ def latest_tiers(
     """
     statement = _tiers_statement(session.get_bind().dialect.name, made_by is not None)
     found: dict[int, str] = {}
-    for chunk in _chunks(patient_ids):
+    for chunk in chunks(patient_ids):
         parameters: dict[str, Any] = {"patients": chunk}
         if made_by is not None:
             parameters["made_by"] = made_by
@@ -371,124 +334,15 @@ def latest_summaries(
     """
     statement = _summaries_statement(session.get_bind().dialect.name, tuple(fact_names))
     found: dict[int, AssessmentSummary] = {}
-    for chunk in _chunks(patient_ids):
+    for chunk in chunks(patient_ids):
         for patient_id, tier, reasons, *values in session.execute(statement, {"patients": chunk}).all():
             facts = {name: value for name, value in zip(fact_names, values, strict=True) if value is not None}
             found[patient_id] = AssessmentSummary(tier=tier, reasons=reasons or [], facts=facts)
     return found
 
 
-def team_patients(
-    session: Session, team_id: int, registered_by: datetime, zone: ZoneInfo
-) -> Sequence[Patient]:
-    """The team's patients registered by ``registered_by``, by id: enrolled (建档) on or before its
-    date in ``zone``, or, with no enrolment date kept, stored by then. Whatever their status (a
-    patient who died later was managed then: the callers compare ``status_changed_at``)."""
-    enrolled, created = col(Patient.enrolled_on), col(Patient.created_at)
-    statement = (
-        select(Patient)
-        .where(
-            Patient.team_id == team_id,
-            or_(
-                enrolled <= registered_by.astimezone(zone).date(),
-                and_(enrolled.is_(None), created <= registered_by),
-            ),
-        )
-        .order_by(col(Patient.id))
-    )
-    return session.exec(statement).all()
-
-
-# Written as the sources kept (not those left out), as literals: then PostgreSQL can prove that the
-# condition implies the predicate of ix_reading_patient_id_measured_at_clinical, also in a generic
-# plan of the prepared statement, and reads a team's clinic and lab readings without its
-# self-measured streams (a team of 500 with 8 wearables: 8,000 rows read instead of 103,335).
-_CLINICAL_SOURCES: BindParameter[list[str]] = bindparam(
-    "clinical_sources",
-    [source.value for source in ReadingSource if not is_self_measured(source.value)],
-    expanding=True,
-    literal_execute=True,
-)
-
-
-def clinical_rows(session: Session, patient_ids: Sequence[int], until: datetime) -> dict[int, ClinicalRows]:
-    """Per patient: (complications, readings, encounters, symptoms) rows as
-    :func:`pathway.patients.service.history_from_rows` takes them, up to ``until``, without self-measured
-    readings (the indicators read encounters and labs only)."""
-    rows = {patient_id: ClinicalRows() for patient_id in patient_ids}
-    for chunk in _chunks(patient_ids):
-        statement = select_columns(_complication.patient_id, _complication.code, _complication.onset).where(
-            _complication.patient_id.in_(chunk)
-        )
-        for patient_id, *rest in session.execute(statement.order_by(_complication.onset)):
-            rows[patient_id].complications.append(tuple(rest))
-        readings = (
-            select_columns(_reading.patient_id, *READING_COLUMNS)
-            .where(
-                _reading.patient_id.in_(chunk),
-                IN_FORCE,
-                _reading.measured_at <= until,
-                _reading.source.in_(_CLINICAL_SOURCES),
-            )
-            .order_by(_reading.measured_at)
-        )
-        for patient_id, *rest in session.execute(readings):
-            rows[patient_id].readings.append(tuple(rest))
-        encounters = select_columns(_encounter.patient_id, _encounter.id, _encounter.at).where(
-            _encounter.patient_id.in_(chunk), _encounter.at <= until
-        )
-        for patient_id, *rest in session.execute(encounters):
-            rows[patient_id].encounters.append(tuple(rest))
-        symptoms = select_columns(
-            _symptom.patient_id, _symptom.encounter_id, _symptom.code, _symptom.at
-        ).where(_symptom.patient_id.in_(chunk), _symptom.at <= until)
-        for patient_id, *rest in session.execute(symptoms):
-            rows[patient_id].symptoms.append(tuple(rest))
-        checks = select_columns(_check.patient_id, _check.kind, _check.at).where(
-            _check.patient_id.in_(chunk), _check.at <= until
-        )
-        for patient_id, *rest in session.execute(checks):
-            rows[patient_id].checks.append(tuple(rest))
-    return rows
-
-
-def open_referrals_by_urgency(session: Session, team_id: int, at: datetime) -> dict[str, int]:
-    """Referrals of the team's patients opened by ``at`` and still active (open or accepted)."""
-    statement = (
-        select_columns(_referral.urgency, func.count())
-        .join(_patient_table, _patient.id == _referral.patient_id)
-        .where(
-            _patient.team_id == team_id,
-            _referral.status.in_(("open", "accepted")),
-            _referral.created_at <= at,
-        )
-        .group_by(_referral.urgency)
-    )
-    return {urgency: int(count) for urgency, count in session.execute(statement)}
-
-
-def overdue_tasks(session: Session, team_id: int, before: date) -> dict[int, int]:
-    """Open tasks of the team due before ``before`` (a date), counted by priority."""
-    statement = (
-        select_columns(_task.priority, func.count())
-        .where(_task.team_id == team_id, IS_OPEN, _task.due_date < before)
-        .group_by(_task.priority)
-    )
-    return {int(priority): int(count) for priority, count in session.execute(statement)}
-
-
-def encounters_between(session: Session, team_id: int, start: datetime, end: datetime) -> int:
-    statement = (
-        select_columns(func.count())
-        .select_from(_encounter_table)
-        .join(_patient_table, _patient.id == _encounter.patient_id)
-        .where(_patient.team_id == team_id, _encounter.at >= start, _encounter.at <= end)
-    )
-    return int(session.execute(statement).scalar_one())
-
-
 _CHUNK = 500
 
 
-def _chunks(ids: Sequence[int]) -> list[list[int]]:
+def chunks(ids: Sequence[int]) -> list[list[int]]:
     return [list(ids[i : i + _CHUNK]) for i in range(0, len(ids), _CHUNK)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,9 +14,10 @@ from sqlmodel import Session, select
 from api.main import create_app
 from pathway.access import permissions
 from pathway.access.permissions import Role
+from pathway.clinical.clock import CLINIC_TZ
 from pathway.settings import Settings
 from pathway.store.db import migrate
-from pathway.store.tables import ApiKey
+from pathway.store.tables import ApiKey, CareTask
 from rules.evaluation import Evaluator
 from tests.builders import AS_OF
 from tests.conftest import DIALECTS, database
@@ -99,3 +100,27 @@ def register_patient(client: TestClient, external_id: str = "p1", **changes: Any
     assert response.status_code == 201, response.text
     patient_id: int = response.json()["id"]
     return patient_id
+
+
+def add_task(session: Session, patient_id: int, team_id: int, kind: str, **fields: Any) -> None:
+    """A care task of the patient on the team's list, due at 08:00 on ``due_date`` (a blue tier's,
+    created at AS_OF, unless ``fields`` say otherwise); added to the session, not committed."""
+    due_date: date = fields.pop("due_date")
+    due_at = datetime(due_date.year, due_date.month, due_date.day, 8, tzinfo=CLINIC_TZ)
+    values: dict[str, Any] = {
+        "patient_id": patient_id,
+        "team_id": team_id,
+        "kind": kind,
+        "due_at": due_at,
+        "due_date": due_date,
+        "time_limit_at": due_at + timedelta(days=7),
+        "role": "gp",
+        "rule_id": "test.rule",
+        "pack_id": "sangao-cn",
+        "pack_version": "test",
+        "tier": "blue",
+        "created_at": AS_OF,
+        "updated_at": AS_OF,
+        **fields,
+    }
+    session.add(CareTask(**values))

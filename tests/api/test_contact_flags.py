@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from pathway.access import permissions
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.store.tables import AuditEvent, Patient, PatientFlag
-from pathway.teams import team_views
+from pathway.teams import contact_list
 from rules.registry import LoadedPack
 from scheduler import jobs
 from tests.api.conftest import SettableClock, new_key, register_patient, two_teams
@@ -234,7 +234,7 @@ def test_a_patient_seen_again_leaves_the_list_and_the_counts_at_once(
 
 def test_days_without_contact_count_the_teams_calendar_days() -> None:
     late = datetime(2026, 2, 27, 23, 30, tzinfo=CLINIC_TZ)
-    assert team_views.days_without_contact(late, late + timedelta(hours=1), CLINIC_TZ) == 1
-    assert team_views.days_without_contact(late, late + timedelta(minutes=20), CLINIC_TZ) == 0
+    assert contact_list.days_without_contact(late, late + timedelta(hours=1), CLINIC_TZ) == 1
+    assert contact_list.days_without_contact(late, late + timedelta(minutes=20), CLINIC_TZ) == 0
     utc_before_midnight = datetime(2026, 2, 27, 15, 30, tzinfo=UTC)  # 23:30 in Shanghai
-    assert team_views.days_without_contact(utc_before_midnight, late + 2 * DAY, CLINIC_TZ) == 2
+    assert contact_list.days_without_contact(utc_before_midnight, late + 2 * DAY, CLINIC_TZ) == 2

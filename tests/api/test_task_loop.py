@@ -17,7 +17,7 @@ from pathway.clinical.clock import CLINIC_TZ
 from pathway.store.tables import CareTask
 from rules.registry import LoadedPack
 from scheduler import jobs
-from tests.api.conftest import SettableClock, register_patient, two_teams
+from tests.api.conftest import SettableClock, add_task, register_patient, two_teams
 from tests.builders import AS_OF
 
 TODAY = AS_OF.date()
@@ -269,25 +269,8 @@ def test_an_urgent_referral_due_within_24_hours_is_on_todays_list_not_tomorrows(
 
 
 def _insert_task(client: TestClient, patient_id: int, team_id: int, kind: str, **fields: Any) -> None:
-    due_date: date = fields.pop("due_date")
-    due_at = datetime(due_date.year, due_date.month, due_date.day, 8, tzinfo=CLINIC_TZ)
-    values: dict[str, Any] = {
-        "patient_id": patient_id,
-        "team_id": team_id,
-        "kind": kind,
-        "due_at": due_at,
-        "due_date": due_date,
-        "time_limit_at": due_at + 7 * DAY,
-        "role": "gp",
-        "rule_id": "test.rule",
-        "pack_id": "sangao-cn",
-        "pack_version": "test",
-        "created_at": AS_OF - 400 * DAY,
-        "updated_at": AS_OF,
-        **fields,
-    }
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        session.add(CareTask(**values))
+        add_task(session, patient_id, team_id, kind, created_at=AS_OF - 400 * DAY, **fields)
         session.commit()
 
 

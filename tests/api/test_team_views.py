@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -12,9 +12,8 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from pathway.access.permissions import Role
-from pathway.clinical.clock import CLINIC_TZ
 from pathway.store.tables import CareTask
-from tests.api.conftest import SettableClock, new_key, register_patient, two_teams
+from tests.api.conftest import SettableClock, add_task, new_key, register_patient, two_teams
 from tests.builders import AS_OF
 
 TODAY = AS_OF.date()
@@ -22,28 +21,6 @@ TODAY = AS_OF.date()
 
 def _as(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def _task(session: Session, patient_id: int, team_id: int, kind: str, **fields: Any) -> None:
-    due_date: date = fields.pop("due_date")
-    due_at = datetime(due_date.year, due_date.month, due_date.day, 8, tzinfo=CLINIC_TZ)
-    values: dict[str, Any] = {
-        "patient_id": patient_id,
-        "team_id": team_id,
-        "kind": kind,
-        "due_at": due_at,
-        "due_date": due_date,
-        "time_limit_at": due_at + timedelta(days=7),
-        "role": "gp",
-        "rule_id": "test.rule",
-        "pack_id": "sangao-cn",
-        "pack_version": "test",
-        "tier": "blue",
-        "created_at": AS_OF,
-        "updated_at": AS_OF,
-        **fields,
-    }
-    session.add(CareTask(**values))
 
 
 def _close_all(session: Session) -> None:
@@ -61,15 +38,17 @@ def test_the_daily_list_orders_by_priority_then_days_overdue_then_tier(client: T
     patients = [register_patient(client, f"p{i}") for i in range(7)]
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
         _close_all(session)  # what registration scheduled: the list holds exactly the tasks below
-        _task(session, patients[0], team, "annual_check", priority=5, due_date=TODAY - timedelta(days=30))
-        _task(session, patients[1], team, "follow_up_visit", priority=3, due_date=TODAY, tier="blue")
-        _task(session, patients[2], team, "lipid_recheck", priority=3, due_date=TODAY, tier="red")
-        _task(session, patients[3], team, "data_gap", priority=3, due_date=TODAY - timedelta(days=4))
-        _task(session, patients[4], team, "urgent_referral", priority=2, due_date=TODAY - timedelta(days=1))
-        _task(
+        add_task(session, patients[0], team, "annual_check", priority=5, due_date=TODAY - timedelta(days=30))
+        add_task(session, patients[1], team, "follow_up_visit", priority=3, due_date=TODAY, tier="blue")
+        add_task(session, patients[2], team, "lipid_recheck", priority=3, due_date=TODAY, tier="red")
+        add_task(session, patients[3], team, "data_gap", priority=3, due_date=TODAY - timedelta(days=4))
+        add_task(
+            session, patients[4], team, "urgent_referral", priority=2, due_date=TODAY - timedelta(days=1)
+        )
+        add_task(
             session, patients[5], team, "data_gap", priority=1, due_date=TODAY + timedelta(days=1)
         )  # not yet
-        _task(session, patients[6], other, "bp_recheck", priority=1, due_date=TODAY)  # another team
+        add_task(session, patients[6], other, "bp_recheck", priority=1, due_date=TODAY)  # another team
         session.commit()
     assert _listed(client, team) == [
         (2, "urgent_referral", 1),
@@ -92,11 +71,13 @@ def test_snoozed_and_closed_tasks_leave_the_list_and_filters_apply(client: TestC
     patients = [register_patient(client, f"p{i}") for i in range(4)]
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
         _close_all(session)
-        _task(session, patients[0], team, "data_gap", priority=4, due_date=TODAY, role="health_manager")
-        _task(session, patients[1], team, "follow_up_visit", priority=4, due_date=TODAY, assignee="李医生")
+        add_task(session, patients[0], team, "data_gap", priority=4, due_date=TODAY, role="health_manager")
+        add_task(session, patients[1], team, "follow_up_visit", priority=4, due_date=TODAY, assignee="李医生")
         snoozed = AS_OF + timedelta(days=2)
-        _task(session, patients[2], team, "lipid_recheck", priority=4, due_date=TODAY, snoozed_until=snoozed)
-        _task(session, patients[3], team, "annual_check", priority=5, due_date=TODAY, status="done")
+        add_task(
+            session, patients[2], team, "lipid_recheck", priority=4, due_date=TODAY, snoozed_until=snoozed
+        )
+        add_task(session, patients[3], team, "annual_check", priority=5, due_date=TODAY, status="done")
         session.commit()
     assert [k for _, k, _ in _listed(client, team)] == ["data_gap", "follow_up_visit"]
     assert [k for _, k, _ in _listed(client, team, role="health_manager")] == ["data_gap"]

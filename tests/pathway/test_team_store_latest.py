@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from pathway.clinical.vocabulary import ReadingKind, ReadingSource
+from pathway.clinical.vocabulary import ReadingKind, ReadingSource, is_self_measured
 from pathway.store.db import make_engine, migrate
 from pathway.store.tables import AssessmentRecord, Encounter, Patient, Reading
-from pathway.teams import team_store
-from pathway.teams.workbench import is_self_measured
+from pathway.teams import indicator_store, team_store
 from tests.builders import AS_OF
 from tests.conftest import DIALECTS, database
 
@@ -128,7 +127,7 @@ def test_the_indicators_read_clinic_and_lab_readings_only(session: Session) -> N
     session.add(_reading(patient, None, ReadingSource.CLINIC, AS_OF + timedelta(days=1), "later"))
     session.flush()
 
-    readings = team_store.clinical_rows(session, [patient], AS_OF)[patient].readings
+    readings = indicator_store.clinical_rows(session, [patient], AS_OF)[patient].readings
     clinical = sorted(s.value for s in ReadingSource if not is_self_measured(s.value))
     assert clinical == ["clinic", "lab"]
     kept = sorted((encounter_id is not None, source) for encounter_id, _kind, source, *_ in readings)

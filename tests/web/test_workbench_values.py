@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pathway.clinical.clock import CLINIC_TZ
-from pathway.clinical.conditions import AllOf, AnyOf, Comparison, comparisons
-from pathway.clinical.parameters import GlucoseTargets
-from pathway.clinical.vocabulary import GLUCOSE_KINDS, ReadingSource
-from pathway.teams.workbench import (
+from api.web.chart_values import (
     GLUCOSE_MAX,
     TierMark,
     bp_points,
     glucose_bands,
-    month_ends,
     tier_spans,
     value_points,
 )
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.conditions import AllOf, AnyOf, Comparison, comparisons
+from pathway.clinical.parameters import GlucoseTargets
+from pathway.clinical.vocabulary import GLUCOSE_KINDS, ReadingSource
+from pathway.teams.indicators import month_ends
 from rules.registry import LoadedPack
 from tests.builders import AS_OF, bp, days_before, glucose, history, patient, visit
 

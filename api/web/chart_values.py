@@ -1,28 +1,23 @@
-"""What the GP team's web workbench shows, as plain values: chart series and the indicators over months.
+"""What a patient's charts on the workbench show, as plain values: the readings, the bands and the tiers.
 
 Pure functions of stored values (a patient's history, assessment records, the pack's parameters and
-rule conditions); no database, no clock, no drawing. Every band drawn on a chart comes from the
-pack: the patient's BP target is the one the rules saw (the assessment's facts), the glucose
-hypo/hyper bands are the thresholds of the pack's own glucose rules (found by the facts they read),
-the LDL-C target is the patient's stratum's. Nothing here holds a clinical number.
-
-The indicators over months are :func:`pathway.teams.indicators.compute` at several moments over one load
-of the team's histories: the same numbers as the indicators API asked for each moment in turn.
+rule conditions); no database, no clock, no drawing (:mod:`api.web.charts` draws them). Every band
+drawn on a chart comes from the pack: the patient's BP target is the one the rules saw (the
+assessment's facts), the glucose hypo/hyper bands are the thresholds of the pack's own glucose rules
+(found by the facts they read), the LDL-C target is the patient's stratum's. Nothing here holds a
+clinical number.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
-from pathway.clinical.conditions import AllOf, AnyOf, Comparison, FactValue, comparisons, holds
+from pathway.clinical.conditions import AllOf, AnyOf, Comparison, comparisons, holds
 from pathway.clinical.history import Measurement, PatientHistory
-from pathway.clinical.parameters import GlucoseTargets, IndicatorDefinitions, SnapshotWindows
-from pathway.clinical.tiers import RiskTier
-from pathway.clinical.vocabulary import GLUCOSE_KINDS, Condition, ReadingKind, ReadingSource
-from pathway.teams import indicators
+from pathway.clinical.parameters import GlucoseTargets, SnapshotWindows
+from pathway.clinical.vocabulary import GLUCOSE_KINDS, ReadingKind
 
 # The facts the pack's glucose rules read: below a threshold of the first two is hypoglycaemia
 # (a visit's value, a self-measured one); at or above a threshold of the last, hyperglycaemia.
@@ -289,68 +284,3 @@ def patient_charts(
         lipid_target=lipid_target(facts),
         tiers=tier_spans(marks, since, until),
     )
-
-
-def is_self_measured(source: str) -> bool:
-    return source in (ReadingSource.HOME.value, ReadingSource.WEARABLE.value, ReadingSource.CGM.value)
-
-
-# --- The team's indicators over months ------------------------------------------------------------
-
-
-def month_ends(now: datetime, months: int, tz: ZoneInfo) -> list[datetime]:
-    """The last instant of each of the ``months - 1`` months before this one, then ``now``."""
-    today = now.astimezone(tz).date()
-    first = date(today.year, today.month, 1)
-    moments = [now]
-    for _ in range(months - 1):
-        last_day = first - timedelta(days=1)
-        moments.append(datetime.combine(last_day, time.max, tzinfo=tz))
-        first = date(last_day.year, last_day.month, 1)
-    return sorted(moments)
-
-
-@dataclass(frozen=True)
-class TeamMember:
-    """One patient of the team as the indicators read them (history loaded once, up to the last moment)."""
-
-    patient_id: int
-    registered_at: datetime
-    conditions: frozenset[Condition]
-    history: PatientHistory
-    managed_until: datetime | None = None  # when management ended (death, a move), if it did
-
-
-def indicators_over_time(
-    members: Sequence[TeamMember],
-    moments: Sequence[datetime],
-    tiers_at: Mapping[datetime, Mapping[int, str]],
-    facts: Callable[[PatientHistory, datetime], dict[str, FactValue]],
-    definitions: IndicatorDefinitions,
-    glucose: GlucoseTargets,
-    tz: ZoneInfo,
-) -> list[indicators.TeamIndicators]:
-    """:func:`pathway.teams.indicators.compute` at each of ``moments``, oldest first.
-
-    Each moment sees the patients registered by then and their facts as of then (the snapshot
-    ignores anything after its moment, so one history loaded up to the last moment serves every
-    moment). The tier of each patient's latest assessment made by a moment comes from
-    ``tiers_at[moment]``; a moment missing there has no tier distribution (every count 0).
-    """
-    results = []
-    for moment in sorted(moments):
-        tiers = tiers_at.get(moment, {})
-        managed = [
-            indicators.ManagedPatient(
-                patient_id=m.patient_id,
-                registered_at=m.registered_at,
-                conditions=m.conditions,
-                history=m.history,
-                facts=facts(m.history, moment),
-                tier=RiskTier(tiers[m.patient_id]) if m.patient_id in tiers else None,
-            )
-            for m in members
-            if m.registered_at <= moment and (m.managed_until is None or m.managed_until > moment)
-        ]
-        results.append(indicators.compute(managed, definitions, glucose, moment, tz))
-    return results

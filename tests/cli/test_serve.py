@@ -53,8 +53,13 @@ def test_serve_applies_migrations_and_answers(tmp_path: Path) -> None:
         assert (tmp_path / "pathway.db").exists()
         assert "admin API key (shown once): pw_" in log.read_text()
         assert "task scheduler running in this process" in log.read_text()
-        # The access log, on by default: one line a request, on stdout.
-        assert re.search(r"GET /v1/patients/1 401 \d+\.\dms key=-", log.read_text()), log.read_text()
+        # The access log, on by default: one line a request, on stdout (written just after the
+        # response is sent, so a loaded machine may show it a moment later).
+        line = r"GET /v1/patients/1 401 \d+\.\dms key=-"
+        deadline = time.monotonic() + 5
+        while not re.search(line, log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert re.search(line, log.read_text()), log.read_text()
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -7,14 +7,14 @@ import asyncio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import care_plan, docs, errors, fhir, patients, referrals, rule_packs, tasks, teams, web
+from api import care_plan, docs, errors, fhir, patients, recording, referrals, rule_packs, tasks, teams, web
 from api.access_log import AccessLog
 from api.limits import BodySizeLimit
 from api.rate_limit import RateLimiter
 from pathway.access.permissions import KeyCache
 from pathway.clinical.clock import Clock, SystemClock
 from pathway.clinical.horizon import reading_horizon
-from pathway.patients.service import PathwayConfig
+from pathway.patients.reassessment import PathwayConfig
 from pathway.settings import Settings
 from pathway.store.db import api_engine
 from rules.evaluation import Evaluator
@@ -67,6 +67,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     errors.install(app)
     app.state.registry = evaluator.registry
     app.include_router(patients.router)
+    app.include_router(recording.router)
     app.include_router(referrals.router)
     app.include_router(fhir.router)
     app.include_router(rule_packs.router)

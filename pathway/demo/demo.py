@@ -3,7 +3,7 @@
 Pure (no database, no clock of its own): :func:`county` yields, patient by patient, what an EHR, a
 laboratory system and a wearable gateway would have sent — :class:`~pathway.ingest.PatientIn`,
 :class:`~pathway.ingest.EncounterIn` and batches of :class:`~pathway.ingest.ReadingIn` — and
-``pathway demo`` stores them through :mod:`pathway.patients.service`, so everything is validated and
+``pathway demo`` stores them through :mod:`pathway.patients`, so everything is validated and
 assessed exactly as the API would do it.
 
 What a patient gets: an age, a sex and a mix of hypertension, diabetes and dyslipidaemia (some CKD

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlmodel import Session, SQLModel
 
-from pathway.store.tables import SchedulerRun
+from pathway.store.work_tables import SchedulerRun
 from pathway.tasks.task_store import dialect_insert
 
 _run_table = SQLModel.metadata.tables[SchedulerRun.__tablename__]

@@ -19,8 +19,9 @@ from sqlalchemy import ColumnElement, Insert, case, func, literal, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, SQLModel, col, select
 
-from pathway.patients.history_store import IN_FORCE
-from pathway.store.tables import Encounter, Patient, PatientFlag, Reading
+from pathway.store.rows import IN_FORCE
+from pathway.store.tables import Encounter, Patient, Reading
+from pathway.store.work_tables import PatientFlag
 from pathway.tasks.issuing_store import Scope
 from pathway.tasks.task_store import dialect_insert
 

@@ -36,11 +36,10 @@ from sqlalchemy.sql.expression import BindParameter, TableValuedAlias
 from sqlmodel import Session, SQLModel, col, select
 
 from pathway.clinical.vocabulary import ReadingKind, ReadingSource
-from pathway.patients.history_store import IN_FORCE, READING_COLUMNS, ClinicalRows
+from pathway.store.rows import IN_FORCE, READING_COLUMNS, ClinicalRows
 from pathway.store.tables import (
     AssessmentRecord,
     CareCheckRecord,
-    CareTask,
     Encounter,
     Patient,
     PatientComplication,
@@ -49,6 +48,7 @@ from pathway.store.tables import (
     SymptomReport,
     Team,
 )
+from pathway.store.work_tables import CareTask
 from pathway.tasks.task_store import IS_OPEN
 from pathway.teams.workbench import is_self_measured
 
@@ -413,7 +413,7 @@ _CLINICAL_SOURCES: BindParameter[list[str]] = bindparam(
 
 def clinical_rows(session: Session, patient_ids: Sequence[int], until: datetime) -> dict[int, ClinicalRows]:
     """Per patient: (complications, readings, encounters, symptoms) rows as
-    :func:`pathway.patients.service.history_from_rows` takes them, up to ``until``, without self-measured
+    :func:`pathway.patients.history.history_from_rows` takes them, up to ``until``, without self-measured
     readings (the indicators read encounters and labs only)."""
     rows = {patient_id: ClinicalRows() for patient_id in patient_ids}
     for chunk in _chunks(patient_ids):

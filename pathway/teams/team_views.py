@@ -28,8 +28,9 @@ from sqlmodel import Session
 from pathway.clinical.errors import PathwayError
 from pathway.clinical.tiers import RiskTier, TaskKind
 from pathway.clinical.vocabulary import CareCheck, Condition, PatientStatus
-from pathway.patients import patient_store, service
-from pathway.patients.service import PathwayConfig
+from pathway.patients import patient_store
+from pathway.patients.history import history_from_rows
+from pathway.patients.reassessment import PathwayConfig
 from pathway.store.tables import Patient, Team
 from pathway.tasks import flag_store
 from pathway.tasks.tasks import FlagKind
@@ -489,7 +490,7 @@ def team_indicators(
     for patient in patients:
         assert patient.id is not None
         mine = rows[patient.id]
-        history = service.history_from_rows(
+        history = history_from_rows(
             patient, mine.complications, mine.readings, mine.encounters, mine.symptoms, mine.checks
         )
         tier = tiers.get(patient.id)

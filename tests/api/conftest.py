@@ -16,7 +16,7 @@ from pathway.access import permissions
 from pathway.access.permissions import Role
 from pathway.settings import Settings
 from pathway.store.db import migrate
-from pathway.store.tables import ApiKey
+from pathway.store.work_tables import ApiKey
 from rules.evaluation import Evaluator
 from tests.builders import AS_OF
 from tests.conftest import DIALECTS, database

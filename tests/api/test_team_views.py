@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from pathway.access.permissions import Role
 from pathway.clinical.clock import CLINIC_TZ
-from pathway.store.tables import CareTask
+from pathway.store.work_tables import CareTask
 from tests.api.conftest import SettableClock, new_key, register_patient, two_teams
 from tests.builders import AS_OF
 

@@ -18,10 +18,11 @@ from api.main import create_app
 from pathway.cli import main
 from pathway.clinical.clock import CLINIC_TZ, FixedClock
 from pathway.demo import demo, demo_county
-from pathway.patients import repository
+from pathway.patients import patient_store
 from pathway.settings import Settings
 from pathway.store.db import make_engine
-from pathway.store.tables import CareTask, Patient, SchedulerRun
+from pathway.store.tables import Patient
+from pathway.store.work_tables import CareTask, SchedulerRun
 from tests.builders import AS_OF
 
 PATIENTS = 60
@@ -71,7 +72,7 @@ def test_a_small_county_loads_shows_every_tier_and_reloads_as_a_no_op(
         tiers = set()
         for patient in patients:
             assert patient.id is not None
-            record = repository.latest_assessment(session, patient.id)
+            record = patient_store.latest_assessment(session, patient.id)
             assert record is not None
             tiers.add(record.tier)
         assert tiers == {"red", "yellow", "blue"}

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from api.deps import ClockDep, CurrentKey, PathwayDep, PatientId, SessionDep, patient_for
 from api.errors import error_responses
 from pathway.access.permissions import Role
-from pathway.patients import care_plan, service
+from pathway.patients import care_plan, reassessment
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
@@ -74,7 +74,7 @@ def read_care_plan(
     """Every follow-up, screening, lipid check and annual check planned for the year, and what is done."""
     now = clock.now()
     patient = patient_for(session, key, patient_id, "care_plan.read", now, Role.EHR, Role.TEAM)
-    record = service.current_assessment(session, patient, pathway, clock)
+    record = reassessment.current_assessment(session, patient, pathway, clock)
     today = now.astimezone(pathway.tz).date()
     year = year or today.year
     history = care_plan.history_shown(session, patient, year, pathway.tz)

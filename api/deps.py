@@ -19,8 +19,8 @@ from pathway.access import permissions
 from pathway.access.permissions import Caller, KeyCache, Role
 from pathway.clinical.clock import Clock
 from pathway.ingest.inbound import MAX_ROW_ID
-from pathway.patients import service
-from pathway.patients.service import PathwayConfig
+from pathway.patients import registration
+from pathway.patients.reassessment import PathwayConfig
 from pathway.store.tables import Patient
 
 # The light dependencies are ``async def``: they run on the event loop, not in the thread pool, so a
@@ -135,7 +135,7 @@ def patient_for(
     locked until it commits. Read the clock for the reassessment after this returns.
     """
     permissions.require_role(key, *roles)
-    patient = service.require_patient(session, patient_id, for_update=write)
+    patient = registration.require_patient(session, patient_id, for_update=write)
     permissions.require_patient(session, key, patient, *roles, cache=cache)
     permissions.audit(session, key, action, patient_id, now)
     return patient

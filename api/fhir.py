@@ -16,7 +16,7 @@ from pathway.clinical.errors import PathwayError
 from pathway.clinical.vocabulary import ReadingSource
 from pathway.ingest import fhir, recording
 from pathway.ingest.inbound import ItemError, ItemResult
-from pathway.patients import service
+from pathway.patients import reassessment
 
 router = APIRouter(prefix="/v1/fhir", tags=["fhir"])
 
@@ -205,7 +205,7 @@ def _store(
             results[outcome.index] = FhirEntryResult(**outcome.model_dump(), patient_id=patient_id)
         permissions.audit_new_versions(session, key, (o.status for o in outcomes), patient_id, now)
         changed = any(o.status in ("created", "amended", "retracted") for o in outcomes)
-        service.reassess_after_ingest(session, patient, pathway, now, stored_any=changed)
+        reassessment.reassess_after_ingest(session, patient, pathway, now, stored_any=changed)
     session.commit()
     entries = [results[i] for i in sorted(results)]
     return FhirResult(

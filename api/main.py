@@ -13,6 +13,7 @@ from api import (
     errors,
     fhir,
     patients,
+    recording,
     referrals,
     rule_packs,
     tasks,
@@ -26,7 +27,7 @@ from api.rate_limit import RateLimiter
 from pathway.access.permissions import KeyCache
 from pathway.clinical.clock import Clock, SystemClock
 from pathway.clinical.horizon import reading_horizon
-from pathway.patients.service import PathwayConfig
+from pathway.patients.reassessment import PathwayConfig
 from pathway.settings import Settings
 from pathway.store.db import api_engine
 from rules.evaluation import Evaluator
@@ -79,6 +80,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     errors.install(app)
     app.state.registry = evaluator.registry
     app.include_router(patients.router)
+    app.include_router(recording.router)
     app.include_router(referrals.router)
     app.include_router(fhir.router)
     app.include_router(rule_packs.router)

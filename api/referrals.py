@@ -14,8 +14,7 @@ from pathway.access import permissions
 from pathway.access.permissions import Role
 from pathway.clinical.tiers import ReferralUrgency
 from pathway.ingest.inbound import MAX_ROW_ID, Inbound, Text
-from pathway.patients import repository
-from pathway.referrals import referral_flow
+from pathway.referrals import referral_flow, referral_store
 from pathway.store.tables import Referral
 
 router = APIRouter(tags=["referrals"])
@@ -81,7 +80,7 @@ def list_referrals(
 ) -> list[ReferralRead]:
     """Every referral of the patient, newest first."""
     patient_for(session, key, patient_id, "referral_flow.read", clock.now(), Role.EHR, Role.TEAM)
-    found = [ReferralRead.of(r) for r in repository.referrals_of(session, patient_id)]
+    found = [ReferralRead.of(r) for r in referral_store.referrals_of(session, patient_id)]
     session.commit()
     return found
 
@@ -157,7 +156,7 @@ def _move(
     session: SessionDep, key: CurrentKey, referral_id: int, step: str, now: datetime, **fields: Any
 ) -> ReferralRead:
     """One step of the loop, if this key may act on the referral's patient; committed before answering."""
-    referral = repository.referral_by_id(session, referral_id)
+    referral = referral_store.referral_by_id(session, referral_id)
     if referral is None:
         raise referral_flow.UnknownReferral(f"no referral with id {referral_id}", "referral_id")
     try:

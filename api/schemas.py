@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from api.referrals import ReferralRead
 from pathway.clinical.vocabulary import PatientStatus
 from pathway.ingest.inbound import ItemResult
-from pathway.store.tables import AssessmentRecord, Patient, PatientFlag
+from pathway.store.tables import AssessmentRecord, Patient
+from pathway.store.work_tables import PatientFlag
 from pathway.tasks.status import FlagKind
 
 

@@ -20,7 +20,7 @@ from pathway.access.permissions import Caller, Role
 from pathway.clinical.clock import Clock
 from pathway.clinical.policy import FollowThrough
 from pathway.ingest.inbound import MAX_ROW_ID, Inbound, Instant, Text
-from pathway.store.tables import CareTask, CareTaskEvent
+from pathway.store.work_tables import CareTask, CareTaskEvent
 from pathway.tasks import actions, task_store
 from pathway.tasks.status import TaskOutcome, UnknownTask, key_actor
 from rules.registry import DEFAULT_PACK_ID, PackRegistry

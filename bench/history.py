@@ -9,7 +9,7 @@ each, in a transaction that is rolled back:
 
 - read + evaluate as every ingest does: the recent part of the stream (pathway.clinical.horizon);
 - read + evaluate the whole history (``history_of`` without horizons), for comparison;
-- the whole reassessment (:func:`pathway.patients.service.reassess_or_defer`: also stores the assessment
+- the whole reassessment (:func:`pathway.patients.reassessment.reassess_or_defer`: also stores the assessment
   and syncs tasks);
 - the newest of the patient's stored assessments, as every summary, assessment read and retried
   batch reads it, with one assessment stored per wearable post (4 a day, and 96 a day with a CGM).
@@ -32,8 +32,10 @@ from sqlmodel import Session
 from bench.figures import emit
 from bench.ingest import DEFAULT_POSTGRES_URL, fresh_database
 from pathway.clinical.clock import CLINIC_TZ
-from pathway.patients import repository, service
-from pathway.patients.service import PathwayConfig
+from pathway.ingest import record_store
+from pathway.patients import patient_store, reassessment, registration
+from pathway.patients.history import history_of
+from pathway.patients.reassessment import PathwayConfig
 from pathway.settings import Settings
 from pathway.store.db import make_engine, migrate
 from pathway.store.tables import AssessmentRecord, Encounter, Patient
@@ -112,7 +114,7 @@ def seed(session: Session, days: int, cgm: bool) -> int:
                 stored_reading(patient.id, "ldl_c", "lab", start, value=2.9),
                 stored_reading(patient.id, "tc", "lab", start, value=5.1),
             ]
-        repository.insert_readings_once(session, rows)
+        record_store.insert_readings_once(session, rows)
     session.commit()
     return patient.id
 
@@ -131,28 +133,28 @@ def measure(url: str, days: int, repeat: int, cgm: bool) -> tuple[bool, dict[str
     timings: dict[str, list[float]] = {"recent": [], "whole": [], "reassess": [], "newest": []}
     horizon = config.reading_horizon
     with Session(engine) as session:
-        patient = service.require_patient(session, patient_id)
-        whole = service.history_of(session, patient)
-        part = service.history_of(session, patient, evaluated_at=NOW, horizon=horizon)
+        patient = registration.require_patient(session, patient_id)
+        whole = history_of(session, patient)
+        part = history_of(session, patient, evaluated_at=NOW, horizon=horizon)
         stored = len(whole.readings) + sum(len(e.readings) for e in whole.encounters)
         same = config.assess(part, NOW).to_json() == config.assess(whole, NOW).to_json()
         assessments = _assessments(session, patient, config, days * (96 if cgm else 4))
         for _ in range(repeat):
             started = time.perf_counter()
-            newest = repository.latest_assessment(session, patient_id)
+            newest = patient_store.latest_assessment(session, patient_id)
             timings["newest"].append(time.perf_counter() - started)
             assert newest is not None
             started = time.perf_counter()
-            config.assess(service.history_of(session, patient, evaluated_at=NOW, horizon=horizon), NOW)
+            config.assess(history_of(session, patient, evaluated_at=NOW, horizon=horizon), NOW)
             timings["recent"].append(time.perf_counter() - started)
             started = time.perf_counter()
-            config.assess(service.history_of(session, patient), NOW)
+            config.assess(history_of(session, patient), NOW)
             timings["whole"].append(time.perf_counter() - started)
             started = time.perf_counter()
-            service.reassess_or_defer(session, patient, config, NOW)
+            reassessment.reassess_or_defer(session, patient, config, NOW)
             timings["reassess"].append(time.perf_counter() - started)
             session.rollback()
-            patient = service.require_patient(session, patient_id)
+            patient = registration.require_patient(session, patient_id)
     engine.dispose()
     print(f"  readings stored {stored:,}; read by a reassessment {len(part.readings):,} loose + visits")
     labels = {
@@ -171,7 +173,7 @@ def measure(url: str, days: int, repeat: int, cgm: bool) -> tuple[bool, dict[str
 def _assessments(session: Session, patient: Patient, config: PathwayConfig, count: int) -> int:
     """Store ``count`` assessments of the patient, one per wearable post, the newest at NOW (copies
     of one real assessment: what is measured is finding the newest among them); committed."""
-    record = service.reassess_or_defer(session, patient, config, NOW)
+    record = reassessment.reassess_or_defer(session, patient, config, NOW)
     assert record is not None
     columns = {name: getattr(record, name) for name in AssessmentRecord.model_fields if name != "id"}
     step = timedelta(days=1) / (count / max(1, (NOW - patient.created_at).days - 1))

@@ -47,7 +47,8 @@ def verify(url: str, stats: ClientStats) -> Verification:
     from sqlalchemy import text
     from sqlmodel import Session, col, select
 
-    from pathway.patients import repository, service
+    from pathway.patients import patient_store
+    from pathway.patients.history import history_of
     from pathway.store.db import make_engine
     from pathway.store.tables import Patient
     from rules.evaluation import Evaluator
@@ -97,12 +98,12 @@ def verify(url: str, stats: ClientStats) -> Verification:
             evaluator = Evaluator(PackRegistry.from_directory())
             for patient in session.exec(select(Patient).order_by(col(Patient.id))).all():
                 assert patient.id is not None
-                record = repository.latest_assessment(session, patient.id)
+                record = patient_store.latest_assessment(session, patient.id)
                 if record is None:
                     continue
                 v.patients += 1
                 loaded = evaluator.registry.get(record.pack_id, record.pack_version)
-                fresh = evaluator.assess(service.history_of(session, patient), record.as_of, loaded)
+                fresh = evaluator.assess(history_of(session, patient), record.as_of, loaded)
                 v.tiers[record.tier] += 1
                 facts, seen = fresh.to_json()["facts"], record.result.get("facts", {})
                 if facts == seen and fresh.tier.value == record.tier:

@@ -41,7 +41,8 @@ def age(url: str, world: World, days: int) -> tuple[int, int, float]:
     """Store the history; (readings, assessments, seconds)."""
     from api.main import pathway_config
     from pathway.clinical.clock import SystemClock
-    from pathway.patients import repository, service
+    from pathway.ingest import record_store
+    from pathway.patients import reassessment, registration
     from pathway.settings import Settings
     from pathway.store.db import make_engine
     from rules.evaluation import Evaluator
@@ -71,14 +72,14 @@ def age(url: str, world: World, days: int) -> tuple[int, int, float]:
                         {**row, "device_id": f"history-cuff-{p.index}", "device_key": f"history-{p.index}"}
                     )
                 for first in range(0, len(rows), CHUNK):
-                    repository.insert_readings_once(session, rows[first : first + CHUNK])
-                patient = service.require_patient(session, p.id, for_update=True)
-                first_record = service.reassess_or_defer(session, patient, config, start + step)
+                    record_store.insert_readings_once(session, rows[first : first + CHUNK])
+                patient = registration.require_patient(session, p.id, for_update=True)
+                first_record = reassessment.reassess_or_defer(session, patient, config, start + step)
                 assert first_record is not None
                 assert first_record.id is not None
                 copies = {"id": first_record.id, "posts": posts - 1, "step": step, "start": start + 2 * step}
                 session.execute(_COPIES, copies)
-                service.reassess_or_defer(session, patient, config, SystemClock(settings.tz).now())
+                reassessment.reassess_or_defer(session, patient, config, SystemClock(settings.tz).now())
                 session.commit()
                 readings += posts
                 assessments += posts + 1

@@ -1,6 +1,6 @@
 """A synthetic GP team for the workbench's benchmark and screenshots: patients and a year of their care.
 
-Every event is stored through :mod:`pathway.patients.service` at its own moment (the clock walks through the
+Every event is stored through :mod:`pathway.patients` at its own moment (the clock walks through the
 year), and the patient is reassessed then, exactly as the API would have done it live: so the team
 has a tier history, assessments made at every month end, referrals and tasks opened and resolved
 as the year went by. Deterministic: patient ``i`` of seed ``s`` is drawn from
@@ -25,9 +25,9 @@ from pathway.clinical.policy import UnreachableRetry
 from pathway.clinical.vocabulary import Condition, ReadingKind, ReadingSource, Sex
 from pathway.ingest import recording
 from pathway.ingest.inbound import EncounterIn, EncounterReadingIn, PatientIn, ReadingIn
-from pathway.patients import repository, service
-from pathway.patients.service import PathwayConfig
-from pathway.referrals import referral_flow
+from pathway.patients import reassessment, registration
+from pathway.patients.reassessment import PathwayConfig
+from pathway.referrals import referral_flow, referral_store
 from pathway.store.tables import Patient
 from pathway.tasks import actions, task_store
 from pathway.tasks.status import TaskOutcome
@@ -249,8 +249,8 @@ def seed_team(
 
 def _store(session: Session, config: PathwayConfig, code: str, seed: int, index: int, now: datetime) -> int:
     data, registered, events = _plan(seed, index, code, now)
-    patient, _created = service.upsert_patient(session, data, registered)
-    service.reassess_or_defer(session, patient, config, registered)
+    patient, _created = registration.upsert_patient(session, data, registered)
+    reassessment.reassess_or_defer(session, patient, config, registered)
     team = random.Random(f"{seed}:{index}:team")
     for event in _with_month_starts(events, registered, now, config):
         received = event.at + timedelta(minutes=2)
@@ -264,7 +264,7 @@ def _store(session: Session, config: PathwayConfig, code: str, seed: int, index:
             recording.record_readings(
                 session, patient, event.readings, source_system=source, config=config, now=received
             )
-        service.reassess_or_defer(session, patient, config, received)
+        reassessment.reassess_or_defer(session, patient, config, received)
     assert patient.id is not None
     return patient.id
 
@@ -272,7 +272,7 @@ def _store(session: Session, config: PathwayConfig, code: str, seed: int, index:
 def _follow_through(session: Session, patient: Patient, rng: random.Random, now: datetime) -> None:
     """What the team did since the last event: most overdue tasks done, referrals moved along the loop."""
     assert patient.id is not None
-    referral = repository.active_referral(session, patient.id, referral_flow.ACTIVE)
+    referral = referral_store.active_referral(session, patient.id, referral_flow.ACTIVE)
     if referral is not None and referral.id is not None:
         age = now - referral.updated_at
         if referral.status == "open" and age > timedelta(days=rng.uniform(0.5, 4)) and rng.random() < 0.85:

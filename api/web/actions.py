@@ -49,7 +49,7 @@ from pathway.access import permissions
 from pathway.access.permissions import Role
 from pathway.clinical.errors import InvalidInput, PathwayError, RateLimited
 from pathway.ingest.inbound import MAX_ROW_ID, plausible_instant, storable
-from pathway.store.tables import CareTask
+from pathway.store.work_tables import CareTask
 from pathway.tasks import actions, task_store
 from pathway.tasks.status import TaskOutcome
 from pathway.teams import team_store

@@ -29,8 +29,8 @@ from sqlmodel import Session
 
 from api.web.session import WebSettings
 from pathway.clinical.vocabulary import Condition
-from pathway.patients import service
-from pathway.patients.service import PathwayConfig
+from pathway.patients.history import history_from_rows
+from pathway.patients.reassessment import PathwayConfig
 from pathway.teams import indicator_store, indicators, team_store
 
 log = logging.getLogger("pathway.web")
@@ -72,7 +72,7 @@ def compute(
                 registered_at=indicators.registered_at(patient, zone),
                 managed_until=None if indicators.managed_at(patient, now) else patient.status_changed_at,
                 conditions=frozenset(Condition(c) for c in patient.conditions),
-                history=service.history_from_rows(
+                history=history_from_rows(
                     patient, mine.complications, mine.readings, mine.encounters, mine.symptoms
                 ),
             )

@@ -26,10 +26,10 @@ from api.web.pages import OUTCOMES, snooze_bounds, unsnoozable
 from pathway.access.permissions import Role
 from pathway.clinical.errors import DatabaseBusy
 from pathway.clinical.snapshot import completed_years
-from pathway.patients import care_plan, repository, service
-from pathway.patients.history_reads import Span
-from pathway.patients.service import EvaluationUnavailable
-from pathway.referrals import referral_flow
+from pathway.patients import care_plan, patient_store, reassessment
+from pathway.patients.display_store import Span
+from pathway.patients.reassessment import EvaluationUnavailable
+from pathway.referrals import referral_flow, referral_store
 from pathway.store.tables import AssessmentRecord, Referral
 from pathway.tasks import flag_store, task_store
 from pathway.teams import team_store
@@ -95,11 +95,11 @@ def patient_page(
     patient = patient_for(session, web.caller, patient_id, "patient.read", now, Role.EHR, Role.TEAM)
     team = team_store.team_by_id(session, patient.team_id) if patient.team_id is not None else None
     zone = ZoneInfo(team.timezone) if team is not None else pathway.tz
-    record = repository.latest_assessment(session, patient_id)
+    record = patient_store.latest_assessment(session, patient_id)
     pending = patient.reassessment_due_since is not None
-    if record is None or not service.is_current(record, pathway, now, patient):
+    if record is None or not reassessment.is_current(record, pathway, now, patient):
         try:
-            record = service.current_assessment(session, patient, pathway, clock)
+            record = reassessment.current_assessment(session, patient, pathway, clock)
             pending = patient.reassessment_due_since is not None
         except (EvaluationUnavailable, DatabaseBusy):
             pending = True  # show what is stored; the next read or run completes it
@@ -109,10 +109,10 @@ def patient_page(
     # The year's plan and the charts' window: a wearable's stream is not read back to its first day.
     history = care_plan.history_shown(session, patient, year, pathway.tz, every=Span(since, now))
     plan = None if record is None else care_plan.plan_year(session, record, history, year, today, pathway.tz)
-    referral = repository.active_referral(session, patient_id, referral_flow.ACTIVE)
+    referral = referral_store.active_referral(session, patient_id, referral_flow.ACTIVE)
     contact_flags = flag_store.shown_flags(session, patient_id)
     open_tasks = task_store.tasks_of(session, patient_id, open_only=True)
-    marks = _marks(list(repository.assessments_of(session, patient_id, limit=TIMELINE_ASSESSMENTS)))
+    marks = _marks(list(patient_store.assessments_of(session, patient_id, limit=TIMELINE_ASSESSMENTS)))
     session.commit()  # the audit row and any reassessment
 
     registry: PackRegistry = request.app.state.registry

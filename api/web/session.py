@@ -45,7 +45,7 @@ from pathway.access import permissions
 from pathway.access import session_store as store
 from pathway.access.permissions import Caller, KeyCache, Role
 from pathway.ingest.inbound import storable
-from pathway.store.tables import ApiKey
+from pathway.store.work_tables import ApiKey
 
 SESSION_COOKIE = "pw_session"
 LOGIN_COOKIE = "pw_login"

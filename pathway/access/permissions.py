@@ -32,8 +32,9 @@ from sqlmodel import Session, SQLModel, col, select
 from pathway.access import session_store
 from pathway.clinical.errors import InvalidInput, PathwayError
 from pathway.clinical.vocabulary import ReadingSource
-from pathway.patients import repository
-from pathway.store.tables import ApiKey, AuditEvent, GatewayLink, Patient, Team
+from pathway.store import db
+from pathway.store.tables import Patient, Team
+from pathway.store.work_tables import ApiKey, AuditEvent, GatewayLink
 
 KEY_PREFIX = "pw_"
 SOURCE_SYSTEM_LENGTH = 64  # the column's (api_key, reading, encounter)
@@ -123,7 +124,7 @@ def create_key(
         name=name,
         created_at=now,
     )
-    repository.add(session, key)
+    db.add(session, key)
     return key, f"{KEY_PREFIX}{prefix}_{secret}"
 
 
@@ -281,7 +282,7 @@ def link_gateway(session: Session, key_id: int, patient: Patient, now: datetime)
         raise InvalidInput("no active gateway key with that id", "api_key_id")
     if not _linked(session, key_id, patient):
         assert patient.id is not None
-        repository.add(session, GatewayLink(api_key_id=key_id, patient_id=patient.id, created_at=now))
+        db.add(session, GatewayLink(api_key_id=key_id, patient_id=patient.id, created_at=now))
 
 
 # The table, not the ORM class: an ORM insert goes through bulk persistence and asks for RETURNING id.
@@ -311,7 +312,7 @@ def revoke_key(session: Session, prefix: str, now: datetime) -> ApiKey:
         raise InvalidInput(f"no API key with prefix {prefix!r}", "prefix")
     if key.revoked_at is None:
         key.revoked_at = now
-        repository.add(session, key)
+        db.add(session, key)
         assert key.id is not None
         session_store.end_sessions_of_key(session, key.id, now)
     return key
@@ -326,7 +327,7 @@ def team_by_code(session: Session, code: str) -> Team:
 
 def create_team(session: Session, code: str, name: str, level: str) -> Team:
     team = Team(code=code, name=name, institution_level=level)
-    repository.add(session, team)
+    db.add(session, team)
     return team
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import select as select_columns
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
-from pathway.store.tables import ApiKey, ServerSecret, WorkbenchSession
+from pathway.store.work_tables import ApiKey, ServerSecret, WorkbenchSession
 
 _TABLES = SQLModel.metadata.tables
 _session = _TABLES[WorkbenchSession.__tablename__]

@@ -33,7 +33,7 @@ def _demo(
     from pathway.demo.patient_plan import DemoPatient
     from pathway.demo.spec import load_county
     from pathway.ingest import recording
-    from pathway.patients import repository, service
+    from pathway.patients import patient_store, reassessment, registration
     from pathway.store.db import make_engine
     from rules.evaluation import Evaluator
     from rules.registry import PackRegistry
@@ -57,14 +57,14 @@ def _demo(
     engine = make_engine(settings.database_url)
     if if_empty:
         with Session(engine) as session:
-            if repository.has_patients(session):
+            if patient_store.has_patients(session):
                 print("pathway demo: the store already holds patients; nothing loaded (--if-empty)")
                 engine.dispose()
                 return 0
     tally = LoadTally()
 
     def load(session: Session, plan: DemoPatient) -> None:
-        patient, created = service.upsert_patient(session, plan.patient, now)
+        patient, created = registration.upsert_patient(session, plan.patient, now)
         assert patient.id is not None
         new = 0
         for encounter in plan.encounters:
@@ -88,10 +88,10 @@ def _demo(
         record = None
         if created or new:  # assessed as the API did: when the last visit was posted, and now
             for moment in plan.assessed_at:
-                record = service.reassess(session, patient, config, moment)
+                record = reassessment.reassess(session, patient, config, moment)
                 tally.assessments += 1
         else:
-            record = repository.latest_assessment(session, patient.id)
+            record = patient_store.latest_assessment(session, patient.id)
         tally.patient(plan, patient.id, created, record.tier if record else None)
 
     started = time.perf_counter()

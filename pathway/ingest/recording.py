@@ -1,10 +1,11 @@
 """Recording what arrives: readings, clinic visits, examinations and symptoms, each stored once.
 
-Like the use-cases of :mod:`pathway.patients.service`, these never commit: the caller stores the readings
-and the reassessment that follows (:func:`pathway.patients.service.reassess_after_ingest`) atomically.
+Like the use-cases of :mod:`pathway.patients.reassessment`, these never commit: the caller stores the
+readings and the reassessment that follows (:func:`pathway.patients.reassessment.reassess_after_ingest`)
+atomically.
 Each incoming reading is validated and put in canonical units
 (:func:`pathway.clinical.history.measure_incoming`)
-under the tables of the pack in force (:class:`pathway.patients.service.PathwayConfig`).
+under the tables of the pack in force (:class:`pathway.patients.reassessment.PathwayConfig`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathway.clinical.errors import (
 )
 from pathway.clinical.history import Measurement, measure_incoming
 from pathway.clinical.vocabulary import CareCheck, ReadingSource
+from pathway.ingest import record_store
 from pathway.ingest.inbound import (
     CheckIn,
     EncounterIn,
@@ -37,8 +39,8 @@ from pathway.ingest.inbound import (
     ReadingIn,
     SymptomIn,
 )
-from pathway.patients import repository
-from pathway.patients.service import PathwayConfig
+from pathway.patients.reassessment import PathwayConfig
+from pathway.store import db
 from pathway.store.tables import Encounter as EncounterRow
 from pathway.store.tables import Patient, Reading
 
@@ -83,35 +85,35 @@ def record_readings(
             results[index] = ItemResult(index=index, status="rejected", error=ItemError(**error.as_dict()))
             continue
         rows[index] = _reading_row(patient.id, measurement, item, source_system, now)
-    created = repository.insert_readings_once(session, list(rows.values()))
-    claimed: set[repository.NaturalKey] = set()
+    created = record_store.insert_readings_once(session, list(rows.values()))
+    claimed: set[record_store.NaturalKey] = set()
     leftovers: dict[int, dict[str, Any]] = {}
     for index, row in rows.items():
-        key = repository.natural_key(row)
+        key = record_store.natural_key(row)
         if key in created and key not in claimed:
             claimed.add(key)
             results[index] = ItemResult(index=index, status="created", reading_id=created[key])
         else:
             leftovers[index] = row
     if leftovers:
-        by_key, by_source = repository.stored_readings(
+        by_key, by_source = record_store.stored_readings(
             session,
             patient.id,
-            [repository.natural_key(r) for r in leftovers.values()],
+            [record_store.natural_key(r) for r in leftovers.values()],
             source_system,
             [r["source_reading_id"] for r in leftovers.values() if r["source_reading_id"] is not None],
         )
         for index, row in leftovers.items():
             source_id = row["source_reading_id"]
             prior = by_source.get(source_id) if source_id is not None else None
-            if prior is not None and prior.content != repository.content_of(row):
+            if prior is not None and prior.content != record_store.content_of(row):
                 new_id = _new_version(session, patient.id, prior.id, row, now)
-                by_source[source_id] = repository.StoredVersion(new_id, repository.content_of(row), False)
+                by_source[source_id] = record_store.StoredVersion(new_id, record_store.content_of(row), False)
                 results[index] = ItemResult(
                     index=index, status="amended", reading_id=new_id, supersedes=prior.id
                 )
                 continue
-            stored = prior.id if prior is not None else by_key.get(repository.natural_key(row))
+            stored = prior.id if prior is not None else by_key.get(record_store.natural_key(row))
             results[index] = ItemResult(index=index, status="duplicate", reading_id=stored)
     return [results[index] for index in range(len(items))]
 
@@ -119,13 +121,13 @@ def record_readings(
 def _new_version(session: Session, patient_id: int, prior_id: int, row: dict[str, Any], now: datetime) -> int:
     """Supersede ``prior_id`` by the reading ``row``; the id of the current version (``row``'s, or
     the patient's current reading that already says what ``row`` says)."""
-    repository.supersede_reading(session, prior_id, now)
-    key = repository.natural_key(row)
-    new_id = repository.insert_readings_once(session, [row]).get(key)
+    record_store.supersede_reading(session, prior_id, now)
+    key = record_store.natural_key(row)
+    new_id = record_store.insert_readings_once(session, [row]).get(key)
     if new_id is None:
-        new_id = repository.current_reading_id(session, patient_id, key)
+        new_id = record_store.current_reading_id(session, patient_id, key)
     assert new_id is not None
-    repository.link_new_version(session, prior_id, new_id)
+    record_store.link_new_version(session, prior_id, new_id)
     return new_id
 
 
@@ -147,14 +149,14 @@ def retract_readings(
     assert patient.id is not None
     results: list[ItemResult] = []
     for index, source_id in source_ids:
-        stored = repository.current_reading_by_source_id(session, patient.id, source_system, source_id)
+        stored = record_store.current_reading_by_source_id(session, patient.id, source_system, source_id)
         if stored is None or stored.id is None:
             error = UnknownReading(f"no reading of this patient's with source id {source_id!r}", field(index))
             results.append(ItemResult(index=index, status="rejected", error=ItemError(**error.as_dict())))
         elif stored.retracted_at is not None:
             results.append(ItemResult(index=index, status="duplicate", reading_id=stored.id))
         else:
-            repository.retract_reading(session, stored.id, now)
+            record_store.retract_reading(session, stored.id, now)
             results.append(ItemResult(index=index, status="retracted", reading_id=stored.id))
     return results
 
@@ -167,7 +169,7 @@ def retract_reading(
     own source system (403); a superseded version is 409 (retract the current one); a reading of
     another patient's, or none, is 404."""
     assert patient.id is not None
-    reading = repository.reading_of(session, patient.id, reading_id)
+    reading = record_store.reading_of(session, patient.id, reading_id)
     if reading is None or reading.id is None:
         raise UnknownReading("no reading of this patient's with this id", "reading_id")
     if caller.role is Role.GATEWAY and reading.source_system != caller.source_system:
@@ -178,7 +180,7 @@ def retract_reading(
         )
     if reading.retracted_at is not None:
         return reading, False
-    repository.retract_reading(session, reading.id, now)
+    record_store.retract_reading(session, reading.id, now)
     reading.retracted_at = now
     return reading, True
 
@@ -203,7 +205,7 @@ def record_encounter(
     assert patient.id is not None
     existing: EncounterRow | None = None
     if data.source_encounter_id is not None:
-        existing = repository.encounter_by_source_id(session, source_system, data.source_encounter_id)
+        existing = record_store.encounter_by_source_id(session, source_system, data.source_encounter_id)
         if existing is not None and existing.patient_id != patient.id:
             raise InvalidInput("this source_encounter_id belongs to another patient", "source_encounter_id")
     if data.at - now > timedelta(minutes=config.plausibility.max_future_minutes):
@@ -214,8 +216,8 @@ def record_encounter(
     ]
     rows = [_reading_row(patient.id, measurement, None, source_system, now) for measurement in measurements]
     if existing is not None and existing.id is not None:
-        stored = repository.visit_content(session, existing)
-        sent = repository.VisitContent(
+        stored = record_store.visit_content(session, existing)
+        sent = record_store.VisitContent(
             data.at,
             frozenset((r["kind"], r["source"], r["measured_at"], r["value_key"]) for r in rows),
             frozenset(code.value for code in data.symptoms),
@@ -223,11 +225,11 @@ def record_encounter(
         )
         if sent == stored:
             return existing.id, "duplicate"
-        repository.supersede_encounter_readings(session, existing.id, now)
-        repository.clear_visit_symptoms_and_checks(session, existing.id)
+        record_store.supersede_encounter_readings(session, existing.id, now)
+        record_store.clear_visit_symptoms_and_checks(session, existing.id)
         existing.at = data.at
         existing.received_at = now
-        repository.add(session, existing)
+        db.add(session, existing)
         encounter = existing
     else:
         encounter = EncounterRow(
@@ -237,18 +239,18 @@ def record_encounter(
             source_encounter_id=data.source_encounter_id,
             received_at=now,
         )
-        repository.add(session, encounter)
+        db.add(session, encounter)
     assert encounter.id is not None
     for row in rows:
         row["encounter_id"] = encounter.id
-    repository.insert_readings_once(session, rows)
+    record_store.insert_readings_once(session, rows)
     for code in dict.fromkeys(data.symptoms):
-        repository.insert_symptom_once(
+        record_store.insert_symptom_once(
             session,
             {"patient_id": patient.id, "encounter_id": encounter.id, "code": code.value, "at": data.at},
         )
     for check in dict.fromkeys(data.checks):
-        repository.insert_check_once(
+        record_store.insert_check_once(
             session, _check_row(patient.id, check, data.at, source_system, now, encounter.id)
         )
     return encounter.id, "amended" if existing is not None else "created"
@@ -267,7 +269,7 @@ def record_checks(
     assert patient.id is not None
     _none_in_the_future([item.at for item in items], "check recorded", "checks", config, now)
     for item in items:
-        repository.insert_check_once(
+        record_store.insert_check_once(
             session, _check_row(patient.id, item.kind, item.at, source_system, now, None)
         )
 
@@ -297,7 +299,7 @@ def record_symptoms(
     assert patient.id is not None
     _none_in_the_future([item.at for item in items], "symptom reported", "symptoms", config, now)
     for item in items:
-        repository.insert_symptom_once(
+        record_store.insert_symptom_once(
             session, {"patient_id": patient.id, "encounter_id": None, "code": item.code.value, "at": item.at}
         )
 

@@ -8,7 +8,7 @@ the tasks the team closed in the year. An item planned for a day already past an
 ``overdue``. Everything comes from stored data and the assessment; nothing here commits.
 
 :func:`history_shown` reads only the part of the stored history that the plan of a year shows
-(:mod:`pathway.patients.history_reads`): a wearable's or CGM's stream is not read back to its first day.
+(:mod:`pathway.patients.display_store`): a wearable's or CGM's stream is not read back to its first day.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from pathway.clinical.history import PatientHistory
 from pathway.clinical.tiers import TaskKind
 from pathway.clinical.visits import clinic_encounters
 from pathway.clinical.vocabulary import ReadingKind
-from pathway.patients import history_reads
-from pathway.patients.history_reads import Span
-from pathway.patients.service import history_from_rows
+from pathway.patients import display_store
+from pathway.patients.display_store import Span
+from pathway.patients.history import history_from_rows
 from pathway.store.tables import AssessmentRecord, Patient
 from pathway.tasks import task_store
 
@@ -72,7 +72,7 @@ def history_shown(
     the plan of the whole history. Only for showing: no snapshot may be built from it (it lacks the
     complications, symptoms, checks and every other reading)."""
     assert patient.id is not None
-    rows = history_reads.shown_rows(session, patient.id, year_span(year, tz), every)
+    rows = display_store.shown_rows(session, patient.id, year_span(year, tz), every)
     return history_from_rows(patient, (), rows.readings, rows.encounters, ())
 
 

@@ -3,14 +3,14 @@ in one statement or, with :class:`RecentReadings`, the recent part of it
 (:func:`pathway.clinical.horizon.recent`) and the older readings outside a visit in at most one more.
 
 Part of the repository layer: functions take a Session and never commit. The row shapes
-(:data:`READING_COLUMNS`, :data:`ReadingRow`, :class:`ClinicalRows`) are shared with the partial
-reads of :mod:`pathway.patients.history_reads` and the bulk loads of :mod:`pathway.teams.team_store`.
+(:data:`READING_COLUMNS`, :data:`ReadingRow`, :class:`ClinicalRows`) are those of
+:mod:`pathway.store.rows`, shared with the partial reads of :mod:`pathway.patients.display_store`
+and the bulk loads of :mod:`pathway.teams.team_store`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -38,6 +38,7 @@ from sqlalchemy.types import TypeEngine
 from sqlmodel import Session, SQLModel
 
 from pathway.clinical.vocabulary import ReadingKind, ReadingSource
+from pathway.store.rows import IN_FORCE, READING_COLUMNS, ClinicalRows, ReadingRow, in_force
 from pathway.store.tables import CareCheckRecord, Encounter, PatientComplication, Reading, SymptomReport
 
 # Hot-path statements are built once, with bound parameters, so SQLAlchemy compiles each once per
@@ -48,55 +49,7 @@ _reading = _TABLES[Reading.__tablename__].c
 _encounter = _TABLES[Encounter.__tablename__].c
 _symptom = _TABLES[SymptomReport.__tablename__].c
 _complication = _TABLES[PatientComplication.__tablename__].c
-# The columns of a reading that a history is built from, in ReadingRow's order. The numbers and
-# unit as received stay in the table: the rules read canonical values only, and decoding them for
-# every stored reading on every reassessment cost more than the evaluation itself.
-READING_COLUMNS = (
-    _reading.encounter_id,
-    _reading.kind,
-    _reading.source,
-    _reading.measured_at,
-    _reading.value,
-    _reading.systolic,
-    _reading.diastolic,
-    _reading.pulse,
-)
 _check = _TABLES[CareCheckRecord.__tablename__].c
-
-
-def in_force(reading: Any) -> ColumnElement[bool]:
-    """A reading neither superseded by a new version nor retracted: the only ones any history read
-    (a reassessment, a replay, the care plan, the charts, the team views and indicators, the last
-    contact) sees. ``reading`` is the columns of the table or of an alias of it."""
-    return and_(reading.superseded_at.is_(None), reading.retracted_at.is_(None))
-
-
-IN_FORCE = in_force(_reading)
-
-
-ReadingRow = tuple[
-    int | None,
-    str,
-    str,
-    datetime,
-    float | None,
-    float | None,
-    float | None,
-    float | None,
-]
-
-
-@dataclass
-class ClinicalRows:
-    """One patient's rows, as :func:`pathway.patients.service.history_from_rows` takes them: complications
-    (code, onset), readings (:data:`ReadingRow`, oldest first), encounters (id, at), symptoms
-    (encounter_id, code, at) and recorded checks (kind, at)."""
-
-    complications: list[Any] = field(default_factory=list)
-    readings: list[Any] = field(default_factory=list)
-    encounters: list[Any] = field(default_factory=list)
-    symptoms: list[Any] = field(default_factory=list)
-    checks: list[Any] = field(default_factory=list)
 
 
 def _typed_null(kind: TypeEngine[Any]) -> ColumnElement[Any]:
@@ -293,7 +246,7 @@ class RecentReadings(NamedTuple):
     """What a reassessment at ``until`` reads of the readings outside a visit
     (:func:`pathway.clinical.horizon.recent`): all from ``since``; before, the latest of each kind with none
     since, and from ``peaks_since`` the highest of each of ``peak_kinds``. A ``replay`` of a past
-    ``until`` (:func:`pathway.patients.history_reads.replay_rows`) reads none of them after ``until``."""
+    ``until`` (:func:`pathway.patients.display_store.replay_rows`) reads none of them after ``until``."""
 
     since: datetime
     peaks_since: datetime

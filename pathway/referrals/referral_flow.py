@@ -17,7 +17,8 @@ from pathway.clinical import fact_evidence
 from pathway.clinical.errors import PathwayError
 from pathway.clinical.tiers import ReferralUrgency
 from pathway.clinical.vocabulary import PatientStatus
-from pathway.patients import repository
+from pathway.referrals import referral_store
+from pathway.store import db
 from pathway.store.tables import AssessmentRecord, Patient, Referral
 from pathway.tasks import sync
 from pathway.tasks.status import ACTIVE_REFERRAL
@@ -51,7 +52,7 @@ def refer_from_assessment(session: Session, record: AssessmentRecord, now: datet
         return None
     result_referral = record.result.get("referral") or {}
     rule_id = result_referral.get("rule_id")
-    active = repository.active_referral(session, record.patient_id, ACTIVE)
+    active = referral_store.active_referral(session, record.patient_id, ACTIVE)
     if active is not None:
         if active.status == "open" and _URGENCY_ORDER.index(urgency) < _URGENCY_ORDER.index(active.urgency):
             active.urgency = urgency
@@ -59,7 +60,7 @@ def refer_from_assessment(session: Session, record: AssessmentRecord, now: datet
             active.assessment_id = record.id
             active.pack_version = record.pack_version
             active.updated_at = now
-            repository.add(session, active)
+            db.add(session, active)
         return active
     referral = Referral(
         patient_id=record.patient_id,
@@ -70,7 +71,7 @@ def refer_from_assessment(session: Session, record: AssessmentRecord, now: datet
         created_at=now,
         updated_at=now,
     )
-    repository.add(session, referral)
+    db.add(session, referral)
     return referral
 
 
@@ -86,9 +87,9 @@ def quiet_after_return(session: Session, record: AssessmentRecord) -> bool:
     rule_id = referral.get("rule_id")
     if record.referral_urgency is None or rule_id is None:
         return False
-    if repository.active_referral(session, record.patient_id, ACTIVE) is not None:
+    if referral_store.active_referral(session, record.patient_id, ACTIVE) is not None:
         return False
-    returned = repository.latest_returned_referral(session, record.patient_id, rule_id)
+    returned = referral_store.latest_returned_referral(session, record.patient_id, rule_id)
     if returned is None or returned.returned_at is None:
         return False
     fired: dict[str, Any] = next(
@@ -132,7 +133,7 @@ def refer_by_hand(
         created_at=now,
         updated_at=now,
     )
-    repository.add(session, referral)
+    db.add(session, referral)
     return referral
 
 
@@ -148,7 +149,7 @@ def advance(
     return_follow_up_due: date | None = None,
 ) -> Referral:
     """Move a referral one step along the loop (accept, complete, return)."""
-    referral = repository.referral_by_id(session, referral_id)
+    referral = referral_store.referral_by_id(session, referral_id)
     if referral is None:
         raise UnknownReferral(f"no referral with id {referral_id}", "referral_id")
     before, after = _NEXT[step]
@@ -166,6 +167,8 @@ def advance(
         referral.return_note = return_note
         referral.return_follow_up_due = return_follow_up_due
         referral.returned_at = now
-    repository.add(session, referral)
+    db.add(session, referral)
+    sync.referral_moved(session, referral, now)
+    db.add(session, referral)
     sync.referral_moved(session, referral, now)
     return referral

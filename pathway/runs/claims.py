@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session, SQLModel
 
 from pathway.store.sql import dialect_insert
-from pathway.store.tables import SchedulerRun
+from pathway.store.work_tables import SchedulerRun
 
 _run_table = SQLModel.metadata.tables[SchedulerRun.__tablename__]
 _run = _run_table.c

@@ -32,7 +32,7 @@ from sqlalchemy.sql.dml import ReturningDelete
 from sqlmodel import Session, SQLModel
 
 from pathway.settings import DEFAULT_IDEMPOTENCY_RETENTION_DAYS, KEEP_FOREVER
-from pathway.store.tables import AuditEvent, IdempotentRequest
+from pathway.store.work_tables import AuditEvent, IdempotentRequest
 
 BATCH = 5_000  # rows a statement (and a transaction) deletes at most
 

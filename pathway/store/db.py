@@ -18,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, NullPool, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError
+from sqlmodel import Session
 
 from pathway.clinical.errors import PathwayError
 from pathway.settings import DEFAULT_POOL_SIZE, Settings
@@ -177,3 +178,8 @@ def unreachable(url: str, error: Exception) -> DatabaseUnreachable:
         lines = str(reason).strip().splitlines()
         text = lines[0].strip() if lines else type(reason).__name__
     return DatabaseUnreachable(f"cannot open the database {shown_url(url)}: {text}", "PATHWAY_DATABASE_URL")
+
+
+def add(session: Session, row: Any) -> None:
+    session.add(row)
+    session.flush()

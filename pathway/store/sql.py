@@ -16,7 +16,7 @@ from sqlalchemy import literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
-from pathway.store.tables import CareTask
+from pathway.store.work_tables import CareTask
 
 _task = SQLModel.metadata.tables[CareTask.__tablename__].c
 # The open-task predicate as a literal (not a bound parameter), so PostgreSQL matches the partial

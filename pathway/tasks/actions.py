@@ -18,8 +18,9 @@ from pathway.clinical.clock import CLINIC_TZ
 from pathway.clinical.errors import InvalidInput
 from pathway.clinical.policy import SnoozeLimit, UnreachableRetry
 from pathway.clinical.vocabulary import PatientStatus
-from pathway.patients import repository
-from pathway.store.tables import CareTask, CareTaskEvent
+from pathway.patients import registration
+from pathway.store import db
+from pathway.store.work_tables import CareTask, CareTaskEvent
 from pathway.tasks import flag_store, task_store
 from pathway.tasks.status import (
     ACTIVE_REFERRAL,
@@ -134,10 +135,9 @@ def end_management(
     """The patient died or moved away: management ends. The patient's status records it (no new
     tasks or referrals from then on, out of the indicators), every other open task is cancelled,
     active referrals are closed and contact flags cleared; the history stays."""
-    patient = repository.patient_by_id(session, patient_id, for_update=True)
-    assert patient is not None
+    patient = registration.require_patient(session, patient_id, for_update=True)
     patient.status, patient.status_changed_at, patient.updated_at = status.value, now, now
-    repository.add(session, patient)
+    db.add(session, patient)
     note = f"patient {status.value} (task {task_id})"
     cancelled = task_store.cancel_open_tasks(session, patient_id, now, note)
     task_store.add_events(

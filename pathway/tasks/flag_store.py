@@ -19,9 +19,10 @@ from sqlalchemy import ColumnElement, Insert, case, func, literal, update
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, SQLModel, col, select
 
-from pathway.patients.history_store import IN_FORCE
+from pathway.store.rows import IN_FORCE
 from pathway.store.sql import dialect_insert
-from pathway.store.tables import Encounter, Patient, PatientFlag, Reading
+from pathway.store.tables import Encounter, Patient, Reading
+from pathway.store.work_tables import PatientFlag
 from pathway.tasks.issuing_store import Scope
 
 _TABLES = SQLModel.metadata.tables

@@ -34,7 +34,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, SQLModel
 
 from pathway.store.sql import IS_OPEN
-from pathway.store.tables import CareTaskEvent, Encounter, Patient, PatientFlag, Reading, Team
+from pathway.store.tables import Encounter, Patient, Reading, Team
+from pathway.store.work_tables import CareTaskEvent, PatientFlag
 from pathway.tasks.task_store import OPEN, add_events, task_table
 
 _TABLES = SQLModel.metadata.tables

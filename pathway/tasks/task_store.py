@@ -42,7 +42,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, SQLModel
 
 from pathway.store.sql import IS_OPEN
-from pathway.store.tables import CareTask, CareTaskEvent, Referral, Team
+from pathway.store.tables import Referral, Team
+from pathway.store.work_tables import CareTask, CareTaskEvent
 
 OPEN = "open"
 _TABLES = SQLModel.metadata.tables
@@ -210,7 +211,7 @@ def _on_conflict(statement: Any) -> Any:
 # Built once per dialect (compiled once, then cached). SQLite: the rows go as executemany
 # parameters, which SQLAlchemy sends as multi-row VALUES batches ("insertmanyvalues") with RETURNING.
 # PostgreSQL: as one JSON array unpacked by jsonb_to_recordset (as the readings are, see
-# repository.py): the multi-row VALUES text changed with the number of tasks and ran past psycopg's
+# record_store.py): the multi-row VALUES text changed with the number of tasks and ran past psycopg's
 # 4 KB statement cache, so each sync re-split it with a regex (half of the upsert's CPU, profiled
 # under bench/load.py) and PostgreSQL planned it anew.
 _STORED_COLUMNS = [c for c in task_table.c if not c.primary_key]

@@ -16,11 +16,10 @@ from sqlalchemy.sql.expression import BindParameter
 from sqlmodel import Session, SQLModel, col, select
 
 from pathway.clinical.vocabulary import ReadingSource, is_self_measured
-from pathway.patients.history_store import IN_FORCE, READING_COLUMNS, ClinicalRows
+from pathway.store.rows import IN_FORCE, READING_COLUMNS, ClinicalRows
 from pathway.store.sql import IS_OPEN
 from pathway.store.tables import (
     CareCheckRecord,
-    CareTask,
     Encounter,
     Patient,
     PatientComplication,
@@ -28,6 +27,7 @@ from pathway.store.tables import (
     Referral,
     SymptomReport,
 )
+from pathway.store.work_tables import CareTask
 from pathway.teams.team_store import chunks
 
 _TABLES = SQLModel.metadata.tables

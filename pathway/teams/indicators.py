@@ -38,8 +38,8 @@ from pathway.clinical.parameters import GlucoseTargets, IndicatorDefinitions
 from pathway.clinical.tiers import RiskTier
 from pathway.clinical.visits import clinic_encounters, encounter_bp, encounter_fasting_glucose
 from pathway.clinical.vocabulary import Condition, PatientStatus
-from pathway.patients import service
-from pathway.patients.service import PathwayConfig
+from pathway.patients.history import history_from_rows
+from pathway.patients.reassessment import PathwayConfig
 from pathway.store.tables import Patient, Team
 from pathway.teams import indicator_store, team_store
 from pathway.teams.contact_list import contact_flag_counts
@@ -210,7 +210,7 @@ def team_indicators(
     for patient in patients:
         assert patient.id is not None
         mine = rows[patient.id]
-        history = service.history_from_rows(
+        history = history_from_rows(
             patient, mine.complications, mine.readings, mine.encounters, mine.symptoms, mine.checks
         )
         tier = tiers.get(patient.id)

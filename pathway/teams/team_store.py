@@ -37,7 +37,8 @@ from sqlmodel import Session, SQLModel
 
 from pathway.clinical.vocabulary import ReadingKind
 from pathway.store.sql import IS_OPEN
-from pathway.store.tables import AssessmentRecord, CareTask, Patient, Reading, Team
+from pathway.store.tables import AssessmentRecord, Patient, Reading, Team
+from pathway.store.work_tables import CareTask
 
 if TYPE_CHECKING:
     from pathway.teams.daily_tasks import ListQuery

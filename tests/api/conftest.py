@@ -17,7 +17,7 @@ from pathway.access.permissions import Role
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.settings import Settings
 from pathway.store.db import migrate
-from pathway.store.tables import ApiKey, CareTask
+from pathway.store.work_tables import ApiKey, CareTask
 from rules.evaluation import Evaluator
 from tests.builders import AS_OF
 from tests.conftest import DIALECTS, database

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from pathway.access.permissions import Role
-from pathway.store.tables import ApiKey, AuditEvent
+from pathway.store.work_tables import ApiKey, AuditEvent
 from tests.api.conftest import new_key, register_patient, two_teams
 
 READING = {

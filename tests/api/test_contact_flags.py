@@ -14,7 +14,8 @@ from sqlmodel import Session, col, select
 
 from pathway.access import permissions
 from pathway.clinical.clock import CLINIC_TZ
-from pathway.store.tables import AuditEvent, Patient, PatientFlag
+from pathway.store.tables import Patient
+from pathway.store.work_tables import AuditEvent, PatientFlag
 from pathway.teams import contact_list
 from rules.registry import LoadedPack
 from scheduler import jobs

@@ -180,7 +180,7 @@ def test_two_visits_at_one_instant_are_read_in_one_order_stored_and_replayed(
 
 
 def test_encounters_are_ordered_by_instant_then_id_whatever_order_the_rows_come_in() -> None:
-    from pathway.patients import service
+    from pathway.patients.history import history_from_rows
     from pathway.store.tables import Patient
 
     patient = Patient(
@@ -196,5 +196,5 @@ def test_encounters_are_ordered_by_instant_then_id_whatever_order_the_rows_come_
         (2, "bp", "clinic", at, None, 130.0, 80.0, None),
         (1, "bp", "clinic", at, None, 186.0, 104.0, None),
     ]
-    history = service.history_from_rows(patient, [], rows, [(2, at), (1, at)], [])
+    history = history_from_rows(patient, [], rows, [(2, at), (1, at)], [])
     assert [e.readings[0].systolic for e in history.encounters] == [186, 130]

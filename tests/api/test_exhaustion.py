@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from api.main import create_app
 from pathway.access.permissions import Role
-from pathway.patients import service
+from pathway.patients import registration
 from pathway.settings import Settings
 from pathway.store.db import migrate
 from rules.evaluation import Evaluator
@@ -118,7 +118,7 @@ def test_reads_do_not_wait_for_a_patient_lock_that_a_write_holds(
         stored[patient] = posted.json()["assessment"]["id"]
     clock.at = AS_OF + timedelta(days=1)  # every stored assessment is now stale: a read renews it
     writer = Session(app.state.engine)
-    service.require_patient(writer, patient_id, for_update=True)  # a write in progress holds the lock
+    registration.require_patient(writer, patient_id, for_update=True)  # a write in progress holds the lock
     try:
         for path in (
             f"/v1/patients/{patient_id}",
@@ -149,7 +149,7 @@ def test_a_write_waiting_on_a_held_patient_lock_gets_503_with_retry_after(
     app, client, _clock = busy_app
     patient_id = register_patient(client)
     writer = Session(app.state.engine)
-    service.require_patient(writer, patient_id, for_update=True)
+    registration.require_patient(writer, patient_id, for_update=True)
     try:
         started = time.monotonic()
         post = lambda: client.post(f"/v1/patients/{patient_id}/readings", json=_bp(150, 30))  # noqa: E731

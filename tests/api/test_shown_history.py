@@ -23,9 +23,10 @@ from pathway.clinical.clock import CLINIC_TZ
 from pathway.clinical.history import PatientHistory
 from pathway.clinical.horizon import recent
 from pathway.clinical.vocabulary import ReadingKind, ReadingSource
-from pathway.patients import care_plan, history_reads, repository, service
-from pathway.patients.history_reads import Span
-from pathway.patients.service import PathwayConfig
+from pathway.patients import care_plan, display_store, patient_store, registration
+from pathway.patients.display_store import Span
+from pathway.patients.history import history_from_rows, history_of
+from pathway.patients.reassessment import PathwayConfig
 from pathway.store.tables import Patient
 from tests.api.conftest import new_key, register_patient
 from tests.builders import AS_OF
@@ -118,8 +119,8 @@ def patient_id(client: TestClient) -> int:
 
 def _whole(client: TestClient, patient_id: int) -> tuple[Patient, PatientHistory]:
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        patient = service.require_patient(session, patient_id)
-        return patient, service.history_of(session, patient)
+        patient = registration.require_patient(session, patient_id)
+        return patient, history_of(session, patient)
 
 
 def _count(history: PatientHistory) -> int:
@@ -136,7 +137,7 @@ def test_the_care_plan_of_the_bounded_read_is_the_plan_of_the_whole_history(
     config: PathwayConfig = client.app.state.pathway  # type: ignore[attr-defined]
     patient, whole = _whole(client, patient_id)
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        record = repository.latest_assessment(session, patient_id)
+        record = patient_store.latest_assessment(session, patient_id)
         assert record is not None
         today = AS_OF.astimezone(config.tz).date()
         plan = care_plan.plan_year(session, record, whole, year, today, config.tz)
@@ -186,7 +187,7 @@ def test_the_patient_page_of_the_bounded_read_is_the_page_of_the_whole_history(
     def whole_history(
         session: Session, patient: Patient, year: int, tz: Any, every: Span | None = None
     ) -> PatientHistory:
-        return service.history_of(session, patient)
+        return history_of(session, patient)
 
     monkeypatch.setattr(care_plan, "history_shown", whole_history)
     whole = browser.get(url)
@@ -239,8 +240,8 @@ def test_a_preview_reads_what_a_reassessment_at_its_moment_reads_and_nothing_aft
     horizon = config.reading_horizon
     patient, whole = _whole(client, patient_id)
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        rows = history_reads.replay_rows(session, patient_id, as_of, horizon)
-    read = service.history_from_rows(
+        rows = display_store.replay_rows(session, patient_id, as_of, horizon)
+    read = history_from_rows(
         patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks
     )
 

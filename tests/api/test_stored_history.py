@@ -29,7 +29,8 @@ from pathway.clinical.vocabulary import (
     Sex,
     Symptom,
 )
-from pathway.patients import history_reads, history_store, service
+from pathway.patients import display_store, history_store, registration
+from pathway.patients.history import history_from_rows, history_of
 from rules.registry import PackRegistry
 from tests.api.conftest import register_patient
 from tests.builders import AS_OF
@@ -67,8 +68,8 @@ def test_the_stored_history_reads_back_whole_and_in_order(client: TestClient) ->
     assert client.post(f"/v1/patients/{patient_id}/checks", json=check).status_code == 201
 
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        patient = service.require_patient(session, patient_id)
-        history = service.history_of(session, patient)
+        patient = registration.require_patient(session, patient_id)
+        history = history_of(session, patient)
         rows = history_store.history_rows(session, patient_id)
 
     def bp(systolic: int, diastolic: int, at: datetime, source: ReadingSource) -> Measurement:
@@ -154,9 +155,9 @@ def test_a_reassessment_reads_the_recent_stream_the_glucose_peaks_and_the_latest
     assert client.post(f"/v1/patients/{patient_id}/encounters", json=visit).status_code == 201
 
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        patient = service.require_patient(session, patient_id)
-        whole = service.history_of(session, patient)
-        read = service.history_of(session, patient, evaluated_at=AS_OF, horizon=horizon)
+        patient = registration.require_patient(session, patient_id)
+        whole = history_of(session, patient)
+        read = history_of(session, patient, evaluated_at=AS_OF, horizon=horizon)
 
     assert read == recent(whole, AS_OF, horizon)
     kept = {(r.kind.value, r.at) for r in read.readings}
@@ -216,10 +217,10 @@ def test_a_replay_reads_nothing_after_its_moment_yet_the_latest_older_reading_of
     assert client.post(f"/v1/patients/{patient_id}/encounters", json=visit).status_code == 201
 
     with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        patient = service.require_patient(session, patient_id)
-        whole = service.history_of(session, patient)
-        rows = history_reads.replay_rows(session, patient_id, moment, horizon)
-    read = service.history_from_rows(
+        patient = registration.require_patient(session, patient_id)
+        whole = history_of(session, patient)
+        rows = display_store.replay_rows(session, patient_id, moment, horizon)
+    read = history_from_rows(
         patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks
     )
 

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from pathway.clinical.clock import CLINIC_TZ
-from pathway.store.tables import CareTask
+from pathway.store.work_tables import CareTask
 from rules.registry import LoadedPack
 from scheduler import jobs
 from tests.api.conftest import SettableClock, add_task, register_patient, two_teams

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from pathway.access import permissions
 from pathway.access.permissions import Role
-from pathway.store.tables import CareTask, CareTaskEvent
+from pathway.store.work_tables import CareTask, CareTaskEvent
 from tests.api.conftest import SettableClock, new_key, register_patient
 
 Tasks = dict[tuple[str, str], dict[str, Any]]

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from pathway.access.permissions import Role
-from pathway.store.tables import CareTask
+from pathway.store.work_tables import CareTask
 from tests.api.conftest import SettableClock, add_task, new_key, register_patient, two_teams
 from tests.builders import AS_OF
 

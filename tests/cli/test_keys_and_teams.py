@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from pathway.cli import main
 from pathway.store.db import make_engine, migrate
-from pathway.store.tables import ApiKey
+from pathway.store.work_tables import ApiKey
 from tests.conftest import DIALECTS, database
 
 

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from pathway.clinical.clock import CLINIC_TZ
-from pathway.patients import repository, service
+from pathway.patients import patient_store, registration
+from pathway.patients.history import history_of
 from pathway.store.db import make_engine
 from pathway.store.tables import Reading
 from rules.evaluation import Evaluator
@@ -81,10 +82,10 @@ def test_a_server_killed_mid_batch_stores_each_reading_once_after_the_gateway_re
     with Session(engine) as session:
         stored = session.execute(select(func.count(), func.count(Reading.source_reading_id.distinct()))).one()  # type: ignore[union-attr]
         assert tuple(stored) == (1000, 1000)  # every reading once: none lost, none twice
-        record = repository.latest_assessment(session, patient["id"])
+        record = patient_store.latest_assessment(session, patient["id"])
         assert record is not None
-        stored_patient = service.require_patient(session, patient["id"])
-        fresh = evaluator.assess(service.history_of(session, stored_patient), record.as_of)
+        stored_patient = registration.require_patient(session, patient["id"])
+        fresh = evaluator.assess(history_of(session, stored_patient), record.as_of)
         assert (record.tier, record.referral_urgency) == (
             fresh.tier.value,
             fresh.referral.urgency.value if fresh.referral else None,

@@ -21,7 +21,8 @@ from sqlmodel import Session, SQLModel
 
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.store.db import make_engine, migrate
-from pathway.store.tables import CareTask, CareTaskEvent, Patient, SchedulerRun, Team
+from pathway.store.tables import Patient, Team
+from pathway.store.work_tables import CareTask, CareTaskEvent, SchedulerRun
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 PATIENTS = 20_000

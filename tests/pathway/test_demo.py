@@ -20,10 +20,11 @@ from pathway.clinical.clock import CLINIC_TZ, FixedClock
 from pathway.demo.county import county
 from pathway.demo.patient_plan import demo_phone, external_id
 from pathway.demo.spec import COUNTY_FILE, load_county
-from pathway.patients import repository
+from pathway.patients import patient_store
 from pathway.settings import Settings
 from pathway.store.db import make_engine
-from pathway.store.tables import CareTask, Patient, SchedulerRun
+from pathway.store.tables import Patient
+from pathway.store.work_tables import CareTask, SchedulerRun
 from tests.builders import AS_OF
 
 PATIENTS = 60
@@ -73,7 +74,7 @@ def test_a_small_county_loads_shows_every_tier_and_reloads_as_a_no_op(
         tiers = set()
         for patient in patients:
             assert patient.id is not None
-            record = repository.latest_assessment(session, patient.id)
+            record = patient_store.latest_assessment(session, patient.id)
             assert record is not None
             tiers.add(record.tier)
         assert tiers == {"red", "yellow", "blue"}

@@ -14,7 +14,7 @@ from api.main import pathway_config
 from pathway.clinical.vocabulary import Condition, ReadingKind, ReadingSource, Sex
 from pathway.ingest import recording
 from pathway.ingest.inbound import PatientIn, ReadingIn
-from pathway.patients import repository, service
+from pathway.patients import patient_store, reassessment, registration
 from pathway.settings import Settings
 from pathway.store.db import make_engine, migrate
 from rules.evaluation import Evaluator
@@ -48,13 +48,13 @@ def test_the_second_writer_waits_and_sees_the_first_writers_reading(
             birth_date=born,
             conditions=[Condition.HYPERTENSION],
         )
-        patient, _ = service.upsert_patient(session, data, AS_OF)
+        patient, _ = registration.upsert_patient(session, data, AS_OF)
         session.commit()
         assert patient.id is not None
         patient_id = patient.id
 
     first = Session(engine)
-    locked = service.require_patient(first, patient_id, for_update=True)
+    locked = registration.require_patient(first, patient_id, for_update=True)
     recording.record_readings(
         first, locked, [_crisis_reading(30)], source_system="band", config=config, now=AS_OF
     )
@@ -63,11 +63,11 @@ def test_the_second_writer_waits_and_sees_the_first_writers_reading(
 
     def second_writer() -> None:
         with Session(engine) as session:
-            mine = service.require_patient(session, patient_id, for_update=True)  # waits for `first`
+            mine = registration.require_patient(session, patient_id, for_update=True)  # waits for `first`
             recording.record_readings(
                 session, mine, [_crisis_reading(10)], source_system="band", config=config, now=AS_OF
             )
-            record = service.reassess(session, mine, config, AS_OF)
+            record = reassessment.reassess(session, mine, config, AS_OF)
             session.commit()
             seen.append(record.tier)
         finished.set()
@@ -75,7 +75,7 @@ def test_the_second_writer_waits_and_sees_the_first_writers_reading(
     writer = threading.Thread(target=second_writer)
     writer.start()
     assert not finished.wait(0.5)  # the second writer is held at the patient's lock
-    service.reassess(first, locked, config, AS_OF)
+    reassessment.reassess(first, locked, config, AS_OF)
     first.commit()
     first.close()
     assert finished.wait(10)
@@ -83,7 +83,7 @@ def test_the_second_writer_waits_and_sees_the_first_writers_reading(
     # Two wearable crises ≥ 5 min apart confirm the crisis only if the second writer saw the first's.
     assert seen == ["red"]
     with Session(engine) as session:
-        latest = repository.latest_assessment(session, patient_id)
+        latest = patient_store.latest_assessment(session, patient_id)
         assert latest is not None
         assert latest.tier == "red"
     engine.dispose()

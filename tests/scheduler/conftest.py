@@ -16,7 +16,8 @@ from sqlmodel import Session
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.clinical.policy import FollowThrough
 from pathway.store.db import make_engine, migrate
-from pathway.store.tables import CareTask, Patient, Reading, Team
+from pathway.store.tables import Patient, Reading, Team
+from pathway.store.work_tables import CareTask
 from rules.registry import LoadedPack
 from tests.conftest import DIALECTS, database
 

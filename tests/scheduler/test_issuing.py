@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from pathway.clinical.policy import FollowThrough
-from pathway.store.tables import CareTask, CareTaskEvent, PatientFlag
+from pathway.store.work_tables import CareTask, CareTaskEvent, PatientFlag
 from pathway.tasks import issuing
 from tests.scheduler.conftest import DAY, add_patient, add_reading, add_task, add_team, local
 

@@ -18,7 +18,7 @@ from pathway.clinical.policy import FollowThrough
 from pathway.runs import claims
 from pathway.settings import Settings
 from pathway.store.db import make_engine, migrate
-from pathway.store.tables import CareTaskEvent, SchedulerRun
+from pathway.store.work_tables import CareTaskEvent, SchedulerRun
 from pathway.tasks import issuing
 from scheduler import jobs, runner
 from tests.scheduler.conftest import DAY, add_patient, add_reading, add_task, add_team, local

@@ -16,11 +16,11 @@ from pathway.access import permissions
 from pathway.access.permissions import Role
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.clinical.policy import FollowThrough
-from pathway.patients import service
+from pathway.ingest import idempotency
 from pathway.runs import retention
 from pathway.runs.retention import Retention
 from pathway.settings import DEFAULT_IDEMPOTENCY_RETENTION_DAYS, Settings
-from pathway.store.tables import ApiKey, AuditEvent, IdempotentRequest, SchedulerRun
+from pathway.store.work_tables import ApiKey, AuditEvent, IdempotentRequest, SchedulerRun
 from scheduler import jobs, runner
 from tests.scheduler.conftest import DAY, local
 
@@ -64,7 +64,7 @@ def _gateway(session: Session) -> int:
 def _keep_answer(session: Session, key: str, at: datetime) -> None:
     gateway = _gateway(session)
     scope = "readings:1:gateway"
-    service.remember_answer(session, gateway, scope, key, f"sha-{key}", 201, {"created": 1}, at)
+    idempotency.remember_answer(session, gateway, scope, key, f"sha-{key}", 201, {"created": 1}, at)
 
 
 def _kept_keys(engine: Engine) -> list[str]:
@@ -112,10 +112,10 @@ def test_answers_past_the_window_are_purged_fresh_ones_kept_and_still_replayed(
     with Session(engine) as session:  # a retry inside the window still gets the first answer
         gateway = _gateway(session)
         scope = "readings:1:gateway"
-        replayed = service.replayed_answer(session, gateway, scope, "just-inside", "sha-just-inside")
+        replayed = idempotency.replayed_answer(session, gateway, scope, "just-inside", "sha-just-inside")
         assert replayed is not None
         assert (replayed.status_code, replayed.response) == (201, {"created": 1})
-        assert service.replayed_answer(session, gateway, scope, "older", "sha-older") is None
+        assert idempotency.replayed_answer(session, gateway, scope, "older", "sha-older") is None
     (run,) = _runs(engine)
     assert (run.business_date, run.finished_at is not None, run.error) == (D, True, None)
     assert run.details == details  # the run records what it deleted

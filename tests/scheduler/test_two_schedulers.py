@@ -15,7 +15,8 @@ from sqlmodel import Session, col, select
 
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.store.db import make_engine, migrate
-from pathway.store.tables import CareTask, CareTaskEvent, Patient, PatientFlag, SchedulerRun
+from pathway.store.tables import Patient
+from pathway.store.work_tables import CareTask, CareTaskEvent, PatientFlag, SchedulerRun
 from scheduler.jobs import DAILY_AT, daily_job
 from tests.scheduler.conftest import DAY, add_team, local
 

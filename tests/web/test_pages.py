@@ -13,7 +13,8 @@ from sqlmodel import Session, select
 from api.web.common import build_state
 from api.web.i18n import Translator
 from pathway.clinical.clock import CLINIC_TZ
-from pathway.store.tables import CareTask, Patient, PatientFlag
+from pathway.store.tables import Patient
+from pathway.store.work_tables import CareTask, PatientFlag
 from tests.api.conftest import SettableClock
 from tests.web.conftest import sign_in
 from tests.web.world import (

@@ -22,7 +22,7 @@ from api.web.common import build_state
 from api.web.session import WebSettings
 from pathway.access import permissions
 from pathway.settings import Settings
-from pathway.store.tables import ApiKey, ServerSecret, WorkbenchSession
+from pathway.store.work_tables import ApiKey, ServerSecret, WorkbenchSession
 from rules.evaluation import Evaluator
 from tests.api.conftest import SettableClock
 from tests.web.conftest import NOW, sign_in

@@ -19,8 +19,8 @@ from pathway.access.permissions import Role
 from pathway.clinical.vocabulary import Condition, ReadingKind, ReadingSource, Sex
 from pathway.ingest import recording
 from pathway.ingest.inbound import EncounterIn, EncounterReadingIn, PatientIn, ReadingIn
-from pathway.patients import service
-from pathway.patients.service import PathwayConfig
+from pathway.patients import reassessment, registration
+from pathway.patients.reassessment import PathwayConfig
 from pathway.store.tables import Patient
 
 D = Decimal
@@ -64,8 +64,8 @@ class _Store:
         self.session, self.config = session, config
 
     def patient(self, data: PatientIn, at: datetime) -> Patient:
-        patient, _ = service.upsert_patient(self.session, data, at)
-        service.reassess_or_defer(self.session, patient, self.config, at)
+        patient, _ = registration.upsert_patient(self.session, data, at)
+        reassessment.reassess_or_defer(self.session, patient, self.config, at)
         return patient
 
     def visit(self, patient: Patient, visit: EncounterIn) -> None:
@@ -73,17 +73,17 @@ class _Store:
         recording.record_encounter(
             self.session, patient, visit, source_system="ehr", config=self.config, now=at
         )
-        service.reassess_or_defer(self.session, patient, self.config, at)
+        reassessment.reassess_or_defer(self.session, patient, self.config, at)
 
     def readings(self, patient: Patient, items: list[ReadingIn], system: str = "gateway") -> None:
         at = max(r.measured_at for r in items) + timedelta(minutes=2)
         recording.record_readings(
             self.session, patient, items, source_system=system, config=self.config, now=at
         )
-        service.reassess_or_defer(self.session, patient, self.config, at)
+        reassessment.reassess_or_defer(self.session, patient, self.config, at)
 
     def reassess(self, patient: Patient, at: datetime) -> None:
-        service.reassess(self.session, patient, self.config, at)
+        reassessment.reassess(self.session, patient, self.config, at)
 
 
 def _person(

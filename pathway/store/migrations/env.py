@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import pathway.store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+import pathway.store.tables
+import pathway.store.work_tables  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -39,13 +39,8 @@ from sqlmodel import Session, SQLModel
 
 from pathway.clinical.horizon import ReadingHorizon
 from pathway.clinical.vocabulary import ReadingKind, ReadingSource
-from pathway.patients.history_store import (
-    IN_FORCE,
-    READING_COLUMNS,
-    ClinicalRows,
-    RecentReadings,
-    history_rows,
-)
+from pathway.patients.history_store import RecentReadings, history_rows
+from pathway.store.rows import IN_FORCE, READING_COLUMNS, ClinicalRows
 from pathway.store.tables import Encounter, Reading
 
 

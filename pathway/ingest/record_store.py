@@ -1,67 +1,22 @@
-"""The SQL of patients and what is recorded of them (readings, visits, symptoms, checks), of
-assessments, referrals and idempotent answers, including the dialect switch for ON CONFLICT.
+"""SQL of what is recorded of a patient: readings (inserted once, superseded by new versions,
+retracted), clinic visits, symptoms and examinations.
 
-Functions take a Session and never commit: the request, job or command owns the transaction.
-The history a reassessment reads is in :mod:`pathway.patients.history_store`.
+Part of the repository layer: functions take a Session and never commit: the request, job or
+command owns the transaction (:mod:`pathway.ingest.recording` is its use-case).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import pydantic_core
-from sqlalchemy import bindparam, delete, insert, text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
-from pathway.store.tables import (
-    AssessmentRecord,
-    CareCheckRecord,
-    Encounter,
-    IdempotentRequest,
-    Patient,
-    PatientComplication,
-    Reading,
-    Referral,
-    SymptomReport,
-)
-
-
-def patient_by_external_id(session: Session, source_system: str, external_id: str) -> Patient | None:
-    statement = select(Patient).where(
-        Patient.source_system == source_system, Patient.external_id == external_id
-    )
-    return session.exec(statement).first()
-
-
-def has_patients(session: Session) -> bool:
-    return session.exec(select(Patient.id).limit(1)).first() is not None
-
-
-# The patient's write lock: PostgreSQL's FOR NO KEY UPDATE. Writers take turns on it, but, unlike
-# FOR UPDATE, it does not conflict with the KEY SHARE lock that inserting a row referring to the
-# patient takes (the foreign-key check): the audit row every read of the patient writes.
-_WRITE_LOCK: dict[str, bool] = {"key_share": True}
-
-
-def patient_by_id(session: Session, patient_id: int, *, for_update: bool = False) -> Patient | None:
-    """The patient; ``for_update`` also takes its write lock until the transaction ends (PostgreSQL:
-    writes to one patient's history take turns, so each reassessment sees every reading committed
-    before it; reads take no lock and are not held up; SQLite has a single writer already and
-    ignores it)."""
-    return session.get(Patient, patient_id, with_for_update=_WRITE_LOCK if for_update else None)
-
-
-def lock_patient_if_free(session: Session, patient_id: int) -> Patient | None:
-    """The patient with its write lock, taken until the transaction ends, if no other transaction
-    holds it; else None at once, without waiting (``SKIP LOCKED``; SQLite has no row locks, so there
-    it is always free). Its attributes are read again, as committed now."""
-    lock = {**_WRITE_LOCK, "skip_locked": True}
-    return session.get(Patient, patient_id, with_for_update=lock, populate_existing=True)
-
+from pathway.store.tables import CareCheckRecord, Encounter, Reading, SymptomReport
 
 # Hot-path statements are built once, with bound parameters, so SQLAlchemy compiles each once per
 # dialect and reuses it; they return plain rows (tuples), not ORM objects.
@@ -101,8 +56,6 @@ _INSERT_READINGS_POSTGRESQL = text(
     f"AS incoming({', '.join(f'{name} {kind}' for name, kind in _READING_RECORD.items())}) "
     "ON CONFLICT DO NOTHING RETURNING id, kind, measured_at, device_key, value_key"
 )
-_assessment = _TABLES[AssessmentRecord.__tablename__]
-_INSERT_ASSESSMENT = insert(_assessment).returning(_assessment.c.id)
 
 
 def insert_check_once(session: Session, values: dict[str, Any]) -> None:
@@ -110,21 +63,6 @@ def insert_check_once(session: Session, values: dict[str, Any]) -> None:
     dialect = session.get_bind().dialect.name
     insert_once = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(insert_once(CareCheckRecord).values(**values).on_conflict_do_nothing())
-
-
-def insert_assessment(session: Session, values: dict[str, Any]) -> int:
-    """Store one assessment (a Core INSERT, no ORM object); its id."""
-    return int(session.execute(_INSERT_ASSESSMENT, values).scalar_one())
-
-
-def replace_complications(session: Session, patient_id: int, items: list[PatientComplication]) -> None:
-    session.execute(delete(PatientComplication).where(col(PatientComplication.patient_id) == patient_id))
-    session.add_all(items)
-
-
-def add(session: Session, row: Any) -> None:
-    session.add(row)
-    session.flush()
 
 
 NaturalKey = tuple[str, datetime, str, str]
@@ -304,28 +242,6 @@ def clear_visit_symptoms_and_checks(session: Session, encounter_id: int) -> None
     session.execute(delete(CareCheckRecord).where(col(CareCheckRecord.encounter_id) == encounter_id))
 
 
-def latest_assessment(session: Session, patient_id: int) -> AssessmentRecord | None:
-    statement = (
-        select(AssessmentRecord)
-        .where(AssessmentRecord.patient_id == patient_id)
-        .order_by(col(AssessmentRecord.id).desc())  # the last stored: patient writes take turns
-        .limit(1)  # Result.first() adds no LIMIT: without it every stored assessment was loaded
-    )
-    return session.exec(statement).first()
-
-
-def assessments_of(session: Session, patient_id: int, limit: int = 100) -> Sequence[AssessmentRecord]:
-    statement = (
-        select(AssessmentRecord)
-        .where(AssessmentRecord.patient_id == patient_id)
-        # Newest first in the order they were made (a patient's writes take turns): the (patient_id,
-        # id) index serves it; by evaluated_at, every one of the patient's assessments was sorted.
-        .order_by(col(AssessmentRecord.id).desc())
-        .limit(limit)
-    )
-    return session.exec(statement).all()
-
-
 def encounter_by_source_id(
     session: Session, source_system: str, source_encounter_id: str
 ) -> Encounter | None:
@@ -339,72 +255,3 @@ def insert_symptom_once(session: Session, values: dict[str, Any]) -> None:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(insert(SymptomReport).values(**values).on_conflict_do_nothing())
-
-
-class StoredAnswer(NamedTuple):
-    """The answer kept for an ``Idempotency-Key``, with the fingerprint of the request it answered."""
-
-    request_sha256: str
-    status_code: int
-    response: dict[str, Any]
-
-
-_idempotent = _TABLES[IdempotentRequest.__tablename__]
-_IDEMPOTENT_ANSWER = select_columns(
-    _idempotent.c.request_sha256, _idempotent.c.status_code, _idempotent.c.response
-).where(
-    _idempotent.c.api_key_id == bindparam("api_key_id"),
-    _idempotent.c.scope == bindparam("scope"),
-    _idempotent.c.key == bindparam("key"),
-)
-_INSERT_IDEMPOTENT_ANSWER = insert(_idempotent)
-
-
-def idempotent_answer(session: Session, api_key_id: int, scope: str, key: str) -> StoredAnswer | None:
-    """The answer this API key was given under ``key`` in ``scope`` (another key's is not its own)."""
-    parameters = {"api_key_id": api_key_id, "scope": scope, "key": key}
-    row = session.execute(_IDEMPOTENT_ANSWER, parameters).first()
-    return StoredAnswer(*row) if row is not None else None
-
-
-def insert_idempotent_answer(session: Session, values: dict[str, Any]) -> None:
-    """Keep an answer; a concurrent request of the same API key that kept one for the same key first
-    makes this fail (the unique (api_key_id, scope, key) constraint), so two different answers are
-    never both acknowledged."""
-    session.execute(_INSERT_IDEMPOTENT_ANSWER, values)
-
-
-def active_referral(session: Session, patient_id: int, statuses: Sequence[str]) -> Referral | None:
-    statement = (
-        select(Referral)
-        .where(Referral.patient_id == patient_id, col(Referral.status).in_(statuses))
-        .order_by(col(Referral.created_at).desc())
-        .limit(1)
-    )
-    return session.exec(statement).first()
-
-
-def latest_returned_referral(session: Session, patient_id: int, rule_id: str) -> Referral | None:
-    """The patient's referral from ``rule_id`` returned (下转) most recently, if any."""
-    statement = (
-        select(Referral)
-        .where(
-            Referral.patient_id == patient_id,
-            Referral.rule_id == rule_id,
-            col(Referral.returned_at).is_not(None),
-        )
-        .order_by(col(Referral.returned_at).desc())
-        .limit(1)
-    )
-    return session.exec(statement).first()
-
-
-def referral_by_id(session: Session, referral_id: int) -> Referral | None:
-    return session.get(Referral, referral_id)
-
-
-def referrals_of(session: Session, patient_id: int) -> Sequence[Referral]:
-    statement = (
-        select(Referral).where(Referral.patient_id == patient_id).order_by(col(Referral.created_at).desc())
-    )
-    return session.exec(statement).all()

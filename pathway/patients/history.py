@@ -1,0 +1,134 @@
+"""A patient's stored history as the snapshot builder sees it, built from the rows of
+:mod:`pathway.patients.history_store` (a reassessment's read) or of any other read of them (a
+replay, the care plan, a team's bulk load).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlmodel import Session
+
+from pathway.clinical.history import (
+    CheckDone,
+    ComplicationRecord,
+    Encounter,
+    Measurement,
+    PatientHistory,
+    PatientProfile,
+    SymptomReport,
+)
+from pathway.clinical.horizon import ReadingHorizon
+from pathway.clinical.vocabulary import (
+    CareCheck,
+    Complication,
+    Condition,
+    ReadingKind,
+    ReadingSource,
+    Sex,
+    Symptom,
+)
+from pathway.patients import history_store
+from pathway.store.rows import ReadingRow
+from pathway.store.tables import Patient
+
+
+def _decimal(value: float | None) -> Decimal | None:
+    return _exact(value) if value is not None else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _exact(value: float) -> Decimal:
+    """The stored float as the decimal it was written from (readings repeat: 132/84 comes back often)."""
+    return Decimal(repr(value))
+
+
+# Enum lookups by value, without EnumType.__call__ (a reassessment makes two per stored reading).
+_READING_KINDS = {kind.value: kind for kind in ReadingKind}
+_READING_SOURCES = {source.value: source for source in ReadingSource}
+
+
+def history_of(
+    session: Session,
+    patient: Patient,
+    *,
+    evaluated_at: datetime | None = None,
+    horizon: ReadingHorizon | None = None,
+) -> PatientHistory:
+    """The patient's stored history as the snapshot builder sees it (one cached SELECT of rows).
+    With ``evaluated_at`` and ``horizon``, only what an evaluation at that moment reads of it:
+    :func:`pathway.clinical.horizon.recent` (a wearable's stream is not read back to its first day)."""
+    assert patient.id is not None
+    recent = None
+    if evaluated_at is not None and horizon is not None:
+        recent = history_store.RecentReadings(
+            since=evaluated_at - horizon.every,
+            peaks_since=evaluated_at - horizon.peaks,
+            until=evaluated_at,
+            peak_kinds=sorted(kind.value for kind in horizon.peak_kinds),
+        )
+    rows = history_store.history_rows(session, patient.id, recent)
+    return history_from_rows(
+        patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks
+    )
+
+
+def history_from_rows(
+    patient: Patient,
+    complications: Iterable[tuple[str, date]],
+    readings: Iterable[ReadingRow],
+    encounters: Iterable[tuple[int, datetime]],
+    symptoms: Sequence[tuple[int | None, str, datetime]],
+    checks: Iterable[tuple[str, datetime]] = (),
+) -> PatientHistory:
+    """A patient's history from the rows of :mod:`pathway.patients.history_store` (one patient's, or a bulk
+    load's share for that patient). Readings carry their canonical values, which is all the rules
+    read; the numbers and unit as received stay in the store."""
+    profile = PatientProfile(
+        sex=Sex(patient.sex),
+        birth_date=patient.birth_date,
+        conditions=frozenset(Condition(c) for c in patient.conditions),
+        complications=tuple(ComplicationRecord(Complication(code), onset) for code, onset in complications),
+        smoker=patient.smoker,
+        pregnant=patient.pregnant,
+    )
+    by_encounter: dict[int, list[Measurement]] = {}
+    loose: list[Measurement] = []
+    for row in readings:
+        encounter_id, kind, source, at, value, systolic, diastolic, pulse = row
+        measurement = Measurement(
+            kind=_READING_KINDS[kind],
+            source=_READING_SOURCES[source],
+            at=at,
+            value=_decimal(value),
+            systolic=_decimal(systolic),
+            diastolic=_decimal(diastolic),
+            pulse=_decimal(pulse),
+        )
+        if encounter_id is None:
+            loose.append(measurement)
+        else:
+            by_encounter.setdefault(encounter_id, []).append(measurement)
+    return PatientHistory(
+        profile=profile,
+        encounters=tuple(
+            Encounter(
+                at=at,
+                readings=tuple(by_encounter.get(encounter_id, ())),
+                symptoms=tuple(Symptom(code) for of, code, _ in symptoms if of == encounter_id),
+            )
+            # One total order for every read, whatever order its query returned: instant, then id
+            # (two visits at one instant: the later-recorded is the most recent, stored or replayed).
+            for encounter_id, at in sorted(encounters, key=_instant_then_id)
+        ),
+        readings=tuple(loose),
+        symptoms=tuple(SymptomReport(Symptom(code), at) for of, code, at in symptoms if of is None),
+        checks=tuple(CheckDone(CareCheck(kind), at) for kind, at in checks),
+    )
+
+
+def _instant_then_id(encounter: tuple[int, datetime]) -> tuple[datetime, int]:
+    return encounter[1], encounter[0]

@@ -1,0 +1,199 @@
+"""Use-cases: reassess a patient, and the current assessment for a read. They never commit.
+
+The caller (a request, a job, a command) owns the transaction, so "readings + new assessment" is
+stored atomically: the tier on the patient summary is never behind an acknowledged reading.
+The rule pack reaches the use-cases through :class:`PathwayConfig`, built by the composition root.
+Patients are registered by :mod:`pathway.patients.registration`; what arrives (readings, visits,
+symptoms, checks) is recorded by :mod:`pathway.ingest.recording`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from pathway.clinical.assessment import Assessment, PackRef
+from pathway.clinical.clock import Clock, clinic_date
+from pathway.clinical.conditions import FactValue
+from pathway.clinical.errors import DatabaseBusy, InvalidInput, PathwayError
+from pathway.clinical.history import PatientHistory
+from pathway.clinical.horizon import ReadingHorizon
+from pathway.clinical.parameters import IndicatorDefinitions, Plausibility, Targets, Units
+from pathway.clinical.vocabulary import PatientStatus
+from pathway.patients import display_store, patient_store
+from pathway.patients.history import history_from_rows, history_of
+from pathway.referrals import referral_flow
+from pathway.store.tables import AssessmentRecord, Patient
+from pathway.tasks import sync
+
+log = logging.getLogger("pathway.service")
+
+
+class EvaluationUnavailable(PathwayError):
+    code = "evaluation-unavailable"
+    status = 503
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, None, {"Retry-After": "5"})
+
+
+@dataclass(frozen=True)
+class PathwayConfig:
+    """What the service needs of the rule pack in force: its tables and its evaluation."""
+
+    pack: PackRef
+    units: Units
+    plausibility: Plausibility
+    assess: Callable[[PatientHistory, datetime], Assessment]
+    tz: ZoneInfo
+    facts: Callable[[PatientHistory, datetime], dict[str, FactValue]]
+    targets: Targets
+    indicators: IndicatorDefinitions
+    # How far back a reassessment reads readings outside a visit (pathway.clinical.horizon.reading_horizon).
+    reading_horizon: ReadingHorizon
+    # The task kinds a referral brings (its own task and its follow-up), kept quiet with it after a
+    # return (pathway.referrals.referral_flow.quiet_after_return).
+    referral_tasks: frozenset[str] = frozenset()
+
+
+def is_current(
+    record: AssessmentRecord, config: PathwayConfig, now: datetime, patient: Patient | None = None
+) -> bool:
+    """An assessment is current on the clinic date it was made, under the pack (and file) in force.
+
+    Every ingest reassesses, so only time, a new pack or a failed evaluation (the patient awaits a
+    reassessment) make an assessment stale.
+    """
+    made = record.evaluated_at.astimezone(config.tz).date()
+    same_pack = (record.pack_id, record.pack_version, record.pack_sha256) == (
+        config.pack.id,
+        config.pack.version,
+        config.pack.sha256,
+    )
+    awaited = patient is not None and patient.reassessment_due_since is not None
+    return made == now.astimezone(config.tz).date() and same_pack and not awaited
+
+
+def preview(session: Session, patient: Patient, config: PathwayConfig, as_of: datetime) -> Assessment:
+    """The assessment of the stored history as of any moment (a replay; nothing is stored), read as
+    a reassessment at that moment reads it, without the readings after it
+    (:func:`pathway.patients.display_store.replay_rows`)."""
+    assert patient.id is not None
+    if clinic_date(as_of, config.tz) < patient.birth_date:
+        raise InvalidInput(f"as_of is before the patient's birth date {patient.birth_date}", "as_of")
+    rows = display_store.replay_rows(session, patient.id, as_of, config.reading_horizon)
+    history = history_from_rows(
+        patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks
+    )
+    return config.assess(history, as_of)
+
+
+def current_assessment(
+    session: Session, patient: Patient, config: PathwayConfig, clock: Clock
+) -> AssessmentRecord:
+    """The current assessment for a read: the stored one if current, else renewed (and stored).
+
+    A read never waits for the patient's lock. Renewing takes it (writes to one patient take
+    turns) only if it is free; if a write holds it, that write stores a new assessment as it
+    commits, and the read answers with the newest stored one as it is (stale: another day, another
+    pack, or awaiting a reassessment). With none stored yet, :class:`DatabaseBusy` (503).
+    """
+    assert patient.id is not None
+    record = patient_store.latest_assessment(session, patient.id)
+    if record is not None and is_current(record, config, clock.now(), patient):
+        return record
+    locked = patient_store.lock_patient_if_free(session, patient.id)
+    if locked is None:
+        if record is None:
+            raise DatabaseBusy("the patient is being written to; retry shortly")
+        return record
+    return reassess(session, locked, config, clock.now())
+
+
+def reassess(session: Session, patient: Patient, config: PathwayConfig, now: datetime) -> AssessmentRecord:
+    """Evaluate the patient's stored history as of ``now`` and store the assessment.
+
+    If the rule engine fails, nothing is stored and :class:`EvaluationUnavailable` (503) is raised.
+    """
+    result = _evaluate(session, patient, config, now)
+    if result is None:
+        raise EvaluationUnavailable("the rule engine could not evaluate this patient; retry shortly")
+    return _store_assessment(session, patient, result, now, config.referral_tasks)
+
+
+def reassess_or_defer(
+    session: Session, patient: Patient, config: PathwayConfig, now: datetime
+) -> AssessmentRecord | None:
+    """Reassess after an ingest; if the rule engine fails, keep what was stored and mark the patient
+    as awaiting a reassessment (the next read, ingest or scheduler run completes it): None."""
+    result = _evaluate(session, patient, config, now)
+    if result is None:
+        if patient.reassessment_due_since is None:
+            patient.reassessment_due_since = now
+            session.add(patient)
+        return None
+    return _store_assessment(session, patient, result, now, config.referral_tasks)
+
+
+def reassess_after_ingest(
+    session: Session, patient: Patient, config: PathwayConfig, now: datetime, *, stored_any: bool
+) -> AssessmentRecord | None:
+    """:func:`reassess_or_defer` after an ingest that stored something. One that stored nothing (a
+    gateway's retry: every item a duplicate) keeps the current assessment, which saw those readings
+    when they were first stored; a stale one (another day, another pack, awaited) is redone."""
+    if not stored_any:
+        assert patient.id is not None
+        record = patient_store.latest_assessment(session, patient.id)
+        if record is not None and is_current(record, config, now, patient):
+            return record
+    return reassess_or_defer(session, patient, config, now)
+
+
+def _evaluate(session: Session, patient: Patient, config: PathwayConfig, now: datetime) -> Assessment | None:
+    """The assessment, or None if the rule engine failed (logged). Database errors propagate.
+
+    Only the recent part of a long self-measured stream is read: the same snapshot (horizon.py)."""
+    history = history_of(session, patient, evaluated_at=now, horizon=config.reading_horizon)
+    try:
+        return config.assess(history, now)
+    except Exception:  # the engine (C core, pack, snapshot code): never lose the data it was given
+        log.exception("evaluation failed for patient %s; it awaits a reassessment", patient.id)
+        return None
+
+
+def _store_assessment(
+    session: Session, patient: Patient, result: Assessment, now: datetime, referral_tasks: frozenset[str]
+) -> AssessmentRecord:
+    assert patient.id is not None
+    values: dict[str, Any] = {
+        "patient_id": patient.id,
+        "as_of": now,
+        "evaluated_at": now,
+        "pack_id": result.pack.id,
+        "pack_version": result.pack.version,
+        "pack_sha256": result.pack.sha256,
+        "tier": result.tier.value,
+        "level": result.level.value,
+        "referral_urgency": result.referral.urgency.value if result.referral else None,
+        "follow_up_due": result.follow_up.due,
+        "result": result.to_json(),
+    }
+    record = AssessmentRecord(id=patient_store.insert_assessment(session, values), **values)
+    if patient.status == PatientStatus.ACTIVE.value:  # management ended: no new referrals or tasks
+        if referral_flow.quiet_after_return(session, record):  # returned (下转), nothing new since
+            sync.sync_from_assessment(
+                session, patient, referral_flow.without_referral_tasks(record, referral_tasks), now
+            )
+        else:
+            referral_flow.refer_from_assessment(session, record, now)
+            sync.sync_from_assessment(session, patient, record, now)
+    if patient.reassessment_due_since is not None:
+        patient.reassessment_due_since = None
+        session.add(patient)
+    return record

@@ -1,0 +1,82 @@
+"""Use-cases: register a patient (create or update it by source system and external id), and find
+the patient a request names. They never commit: the caller (a request, a job, a command) owns the
+transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from pathway.access import permissions
+from pathway.clinical.clock import CLINIC_TZ
+from pathway.clinical.errors import InvalidInput, PathwayError
+from pathway.clinical.history import check_patient
+from pathway.ingest.inbound import PatientIn
+from pathway.patients import patient_store
+from pathway.store import db
+from pathway.store.tables import Patient, PatientComplication
+
+
+class UnknownPatient(PathwayError):
+    code = "unknown-patient"
+    status = 404
+
+
+def upsert_patient(
+    session: Session, data: PatientIn, now: datetime, tz: ZoneInfo = CLINIC_TZ
+) -> tuple[Patient, bool]:
+    """Create or update the patient of (source_system, external_id); whether it was created.
+
+    ``enrolled_on`` (建档日期) is kept as sent (not after today in the team's time zone, else
+    ``tz``; not before birth); a new patient sent without one is enrolled today, an update
+    without one keeps it.
+    """
+    patient = patient_store.patient_by_external_id(session, data.source_system, data.external_id)
+    created = patient is None
+    team = permissions.team_by_code(session, data.team_code) if data.team_code else None
+    today = now.astimezone(ZoneInfo(team.timezone) if team is not None else tz).date()
+    check_patient(data.sex, data.birth_date, data.pregnant, today)
+    if data.enrolled_on is not None:
+        if data.enrolled_on > today:
+            raise InvalidInput(f"enrolled_on must not be after today ({today})", "enrolled_on")
+        if data.enrolled_on < data.birth_date:
+            raise InvalidInput("enrolled_on must not be before birth_date", "enrolled_on")
+    if patient is None:
+        patient = Patient(
+            source_system=data.source_system,
+            external_id=data.external_id,
+            sex=data.sex.value,
+            birth_date=data.birth_date,
+            created_at=now,
+            updated_at=now,
+            enrolled_on=today,
+        )
+    if data.enrolled_on is not None:
+        patient.enrolled_on = data.enrolled_on
+    patient.name = data.name
+    patient.phone = data.phone
+    patient.team_id = team.id if team is not None else None
+    patient.sex = data.sex.value
+    patient.birth_date = data.birth_date
+    patient.conditions = sorted(c.value for c in data.conditions)
+    patient.smoker = data.smoker
+    patient.pregnant = data.pregnant
+    patient.updated_at = now
+    db.add(session, patient)
+    assert patient.id is not None
+    complications = [
+        PatientComplication(patient_id=patient.id, code=c.code.value, onset=c.onset)
+        for c in data.complications
+    ]
+    patient_store.replace_complications(session, patient.id, complications)
+    return patient, created
+
+
+def require_patient(session: Session, patient_id: int, *, for_update: bool = False) -> Patient:
+    patient = patient_store.patient_by_id(session, patient_id, for_update=for_update)
+    if patient is None:
+        raise UnknownPatient(f"no patient with id {patient_id}", "patient_id")
+    return patient

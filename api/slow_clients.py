@@ -140,8 +140,8 @@ class SlowClientProtocol(H11Protocol):
         if not self._ours() or self.conn.their_state is not h11.IDLE:
             return
         unread, _closed = self.conn.trailing_data
-        if not unread:  # nothing of a request: close, as an idle keep-alive connection is closed
-            self.transport.close()
+        if not unread.lstrip(b"\r\n"):  # nothing of a request (blank lines are skipped): just close,
+            self.transport.close()  # as an idle keep-alive connection is closed
             return
         self._refuse(f"the request's headers did not arrive within {self.header_timeout:g} s")
 

@@ -171,8 +171,12 @@ def test_a_bad_timeout_is_one_line_naming_it_before_anything_starts(
 def test_every_server_process_runs_the_protocol(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """One worker gets the class; several (PostgreSQL) get its import name, as worker processes import it."""
+    """One worker gets the class (uvicorn's httptools protocol); several (PostgreSQL) get its import name,
+    as worker processes import it."""
     from uvicorn.importer import import_from_string
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    assert issubclass(SlowClientProtocol, HttpToolsProtocol)  # httptools, as http="auto" runs: not h11
 
     runs: list[dict[str, Any]] = []
     monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: runs.append(kwargs))

@@ -57,6 +57,7 @@ def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int
     import uvicorn
 
     from api.main import create_app
+    from api.slow_clients import PROTOCOL, ClientTimeouts, SlowClientProtocol
     from api.web.session import WebSettings
     from pathway.clinical.clock import SystemClock
     from pathway.settings import read_settings
@@ -65,6 +66,7 @@ def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int
 
     settings = _settings()
     read_settings(WebSettings)  # PATHWAY_WEB_*: a bad value is one line here, not a traceback at start
+    read_settings(ClientTimeouts)  # PATHWAY_HEADER_/BODY_TIMEOUT_SECONDS, likewise
     if workers < 1 or (workers > 1 and settings.database_url.startswith("sqlite")):
         print("error: --workers: one process on SQLite (one writer); more need PostgreSQL", file=sys.stderr)
         return 2
@@ -82,7 +84,13 @@ def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int
         if workers == 1:
             app = create_app(settings)
             uvicorn.run(
-                app, host=host, port=port, log_level="warning", log_config=log_config, access_log=False
+                app,
+                host=host,
+                port=port,
+                http=SlowClientProtocol,
+                log_level="warning",
+                log_config=log_config,
+                access_log=False,
             )
         else:  # each worker process builds its app from the same PATHWAY_* environment
             uvicorn.run(
@@ -91,6 +99,7 @@ def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int
                 host=host,
                 port=port,
                 workers=workers,
+                http=PROTOCOL,  # imported by name in each worker process
                 log_level="warning",
                 log_config=log_config,
                 access_log=False,

@@ -21,7 +21,7 @@ from pathway.clinical.clock import Clock
 from pathway.clinical.policy import FollowThrough
 from pathway.ingest.inbound import MAX_ROW_ID, Inbound, Instant, Text
 from pathway.store.work_tables import CareTask, CareTaskEvent
-from pathway.tasks import actions, task_store
+from pathway.tasks import actions, patient_tasks
 from pathway.tasks.status import TaskOutcome, UnknownTask, key_actor
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 
@@ -223,7 +223,7 @@ def list_tasks(
 ) -> list[TaskRead]:
     """The patient's tasks, most urgent first."""
     patient_for(session, key, patient_id, "tasks.read", clock.now(), *_ROLES)
-    found = [TaskRead.of(t) for t in task_store.tasks_of(session, patient_id, open_only=status == "open")]
+    found = [TaskRead.of(t) for t in patient_tasks.tasks_of(session, patient_id, open_only=status == "open")]
     session.commit()
     return found
 

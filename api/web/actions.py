@@ -50,7 +50,7 @@ from pathway.access.permissions import Role
 from pathway.clinical.errors import InvalidInput, PathwayError, RateLimited
 from pathway.ingest.inbound import MAX_ROW_ID, plausible_instant, storable
 from pathway.store.work_tables import CareTask
-from pathway.tasks import actions, task_store
+from pathway.tasks import actions, patient_tasks
 from pathway.tasks.status import TaskOutcome
 from pathway.teams import team_store
 
@@ -229,7 +229,7 @@ def _act(
         notice = "retry"  # urgent work whose patient was not reached: due again, the team lead told
     if wants_json(request):
         # Moving away or dying closes every task of the patient: the page drops those still shown.
-        still_open = [t.id for t in task_store.open_tasks_of(session, task.patient_id)]
+        still_open = [t.id for t in patient_tasks.open_tasks_of(session, task.patient_id)]
         payload: dict[str, Any] = {
             "ok": True,
             "task_id": task.id,

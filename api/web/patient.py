@@ -31,7 +31,7 @@ from pathway.patients.display_store import Span
 from pathway.patients.reassessment import EvaluationUnavailable
 from pathway.referrals import referral_flow, referral_store
 from pathway.store.tables import AssessmentRecord, Referral
-from pathway.tasks import flag_store, task_store
+from pathway.tasks import flag_store, patient_tasks
 from pathway.teams import team_store
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 
@@ -111,7 +111,7 @@ def patient_page(
     plan = None if record is None else care_plan.plan_year(session, record, history, year, today, pathway.tz)
     referral = referral_store.active_referral(session, patient_id, referral_flow.ACTIVE)
     contact_flags = flag_store.shown_flags(session, patient_id)
-    open_tasks = task_store.tasks_of(session, patient_id, open_only=True)
+    open_tasks = patient_tasks.tasks_of(session, patient_id, open_only=True)
     marks = _marks(list(patient_store.assessments_of(session, patient_id, limit=TIMELINE_ASSESSMENTS)))
     session.commit()  # the audit row and any reassessment
 

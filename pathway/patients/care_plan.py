@@ -28,7 +28,7 @@ from pathway.patients import display_store
 from pathway.patients.display_store import Span
 from pathway.patients.history import history_from_rows
 from pathway.store.tables import AssessmentRecord, Patient
-from pathway.tasks import task_store
+from pathway.tasks import patient_tasks
 
 # Tasks resolved by evidence are not listed again: the evidence itself (visit, panel, check) is.
 DONE_STATUSES = ("done",)
@@ -110,7 +110,7 @@ def plan_year(
                 kind = _check_kind(check)
                 items.append(PlanItem(kind, None if kind == check else check, "done", day, None, "check"))
     assert record.patient_id is not None
-    for task in task_store.tasks_of(session, record.patient_id, open_only=False):
+    for task in patient_tasks.tasks_of(session, record.patient_id, open_only=False):
         closed = task.closed_at.astimezone(tz).date() if task.closed_at else None
         if task.status in DONE_STATUSES and closed is not None and first <= closed <= last:
             items.append(PlanItem(task.kind, task.subject or None, "done", closed, task.rule_id, task.status))

@@ -15,9 +15,8 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from pathway.store.tables import Team
-from pathway.tasks import flag_store
 from pathway.tasks.status import FlagKind
-from pathway.teams import team_store
+from pathway.teams import contact_store, team_store
 
 # Most severe first: the order of the team's list of flagged patients, and the flag each is shown under.
 FLAG_SEVERITY = (FlagKind.LOST_TO_FOLLOW_UP, FlagKind.MISSED_3M)
@@ -56,7 +55,7 @@ def contact_flags(
     lost to follow-up first, then the longest without contact, then by patient id."""
     assert team.id is not None
     zone = ZoneInfo(team.timezone)
-    total, rows = flag_store.team_flags(
+    total, rows = contact_store.team_flags(
         session, team.id, _FLAG_RANK, flag=flag.value if flag else None, limit=limit, offset=offset
     )
     tiers = team_store.latest_tiers(session, sorted({row.patient_id for row in rows}))
@@ -80,5 +79,5 @@ def contact_flags(
 def contact_flag_counts(session: Session, team: Team) -> dict[str, int]:
     """The team's flagged patients now, by most severe flag (every flag kind present)."""
     assert team.id is not None
-    found = flag_store.team_flag_counts(session, team.id, _FLAG_RANK)
+    found = contact_store.team_flag_counts(session, team.id, _FLAG_RANK)
     return {flag.value: found.get(flag.value, 0) for flag in FlagKind}

@@ -7,8 +7,7 @@ from datetime import date
 
 from sqlmodel import Session
 
-from pathway.patients import patient_store
-from pathway.teams import team_store
+from pathway.teams import search_store, team_store
 
 
 @dataclass
@@ -37,7 +36,7 @@ def find_patients(
     holds ``query`` (any case), or whose phone holds its digits; each with the newest assessment's
     tier. An exact external id comes first, then registration order."""
     query = query.strip() if query else None
-    total, rows = patient_store.search(
+    total, rows = search_store.search(
         session, team_id=team_id, query=query or None, limit=limit, offset=offset
     )
     tiers = team_store.latest_tiers(session, sorted({row.id for row in rows}))

@@ -14,7 +14,7 @@ from pathway.ingest.cases import case_history, differences, read_case
 from rules.evaluation import Evaluator
 from rules.registry import LoadedPack
 
-CASES = Path(__file__).parents[1] / "rules" / "cases"
+CASES = Path(__file__).parents[2] / "rules" / "cases"
 GOLDEN = sorted((CASES / "golden").glob("*.json"))  # copied from shared/cases: the product owner's sample
 SPEC = sorted((CASES / "spec").glob("*.json"))  # written from PATHWAY.md independently of the code
 

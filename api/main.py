@@ -54,6 +54,7 @@ def pathway_config(evaluator: Evaluator, settings: Settings) -> PathwayConfig:
             for kind in (spec.task, spec.follow_up_task)
             if kind is not None
         ),
+        medication=pack.pack.medication,
     )
 
 

@@ -19,6 +19,7 @@ from pathway.clinical.conditions import (
     comparisons,
     referenced_facts,
 )
+from pathway.clinical.medication import MedicationTable
 from pathway.clinical.parameters import IndicatorDefinitions, Plausibility, SnapshotWindows, Targets, Units
 from pathway.clinical.policy import Message, Outcome, Policy
 from pathway.clinical.snapshot import FACT_TYPES
@@ -75,6 +76,9 @@ class RulePack(_Strict):
     targets: Targets
     indicators: IndicatorDefinitions
     policy: Policy
+    # PATHWAY.md §7 (pack 2020.4 on): the medication classes' groups and the ATC map. A pack without
+    # it knows no treatment: prescriptions cannot be recorded under it.
+    medication: MedicationTable | None = None
     rules: list[Rule] = Field(min_length=1)
     schedules: list[Schedule] = Field(default_factory=list)
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from pathway.clinical.errors import FutureTimestamp, InvalidInput
+from pathway.clinical.medication import Adherence, Prescription
 from pathway.clinical.parameters import Plausibility, Units
 from pathway.clinical.units import check_plausible, to_canonical
 from pathway.clinical.vocabulary import (
@@ -46,11 +47,15 @@ class Measurement:
 
 @dataclass(frozen=True, slots=True)
 class Encounter:
-    """A clinic visit: its clinic readings and the symptoms reported there."""
+    """A clinic visit: its clinic readings and the symptoms reported there; what it recorded of the
+    medication (PATHWAY.md §7): reviewed or not, adherence, an adverse reaction (None: not asked)."""
 
     at: datetime
     readings: tuple[Measurement, ...] = ()
     symptoms: tuple[Symptom, ...] = ()
+    medications_reviewed: bool = False
+    adherence: Adherence | None = None
+    adverse_reaction: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,7 @@ class PatientHistory:
     readings: tuple[Measurement, ...] = ()
     symptoms: tuple[SymptomReport, ...] = ()
     checks: tuple[CheckDone, ...] = field(default=())
+    prescriptions: tuple[Prescription, ...] = ()
 
 
 class IncomingReading(Protocol):

@@ -24,6 +24,7 @@ from pathway.clinical.conditions import FactValue
 from pathway.clinical.errors import DatabaseBusy, InvalidInput, PathwayError
 from pathway.clinical.history import PatientHistory
 from pathway.clinical.horizon import ReadingHorizon
+from pathway.clinical.medication import MedicationTable
 from pathway.clinical.parameters import IndicatorDefinitions, Plausibility, Targets, Units
 from pathway.clinical.vocabulary import PatientStatus
 from pathway.patients import display_store, patient_store
@@ -60,6 +61,8 @@ class PathwayConfig:
     # The task kinds a referral brings (its own task and its follow-up), kept quiet with it after a
     # return (pathway.referrals.referral_flow.quiet_after_return).
     referral_tasks: frozenset[str] = frozenset()
+    # The pack's medication table (PATHWAY.md §7): None under a pack that knows no treatment.
+    medication: MedicationTable | None = None
 
 
 def is_current(

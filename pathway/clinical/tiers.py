@@ -42,6 +42,11 @@ class TaskKind(StrEnum):
     DATA_GAP = "data_gap"
     ANNUAL_CHECK = "annual_check"
     COMPLICATION_SCREENING = "complication_screening"
+    # PATHWAY.md §7 (pack 2020.4)
+    MEDICATION_REVIEW = "medication_review"
+    ADHERENCE_SUPPORT = "adherence_support"
+    STATIN_START = "statin_start"
+    REFILL_REVIEW = "refill_review"
 
 
 class TeamRole(StrEnum):

@@ -37,7 +37,7 @@ class CarePlanRead(BaseModel):
                     "tier": "yellow",
                     "level": "base",
                     "follow_up_interval_days": 30,
-                    "pack_version": "2020.3",
+                    "pack_version": "2020.4",
                     "items": [
                         {"kind": "follow_up_visit", "subject": None, "status": "done", "on": "2026-01-12",
                          "rule_id": None, "detail": "encounter"},

@@ -47,7 +47,7 @@ _TASK_EXAMPLE: dict[str, Any] = {
     "rule_id": "bp.crisis",
     "rule_ids": ["bp.crisis"],
     "pack_id": "sangao-cn",
-    "pack_version": "2020.3",
+    "pack_version": "2020.4",
     "assessment_id": 118,
     "tier": "red",
     "escalated_at": None,

@@ -44,7 +44,7 @@ class IndicatorsRead(BaseModel):
                     "from": "2026-01-01",
                     "to": "2026-03-31",
                     "as_of": "2026-03-31T23:59:59+08:00",
-                    "pack_version": "2020.3",
+                    "pack_version": "2020.4",
                     "managed_patients": 2,
                     "bp_control": {"numerator": 1, "denominator": 2, "rate": 0.5},
                     "glucose_control": {"numerator": 0, "denominator": 1, "rate": 0.0},

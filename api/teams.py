@@ -58,7 +58,7 @@ class ListItemRead(BaseModel):
                     "escalated": False,
                     "reasons": "连续两次随访血压未达标，转诊",
                     "rule_id": "htn.uncontrolled.twice",
-                    "pack_version": "2020.3",
+                    "pack_version": "2020.4",
                     "latest": {"office_sbp": 162.0, "office_dbp": 98.0, "ldl_c": 3.1},
                 }
             ]

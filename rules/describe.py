@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pathway.clinical.conditions import AllOf, AnyOf, Comparison, FactRef
-from pathway.clinical.policy import Outcome, TaskSpec
+from pathway.clinical.policy import Outcome, TaskDue, TaskSpec
 from pathway.clinical.tiers import RiskTier
 from rules.registry import PACKS_DIR, LoadedPack
-from rules.schema import Rule
+from rules.schema import Rule, RulePack
 
 _SYMBOLS = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}
 _TIER_WORDS = {RiskTier.RED: "红", RiskTier.YELLOW: "黄", RiskTier.BLUE: "蓝"}
@@ -24,6 +24,8 @@ _ANCHORS = {
     "ldl_c_measured": "the LDL-C measurement",
     "follow_up_due": "the follow-up due date",
     "last_check": "the last check of its kind (else the assessment)",
+    "latest_encounter": "the latest visit",
+    "supply_end": "the prescription's supply end",
 }
 
 
@@ -65,7 +67,13 @@ def outcome_text(outcome: Outcome, default_follow_up_days: int, md: bool = True)
     else:
         parts.append(f"no follow-up interval of its own (default {default_follow_up_days} days)")
     if outcome.tasks:
-        parts.append("tasks " + ", ".join(_fact(t.value, md) for t in outcome.tasks))
+        named = [
+            _fact(t.value, md) + (f" (due {_due_text(outcome.task_due[t])})" if t in outcome.task_due else "")
+            for t in outcome.tasks
+        ]
+        parts.append("tasks " + ", ".join(named))
+    if outcome.medication_group is not None:
+        parts.append(f"about the {outcome.medication_group.value} medication")
     return "; ".join(parts)
 
 
@@ -78,12 +86,17 @@ def _hours(hours: int) -> str:
 
 
 def _due(spec: TaskSpec) -> str:
-    due = spec.due
+    return _due_text(spec.due)
+
+
+def _due_text(due: TaskDue) -> str:
     text = _ANCHORS.get(due.anchor, due.anchor)
     if due.after_days:
         text += f" + {due.after_days} d"
     if due.after_hours:
         text += f" + {due.after_hours} h"
+    if due.before_days:
+        text += f" − {due.before_days} d"
     if due.not_before_as_of:
         text += ", not before the assessment"
     return text
@@ -105,6 +118,12 @@ def _resolved_by(spec: TaskSpec) -> str:
         found.append("the referral accepted (leaving open)")
     if by.no_longer_called:
         found.append("no rule calling for it any more")
+    if by.prescription:
+        found.append("a prescription of the rule's medication group started, changed or stopped")
+    found += [f"a {c.value} prescription" for c in by.prescription_classes]
+    found += [f"a visit recording adherence {a.value}" for a in by.adherence]
+    if by.refill:
+        found.append("a newer prescription of its class, or its stop")
     return "; ".join(found)
 
 
@@ -178,10 +197,11 @@ def markdown(loaded: LoadedPack) -> str:
             f"`{schedule.id}`",
             readable(schedule.when),
             f"`{schedule.task.value}`",
-            f"`{schedule.check.value}`",
+            f"`{schedule.check.value}`" if schedule.check else "each prescription due for a refill",
             schedule.source,
         )
         out.append("| " + " | ".join(_cell(c) for c in row) + " |")
+    out += _medication(pack)
     out += ["", "## Referrals", "", "| urgency | rank | task | follow-up task |", "|---|---|---|---|"]
     for urgency, referral in sorted(policy.referrals.items(), key=lambda item: item[1].rank):
         after = f"`{referral.follow_up_task.value}`" if referral.follow_up_task else "–"
@@ -255,3 +275,39 @@ def text(loaded: LoadedPack) -> str:
             f"within {_hours(spec.time_limit_hours)}, resolved by {_resolved_by(spec)}"
         )
     return "\n".join(out) + "\n"
+
+
+def _medication(pack: RulePack) -> list[str]:
+    """The pack's medication block (PATHWAY.md §7): groups, diuretics, windows and the ATC map."""
+    table = pack.medication
+    if table is None:
+        return []
+    out = ["", "## Medication", "", f"Source: {table.source}", ""]
+    out += [
+        f"- **{group.value}**: " + ", ".join(f"`{c.value}`" for c in classes)
+        for group, classes in table.groups.items()
+    ]
+    out.append("- **diuretics**: " + ", ".join(f"`{c.value}`" for c in table.diuretics))
+    if table.windows is not None:
+        w = table.windows
+        out += [
+            "",
+            f"Windows ({w.source}): supply lapse {w.lapse_days} d; medication known from a review within "
+            f"{w.known_window_days} d; adherence within {w.adherence_window_days} d; adverse reactions "
+            f"within "
+            f"{w.adverse_window_days} d; statin run gap {w.statin_run_gap_days} d; refill horizon "
+            f"{w.refill_horizon_days} d; supply at most {w.max_supply_days} d.",
+            "",
+            "Supply lapses watched: "
+            + "; ".join(
+                ", ".join(f"`{c.value}`" for c in sorted(table.watched(x)))
+                + " for "
+                + ", ".join(c.value for c in x.conditions)
+                for x in w.supply_watch
+            ),
+        ]
+    out += ["", "| ATC prefix | classes |", "|---|---|"]
+    out += [
+        f"| `{prefix}` | {', '.join(c.value for c in classes)} |" for prefix, classes in table.atc.items()
+    ]
+    return out

@@ -31,7 +31,9 @@ class Evaluator:
     def snapshot(
         self, history: PatientHistory, as_of: datetime, pack: LoadedPack, tz: ZoneInfo = CLINIC_TZ
     ) -> Snapshot:
-        return build_snapshot(history, pack.pack.snapshot, pack.pack.targets, as_of, tz)
+        return build_snapshot(
+            history, pack.pack.snapshot, pack.pack.targets, as_of, tz, medication=pack.pack.medication
+        )
 
     def assess(
         self,

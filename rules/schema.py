@@ -55,12 +55,13 @@ class Rule(_Strict):
 
 
 class Schedule(_Strict):
-    """A recurring check (annual check, complication screening) for the patients ``when`` selects."""
+    """A recurring check (annual check, complication screening) for the patients ``when`` selects;
+    without a ``check``, a task per prescription due for a refill review (PATHWAY.md §7)."""
 
     id: str = Field(pattern=RULE_ID)
     when: Condition
     task: TaskKind
-    check: CareCheck
+    check: CareCheck | None = None
     source: str = Field(min_length=1)
 
 

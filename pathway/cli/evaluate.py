@@ -32,7 +32,7 @@ def _evaluate(
                 pack = registry.get(DEFAULT_PACK_ID, version)
             else:
                 pack = registry.in_force(DEFAULT_PACK_ID, on=clinic_date(case.as_of))
-            history = case_history(case, pack.pack.units, pack.pack.plausibility)
+            history = case_history(case, pack.pack.units, pack.pack.plausibility, pack.pack.medication)
         except PathwayError as error:
             # A bad file is reported and the others are still evaluated; the exit status is 2.
             print(f"error: {path}: {error}", file=sys.stderr)

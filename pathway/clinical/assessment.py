@@ -19,6 +19,8 @@ from pydantic import TypeAdapter
 from pathway.clinical.anchors import ANCHOR_LATEST_ENCOUNTER, check_anchor, reading_anchor
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.clinical.conditions import FactValue
+from pathway.clinical.medication import MedicationGroup
+from pathway.clinical.medication_facts import RefillDue
 from pathway.clinical.policy import (
     EVIDENCE_ENCOUNTER,
     RECHECK_ANCHORS,
@@ -117,7 +119,7 @@ class FiredRule:
 class FiredSchedule:
     schedule_id: str
     task: TaskKind
-    check: CareCheck
+    check: CareCheck | None
 
 
 def assess(
@@ -172,10 +174,16 @@ def assess(
             builder.add(spec.follow_up_task, referral.rule_id)
     builder.add(policy.follow_up_task, follow_up.rule_id or "policy.default_follow_up")
     for f in fired:
+        group = f.outcome.medication_group
         for kind in f.outcome.tasks:
-            builder.add(kind, f.rule_id)
+            builder.add(kind, f.rule_id, due=f.outcome.task_due.get(kind), groups=[group] if group else [])
     for s in schedules:
-        builder.add(s.task, s.schedule_id, check=s.check)
+        if s.check is not None:
+            builder.add(s.task, s.schedule_id, check=s.check)
+            continue
+        # A schedule without a check is about prescriptions: one task per refill due (PATHWAY.md §7).
+        for refill in snapshot.refills:
+            builder.add(s.task, s.schedule_id, refill=refill)
 
     return Assessment(
         pack=pack,
@@ -203,6 +211,7 @@ def evidence_of(snapshot: Snapshot) -> dict[str, datetime]:
     for check in CareCheck:
         if check_anchor(check) in anchors:
             found[check_evidence(check)] = anchors[check_anchor(check)]
+    found.update(snapshot.medication_evidence)
     return found
 
 
@@ -238,23 +247,36 @@ class _TaskList:
         self._tasks: dict[tuple[TaskKind, str | None], _PendingTask] = {}
         self.evidence = evidence_of(snapshot)
 
-    def add(self, kind: TaskKind, rule_id: str, check: CareCheck | None = None) -> None:
+    def add(
+        self,
+        kind: TaskKind,
+        rule_id: str,
+        check: CareCheck | None = None,
+        *,
+        due: TaskDue | None = None,
+        groups: list[MedicationGroup] | None = None,
+        refill: RefillDue | None = None,
+    ) -> None:
+        """Call for a task (``due``: the rule's own due time; ``groups``: the medication groups the
+        rule is about; ``refill``: the prescription a refill review is about, its subject)."""
         spec = self._policy.tasks[kind]
-        timing = self._due(spec.due, check)
+        timing = self._due(due or spec.due, check, refill)
         if timing is None:
             return
-        due, anchor_at = timing
-        evidence = spec.resolved_by.keys(check)
+        due_at, anchor_at = timing
+        subject = refill.subject if refill is not None else None
+        evidence = spec.resolved_by.keys(check, groups, subject)
         if anchor_at is not None and self._done_since(evidence, anchor_at):
             return
         priority = spec.priority if spec.priority is not None else (spec.priority_by_tier or {})[self._tier]
-        subject = check.value if check is not None and check.value != kind.value else None
+        if check is not None and check.value != kind.value:
+            subject = check.value
         existing = self._tasks.get((kind, subject))
         if existing is None:
             self._tasks[(kind, subject)] = _PendingTask(
                 kind,
                 subject,
-                due,
+                due_at,
                 priority,
                 rule_id,
                 [rule_id],
@@ -265,8 +287,9 @@ class _TaskList:
             return
         if rule_id not in existing.rule_ids:
             existing.rule_ids.append(rule_id)
-        if due < existing.due:
-            existing.due = due
+        existing.evidence += [key for key in evidence if key not in existing.evidence]
+        if due_at < existing.due:
+            existing.due = due_at
             existing.rule_id = rule_id
             existing.anchor_at = anchor_at
 
@@ -278,8 +301,11 @@ class _TaskList:
         seen = self.evidence
         return any(key in seen and seen[key] > anchor_at for key in evidence)
 
-    def _due(self, due: TaskDue, check: CareCheck | None) -> tuple[datetime, datetime | None] | None:
-        """The due time, and the recorded moment it counts from (None for as_of and follow-up dates)."""
+    def _due(
+        self, due: TaskDue, check: CareCheck | None, refill: RefillDue | None
+    ) -> tuple[datetime, datetime | None] | None:
+        """The due time, and the recorded moment it counts from (None for as_of, follow-up dates, the
+        latest visit and supply ends: nothing recorded after them is the task done)."""
         as_of = self._snapshot.as_of
         anchors = self._snapshot.anchors
         start: datetime | None
@@ -288,6 +314,12 @@ class _TaskList:
             start = as_of
         elif due.anchor == "follow_up_due":
             start = datetime.combine(self._follow_up.due, time(0), tzinfo=self._tz)
+        elif due.anchor == "latest_encounter":
+            start = anchors.get(ANCHOR_LATEST_ENCOUNTER)
+        elif due.anchor == "supply_end":
+            if refill is None:
+                return None
+            start = datetime.combine(refill.supply_end, time(0), tzinfo=self._tz)
         elif due.anchor == "last_check":
             start = anchor_at = anchors.get(check_anchor(check)) if check is not None else None
             if start is None:
@@ -296,7 +328,7 @@ class _TaskList:
             start = anchor_at = anchors.get(due.anchor)
         if start is None:
             return None
-        at = start + timedelta(days=due.after_days, hours=due.after_hours)
+        at = start + timedelta(days=due.after_days - due.before_days, hours=due.after_hours)
         if due.not_before_as_of and at < as_of:
             at = as_of
         return at.astimezone(as_of.tzinfo), anchor_at

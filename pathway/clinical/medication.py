@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from pathway.clinical.vocabulary import Condition
 
 
 class MedicationClass(StrEnum):
@@ -83,6 +85,33 @@ class Prescription:
         return self.started_on + timedelta(days=self.supply_days)
 
 
+class SupplyWatch(BaseModel):
+    """Classes whose lapsed supply matters for a patient with one of ``conditions`` (a group's
+    classes and/or listed classes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group: MedicationGroup | None = None
+    classes: list[MedicationClass] = Field(default_factory=list)
+    conditions: list[Condition] = Field(min_length=1)
+
+
+class MedicationWindows(BaseModel):
+    """The windows of the §7 derived facts (PATHWAY.md §7), each a pack number with its source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(min_length=1)
+    lapse_days: PositiveInt = Field(description="a supply lapsed more than this counts as not taken")
+    known_window_days: PositiveInt = Field(description="a medication review this recent makes it known")
+    adherence_window_days: PositiveInt = Field(description="latest_adherence: encounters this recent")
+    adverse_window_days: PositiveInt = Field(description="adverse_reaction_run: encounters this recent")
+    statin_run_gap_days: PositiveInt = Field(description="a longer gap between supplies breaks the run")
+    refill_horizon_days: PositiveInt = Field(description="supplies ending this soon get a refill review")
+    max_supply_days: PositiveInt = Field(description="the longest supply a prescription may carry")
+    supply_watch: list[SupplyWatch] = Field(min_length=1)
+
+
 class MedicationTable(BaseModel):
     """The pack's ``medication`` block: the classes of each group, the diuretics, and the ATC map
     (a code maps to the classes of its longest listed prefix; a combination code to all its parts)."""
@@ -93,6 +122,7 @@ class MedicationTable(BaseModel):
     groups: dict[MedicationGroup, list[MedicationClass]]
     diuretics: list[MedicationClass]
     atc: dict[str, list[MedicationClass]] = Field(description="ATC code prefix → the classes it names")
+    windows: MedicationWindows | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> MedicationTable:
@@ -113,6 +143,13 @@ class MedicationTable(BaseModel):
         if not matches:
             return None
         return tuple(self.atc[max(matches, key=len)])
+
+    def watched(self, watch: SupplyWatch) -> frozenset[MedicationClass]:
+        """The classes a supply watch covers."""
+        found = set(watch.classes)
+        if watch.group is not None:
+            found |= set(self.groups.get(watch.group, []))
+        return frozenset(found)
 
     def group_of(self, medication_class: MedicationClass) -> MedicationGroup:
         return next(group for group, classes in self.groups.items() if medication_class in classes)

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 from pathway.clinical.anchors import ANCHOR_UNCONFIRMED_CRISIS
+from pathway.clinical.medication import Adherence, MedicationClass, MedicationGroup
+from pathway.clinical.medication_facts import adherence_evidence, prescription_evidence, refill_evidence
 from pathway.clinical.tiers import ManagementLevel, ReferralUrgency, RiskTier, TaskKind, TeamRole
 from pathway.clinical.vocabulary import CareCheck, ReadingKind
 
@@ -32,10 +34,30 @@ class Outcome(_Strict):
     referral: ReferralUrgency | None = None
     follow_up_days: PositiveInt | None = None
     tasks: list[TaskKind] = Field(default_factory=list)
+    # When a task of this rule is due, where it differs from the task catalogue's due time.
+    task_due: dict[TaskKind, TaskDue] = Field(default_factory=dict)
+    # The medication group the rule's tasks are about (PATHWAY.md §7: a medication review is resolved
+    # by a prescription of that group); none: any group.
+    medication_group: MedicationGroup | None = None
     message: Message
 
+    @model_validator(mode="after")
+    def _due_of_own_tasks(self) -> Outcome:
+        extra = set(self.task_due) - set(self.tasks)
+        if extra:
+            raise ValueError(f"task_due names tasks the rule does not call for: {sorted(extra)}")
+        return self
 
-Anchor = Literal["as_of", "unconfirmed_crisis_reading", "ldl_c_measured", "follow_up_due", "last_check"]
+
+Anchor = Literal[
+    "as_of",
+    "unconfirmed_crisis_reading",
+    "ldl_c_measured",
+    "follow_up_due",
+    "last_check",
+    "latest_encounter",
+    "supply_end",
+]
 # Anchors that are a reading the task rechecks, of a kind that also resolves the task: only a reading
 # taken after the anchor is the recheck (a second crisis reading is not the recheck of the first,
 # PATHWAY.md §2), and the due time follows the newest such reading.
@@ -51,6 +73,7 @@ class TaskDue(_Strict):
     anchor: Anchor
     after_hours: int = Field(default=0, ge=0)
     after_days: int = Field(default=0, ge=0)
+    before_days: int = Field(default=0, ge=0)
     not_before_as_of: bool = False
 
 
@@ -69,10 +92,13 @@ def check_evidence(check: CareCheck) -> str:
 
 
 class Resolution(_Strict):
-    """What resolves an open task by evidence (PATHWAY.md §5), any of:
+    """What resolves an open task by evidence (PATHWAY.md §5, §7), any of:
 
     a new encounter; a new reading of one of ``readings``; the task's check done again; the
-    referral it calls for leaving ``open`` (the loop moved); the assessment no longer calling for it.
+    referral it calls for leaving ``open`` (the loop moved); the assessment no longer calling for it;
+    a prescription of the rule's medication group started, changed or stopped (``prescription``), or
+    of one of ``prescription_classes``; an encounter recording one of ``adherence``; the
+    prescription the task is about renewed (a newer one of its class) or stopped (``refill``).
     """
 
     encounter: bool = False
@@ -80,24 +106,52 @@ class Resolution(_Strict):
     check: bool = False
     referral: bool = False
     no_longer_called: bool = False
+    prescription: bool = False
+    prescription_classes: list[MedicationClass] = Field(default_factory=list)
+    adherence: list[Adherence] = Field(default_factory=list)
+    refill: bool = False
 
     @model_validator(mode="after")
     def _some_evidence(self) -> Resolution:
-        if not (self.encounter or self.readings or self.check or self.referral or self.no_longer_called):
+        medication = self.prescription or self.prescription_classes or self.adherence or self.refill
+        if not (
+            self.encounter
+            or self.readings
+            or self.check
+            or self.referral
+            or self.no_longer_called
+            or medication
+        ):
             raise ValueError("resolved_by needs at least one kind of evidence")
         return self
 
-    def keys(self, check: CareCheck | None) -> list[str]:
-        """The evidence keys of a task of this kind (``check``: the check it schedules)."""
+    def keys(
+        self,
+        check: CareCheck | None,
+        groups: list[MedicationGroup] | None = None,
+        subject: str | None = None,
+    ) -> list[str]:
+        """The evidence keys of a task of this kind (``check``: the check it schedules; ``groups``:
+        the medication groups of the rules behind it, empty for any; ``subject``: the prescription
+        a refill review is about)."""
         found = [EVIDENCE_ENCOUNTER] if self.encounter else []
         found += [reading_evidence(kind) for kind in self.readings]
         if self.check and check is not None:
             found.append(check_evidence(check))
+        if self.prescription:
+            found += [prescription_evidence(g.value) for g in (groups or list(MedicationGroup))]
+        found += [prescription_evidence(c.value) for c in self.prescription_classes]
+        found += [adherence_evidence(a) for a in self.adherence]
+        if self.refill and subject is not None:
+            found.append(refill_evidence(subject))
         if self.referral:
             found.append(EVIDENCE_REFERRAL)
         if self.no_longer_called:
             found.append(EVIDENCE_NO_LONGER_CALLED)
         return found
+
+
+Outcome.model_rebuild()
 
 
 class TaskSpec(_Strict):

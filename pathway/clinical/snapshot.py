@@ -20,6 +20,8 @@ from pathway.clinical.blood_pressure import bp_mean, crisis_facts, on_enough_day
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.clinical.conditions import FactValue
 from pathway.clinical.history import Measurement, PatientHistory, SymptomReport
+from pathway.clinical.medication import MedicationTable
+from pathway.clinical.medication_facts import MEDICATION_FACT_TYPES, RefillDue, medication_facts
 from pathway.clinical.parameters import SnapshotWindows, Targets
 from pathway.clinical.targets import blood_pressure_band, lipid_risk_factor_count, lipid_stratum
 from pathway.clinical.visits import (
@@ -89,6 +91,7 @@ FACT_TYPES: dict[str, type] = {
     "complication_count": int,
     "newest_complication_age_days": int,
     "oldest_complication_age_days": int,
+    **MEDICATION_FACT_TYPES,
 }
 
 
@@ -98,6 +101,10 @@ class Snapshot:
     facts: dict[str, FactValue]
     anchors: dict[str, datetime] = field(default_factory=dict)
     encounters: tuple[EncounterClassification, ...] = ()
+    # PATHWAY.md §7: when prescriptions of each group/class, adherence and renewals were last seen
+    # (task evidence), and the active prescriptions whose supply ends within the refill horizon.
+    medication_evidence: dict[str, datetime] = field(default_factory=dict)
+    refills: tuple[RefillDue, ...] = ()
 
 
 def build_snapshot(
@@ -106,8 +113,10 @@ def build_snapshot(
     targets: Targets,
     as_of: datetime,
     tz: ZoneInfo = CLINIC_TZ,
+    medication: MedicationTable | None = None,
 ) -> Snapshot:
-    """Derive the facts the rules see from ``history`` as of ``as_of``."""
+    """Derive the facts the rules see from ``history`` as of ``as_of`` (the §7 facts when the pack
+    has a ``medication`` table)."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
     requested = as_of
@@ -310,7 +319,27 @@ def build_snapshot(
     for check, at in _last_checks(history, by_kind, windows, as_of).items():
         anchors[check_anchor(check)] = at
 
-    return Snapshot(as_of=requested, facts=facts, anchors=anchors, encounters=tuple(classified))
+    treatment = None
+    if medication is not None:
+        treatment = medication_facts(
+            history.prescriptions,
+            history.encounters,
+            medication,
+            profile.conditions,
+            anchors.get(ANCHOR_LDL_C),
+            as_of,
+            tz,
+        )
+        facts.update(treatment.facts)
+
+    return Snapshot(
+        as_of=requested,
+        facts=facts,
+        anchors=anchors,
+        encounters=tuple(classified),
+        medication_evidence=treatment.evidence if treatment else {},
+        refills=treatment.refills if treatment else (),
+    )
 
 
 def completed_years(birth: date, on: date) -> int:

@@ -8,7 +8,7 @@ bad file is one clear error naming the field.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from pathway.clinical.history import (
     check_patient,
     measure_incoming,
 )
+from pathway.clinical.medication import Adherence, MedicationClass, MedicationTable, Prescription
 from pathway.clinical.parameters import Plausibility, Units
 from pathway.clinical.tiers import ManagementLevel, ReferralUrgency, RiskTier, TaskKind
 from pathway.clinical.vocabulary import (
@@ -61,6 +62,22 @@ class CaseEncounter(_Strict):
     at: Instant
     readings: list[CaseReading] = Field(default_factory=list)
     symptoms: list[Symptom] = Field(default_factory=list)
+    medications_reviewed: bool = False
+    adherence: Adherence | None = None
+    adverse_reaction: bool | None = None
+
+
+class CasePrescription(_Strict):
+    """PATHWAY.md §7: classes and/or an ATC code (a combination names several classes)."""
+
+    id: str | None = None
+    classes: list[MedicationClass] = Field(default_factory=list)
+    atc: str | None = None
+    drug: str = Field(min_length=1)
+    dose: str | None = None
+    started_on: Day
+    supply_days: int
+    stopped_on: Day | None = None
 
 
 class CaseSymptom(_Strict):
@@ -105,6 +122,7 @@ class CaseFile(BaseModel):
     readings: list[CaseReading] = Field(default_factory=list)
     symptoms: list[CaseSymptom] = Field(default_factory=list)
     checks: list[CaseCheck] = Field(default_factory=list)
+    prescriptions: list[CasePrescription] = Field(default_factory=list)
     expect: Expectation | None = None
 
 
@@ -126,8 +144,11 @@ def read_case(path: Path) -> CaseFile:
         raise InvalidInput(first["msg"], field) from error
 
 
-def case_history(case: CaseFile, units: Units, plausibility: Plausibility) -> PatientHistory:
-    """The canonical history of a case (replay semantics: nothing is rejected for being after as_of)."""
+def case_history(
+    case: CaseFile, units: Units, plausibility: Plausibility, medication: MedicationTable | None = None
+) -> PatientHistory:
+    """The canonical history of a case (replay semantics: no reading is rejected for being after
+    as_of; a prescription dated after it is, like a birth date)."""
 
     def reading(
         item: CaseReading, field: str, source: ReadingSource | None, at: datetime | None
@@ -156,7 +177,14 @@ def case_history(case: CaseFile, units: Units, plausibility: Plausibility) -> Pa
                 raise InvalidInput("readings inside an encounter are clinic readings", f"{field}.source")
             readings.append(reading(item, field, ReadingSource.CLINIC, encounter.at))
         encounters.append(
-            Encounter(at=encounter.at, readings=tuple(readings), symptoms=tuple(encounter.symptoms))
+            Encounter(
+                at=encounter.at,
+                readings=tuple(readings),
+                symptoms=tuple(encounter.symptoms),
+                medications_reviewed=encounter.medications_reviewed,
+                adherence=encounter.adherence,
+                adverse_reaction=encounter.adverse_reaction,
+            )
         )
     loose = tuple(reading(item, f"readings.{i}", item.source, None) for i, item in enumerate(case.readings))
     patient = case.patient
@@ -177,6 +205,46 @@ def case_history(case: CaseFile, units: Units, plausibility: Plausibility) -> Pa
         readings=loose,
         symptoms=tuple(SymptomReport(s.code, s.at) for s in case.symptoms),
         checks=tuple(CheckDone(c.kind, c.at) for c in case.checks),
+        prescriptions=tuple(
+            case_prescription(item, f"prescriptions.{i}", medication, clinic_date(case.as_of))
+            for i, item in enumerate(case.prescriptions)
+        ),
+    )
+
+
+def case_prescription(
+    item: CasePrescription, field: str, medication: MedicationTable | None, on: date
+) -> Prescription:
+    """A validated prescription of a case file (PATHWAY.md §7), or an error naming the field."""
+    if medication is None or medication.windows is None:
+        raise InvalidInput("this rule pack knows no medication", field)
+    classes = list(item.classes)
+    if item.atc is not None:
+        named = medication.classes_of_atc(item.atc)
+        if named is None:
+            raise InvalidInput(f"unknown ATC code {item.atc!r}", f"{field}.atc")
+        classes += [c for c in named if c not in classes]
+    if not classes:
+        raise InvalidInput("a prescription needs classes or an ATC code", f"{field}.classes")
+    if not 1 <= item.supply_days <= medication.windows.max_supply_days:
+        raise InvalidInput(
+            f"supply_days must be 1–{medication.windows.max_supply_days}", f"{field}.supply_days"
+        )
+    if item.started_on > on:
+        raise InvalidInput(f"started_on {item.started_on} is after {on}", f"{field}.started_on")
+    if item.stopped_on is not None:
+        if item.stopped_on < item.started_on:
+            raise InvalidInput("stopped_on is before started_on", f"{field}.stopped_on")
+        if item.stopped_on > on:
+            raise InvalidInput(f"stopped_on {item.stopped_on} is after {on}", f"{field}.stopped_on")
+    return Prescription(
+        classes=tuple(classes),
+        drug=item.drug,
+        started_on=item.started_on,
+        supply_days=item.supply_days,
+        dose=item.dose,
+        stopped_on=item.stopped_on,
+        source_id=item.id,
     )
 
 

@@ -154,5 +154,5 @@ def test_a_preview_replays_any_past_moment_without_storing(client: TestClient) -
 def test_the_rule_packs_in_force_are_listed(client: TestClient, default_pack: LoadedPack) -> None:
     packs = client.get("/v1/rule-packs").json()
     assert [(p["id"], p["version"], p["sha256"]) for p in packs] == [
-        ("sangao-cn", "2020.3", default_pack.sha256)
+        ("sangao-cn", "2020.4", default_pack.sha256)
     ]

@@ -67,7 +67,7 @@ def test_a_posted_crisis_re_tiers_the_patient_in_the_same_request(client: TestCl
     assert body["assessment"]["referral_urgency"] == "urgent"
     summary = client.get(f"/v1/patients/{patient_id}").json()
     assert summary["assessment"]["tier"] == "red"
-    assert summary["assessment"]["pack_version"] == "2020.3"
+    assert summary["assessment"]["pack_version"] == "2020.4"
 
 
 def test_replaying_a_batch_stores_each_reading_once(client: TestClient) -> None:

@@ -72,7 +72,7 @@ def test_each_task_kind_falls_due_when_the_pathway_says(client: TestClient) -> N
         assert _due(tasks[("complication_screening", check)]) == ("2026-03-01T01:00:00Z", 5, "specialist")
     assert _due(tasks[("follow_up_visit", "")]) == ("2026-03-14T16:00:00Z", 4, "gp")  # 14 d (data.gap)
     assert tasks[("data_gap", "")]["time_limit_at"] == "2026-03-08T01:00:00Z"
-    assert tasks[("data_gap", "")]["pack_version"] == "2020.3"
+    assert tasks[("data_gap", "")]["pack_version"] == "2020.4"
 
     _visit(client, both, "2026-03-01T07:00:00+08:00", [{"kind": "bp", "systolic": 184, "diastolic": 96}])
     tasks = _tasks(client, both)

@@ -27,7 +27,7 @@ from pathway.store.work_tables import CareTask, CareTaskEvent, SchedulerRun
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 PATIENTS = 20_000
 _TASK = {"kind": "follow_up_visit", "subject": "", "status": "open", "priority": 3, "role": "gp",
-         "rule_id": "test", "rule_ids": ["test"], "pack_id": "sangao-cn", "pack_version": "2020.3",
+         "rule_id": "test", "rule_ids": ["test"], "pack_id": "sangao-cn", "pack_version": "2020.4",
          "tier": "yellow", "evidence": ["encounter"]}  # fmt: skip
 _RUN = SQLModel.metadata.tables[SchedulerRun.__tablename__].c
 _EVENT = SQLModel.metadata.tables[CareTaskEvent.__tablename__].c

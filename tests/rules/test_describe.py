@@ -67,13 +67,13 @@ def test_the_document_follows_the_packs_data(tmp_path: Path) -> None:
 def test_describe_names_a_pack_and_version_and_refuses_unknown_ones(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["packs", "describe", "--pack", "sangao-cn", "--version", "2020.3", "--format", "text"]) == 0
+    assert main(["packs", "describe", "--pack", "sangao-cn", "--version", "2020.4", "--format", "text"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("sangao-cn 2020.3")
+    assert lines[0].startswith("sangao-cn 2020.4")
     assert any(
         line.startswith("red    bp.crisis: when bp_crisis_confirmed => urgent referral") for line in lines
     )
     assert main(["packs", "describe", "--version", "1999.1"]) == 2
     assert "unknown-rule-pack" in capsys.readouterr().err
     assert main(["packs"]) == 0  # the list of packs still answers without a subcommand
-    assert capsys.readouterr().out.startswith("sangao-cn\t2020.3")
+    assert capsys.readouterr().out.startswith("sangao-cn\t2020.4")

@@ -148,7 +148,7 @@ def test_editing_one_number_in_the_yaml_changes_the_outcome_of_the_same_history(
 
     assert change.observe(with_default) == change.with_default
     assert change.observe(with_modified) == change.with_modified
-    assert with_default.pack.version == "2020.3"
+    assert with_default.pack.version == "2020.4"
     assert with_modified.pack.version == "2020.1-edited"
     assert with_modified.pack.sha256 == modified.sha256 != default_pack.sha256
 

@@ -323,8 +323,8 @@ def two_editions(tmp_path: Path) -> PackRegistry:
 @pytest.mark.parametrize(
     ("on", "version"),
     [
-        pytest.param(date(2020, 1, 1), "2020.3", id="first-day-of-2020"),
-        pytest.param(date(2025, 6, 30), "2020.3", id="day-before-2025.1"),
+        pytest.param(date(2020, 1, 1), "2020.4", id="first-day-of-2020"),
+        pytest.param(date(2025, 6, 30), "2020.4", id="day-before-2025.1"),
         pytest.param(date(2025, 7, 1), "2025.1", id="first-day-of-2025.1"),
         pytest.param(date(2026, 3, 1), "2025.1", id="later"),
         pytest.param(None, "2025.1", id="no-date-is-the-newest"),
@@ -337,10 +337,10 @@ def test_the_edition_in_force_is_picked_by_date(
 
 
 def test_an_edition_is_picked_by_version_whatever_the_date(two_editions: PackRegistry) -> None:
-    assert two_editions.get(DEFAULT_PACK_ID, "2020.3").pack.version == "2020.3"
+    assert two_editions.get(DEFAULT_PACK_ID, "2020.4").pack.version == "2020.4"
     assert two_editions.get(DEFAULT_PACK_ID, "2025.1").pack.effective_from == date(2025, 7, 1)
     assert two_editions.get(DEFAULT_PACK_ID).pack.version == "2025.1"
-    assert [p.pack.version for p in two_editions.all()] == ["2020.3", "2025.1"]
+    assert [p.pack.version for p in two_editions.all()] == ["2020.4", "2025.1"]
 
 
 def test_a_missing_version_id_or_date_is_an_unknown_rule_pack(two_editions: PackRegistry) -> None:

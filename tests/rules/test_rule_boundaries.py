@@ -1075,5 +1075,5 @@ def test_evidence_names_the_facts_the_rule_compared(pathway: Pathway) -> None:
 def test_assessment_carries_pack_id_version_and_sha256(pathway: Pathway, default_pack: LoadedPack) -> None:
     pack = pathway.assess(BUSY).pack
 
-    assert (pack.id, pack.version) == ("sangao-cn", "2020.3")
+    assert (pack.id, pack.version) == ("sangao-cn", "2020.4")
     assert pack.sha256 == hashlib.sha256(default_pack.path.read_bytes()).hexdigest()

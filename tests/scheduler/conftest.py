@@ -92,7 +92,7 @@ def add_task(
         rule_id="test",
         rule_ids=["test"],
         pack_id="sangao-cn",
-        pack_version="2020.3",
+        pack_version="2020.4",
         tier=tier,
         evidence=["encounter"],
         snoozed_until=snoozed_until,

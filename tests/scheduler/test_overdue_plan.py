@@ -37,7 +37,7 @@ _CLOSED = f"""
     INSERT INTO care_task ({_COLUMNS})
     SELECT :first + g % :patients, :team, 'data_gap', '', 'done', at,
            (at AT TIME ZONE 'Asia/Shanghai')::date, at, NULL, at + interval '1 day', 3, 'gp', 'test',
-           '["test"]', 'sangao-cn', '2020.3', 'yellow', '["encounter"]', at, at, at + interval '1 day'
+           '["test"]', 'sangao-cn', '2020.4', 'yellow', '["encounter"]', at, at, at + interval '1 day'
     FROM (SELECT g, :start + g * interval '30 minutes' / 4 AS at FROM generate_series(1, :closed) g) s
 """
 _OPEN = f"""
@@ -45,7 +45,7 @@ _OPEN = f"""
     SELECT :first + g, :team, 'follow_up_visit', '', 'open', at,
            (at AT TIME ZONE 'Asia/Shanghai')::date, at,
            CASE WHEN g >= :newly THEN at + interval '1 day' END, at + interval '1 day', 3, 'gp', 'test',
-           '["test"]', 'sangao-cn', '2020.3', 'yellow', '["encounter"]', at, at, NULL
+           '["test"]', 'sangao-cn', '2020.4', 'yellow', '["encounter"]', at, at, NULL
     FROM (SELECT g, :due - g * interval '20 days' / :open AS at FROM generate_series(0, :open - 1) g) s
 """
 

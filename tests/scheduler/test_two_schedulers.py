@@ -129,7 +129,7 @@ def _task(
         "rule_id": "test",
         "rule_ids": ["test"],
         "pack_id": "sangao-cn",
-        "pack_version": "2020.3",
+        "pack_version": "2020.4",
         "tier": tier,
         "evidence": ["encounter"],
         "created_at": due_at - 30 * DAY,

@@ -303,7 +303,7 @@ def test_the_patient_page_shows_the_tier_reasons_referral_plan_and_charts(
     html = page.text
     assert "王建国" in html
     assert re.search(r'class="chip big tier-(red|yellow|blue)"', html)
-    assert "sangao-cn 2020.3" in html
+    assert "sangao-cn 2020.4" in html
     assert re.search(r'data-rule="[a-z_.]+"', html)
     assert "依据" in html  # each reason's source guideline
     assert "年度照护计划" in html

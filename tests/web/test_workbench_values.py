@@ -94,7 +94,7 @@ def test_glucose_bands_follow_each_operator_exactly(default_pack: LoadedPack) ->
 
 
 def _mark(days: float, tier: str) -> TierMark:
-    return TierMark(days_before(days), tier, "home", (f"rule.{tier}",), "2020.3")
+    return TierMark(days_before(days), tier, "home", (f"rule.{tier}",), "2020.4")
 
 
 def test_the_tier_timeline_has_one_span_per_change_and_starts_with_the_tier_in_force() -> None:

@@ -55,7 +55,7 @@ def test_check_passes_every_case_and_the_cases_fire_every_rule() -> None:
     run = _pathway("evaluate", "--check", "--coverage", *map(str, GOLDEN + SPEC))
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"{len(GOLDEN + SPEC)} passed, 0 failed" in run.stdout
-    assert "rule coverage sangao-cn 2020.3: 19/19 rules fired" in run.stdout
+    assert "rule coverage sangao-cn 2020.4: 19/19 rules fired" in run.stdout
 
 
 def test_coverage_names_the_rules_no_case_fired() -> None:
@@ -79,7 +79,7 @@ def test_evaluate_prints_the_assessment_with_provenance(capsys: pytest.CaptureFi
     assert main(["evaluate", str(CASES / "golden" / "bp-crisis-with-headache.json")]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["pack"]["id"] == "sangao-cn"
-    assert result["pack"]["version"] == "2020.3"
+    assert result["pack"]["version"] == "2020.4"
     assert len(result["pack"]["sha256"]) == 64
     assert result["as_of"] == "2026-03-01T09:00:00+08:00"
     assert (result["tier"], result["level"]) == ("red", "center")

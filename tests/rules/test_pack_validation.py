@@ -308,7 +308,7 @@ def test_the_registry_rejects_the_same_pack_id_and_version_twice(tmp_path: Path)
     retitled = default_data()
     retitled["title"]["en"] = "the same version, edited without a version bump"
     second = load_pack(write_pack(tmp_path / "b.yaml", retitled))
-    with pytest.raises(InvalidRulePack, match=r"pack sangao-cn version 2020\.3 is defined twice \(b\.yaml\)"):
+    with pytest.raises(InvalidRulePack, match=r"pack sangao-cn version 2020\.4 is defined twice \(b\.yaml\)"):
         PackRegistry([first, second])
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pathway.clinical.medication_facts import MEDICATION_FACT_TYPES
 from pathway.clinical.policy import reading_evidence
 from pathway.clinical.vocabulary import GLUCOSE_KINDS, LAB_KINDS, Condition, ReadingKind
 
@@ -80,6 +81,9 @@ FACT_READINGS: dict[str, tuple[ReadingKind, ...]] = {
     "lipid_stratum": _STRATUM,
     "lipid_risk_factor_count": (ReadingKind.HDL_C,),
     "ldl_target": _STRATUM,
+    # PATHWAY.md §7: from prescriptions and what visits recorded, not from readings (but the LDL-C's).
+    **dict.fromkeys(MEDICATION_FACT_TYPES, ()),
+    "ldl_c_statin_days": (ReadingKind.LDL_C,),
 }
 
 

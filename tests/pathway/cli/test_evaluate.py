@@ -40,7 +40,8 @@ def test_the_golden_sample_is_all_there() -> None:
 def test_case_meets_its_expectation(path: Path, evaluator: Evaluator, default_pack: LoadedPack) -> None:
     case = read_case(path)
     assert case.expect is not None
-    history = case_history(case, default_pack.pack.units, default_pack.pack.plausibility)
+    pack = default_pack.pack
+    history = case_history(case, pack.units, pack.plausibility, pack.medication)
     result = evaluator.assess(history, case.as_of, default_pack)
     assert differences(case.expect, result) == []
 

@@ -35,6 +35,10 @@ WHAT_TO_DO: dict[str, tuple[str, str]] = {
     TaskKind.DATA_GAP.value: ("联系患者测量血压/血糖", "Contact the patient to measure"),
     TaskKind.ANNUAL_CHECK.value: ("年度健康检查", "Annual health check"),
     TaskKind.COMPLICATION_SCREENING.value: ("并发症筛查", "Complication screening"),
+    TaskKind.MEDICATION_REVIEW.value: ("调整用药方案", "Review the medication"),
+    TaskKind.ADHERENCE_SUPPORT.value: ("服药依从性干预", "Support adherence"),
+    TaskKind.STATIN_START.value: ("评估启动他汀治疗", "Consider starting a statin"),
+    TaskKind.REFILL_REVIEW.value: ("用药回访（长处方续方）", "Refill review (long prescription)"),
 }
 SCREENING: dict[str, tuple[str, str]] = {
     CareCheck.FUNDUS.value: ("眼底检查", "fundus exam"),

@@ -52,6 +52,9 @@ ALLOWED: dict[str, set[Role]] = {
     "team-indicators": PATIENT_READERS,
     "team-contact-flags": PATIENT_READERS,
     "care-plan": PATIENT_READERS,
+    "prescriptions-batch": {EHR},
+    "prescriptions-stop": {EHR},
+    "prescriptions-list": PATIENT_READERS,
 }
 NO_PATIENT_DATA = {"rule-packs-list"}
 

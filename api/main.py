@@ -12,6 +12,7 @@ from api import (
     docs,
     errors,
     fhir,
+    medication,
     patients,
     recording,
     referrals,

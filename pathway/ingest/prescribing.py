@@ -117,6 +117,12 @@ def record_prescriptions(
     return results
 
 
+def check_prescription(item: PrescriptionIn, *, config: PathwayConfig, now: datetime, where: str) -> None:
+    """Raise what :func:`record_prescriptions` would reject ``item`` for (its error naming
+    ``where.<field>``): a single FHIR resource is refused whole, as a single Observation is."""
+    _values(item, medication_table(config), clinic_date(now, config.tz), where)
+
+
 def stop_prescription(
     session: Session,
     patient: Patient,

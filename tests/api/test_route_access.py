@@ -55,6 +55,8 @@ ALLOWED: dict[str, set[Role]] = {
     "prescriptions-batch": {EHR},
     "prescriptions-stop": {EHR},
     "prescriptions-list": PATIENT_READERS,
+    "fhir-request-medication": {EHR},
+    "fhir-statement-medication": {EHR},
 }
 NO_PATIENT_DATA = {"rule-packs-list"}
 

@@ -154,7 +154,7 @@ def post_prescriptions(
     "/{patient_id}/prescriptions/{prescription_id}/stop",
     response_model=StopResult,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 404, 409, 422, 429, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
     operation_id="prescriptions-stop",
 )
 def stop_prescription(

@@ -249,8 +249,9 @@ def record_encounter(
             source_encounter_id=data.source_encounter_id,
             received_at=now,
         )
-    encounter.medications_reviewed, encounter.adherence = medication[0], medication[1]
-    encounter.adverse_reaction, encounter.adverse_reaction_text = medication[2], medication[3]
+    reviewed, adherence, adverse, adverse_text = medication
+    encounter.medications_reviewed, encounter.adherence = reviewed, adherence
+    encounter.adverse_reaction, encounter.adverse_reaction_text = adverse, adverse_text
     db.add(session, encounter)
     assert encounter.id is not None
     for row in rows:

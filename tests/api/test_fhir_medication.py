@@ -73,7 +73,8 @@ def test_a_medication_request_and_a_statement_are_prescriptions(client: TestClie
     assert (by_id["mr-1"].supply_days, by_id["mr-1"].dose) == (84, "20 mg qn")
     assert (by_id["ms-1"].classes, by_id["ms-1"].supply_days) == ((MedicationClass.METFORMIN,), 20)
     listed = client.get(f"/v1/patients/{patient_id}/prescriptions").json()["prescriptions"]
-    assert {p["source_system"] for p in listed} == {"his-jimo", "ehr"} or len(listed) == 2
+    assert len(listed) == 2
+    assert "his-jimo" in {p["source_system"] for p in listed}  # the identifier's system, for an admin key
 
 
 def test_a_stopped_request_is_a_new_version_and_entered_in_error_retracts(client: TestClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, status
@@ -12,11 +13,13 @@ from api.deps import ClockDep, CurrentKey, PathwayDep, SessionDep, patient_for
 from api.errors import error_responses
 from pathway.access import permissions
 from pathway.access.permissions import Role
-from pathway.clinical.errors import PathwayError
+from pathway.clinical.errors import InvalidInput, PathwayError
 from pathway.clinical.vocabulary import ReadingSource
-from pathway.ingest import fhir, recording
+from pathway.ingest import fhir, fhir_medication, medication_in, prescribing, recording
 from pathway.ingest.inbound import ItemError, ItemResult
+from pathway.ingest.medication_in import PrescriptionIn
 from pathway.patients import reassessment
+from pathway.store.tables import Patient
 
 router = APIRouter(prefix="/v1/fhir", tags=["fhir"])
 
@@ -120,7 +123,7 @@ def post_bundle(
     """A Bundle of Observations: each entry is created, a duplicate, amended, retracted, or rejected
     with the reason (as ``POST /v1/fhir/Observation`` says, per entry)."""
     permissions.require_role(key, Role.EHR, Role.GATEWAY)
-    mapped: list[tuple[int, Mapped]] = []
+    mapped: list[tuple[int, Mapped | fhir_medication.MappedMedication]] = []
     rejected = {index: ItemError(**error.as_dict()) for index, error in parsed.rejected.items()}
     for index, observation in parsed.observations:
         field = f"Bundle.entry.{index}.resource"
@@ -128,7 +131,53 @@ def post_bundle(
             mapped.append((index, _mapped(observation, key, source, field)))
         except PathwayError as error:
             rejected[index] = ItemError(**error.as_dict())
+    for index, resource in parsed.medications:
+        field = f"Bundle.entry.{index}.resource"
+        try:
+            permissions.require_role(key, Role.EHR)  # a gateway relays measurements, not prescriptions
+            medication = fhir_medication.parse_medication(resource, field)
+            mapped.append((index, fhir_medication.map_medication(medication, field)))
+        except PathwayError as error:
+            rejected[index] = ItemError(**error.as_dict())
     return _store(session, clock, pathway, key, mapped, dict(sorted(rejected.items())), _entry_field)
+
+
+def _medication_route(kind: str) -> Callable[..., FhirResult]:
+    def post_medication(
+        resource: Annotated[dict[str, Any], Body()],
+        session: SessionDep,
+        clock: ClockDep,
+        pathway: PathwayDep,
+        key: CurrentKey,
+    ) -> FhirResult:
+        permissions.require_role(key, Role.EHR)
+        if resource.get("resourceType") != kind:
+            raise InvalidInput(f"a {kind}", f"{kind}.resourceType")
+        mapped = fhir_medication.map_medication(fhir_medication.parse_medication(resource, kind), kind)
+        if isinstance(mapped.item, PrescriptionIn):
+            prescribing.check_prescription(mapped.item, config=pathway, now=clock.now(), where=kind)
+        return _store(session, clock, pathway, key, [(0, mapped)], {}, lambda _: kind)
+
+    post_medication.__doc__ = (
+        f"One FHIR R4 {kind} (PATHWAY.md §7): medicationCodeableConcept with an ATC coding "
+        f"({medication_in.ATC_SYSTEM}) or a class of ours ({medication_in.MEDICATION_CLASS_SYSTEM}); "
+        "identifier[0] its prescription id. active / completed record it (a new version if it "
+        "changed: ``amended``), stopped records its stop, entered-in-error / cancelled retract it "
+        "(``retracted``); other statuses are 422 ``result-not-final``. As POST "
+        "/v1/patients/{id}/prescriptions for the rest (ehr and admin keys only)."
+    )
+    return post_medication
+
+
+for _kind in ("MedicationRequest", "MedicationStatement"):
+    router.post(
+        f"/{_kind}",
+        response_model=FhirResult,
+        status_code=status.HTTP_201_CREATED,
+        responses=error_responses(401, 403, 404, 413, 422, 429, 503),
+        operation_id=f"fhir-{_kind.lower().removeprefix('medication')}-medication",
+        name=f"post_{_kind.lower()}",
+    )(_medication_route(_kind))
 
 
 def _entry_field(index: int) -> str:
@@ -149,7 +198,7 @@ def _store(
     clock: ClockDep,
     pathway: PathwayDep,
     key: CurrentKey,
-    mapped: list[tuple[int, Mapped]],
+    mapped: list[tuple[int, Mapped | fhir_medication.MappedMedication]],
     rejected: dict[int, ItemError],
     field_of: Callable[[int], str],
 ) -> FhirResult:
@@ -158,7 +207,7 @@ def _store(
         index: FhirEntryResult(index=index, status="rejected", error=error)
         for index, error in rejected.items()
     }
-    by_patient: dict[int, list[tuple[int, Mapped]]] = {}
+    by_patient: dict[int, list[tuple[int, Mapped | fhir_medication.MappedMedication]]] = {}
     for index, item in mapped:
         by_patient.setdefault(item.patient_id, []).append((index, item))
     single = len(mapped) == 1 and not rejected
@@ -177,7 +226,18 @@ def _store(
             continue
         now = clock.now()  # after the patient's lock
         outcomes: list[ItemResult] = []
-        for system, group in _by_system(key, items):
+        medications = [(i, m) for i, m in items if isinstance(m, fhir_medication.MappedMedication)]
+        try:
+            outcomes += _prescriptions(session, patient, pathway, key, medications, now, field_of)
+        except PathwayError as error:  # the pack knows no medication
+            if single:
+                raise
+            outcomes += [
+                ItemResult(index=i, status="rejected", error=ItemError(**error.as_dict()))
+                for i, _ in medications
+            ]
+        observations = [(i, m) for i, m in items if not isinstance(m, fhir_medication.MappedMedication)]
+        for system, group in _by_system(key, observations):
             readings = [(i, m) for i, m in group if isinstance(m, fhir.MappedObservation)]
             stored = recording.record_readings(
                 session,
@@ -218,13 +278,43 @@ def _store(
     )
 
 
-def _by_system(
-    key: CurrentKey, items: list[tuple[int, Mapped]]
-) -> list[tuple[str, list[tuple[int, Mapped]]]]:
+def _prescriptions(
+    session: SessionDep,
+    patient: Patient,
+    pathway: PathwayDep,
+    key: CurrentKey,
+    items: list[tuple[int, fhir_medication.MappedMedication]],
+    now: datetime,
+    field_of: Callable[[int], str],
+) -> list[ItemResult]:
+    """The MedicationRequests / Statements of one patient recorded; their outcomes as entries' (a
+    prescription's ``updated`` is an entry's ``amended``)."""
+    outcomes: list[ItemResult] = []
+    for system, group in _by_system(key, items):
+        recorded = prescribing.record_prescriptions(
+            session,
+            patient,
+            [m.item for _, m in group],
+            source_system=system,
+            config=pathway,
+            now=now,
+            field=lambda n, group=group: field_of(group[n][0]),  # type: ignore[misc]
+        )
+        for (index, _), result in zip(group, recorded, strict=True):
+            status_name = "amended" if result.status == "updated" else result.status
+            outcomes.append(
+                ItemResult(
+                    index=index, status=status_name, reading_id=result.prescription_id, error=result.error
+                )
+            )
+    return outcomes
+
+
+def _by_system(key: CurrentKey, items: list[tuple[int, Any]]) -> list[tuple[str, list[tuple[int, Any]]]]:
     """The entries by the source system they are identified under: an ehr or admin key's by their
     identifier's system (the lab or hospital that issued it), else the key's; a gateway's always
     by the key's registered system."""
-    groups: dict[str, list[tuple[int, Mapped]]] = {}
+    groups: dict[str, list[tuple[int, Any]]] = {}
     for index, item in items:
         system = item.system if item.system and key.role in (Role.ADMIN, Role.EHR) else key.source_system
         groups.setdefault(system, []).append((index, item))

@@ -12,6 +12,7 @@ from api import (
     docs,
     errors,
     fhir,
+    medication,
     patients,
     recording,
     referrals,
@@ -82,6 +83,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.state.registry = evaluator.registry
     app.include_router(patients.router)
     app.include_router(recording.router)
+    app.include_router(medication.router)
     app.include_router(referrals.router)
     app.include_router(fhir.router)
     app.include_router(rule_packs.router)

@@ -6,13 +6,13 @@ Observation and Bundle); this module only maps codes. Anything unmapped is rejec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pathway.clinical.errors import InvalidInput, PathwayError, ResultNotFinal, UnknownCode
 from pathway.clinical.vocabulary import ReadingKind, ReadingSource
@@ -92,6 +92,8 @@ READING_SOURCES = {
 RECORDED_STATUSES = frozenset({"final", "amended", "corrected"})
 RETRACTING_STATUSES = frozenset({"entered-in-error", "cancelled"})
 SOURCE_SYSTEM_LENGTH = 64
+R = TypeVar("R", bound=BaseModel)
+MEDICATION_RESOURCE_TYPES = frozenset({"MedicationRequest", "MedicationStatement"})
 
 
 @dataclass(frozen=True)
@@ -118,15 +120,22 @@ class ParsedBundle:
 
     observations: list[tuple[int, Observation]]
     rejected: dict[int, PathwayError]
+    # MedicationRequest / MedicationStatement entries as sent (pathway.ingest.fhir_medication parses them)
+    medications: list[tuple[int, Any]] = field(default_factory=list)
 
 
 def parse_observation(data: Any, field: str = "Observation") -> Observation:
+    return valid_resource(Observation, data, field)
+
+
+def valid_resource(model: type[R], data: Any, field: str) -> R:
+    """``data`` as a FHIR R4 resource of ``model``, or InvalidInput naming the first bad element."""
     _within_nesting(data, field)
     try:
-        return Observation.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
         raise InvalidInput(
-            f"not a valid FHIR R4 Observation: {_first(error)}", _where(field, error)
+            f"not a valid FHIR R4 {model.__name__}: {_first(error)}", _where(field, error)
         ) from error
 
 
@@ -155,17 +164,22 @@ def parse_bundle(data: Any) -> ParsedBundle:
         Bundle.model_validate(shell)
     except ValidationError as error:
         raise InvalidInput(f"not a valid FHIR R4 Bundle: {_first(error)}", _where("Bundle", error)) from error
-    observations: list[tuple[int, Observation]] = []
-    rejected: dict[int, PathwayError] = {}
+    parsed = ParsedBundle([], {})
     for index, resource in enumerate(resources):
-        field = f"Bundle.entry.{index}.resource"
+        where = f"Bundle.entry.{index}.resource"
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
         try:
-            if not isinstance(resource, dict) or resource.get("resourceType") != "Observation":
-                raise UnknownCode("only Observation entries are accepted", field)
-            observations.append((index, parse_observation(resource, field)))
+            if kind in MEDICATION_RESOURCE_TYPES:
+                parsed.medications.append((index, resource))
+            elif kind != "Observation":
+                raise UnknownCode(
+                    "only Observation, MedicationRequest and MedicationStatement entries are accepted", where
+                )
+            else:
+                parsed.observations.append((index, parse_observation(resource, where)))
         except PathwayError as error:
-            rejected[index] = error
-    return ParsedBundle(observations, rejected)
+            parsed.rejected[index] = error
+    return parsed
 
 
 def _first(error: ValidationError) -> str:
@@ -299,7 +313,11 @@ def _quantity(quantity: Any, field: str) -> tuple[Decimal, str]:
 
 
 def _patient_id(observation: Observation, field: str) -> int:
-    reference = observation.subject.reference if observation.subject else None
+    return patient_reference(observation.subject.reference if observation.subject else None, field)
+
+
+def patient_reference(reference: str | None, field: str) -> int:
+    """Our patient's id in a ``subject.reference`` (``Patient/<id>``), else InvalidInput naming it."""
     patient_id = (
         row_id(reference.removeprefix("Patient/")) if reference and reference.startswith("Patient/") else None
     )

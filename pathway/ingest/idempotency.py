@@ -17,6 +17,7 @@ from sqlmodel import Session
 from pathway.clinical.errors import PathwayError
 from pathway.ingest import idempotency_store
 from pathway.ingest.inbound import InvalidReading, ReadingIn
+from pathway.ingest.medication_in import PrescriptionIn
 
 
 class IdempotencyKeyReused(PathwayError):
@@ -25,6 +26,7 @@ class IdempotencyKeyReused(PathwayError):
 
 
 _READINGS = TypeAdapter(list[ReadingIn])
+_PRESCRIPTIONS = TypeAdapter(list[PrescriptionIn])
 
 
 def request_fingerprint(payload: Any) -> str:
@@ -40,9 +42,18 @@ def readings_fingerprint(items: Sequence[ReadingIn | InvalidReading]) -> str:
     """sha256 of a readings batch: the readings as validated (fields in the model's order, so key
     order and spacing do not matter; serialised in one call to pydantic's core), then each invalid
     item as sent, with its place, in canonical JSON."""
+    return _batch_fingerprint(_READINGS, items)
+
+
+def prescriptions_fingerprint(items: Sequence[PrescriptionIn | InvalidReading]) -> str:
+    """sha256 of a prescriptions batch, as :func:`readings_fingerprint` makes a readings batch's."""
+    return _batch_fingerprint(_PRESCRIPTIONS, items)
+
+
+def _batch_fingerprint(adapter: TypeAdapter[Any], items: Sequence[object]) -> str:
     valid = [item for item in items if not isinstance(item, InvalidReading)]
     invalid = [(index, item.raw) for index, item in enumerate(items) if isinstance(item, InvalidReading)]
-    digest = hashlib.sha256(_READINGS.dump_json(valid))
+    digest = hashlib.sha256(adapter.dump_json(valid))
     if invalid:
         digest.update(request_fingerprint(invalid).encode())
     return digest.hexdigest()

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_core import core_schema
 
 from pathway.clinical.errors import STORABLE_TEXT, InvalidInput, from_validation
+from pathway.clinical.medication import Adherence
 from pathway.clinical.vocabulary import (
     CareCheck,
     Complication,
@@ -310,6 +311,14 @@ class EncounterIn(Inbound):
         default_factory=list,
         max_length=8,
         description="examinations done at this visit (annual check, fundus, foot exam, ECG…)",
+    )
+    medications_reviewed: bool = Field(
+        default=False, description="用药情况 reviewed at this visit (a patient who takes none included)"
+    )
+    adherence: Adherence | None = Field(default=None, description="服药依从性; null: not asked")
+    adverse_reaction: bool | None = Field(default=None, description="药物不良反应; null: not asked")
+    adverse_reaction_text: Text | None = Field(
+        default=None, max_length=500, description="what the reaction was (with adverse_reaction true)"
     )
 
 

@@ -213,12 +213,14 @@ def current_reading_by_source_id(
 
 class VisitContent(NamedTuple):
     """What a stored visit says: its time, its current readings (kind, source, measured_at,
-    value_key), its symptom codes and its recorded checks."""
+    value_key), its symptom codes, its recorded checks and what it recorded of the medication
+    (reviewed, adherence, adverse reaction, its text)."""
 
     at: datetime
     readings: frozenset[tuple[str, str, datetime, str]]
     symptoms: frozenset[str]
     checks: frozenset[str]
+    medication: tuple[bool, str | None, bool | None, str | None] = (False, None, None, None)
 
 
 def visit_content(session: Session, encounter: Encounter) -> VisitContent:
@@ -233,6 +235,16 @@ def visit_content(session: Session, encounter: Encounter) -> VisitContent:
         frozenset((kind, source, at, values) for kind, source, at, values in session.execute(readings)),
         frozenset(session.exec(symptoms).all()),
         frozenset(session.exec(checks).all()),
+        medication_of(encounter),
+    )
+
+
+def medication_of(encounter: Encounter) -> tuple[bool, str | None, bool | None, str | None]:
+    return (
+        encounter.medications_reviewed,
+        encounter.adherence,
+        encounter.adverse_reaction,
+        encounter.adverse_reaction_text,
     )
 
 

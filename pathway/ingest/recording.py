@@ -210,6 +210,16 @@ def record_encounter(
             raise InvalidInput("this source_encounter_id belongs to another patient", "source_encounter_id")
     if data.at - now > timedelta(minutes=config.plausibility.max_future_minutes):
         raise FutureTimestamp(f"visit at {data.at.isoformat()} is in the future", "at")
+    if data.adverse_reaction_text is not None and data.adverse_reaction is not True:
+        raise InvalidInput(
+            "an adverse reaction's text goes with adverse_reaction true", "adverse_reaction_text"
+        )
+    medication = (
+        data.medications_reviewed,
+        data.adherence.value if data.adherence is not None else None,
+        data.adverse_reaction,
+        data.adverse_reaction_text,
+    )
     measurements = [
         _measure(item, ReadingSource.CLINIC, item.measured_at or data.at, config, now, f"readings.{index}")
         for index, item in enumerate(data.readings)
@@ -222,6 +232,7 @@ def record_encounter(
             frozenset((r["kind"], r["source"], r["measured_at"], r["value_key"]) for r in rows),
             frozenset(code.value for code in data.symptoms),
             frozenset(check.value for check in data.checks),
+            medication,
         )
         if sent == stored:
             return existing.id, "duplicate"
@@ -229,7 +240,6 @@ def record_encounter(
         record_store.clear_visit_symptoms_and_checks(session, existing.id)
         existing.at = data.at
         existing.received_at = now
-        db.add(session, existing)
         encounter = existing
     else:
         encounter = EncounterRow(
@@ -239,7 +249,10 @@ def record_encounter(
             source_encounter_id=data.source_encounter_id,
             received_at=now,
         )
-        db.add(session, encounter)
+    reviewed, adherence, adverse, adverse_text = medication
+    encounter.medications_reviewed, encounter.adherence = reviewed, adherence
+    encounter.adverse_reaction, encounter.adverse_reaction_text = adverse, adverse_text
+    db.add(session, encounter)
     assert encounter.id is not None
     for row in rows:
         row["encounter_id"] = encounter.id

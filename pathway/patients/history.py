@@ -9,6 +9,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlmodel import Session
 
@@ -22,6 +23,7 @@ from pathway.clinical.history import (
     SymptomReport,
 )
 from pathway.clinical.horizon import ReadingHorizon
+from pathway.clinical.medication import Adherence, MedicationClass, Prescription
 from pathway.clinical.vocabulary import (
     CareCheck,
     Complication,
@@ -32,7 +34,7 @@ from pathway.clinical.vocabulary import (
     Symptom,
 )
 from pathway.patients import history_store
-from pathway.store.rows import ReadingRow
+from pathway.store.rows import PrescriptionRow, ReadingRow
 from pathway.store.tables import Patient
 
 
@@ -49,6 +51,7 @@ def _exact(value: float) -> Decimal:
 # Enum lookups by value, without EnumType.__call__ (a reassessment makes two per stored reading).
 _READING_KINDS = {kind.value: kind for kind in ReadingKind}
 _READING_SOURCES = {source.value: source for source in ReadingSource}
+_ADHERENCE = {adherence.value: adherence for adherence in Adherence}
 
 
 def history_of(
@@ -57,10 +60,13 @@ def history_of(
     *,
     evaluated_at: datetime | None = None,
     horizon: ReadingHorizon | None = None,
+    prescriptions: bool = True,
 ) -> PatientHistory:
     """The patient's stored history as the snapshot builder sees it (one cached SELECT of rows).
     With ``evaluated_at`` and ``horizon``, only what an evaluation at that moment reads of it:
-    :func:`pathway.clinical.horizon.recent` (a wearable's stream is not read back to its first day)."""
+    :func:`pathway.clinical.horizon.recent` (a wearable's stream is not read back to its first day).
+    With ``prescriptions`` (a pack that knows medication), the patient's prescriptions in force, in
+    one statement more for a patient who has some (``Patient.has_prescriptions``), none otherwise."""
     assert patient.id is not None
     recent = None
     if evaluated_at is not None and horizon is not None:
@@ -71,8 +77,11 @@ def history_of(
             peak_kinds=sorted(kind.value for kind in horizon.peak_kinds),
         )
     rows = history_store.history_rows(session, patient.id, recent)
+    medication: list[PrescriptionRow] = []
+    if prescriptions and patient.has_prescriptions:
+        medication = history_store.prescription_rows(session, patient.id)
     return history_from_rows(
-        patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks
+        patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks, medication
     )
 
 
@@ -80,9 +89,10 @@ def history_from_rows(
     patient: Patient,
     complications: Iterable[tuple[str, date]],
     readings: Iterable[ReadingRow],
-    encounters: Iterable[tuple[int, datetime]],
+    encounters: Iterable[tuple[Any, ...]],
     symptoms: Sequence[tuple[int | None, str, datetime]],
     checks: Iterable[tuple[str, datetime]] = (),
+    prescriptions: Iterable[PrescriptionRow] = (),
 ) -> PatientHistory:
     """A patient's history from the rows of :mod:`pathway.patients.history_store` (one patient's, or a bulk
     load's share for that patient). Readings carry their canonical values, which is all the rules
@@ -115,20 +125,51 @@ def history_from_rows(
     return PatientHistory(
         profile=profile,
         encounters=tuple(
-            Encounter(
-                at=at,
-                readings=tuple(by_encounter.get(encounter_id, ())),
-                symptoms=tuple(Symptom(code) for of, code, _ in symptoms if of == encounter_id),
-            )
             # One total order for every read, whatever order its query returned: instant, then id
             # (two visits at one instant: the later-recorded is the most recent, stored or replayed).
-            for encounter_id, at in sorted(encounters, key=_instant_then_id)
+            _encounter(row, tuple(by_encounter.get(row[0], ())), symptoms)
+            for row in sorted(encounters, key=_instant_then_id)
         ),
         readings=tuple(loose),
         symptoms=tuple(SymptomReport(Symptom(code), at) for of, code, at in symptoms if of is None),
         checks=tuple(CheckDone(CareCheck(kind), at) for kind, at in checks),
+        prescriptions=tuple(_prescription(row) for row in prescriptions),
     )
 
 
-def _instant_then_id(encounter: tuple[int, datetime]) -> tuple[datetime, int]:
+def _encounter(
+    row: tuple[Any, ...],
+    readings: tuple[Measurement, ...],
+    symptoms: Sequence[tuple[int | None, str, datetime]],
+) -> Encounter:
+    """A visit from its row: (id, at), or from a history read (id, at, medications_reviewed,
+    adherence, adverse_reaction)."""
+    encounter_id, at, *medication = row
+    reviewed, adherence, adverse = medication if medication else (False, None, None)
+    return Encounter(
+        at=at,
+        readings=readings,
+        symptoms=tuple(Symptom(code) for of, code, _ in symptoms if of == encounter_id),
+        medications_reviewed=bool(reviewed),
+        adherence=_ADHERENCE[adherence] if adherence is not None else None,
+        adverse_reaction=adverse,
+    )
+
+
+def _prescription(row: PrescriptionRow) -> Prescription:
+    classes, drug, started_on, supply_days, dose, stopped_on, recorded_at, source_id, codes = row
+    return Prescription(
+        classes=tuple(MedicationClass(code) for code in classes),
+        drug=drug,
+        started_on=started_on,
+        supply_days=supply_days,
+        dose=dose,
+        stopped_on=stopped_on,
+        recorded_at=recorded_at,
+        source_id=source_id,
+        traceability_codes=tuple(codes or ()),
+    )
+
+
+def _instant_then_id(encounter: tuple[Any, ...]) -> tuple[datetime, int]:
     return encounter[1], encounter[0]

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
     func,
     literal_column,
     null,
@@ -39,7 +40,14 @@ from sqlmodel import Session, SQLModel
 
 from pathway.clinical.vocabulary import ReadingKind, ReadingSource
 from pathway.store.rows import IN_FORCE, READING_COLUMNS, ClinicalRows, ReadingRow, in_force
-from pathway.store.tables import CareCheckRecord, Encounter, PatientComplication, Reading, SymptomReport
+from pathway.store.tables import (
+    CareCheckRecord,
+    Encounter,
+    PatientComplication,
+    PrescriptionRecord,
+    Reading,
+    SymptomReport,
+)
 
 # Hot-path statements are built once, with bound parameters, so SQLAlchemy compiles each once per
 # dialect and reuses it; they return plain rows (tuples), not ORM objects.
@@ -58,15 +66,18 @@ def _typed_null(kind: TypeEngine[Any]) -> ColumnElement[Any]:
 
 _INT, _TEXT, _FLOAT = _typed_null(Integer()), _typed_null(String()), _typed_null(Float())
 _INSTANT, _DAY = _typed_null(DateTime(timezone=True)), _typed_null(Date())
+_ONE, _ZERO = cast_as(literal_column("1.0"), Float()), cast_as(literal_column("0.0"), Float())
+# A visit's medication answers ride in its row (PATHWAY.md §7): adherence as the code, reviewed and
+# the adverse reaction as 1 / 0 (NULL: not asked) in the value columns. No statement more.
 _OTHERS = (
     select_columns(
         literal_column("'e'"),
         _encounter.id,
-        _TEXT,
+        _encounter.adherence,
         _TEXT,
         _encounter.at,
-        _FLOAT,
-        _FLOAT,
+        case((_encounter.medications_reviewed, _ONE), else_=_ZERO),
+        case((_encounter.adverse_reaction, _ONE), (~_encounter.adverse_reaction, _ZERO), else_=_FLOAT),
         _FLOAT,
         _FLOAT,
         _DAY,
@@ -274,7 +285,7 @@ def history_rows(session: Session, patient_id: int, recent: RecentReadings | Non
         elif part == "r":
             found.readings.append((ref, code, source, at, value, systolic, diastolic, pulse))
         elif part == "e":
-            found.encounters.append((ref, at))
+            found.encounters.append((ref, at, value == 1, code, None if systolic is None else systolic == 1))
         elif part == "s":
             found.symptoms.append((ref, code, at))
         elif part == "k":
@@ -284,6 +295,51 @@ def history_rows(session: Session, patient_id: int, recent: RecentReadings | Non
     if recent is not None and oldest is not None and oldest < recent.since:
         _add_older(session, patient_id, found, recent)
     return found
+
+
+_prescription = _TABLES[PrescriptionRecord.__tablename__].c
+_PRESCRIPTION_COLUMNS = (
+    _prescription.classes,
+    _prescription.drug,
+    _prescription.started_on,
+    _prescription.supply_days,
+    _prescription.dose,
+    _prescription.stopped_on,
+    _prescription.recorded_at,
+    _prescription.source_prescription_id,
+    _prescription.traceability_codes,
+)
+_AS_OF: BindParameter[datetime] = bindparam("as_of", type_=_prescription.recorded_at.type)
+_PRESCRIPTIONS = (
+    select_columns(*_PRESCRIPTION_COLUMNS)
+    .where(
+        _prescription.patient_id == _PATIENT,
+        _prescription.superseded_at.is_(None),
+        _prescription.retracted_at.is_(None),
+    )
+    .order_by(_prescription.started_on, _prescription.id)
+)
+# A replay of ``as_of`` sees each prescription as it was then: the version recorded by then and not
+# yet superseded (a retracted one never: it was entered in error).
+_PRESCRIPTIONS_AS_OF = (
+    select_columns(*_PRESCRIPTION_COLUMNS)
+    .where(
+        _prescription.patient_id == _PATIENT,
+        _prescription.recorded_at <= _AS_OF,
+        or_(_prescription.superseded_at.is_(None), _prescription.superseded_at > _AS_OF),
+        _prescription.retracted_at.is_(None),
+    )
+    .order_by(_prescription.started_on, _prescription.id)
+)
+
+
+def prescription_rows(session: Session, patient_id: int, as_of: datetime | None = None) -> list[Any]:
+    """The patient's prescriptions in force (:data:`pathway.store.rows.PrescriptionRow`), or with
+    ``as_of`` those in force at that moment, oldest start first: one indexed statement."""
+    if as_of is None:
+        return [tuple(row) for row in session.execute(_PRESCRIPTIONS, {"patient_id": patient_id})]
+    parameters = {"patient_id": patient_id, "as_of": as_of}
+    return [tuple(row) for row in session.execute(_PRESCRIPTIONS_AS_OF, parameters)]
 
 
 def _add_older(session: Session, patient_id: int, found: ClinicalRows, recent: RecentReadings) -> None:

@@ -27,7 +27,7 @@ from pathway.clinical.horizon import ReadingHorizon
 from pathway.clinical.medication import MedicationTable
 from pathway.clinical.parameters import IndicatorDefinitions, Plausibility, Targets, Units
 from pathway.clinical.vocabulary import PatientStatus
-from pathway.patients import display_store, patient_store
+from pathway.patients import display_store, history_store, patient_store
 from pathway.patients.history import history_from_rows, history_of
 from pathway.referrals import referral_flow
 from pathway.store.tables import AssessmentRecord, Patient
@@ -91,8 +91,11 @@ def preview(session: Session, patient: Patient, config: PathwayConfig, as_of: da
     if clinic_date(as_of, config.tz) < patient.birth_date:
         raise InvalidInput(f"as_of is before the patient's birth date {patient.birth_date}", "as_of")
     rows = display_store.replay_rows(session, patient.id, as_of, config.reading_horizon)
+    prescriptions = []
+    if config.medication is not None and patient.has_prescriptions:  # the versions in force at as_of
+        prescriptions = history_store.prescription_rows(session, patient.id, as_of)
     history = history_from_rows(
-        patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks
+        patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks, prescriptions
     )
     return config.assess(history, as_of)
 
@@ -162,7 +165,13 @@ def _evaluate(session: Session, patient: Patient, config: PathwayConfig, now: da
     """The assessment, or None if the rule engine failed (logged). Database errors propagate.
 
     Only the recent part of a long self-measured stream is read: the same snapshot (horizon.py)."""
-    history = history_of(session, patient, evaluated_at=now, horizon=config.reading_horizon)
+    history = history_of(
+        session,
+        patient,
+        evaluated_at=now,
+        horizon=config.reading_horizon,
+        prescriptions=config.medication is not None,
+    )
     try:
         return config.assess(history, now)
     except Exception:  # the engine (C core, pack, snapshot code): never lose the data it was given

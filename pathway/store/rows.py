@@ -56,14 +56,21 @@ ReadingRow = tuple[
 ]
 
 
+PrescriptionRow = tuple[Any, ...]
+"""A prescription as a history reads it: classes, drug, started_on, supply_days, dose, stopped_on,
+recorded_at, source id, traceability codes (:func:`pathway.patients.history_store.prescription_rows`)."""
+
+
 @dataclass
 class ClinicalRows:
     """One patient's rows, as :func:`pathway.patients.history.history_from_rows` takes them: complications
-    (code, onset), readings (:data:`ReadingRow`, oldest first), encounters (id, at), symptoms
-    (encounter_id, code, at) and recorded checks (kind, at)."""
+    (code, onset), readings (:data:`ReadingRow`, oldest first), encounters (id, at, and from a
+    history read medications_reviewed, adherence, adverse_reaction), symptoms (encounter_id, code,
+    at), recorded checks (kind, at) and prescriptions (:data:`PrescriptionRow`)."""
 
     complications: list[Any] = field(default_factory=list)
     readings: list[Any] = field(default_factory=list)
     encounters: list[Any] = field(default_factory=list)
     symptoms: list[Any] = field(default_factory=list)
     checks: list[Any] = field(default_factory=list)
+    prescriptions: list[Any] = field(default_factory=list)

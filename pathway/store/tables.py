@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, UniqueConstraint, or_, text
+from sqlalchemy import JSON, Index, UniqueConstraint, false, or_, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel, col
 
@@ -70,6 +70,9 @@ class Patient(SQLModel, table=True):
     # out of the indicators from then on); the history is kept. ``status_changed_at``: when it ended.
     status: str = Field(default="active", max_length=16, sa_column_kwargs={"server_default": "active"})
     status_changed_at: datetime | None = None
+    # Set when the patient's first prescription is stored: a reassessment reads the prescription
+    # table only for patients who have some (a gateway's batch for the others costs no query more).
+    has_prescriptions: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class PatientComplication(SQLModel, table=True):
@@ -92,6 +95,12 @@ class Encounter(SQLModel, table=True):
     source_system: str = Field(max_length=64)
     source_encounter_id: str | None = Field(default=None, max_length=128)
     received_at: datetime
+    # What the visit recorded of the medication (PATHWAY.md §7): reviewed ("takes none" included),
+    # 服药依从性 (regular | intermittent | none; NULL: not asked), 药物不良反应 (NULL: not asked).
+    medications_reviewed: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    adherence: str | None = Field(default=None, max_length=16)
+    adverse_reaction: bool | None = None
+    adverse_reaction_text: str | None = Field(default=None, max_length=500)
 
 
 class Reading(SQLModel, table=True):
@@ -151,6 +160,32 @@ class CareCheckRecord(SQLModel, table=True):
     at: datetime
     source_system: str = Field(max_length=64)
     received_at: datetime
+
+
+class PrescriptionRecord(SQLModel, table=True):
+    """One version of a prescription (PATHWAY.md §7), identified like a reading by (patient, source
+    system, source prescription id). A change or a stop is a new version: the old one gets
+    ``superseded_at`` / ``superseded_by`` and is kept, so a replay of an earlier moment sees the
+    version recorded by then (``recorded_at``); a retraction (FHIR entered-in-error) sets
+    ``retracted_at`` and no history read sees it again."""
+
+    __tablename__ = "prescription"
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id")  # first column of the identity index below
+    source_system: str = Field(max_length=64)
+    source_prescription_id: str = Field(max_length=128)
+    classes: list[str] = Field(default_factory=list, sa_type=JSON_TYPE)  # the medication classes
+    atc_code: str | None = Field(default=None, max_length=16)
+    drug: str = Field(max_length=200)  # as written (苯磺酸氨氯地平片)
+    dose: str | None = Field(default=None, max_length=200)
+    started_on: date
+    supply_days: int
+    stopped_on: date | None = None
+    traceability_codes: list[str] = Field(default_factory=list, sa_type=JSON_TYPE)  # 追溯码
+    recorded_at: datetime  # when this version was stored
+    superseded_at: datetime | None = None
+    superseded_by: int | None = Field(default=None, foreign_key="prescription.id")
+    retracted_at: datetime | None = None
 
 
 class AssessmentRecord(SQLModel, table=True):
@@ -231,6 +266,21 @@ Index(
     col(Reading.measured_at),
     postgresql_where=CLINICAL_READING,
     sqlite_where=CLINICAL_READING,
+)
+# A prescription's identity holds over current versions (as a reading's does).
+Index(
+    "uq_prescription_patient_id_source_system_source_prescription_id",
+    col(PrescriptionRecord.patient_id),
+    col(PrescriptionRecord.source_system),
+    col(PrescriptionRecord.source_prescription_id),
+    unique=True,
+    sqlite_where=_CURRENT_VERSION,
+    postgresql_where=_CURRENT_VERSION,
+)
+Index(
+    "ix_prescription_patient_id_started_on",
+    col(PrescriptionRecord.patient_id),
+    col(PrescriptionRecord.started_on),
 )
 Index("ix_encounter_patient_id_at", col(Encounter.patient_id), col(Encounter.at))
 # A patient's open referral is one index probe (by status alone, every request scanned the whole

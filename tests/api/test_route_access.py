@@ -52,6 +52,11 @@ ALLOWED: dict[str, set[Role]] = {
     "team-indicators": PATIENT_READERS,
     "team-contact-flags": PATIENT_READERS,
     "care-plan": PATIENT_READERS,
+    "prescriptions-batch": {EHR},
+    "prescriptions-stop": {EHR},
+    "prescriptions-list": PATIENT_READERS,
+    "fhir-request-medication": {EHR},
+    "fhir-statement-medication": {EHR},
 }
 NO_PATIENT_DATA = {"rule-packs-list"}
 
@@ -71,6 +76,23 @@ def _request(operation: str, w: World) -> tuple[str, str, Any]:
     at = (AS_OF - timedelta(hours=1)).isoformat()
     reading = {"kind": "bp", "systolic": 150, "diastolic": 92, "source": "wearable", "measured_at": at}
     p = f"/v1/patients/{w.patient}"
+    prescription = {
+        "source_prescription_id": "rx-1",
+        "classes": ["ccb"],
+        "drug": "苯磺酸氨氯地平片",
+        "started_on": "2026-02-20",
+        "supply_days": 28,
+    }
+    medication_request = _medication(
+        "MedicationRequest",
+        w.patient,
+        intent="order",
+        authoredOn="2026-02-20",
+        dispenseRequest={"expectedSupplyDuration": {"value": 28, "code": "d"}},
+    )
+    medication_statement = _medication(
+        "MedicationStatement", w.patient, effectivePeriod={"start": "2026-02-20", "end": "2026-02-28"}
+    )
     observation = {
         "resourceType": "Observation",
         "status": "final",
@@ -120,8 +142,24 @@ def _request(operation: str, w: World) -> tuple[str, str, Any]:
         "team-indicators": ("GET", f"/v1/teams/{w.team_a}/indicators", None),
         "team-contact-flags": ("GET", f"/v1/teams/{w.team_a}/contact-flags", None),
         "care-plan": ("GET", f"{p}/care-plan", None),
+        "prescriptions-batch": ("POST", f"{p}/prescriptions", [prescription]),
+        "prescriptions-stop": ("POST", f"{p}/prescriptions/1/stop", {"stopped_on": "2026-02-28"}),
+        "prescriptions-list": ("GET", f"{p}/prescriptions", None),
+        "fhir-request-medication": ("POST", "/v1/fhir/MedicationRequest", medication_request),
+        "fhir-statement-medication": ("POST", "/v1/fhir/MedicationStatement", medication_statement),
     }
     return requests[operation]
+
+
+def _medication(kind: str, patient: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "resourceType": kind,
+        "status": "active",
+        "identifier": [{"value": "rx-1"}],
+        "subject": {"reference": f"Patient/{patient}"},
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "C08CA01"}]},
+        **fields,
+    }
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ TABLES = {
     "symptom_report",
     "assessment",
     "referral",
+    "prescription",
     "care_task",
     "care_task_event",
     "scheduler_run",

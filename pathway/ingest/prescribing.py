@@ -24,11 +24,6 @@ from pathway.ingest.medication_in import PrescriptionIn, PrescriptionItemResult
 from pathway.patients.reassessment import PathwayConfig
 from pathway.store.tables import Patient, PrescriptionRecord
 
-LISTED_AFTER_SUPPLY_END = timedelta(days=30)
-"""A prescription stays on a patient's current list this long after its supply ended (PATHWAY.md §7:
-a supply lapsed more than 30 days counts as not taken)."""
-
-
 _CLASS_ORDER = list(MedicationClass)
 
 
@@ -156,18 +151,21 @@ def current_prescriptions(
     session: Session, patient: Patient, *, config: PathwayConfig, now: datetime, everything: bool = False
 ) -> list[PrescriptionRecord]:
     """The patient's prescriptions in force (current versions, not retracted): by default those not
-    stopped by today whose supply has not lapsed past :data:`LISTED_AFTER_SUPPLY_END`; with
+    stopped by today whose supply has not lapsed past the pack's ``lapse_days`` (a lapsed supply
+    counts as not taken, PATHWAY.md §7); with
     ``everything``, the stopped and lapsed ones too."""
     assert patient.id is not None
     rows = prescription_store.patient_prescriptions(session, patient.id) if patient.has_prescriptions else []
     if everything:
         return rows
     today = clinic_date(now, config.tz)
+    windows = medication_table(config).windows
+    lapse = None if windows is None else timedelta(days=windows.lapse_days)
     return [
         row
         for row in rows
         if (row.stopped_on is None or row.stopped_on > today)
-        and row.started_on + timedelta(days=row.supply_days) + LISTED_AFTER_SUPPLY_END >= today
+        and (lapse is None or row.started_on + timedelta(days=row.supply_days) + lapse >= today)
     ]
 
 

@@ -38,6 +38,18 @@ def _post_case(client: TestClient, case: CaseFile, external_id: str) -> dict[str
     assert response.status_code == 201, response.text
     patient_id = response.json()["id"]
     last: dict[str, Any] = {}
+    if case.prescriptions:  # PATHWAY.md §7: what the EHR knows the patient was prescribed
+        items = [
+            {
+                "source_prescription_id": p.id or f"rx-{n}",
+                **p.model_dump(mode="json", exclude_none=True, exclude={"id"}),
+            }
+            for n, p in enumerate(case.prescriptions)
+        ]
+        response = client.post(f"/v1/patients/{patient_id}/prescriptions", json=items)
+        assert response.status_code == 201, response.text
+        assert all(item["status"] != "rejected" for item in response.json()["items"]), response.text
+        last = response.json()["assessment"]
     for encounter in case.encounters:
         payload = encounter.model_dump(mode="json", exclude_none=True)
         for reading in payload["readings"]:
@@ -70,7 +82,9 @@ def test_every_case_posted_over_http_matches_pathway_evaluate(
         clock.at = case.as_of
         stored = _post_case(client, case, external_id=path.stem)
         expected = evaluator.assess(
-            case_history(case, default_pack.pack.units, default_pack.pack.plausibility),
+            case_history(
+                case, default_pack.pack.units, default_pack.pack.plausibility, default_pack.pack.medication
+            ),
             case.as_of,
             default_pack,
         )

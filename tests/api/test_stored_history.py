@@ -105,7 +105,7 @@ def test_the_stored_history_reads_back_whole_and_in_order(client: TestClient) ->
         symptoms=(SymptomReport(Symptom.SEVERE_HEADACHE, _at(0.5)),),
         checks=(CheckDone(CareCheck.FOOT, _at(30)), CheckDone(CareCheck.FUNDUS, _at(10))),
     )
-    assert [at for _, at in rows.encounters] == [_at(30)]
+    assert [encounter[1] for encounter in rows.encounters] == [_at(30)]  # (id, at, medication answers…)
     assert all(at.utcoffset() is not None for *_, at in rows.symptoms)
 
 

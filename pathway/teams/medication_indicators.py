@@ -32,8 +32,8 @@ from pathway.teams.rates import Rate
 @dataclass
 class MedicationRates:
     regular_adherence: Rate = field(default_factory=Rate)
-    statin_ascvd: Rate = field(default_factory=Rate)
-    statin_high_risk: Rate = field(default_factory=Rate)
+    statin_use_ascvd: Rate = field(default_factory=Rate)
+    statin_use_high_risk: Rate = field(default_factory=Rate)
     antihypertensive_combination: Rate = field(default_factory=Rate)
 
 
@@ -70,9 +70,9 @@ class MedicationCounter:
             rates.regular_adherence.count(patient_id, met=adherence == Adherence.REGULAR.value)
         on_statin = facts.get("on_statin") is True
         if snapshot.get("has_ascvd") is True:
-            rates.statin_ascvd.count(patient_id, met=on_statin)
+            rates.statin_use_ascvd.count(patient_id, met=on_statin)
         if snapshot.get("lipid_stratum") in self._definitions.statin_strata:
-            rates.statin_high_risk.count(patient_id, met=on_statin)
+            rates.statin_use_high_risk.count(patient_id, met=on_statin)
         classes = facts.get("antihypertensive_classes")
         if Condition.HYPERTENSION in conditions and isinstance(classes, int) and classes > 0:
             met = classes >= self._definitions.combination_min_classes

@@ -1,4 +1,5 @@
-"""The GP team's indicators (绩效考核, PATHWAY.md §6): a thin route over pathway.teams.indicators."""
+"""The GP team's indicators (绩效考核, PATHWAY.md §6 and the §7 additions): a thin route over
+pathway.teams.indicators."""
 
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ class IndicatorsRead(BaseModel):
                     "ldl_control_by_stratum": {"high": {"numerator": 1, "denominator": 1, "rate": 1.0}},
                     "hearts_bp_control": {"numerator": 1, "denominator": 2, "rate": 0.5},
                     "tier_distribution": {"red": 0, "yellow": 1, "blue": 1},
+                    "regular_adherence": {"numerator": 1, "denominator": 2, "rate": 0.5},
+                    "statin_use_ascvd": {"numerator": 1, "denominator": 1, "rate": 1.0},
+                    "statin_use_high_risk": {"numerator": 1, "denominator": 2, "rate": 0.5},
+                    "antihypertensive_combination": {"numerator": 1, "denominator": 2, "rate": 0.5},
                     "open_referrals_by_urgency": {"urgent": 1},
                     "overdue_tasks_by_priority": {"3": 2},
                     "encounters_in_period": 5,
@@ -73,6 +78,24 @@ class IndicatorsRead(BaseModel):
     ldl_control_by_stratum: dict[str, RateRead]
     hearts_bp_control: RateRead
     tier_distribution: dict[str, int]
+    regular_adherence: RateRead | None = Field(
+        None,
+        description="规律服药率 (§7): latest adherence recorded in the pack's window is regular / "
+        "patients with one recorded; null under a pack without medication indicators",
+    )
+    statin_use_ascvd: RateRead | None = Field(
+        None, description="他汀使用率 (§7) among ASCVD patients: on a statin / ASCVD patients"
+    )
+    statin_use_high_risk: RateRead | None = Field(
+        None,
+        description="他汀使用率 (§7) among patients of the pack's lipid strata (high or above): "
+        "on a statin / those patients",
+    )
+    antihypertensive_combination: RateRead | None = Field(
+        None,
+        description="降压药联合治疗率 (§7): hypertensive patients on at least the pack's number of "
+        "antihypertensive classes / hypertensive patients on any",
+    )
     open_referrals_by_urgency: dict[str, int]
     overdue_tasks_by_priority: dict[int, int]
     encounters_in_period: int
@@ -96,7 +119,8 @@ def team_indicators(
     end: Annotated[Day | None, Query(alias="to", description="last day (default: today)")] = None,
     detail: Annotated[bool, Query(description="list the patient ids behind every rate")] = False,
 ) -> IndicatorsRead:
-    """PATHWAY.md §6 as of the end of ``to``: each rate with its numerator and denominator."""
+    """PATHWAY.md §6 (and §7's medication rates) as of the end of ``to``: each rate with its
+    numerator and denominator."""
     now = clock.now()
     team = team_for(session, key, team_id, "team.indicators.read", now)
     zone = ZoneInfo(team.timezone)
@@ -119,6 +143,7 @@ def team_indicators(
             numerator=r.numerator, denominator=r.denominator, rate=r.rate, **(ids if detail else {})
         )
 
+    treated = result.medication
     return IndicatorsRead(
         team_id=team_id,
         from_=start,
@@ -132,6 +157,10 @@ def team_indicators(
         ldl_control_by_stratum={k: rate(v) for k, v in result.ldl_control_by_stratum.items()},
         hearts_bp_control=rate(result.hearts_bp_control),
         tier_distribution=result.tier_distribution,
+        regular_adherence=rate(treated.regular_adherence) if treated else None,
+        statin_use_ascvd=rate(treated.statin_use_ascvd) if treated else None,
+        statin_use_high_risk=rate(treated.statin_use_high_risk) if treated else None,
+        antihypertensive_combination=rate(treated.antihypertensive_combination) if treated else None,
         open_referrals_by_urgency=counts.open_referrals_by_urgency,
         overdue_tasks_by_priority=counts.overdue_tasks_by_priority,
         encounters_in_period=counts.encounters,

@@ -60,7 +60,8 @@ def compute(
     with Session(engine) as session:
         patients = indicator_store.team_patients(session, team_id, now, zone)
         ids = [p.id for p in patients if p.id is not None]
-        rows = indicator_store.clinical_rows(session, ids, now)
+        with_prescriptions = [p.id for p in patients if p.id is not None and p.has_prescriptions]
+        rows = indicator_store.clinical_rows(session, ids, now, with_prescriptions)
         current = team_store.latest_tiers(session, ids, made_by=now)
     members = []
     for patient in patients:
@@ -73,13 +74,26 @@ def compute(
                 managed_until=None if indicators.managed_at(patient, now) else patient.status_changed_at,
                 conditions=frozenset(Condition(c) for c in patient.conditions),
                 history=history_from_rows(
-                    patient, mine.complications, mine.readings, mine.encounters, mine.symptoms
+                    patient,
+                    mine.complications,
+                    mine.readings,
+                    mine.encounters,
+                    mine.symptoms,
+                    mine.checks,
+                    mine.prescriptions,
                 ),
             )
         )
     tiers = {now: current}
     trend = indicators.indicators_over_time(
-        members, moments, tiers, config.facts, config.indicators, config.targets.glucose, zone
+        members,
+        moments,
+        tiers,
+        config.facts,
+        config.indicators,
+        config.targets.glucose,
+        zone,
+        config.medication,
     )
     return DashboardData(team_id, now, moments, trend, time.perf_counter() - started)
 

@@ -22,11 +22,19 @@ from api.web.i18n import Translator
 from api.web.pages import TeamId, team_for
 from pathway.clinical.tiers import RiskTier
 from pathway.teams import indicator_store
-from pathway.teams.indicators import Rate, TeamIndicators
+from pathway.teams.indicators import TeamIndicators
+from pathway.teams.rates import Rate
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
 
 RATES = ("bp_control", "glucose_control", "standard_management", "hearts_bp_control")
+# PATHWAY.md §7 (under a pack with medication indicators): attributes of MedicationRates.
+MEDICATION_RATES = (
+    "regular_adherence",
+    "statin_use_ascvd",
+    "statin_use_high_risk",
+    "antihypertensive_combination",
+)
 
 
 @router.get("/teams/{team_id}/dashboard", response_class=HTMLResponse)
@@ -102,6 +110,9 @@ def _dashboard_charts(
     return {
         "current": current,
         "rates": [(name, _rate(current, name)) for name in RATES],
+        "medication_rates": [
+            (name, getattr(current.medication, name)) for name in MEDICATION_RATES if current.medication
+        ],
         "ldl_rates": [
             (s, current.ldl_control_by_stratum[s]) for s in strata if s in current.ldl_control_by_stratum
         ],

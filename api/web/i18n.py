@@ -230,6 +230,11 @@ _WORDS: dict[str, tuple[str, str]] = {
     "ind.glucose_control": ("血糖控制率", "Glucose control"),
     "ind.standard_management": ("规范管理率", "Standard management"),
     "ind.hearts_bp_control": ("HEARTS 血压控制", "HEARTS BP control"),
+    "ind.regular_adherence": ("规律服药率", "Regular adherence"),
+    "ind.statin_use_ascvd": ("他汀使用率（ASCVD）", "Statin use (ASCVD)"),
+    "ind.statin_use_high_risk": ("他汀使用率（高危及以上）", "Statin use (high risk or above)"),
+    "ind.antihypertensive_combination": ("降压药联合治疗率", "Antihypertensive combination"),
+    "dash.medication": ("用药（§7）", "Medication (§7)"),
     # Words
     "tier.red": ("红", "Red"),
     "tier.yellow": ("黄", "Yellow"),

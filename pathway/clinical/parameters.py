@@ -218,6 +218,15 @@ class HeartsControl(_Strict):
     registered_more_than_days: PositiveInt
 
 
+class MedicationIndicators(_Strict):
+    """PATHWAY.md §7 additions to the team indicators: 规律服药率, 他汀使用率, 降压药联合治疗率."""
+
+    source: str = Field(min_length=1)
+    adherence_window_days: PositiveInt = Field(description="规律服药率: adherence recorded this recent")
+    statin_strata: list[str] = Field(min_length=1, description="他汀使用率: the lipid strata counted")
+    combination_min_classes: PositiveInt = Field(description="联合治疗: at least this many classes")
+
+
 class IndicatorDefinitions(_Strict):
     """PATHWAY.md §6: the windows and cut-offs of the team indicators (绩效考核)."""
 
@@ -225,3 +234,4 @@ class IndicatorDefinitions(_Strict):
     control_window_days: PositiveInt = Field(description="the latest encounter counts if this recent")
     standard_management: StandardManagement
     hearts: HeartsControl
+    medication: MedicationIndicators | None = None  # §7; None under a pack that knows no treatment

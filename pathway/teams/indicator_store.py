@@ -23,6 +23,7 @@ from pathway.store.tables import (
     Encounter,
     Patient,
     PatientComplication,
+    PrescriptionRecord,
     Reading,
     Referral,
     SymptomReport,
@@ -41,6 +42,20 @@ _reading = _TABLES[Reading.__tablename__].c
 _symptom = _TABLES[SymptomReport.__tablename__].c
 _complication = _TABLES[PatientComplication.__tablename__].c
 _check = _TABLES[CareCheckRecord.__tablename__].c
+_prescription = _TABLES[PrescriptionRecord.__tablename__].c
+# In PrescriptionRow's order (pathway.store.rows), after the patient id.
+_PRESCRIPTION_COLUMNS = (
+    _prescription.patient_id,
+    _prescription.classes,
+    _prescription.drug,
+    _prescription.started_on,
+    _prescription.supply_days,
+    _prescription.dose,
+    _prescription.stopped_on,
+    _prescription.recorded_at,
+    _prescription.source_prescription_id,
+    _prescription.traceability_codes,
+)
 
 
 def team_patients(
@@ -76,10 +91,18 @@ _CLINICAL_SOURCES: BindParameter[list[str]] = bindparam(
 )
 
 
-def clinical_rows(session: Session, patient_ids: Sequence[int], until: datetime) -> dict[int, ClinicalRows]:
-    """Per patient: (complications, readings, encounters, symptoms) rows as
-    :func:`pathway.patients.service.history_from_rows` takes them, up to ``until``, without self-measured
-    readings (the indicators read encounters and labs only)."""
+def clinical_rows(
+    session: Session,
+    patient_ids: Sequence[int],
+    until: datetime,
+    with_prescriptions: Sequence[int] = (),
+) -> dict[int, ClinicalRows]:
+    """Per patient: the rows :func:`pathway.patients.history.history_from_rows` takes, up to ``until``,
+    without self-measured readings (the indicators read encounters and labs only). Encounters carry
+    their medication answers (id, at, medications_reviewed, adherence, adverse_reaction); the
+    prescriptions are read for the patients of ``with_prescriptions`` only (those with
+    ``Patient.has_prescriptions``): the versions in force at ``until``, none retracted, in one
+    statement per chunk."""
     rows = {patient_id: ClinicalRows() for patient_id in patient_ids}
     for chunk in chunks(patient_ids):
         statement = select_columns(_complication.patient_id, _complication.code, _complication.onset).where(
@@ -99,9 +122,14 @@ def clinical_rows(session: Session, patient_ids: Sequence[int], until: datetime)
         )
         for patient_id, *rest in session.execute(readings):
             rows[patient_id].readings.append(tuple(rest))
-        encounters = select_columns(_encounter.patient_id, _encounter.id, _encounter.at).where(
-            _encounter.patient_id.in_(chunk), _encounter.at <= until
-        )
+        encounters = select_columns(
+            _encounter.patient_id,
+            _encounter.id,
+            _encounter.at,
+            _encounter.medications_reviewed,
+            _encounter.adherence,
+            _encounter.adverse_reaction,
+        ).where(_encounter.patient_id.in_(chunk), _encounter.at <= until)
         for patient_id, *rest in session.execute(encounters):
             rows[patient_id].encounters.append(tuple(rest))
         symptoms = select_columns(
@@ -114,6 +142,19 @@ def clinical_rows(session: Session, patient_ids: Sequence[int], until: datetime)
         )
         for patient_id, *rest in session.execute(checks):
             rows[patient_id].checks.append(tuple(rest))
+    for chunk in chunks(list(with_prescriptions)):
+        prescriptions = (
+            select_columns(*_PRESCRIPTION_COLUMNS)
+            .where(
+                _prescription.patient_id.in_(chunk),
+                _prescription.recorded_at <= until,
+                or_(_prescription.superseded_at.is_(None), _prescription.superseded_at > until),
+                _prescription.retracted_at.is_(None),
+            )
+            .order_by(_prescription.started_on, _prescription.id)
+        )
+        for patient_id, *rest in session.execute(prescriptions):
+            rows[patient_id].prescriptions.append(tuple(rest))
     return rows
 
 

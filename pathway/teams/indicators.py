@@ -14,6 +14,8 @@ the pack's ``indicators`` block. A managed patient is one of the team's patients
   stratum's target / patients with such an LDL-C, per 血脂2023 stratum.
 - HEARTS: hypertensive patients registered for longer than the HEARTS minimum whose last visit
   with a BP, within the HEARTS window, was below the HEARTS cut-off / those patients.
+- §7 (规律服药率, 他汀使用率 ×2, 降压药联合治疗率): :mod:`pathway.teams.medication_indicators`, under
+  a pack with a medication table and medication indicators.
 
 :func:`team_indicators` reads a team's patients and computes them as of one moment, with the
 period's counts. The indicators over months are :func:`compute` at several moments over one load
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -34,6 +36,7 @@ from sqlmodel import Session
 
 from pathway.clinical.conditions import FactValue
 from pathway.clinical.history import Encounter, PatientHistory
+from pathway.clinical.medication import MedicationTable
 from pathway.clinical.parameters import GlucoseTargets, IndicatorDefinitions
 from pathway.clinical.tiers import RiskTier
 from pathway.clinical.visits import clinic_encounters, encounter_bp, encounter_fasting_glucose
@@ -43,6 +46,8 @@ from pathway.patients.reassessment import PathwayConfig
 from pathway.store.tables import Patient, Team
 from pathway.teams import indicator_store, team_store
 from pathway.teams.contact_list import contact_flag_counts
+from pathway.teams.medication_indicators import MedicationCounter, MedicationRates
+from pathway.teams.rates import Rate
 
 
 @dataclass(frozen=True)
@@ -58,25 +63,6 @@ class ManagedPatient:
 
 
 @dataclass
-class Rate:
-    numerator: int = 0
-    denominator: int = 0
-    numerator_ids: list[int] = field(default_factory=list)
-    denominator_ids: list[int] = field(default_factory=list)
-
-    def count(self, patient_id: int, *, met: bool) -> None:
-        self.denominator += 1
-        self.denominator_ids.append(patient_id)
-        if met:
-            self.numerator += 1
-            self.numerator_ids.append(patient_id)
-
-    @property
-    def rate(self) -> float | None:
-        return round(self.numerator / self.denominator, 4) if self.denominator else None
-
-
-@dataclass
 class TeamIndicators:
     as_of: datetime
     managed_patients: int
@@ -86,6 +72,7 @@ class TeamIndicators:
     ldl_control_by_stratum: dict[str, Rate]
     hearts_bp_control: Rate
     tier_distribution: dict[str, int]
+    medication: MedicationRates | None = None  # §7: under a pack with medication indicators
 
 
 def compute(
@@ -94,8 +81,12 @@ def compute(
     glucose: GlucoseTargets,
     as_of: datetime,
     tz: ZoneInfo,
+    medication: MedicationTable | None = None,
 ) -> TeamIndicators:
     window_start = as_of - timedelta(days=definitions.control_window_days)
+    treated = None
+    if medication is not None and definitions.medication is not None:
+        treated = MedicationCounter(definitions.medication, medication, as_of, tz)
     managed = Rate()
     bp, fpg, standard, hearts = Rate(), Rate(), Rate(), Rate()
     ldl: dict[str, Rate] = {}
@@ -126,6 +117,8 @@ def compute(
         in_window = [e for e in encounters if e.at >= as_of - timedelta(days=window.window_days)]
         standard.count(patient.patient_id, met=len(in_window) >= window.min_encounters)
         _count_ldl(ldl, patient, definitions.control_window_days)
+        if treated is not None:
+            treated.count(patient.patient_id, patient.conditions, patient.history, patient.facts)
     return TeamIndicators(
         as_of=as_of,
         managed_patients=managed.denominator,
@@ -135,6 +128,7 @@ def compute(
         ldl_control_by_stratum=dict(sorted(ldl.items())),
         hearts_bp_control=hearts,
         tier_distribution=dict(tiers),
+        medication=treated.rates if treated is not None else None,
     )
 
 
@@ -204,14 +198,21 @@ def team_indicators(
     zone = ZoneInfo(team.timezone)
     patients = [p for p in indicator_store.team_patients(session, team.id, end, zone) if managed_at(p, end)]
     ids = [p.id for p in patients if p.id is not None]
-    rows = indicator_store.clinical_rows(session, ids, end)
+    with_prescriptions = [p.id for p in patients if p.id is not None and p.has_prescriptions]
+    rows = indicator_store.clinical_rows(session, ids, end, with_prescriptions)
     tiers = team_store.latest_tiers(session, ids, made_by=end)
     managed = []
     for patient in patients:
         assert patient.id is not None
         mine = rows[patient.id]
         history = history_from_rows(
-            patient, mine.complications, mine.readings, mine.encounters, mine.symptoms, mine.checks
+            patient,
+            mine.complications,
+            mine.readings,
+            mine.encounters,
+            mine.symptoms,
+            mine.checks,
+            mine.prescriptions,
         )
         tier = tiers.get(patient.id)
         managed.append(
@@ -224,7 +225,7 @@ def team_indicators(
                 tier=RiskTier(tier) if tier is not None else None,
             )
         )
-    result = compute(managed, config.indicators, config.targets.glucose, end, zone)
+    result = compute(managed, config.indicators, config.targets.glucose, end, zone, config.medication)
     counts = PeriodCounts(
         encounters=indicator_store.encounters_between(session, team.id, start, end),
         open_referrals_by_urgency=indicator_store.open_referrals_by_urgency(session, team.id, end),
@@ -270,6 +271,7 @@ def indicators_over_time(
     definitions: IndicatorDefinitions,
     glucose: GlucoseTargets,
     tz: ZoneInfo,
+    medication: MedicationTable | None = None,
 ) -> list[TeamIndicators]:
     """:func:`compute` at each of ``moments``, oldest first.
 
@@ -293,5 +295,5 @@ def indicators_over_time(
             for m in members
             if m.registered_at <= moment and (m.managed_until is None or m.managed_until > moment)
         ]
-        results.append(compute(managed, definitions, glucose, moment, tz))
+        results.append(compute(managed, definitions, glucose, moment, tz, medication))
     return results

@@ -88,3 +88,41 @@ def test_a_slow_computation_answers_at_once_and_the_page_refreshes_itself(
             break
         time.sleep(0.05)
     assert 'data-chart="indicators"' in page.text
+
+
+MEDICATION_RATES = (
+    "regular_adherence",
+    "statin_use_ascvd",
+    "statin_use_high_risk",
+    "antihypertensive_combination",
+)
+
+
+def test_the_dashboard_shows_the_medication_indicators_of_the_api(
+    client: TestClient, app: FastAPI, world: World
+) -> None:
+    admin = TestClient(app, headers={"Authorization": f"Bearer {world.keys['admin']}"})
+    hypertensive = _api(app, world, detail="true")["bp_control"]["denominator_patient_ids"]
+    patient_id = hypertensive[0]
+    pill = {
+        "source_prescription_id": "rx-combo",
+        "atc": "C09DB01",
+        "drug": "缬沙坦氨氯地平片",
+        "started_on": (NOW.date().replace(day=1)).isoformat(),
+        "supply_days": 30,
+    }
+    assert admin.post(f"/v1/patients/{patient_id}/prescriptions", json=[pill]).status_code == 201
+    visit = {"at": NOW.replace(hour=8).isoformat(), "medications_reviewed": True, "adherence": "regular"}
+    assert admin.post(f"/v1/patients/{patient_id}/encounters", json=visit).status_code == 201
+
+    sign_in(client, world.keys["team-a"])
+    html = client.get(f"/workbench/teams/{world.team_a}/dashboard").text
+    assert 'data-section="medication"' in html
+    api = _api(app, world)
+    assert _counts(api["antihypertensive_combination"]) == (1, 1)
+    assert _counts(api["regular_adherence"]) == (1, 1)
+    for name in MEDICATION_RATES:
+        found = re.search(rf'data-indicator="{name}" data-numerator="(\d+)" data-denominator="(\d+)"', html)
+        assert found is not None, name
+        assert (int(found.group(1)), int(found.group(2))) == _counts(api[name]), name
+    assert "降压药联合治疗率" in html or "Antihypertensive combination" in html

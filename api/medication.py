@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from api.batches import answered_once
 from api.deps import ClockDep, CurrentKey, KeyCacheDep, PathwayDep, PatientId, SessionDep, patient_for
 from api.errors import error_responses
 from api.recording import PostingSystem
@@ -116,38 +117,35 @@ def post_prescriptions(
     prescribing.medication_table(pathway)
     system = permissions.posting_system(key, source_system)
     scope = f"prescriptions:{patient_id}:{system}"
-    fingerprint = idempotency.prescriptions_fingerprint(prescriptions) if idempotency_key is not None else ""
-    if idempotency_key is not None:
-        prior = idempotency.replayed_answer(session, key.id, scope, idempotency_key, fingerprint)
-        if prior is not None:
-            session.commit()
-            return JSONResponse(
-                prior.response, status_code=prior.status_code, headers={"Idempotent-Replayed": "true"}
-            )
-    items = prescribing.record_prescriptions(
-        session, patient, prescriptions, source_system=system, config=pathway, now=now
-    )
-    for item in items:
-        if item.status == "updated":
-            permissions.audit(session, key, "prescription.update", patient_id, now)
-    stored_any = any(item.status in ("created", "updated") for item in items)
-    record = reassessment.reassess_after_ingest(session, patient, pathway, now, stored_any=stored_any)
-    result = PrescriptionBatchResult(
-        created=sum(i.status == "created" for i in items),
-        duplicate=sum(i.status == "duplicate" for i in items),
-        updated=sum(i.status == "updated" for i in items),
-        rejected=sum(i.status == "rejected" for i in items),
-        items=items,
-        assessment=AssessmentRead.of(record) if record else None,
-        assessment_pending=record is None,
-    )
-    if idempotency_key is not None:
-        body = result.model_dump(mode="json")
-        idempotency.remember_answer(
-            session, key.id, scope, idempotency_key, fingerprint, status.HTTP_201_CREATED, body, now
+
+    def answer() -> PrescriptionBatchResult:
+        items = prescribing.record_prescriptions(
+            session, patient, prescriptions, source_system=system, config=pathway, now=now
         )
-    session.commit()
-    return result
+        for item in items:
+            if item.status == "updated":
+                permissions.audit(session, key, "prescription.update", patient_id, now)
+        stored_any = any(item.status in ("created", "updated") for item in items)
+        record = reassessment.reassess_after_ingest(session, patient, pathway, now, stored_any=stored_any)
+        return PrescriptionBatchResult(
+            created=sum(i.status == "created" for i in items),
+            duplicate=sum(i.status == "duplicate" for i in items),
+            updated=sum(i.status == "updated" for i in items),
+            rejected=sum(i.status == "rejected" for i in items),
+            items=items,
+            assessment=AssessmentRead.of(record) if record else None,
+            assessment_pending=record is None,
+        )
+
+    return answered_once(
+        session,
+        key,
+        scope,
+        idempotency_key,
+        fingerprint=lambda: idempotency.prescriptions_fingerprint(prescriptions),
+        answer=answer,
+        now=now,
+    )
 
 
 @router.post(

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from api.batches import answered_once
 from api.deps import ClockDep, CurrentKey, KeyCacheDep, PathwayDep, PatientId, SessionDep, patient_for
 from api.errors import error_responses
 from api.schemas import (
@@ -97,36 +98,33 @@ def post_readings(
     now = clock.now()  # after the patient's lock: this reassessment sees every committed reading
     system = permissions.posting_system(key, source_system)
     scope = f"readings:{patient_id}:{system}"
-    fingerprint = idempotency.readings_fingerprint(readings) if idempotency_key is not None else ""
-    if idempotency_key is not None:
-        prior = idempotency.replayed_answer(session, key.id, scope, idempotency_key, fingerprint)
-        if prior is not None:
-            session.commit()  # the audit of this replay
-            return JSONResponse(
-                prior.response, status_code=prior.status_code, headers={"Idempotent-Replayed": "true"}
-            )
-    items = recording.record_readings(
-        session, patient, readings, source_system=system, config=pathway, now=now, caller=key
-    )
-    permissions.audit_new_versions(session, key, (item.status for item in items), patient_id, now)
-    stored_any = any(item.status in ("created", "amended") for item in items)
-    record = reassessment.reassess_after_ingest(session, patient, pathway, now, stored_any=stored_any)
-    result = BatchResult(
-        created=_count(items, "created"),
-        duplicate=_count(items, "duplicate"),
-        rejected=_count(items, "rejected"),
-        amended=_count(items, "amended"),
-        items=items,
-        assessment=AssessmentRead.of(record) if record else None,
-        assessment_pending=record is None,
-    )
-    if idempotency_key is not None:
-        body = result.model_dump(mode="json")
-        idempotency.remember_answer(
-            session, key.id, scope, idempotency_key, fingerprint, status.HTTP_201_CREATED, body, now
+
+    def answer() -> BatchResult:
+        items = recording.record_readings(
+            session, patient, readings, source_system=system, config=pathway, now=now, caller=key
         )
-    session.commit()
-    return result
+        permissions.audit_new_versions(session, key, (item.status for item in items), patient_id, now)
+        stored_any = any(item.status in ("created", "amended") for item in items)
+        record = reassessment.reassess_after_ingest(session, patient, pathway, now, stored_any=stored_any)
+        return BatchResult(
+            created=_count(items, "created"),
+            duplicate=_count(items, "duplicate"),
+            rejected=_count(items, "rejected"),
+            amended=_count(items, "amended"),
+            items=items,
+            assessment=AssessmentRead.of(record) if record else None,
+            assessment_pending=record is None,
+        )
+
+    return answered_once(
+        session,
+        key,
+        scope,
+        idempotency_key,
+        fingerprint=lambda: idempotency.readings_fingerprint(readings),
+        answer=answer,
+        now=now,
+    )
 
 
 @router.delete(

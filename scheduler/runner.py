@@ -6,7 +6,9 @@
 - :func:`run_once` — catch up every missed run, then return (``pathway scheduler --once``, cron).
 
 Jobs: per time zone in use, the daily run (06:00) and the hourly run; once, the retention run
-(03:00, clinic time zone). Every start also runs the retention run if today's is not done.
+(03:00, clinic time zone); the population re-tier under the pack in force (at start, then hourly: a
+new edition is re-tiered once, :mod:`scheduler.retier_job`). Every start also runs the retention
+run if today's is not done.
 
 Triggers name the time zone (scheduler and trigger both), ``misfire_grace_time=None`` and
 ``coalesce=True`` so a run delayed by downtime still happens once, and every start catches up
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
@@ -29,11 +31,14 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from pathway.clinical.clock import Clock
+from pathway.patients.reassessment import PathwayConfig
 from pathway.runs.retention import Retention
 from pathway.settings import Settings
 from pathway.store.db import make_engine
+from rules.evaluation import Evaluator
 from rules.registry import DEFAULT_PACK_ID, PackRegistry
 from scheduler import jobs
+from scheduler.retier_job import RETIER_JOB_ID, run_retier
 
 log = logging.getLogger("pathway.scheduler")
 
@@ -52,9 +57,20 @@ def context(settings: Settings, clock: Clock, registry: PackRegistry | None = No
     )
 
 
-def build_scheduler(ctx: jobs.Context, *, blocking: bool) -> BaseScheduler:
-    """A scheduler with a daily 06:00 and an hourly job per time zone in use, re-checked hourly, and
-    the retention run at 03:00 in the clinic's time zone."""
+def pathway_of(settings: Settings, evaluator: Evaluator | None) -> PathwayConfig:
+    """The pack in force as the re-tier needs it, on the process's one rule engine (ENGINE-NOTES
+    §1: one durable_rules host a process — ``pathway serve`` passes the API's)."""
+    from api.main import pathway_config
+
+    return pathway_config(evaluator or Evaluator(PackRegistry.from_directory()), settings)
+
+
+def build_scheduler(
+    ctx: jobs.Context, *, blocking: bool, pathway: PathwayConfig | None = None
+) -> BaseScheduler:
+    """A scheduler with a daily 06:00 and an hourly job per time zone in use, re-checked hourly, the
+    retention run at 03:00 in the clinic's time zone and, given the pack in force, the re-tier (at
+    once, then hourly: it does nothing once this edition's run has finished)."""
     kind = BlockingScheduler if blocking else BackgroundScheduler
     scheduler: BaseScheduler = kind(timezone=ctx.default_zone, job_defaults=JOB_DEFAULTS)
     scheduler.add_listener(_report_failure, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
@@ -73,6 +89,15 @@ def build_scheduler(ctx: jobs.Context, *, blocking: bool) -> BaseScheduler:
         id="zones",
         replace_existing=True,
     )
+    if pathway is not None:
+        scheduler.add_job(
+            run_retier,
+            IntervalTrigger(hours=1, timezone=ctx.default_zone),
+            args=[ctx, pathway],
+            id=RETIER_JOB_ID,
+            replace_existing=True,
+            next_run_time=datetime.now(ctx.default_zone),
+        )
     return scheduler
 
 
@@ -106,13 +131,16 @@ def _report_failure(event: JobExecutionEvent) -> None:
         log.error("SCHEDULER JOB MISSED: %s at %s", event.job_id, event.scheduled_run_time)
 
 
-def start_background(settings: Settings, clock: Clock) -> Callable[[], None]:
+def start_background(
+    settings: Settings, clock: Clock, evaluator: Evaluator | None = None
+) -> Callable[[], None]:
     """Start the in-process scheduler of ``pathway serve``; returns ``stop()`` (waits for a running job).
 
     The catch-up of missed runs is the scheduler's first job, so the server starts at once.
+    ``evaluator``: the API's, when both run in this process (one rule engine a process).
     """
     ctx = context(settings, clock)
-    scheduler = build_scheduler(ctx, blocking=False)
+    scheduler = build_scheduler(ctx, blocking=False, pathway=pathway_of(settings, evaluator))
     scheduler.add_job(jobs.start_up, args=[ctx], id="catch-up")
     scheduler.start()
     log.info("scheduler started in-process (%s)", ctx.worker)
@@ -129,7 +157,7 @@ def run_blocking(settings: Settings, clock: Clock) -> None:
     ctx = context(settings, clock)
     try:
         _log_caught_up(jobs.start_up(ctx))
-        scheduler = build_scheduler(ctx, blocking=True)
+        scheduler = build_scheduler(ctx, blocking=True, pathway=pathway_of(settings, None))
         log.info("scheduler running (%s); jobs: %s", ctx.worker, [j.id for j in scheduler.get_jobs()])
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
@@ -138,11 +166,14 @@ def run_blocking(settings: Settings, clock: Clock) -> None:
         ctx.engine.dispose()
 
 
-def run_once(settings: Settings, clock: Clock) -> dict[str, list[date]]:
-    """Catch up every missed run once, then return what this process ran."""
+def run_once(settings: Settings, clock: Clock, *, retier: bool = True) -> dict[str, list[date]]:
+    """Catch up every missed run once (the re-tier of the pack in force included, unless told
+    not to), then return what this process ran."""
     ctx = context(settings, clock)
     try:
         ran = jobs.start_up(ctx)
+        if retier:
+            run_retier(ctx, pathway_of(settings, None))
     finally:
         ctx.engine.dispose()
     _log_caught_up(ran)

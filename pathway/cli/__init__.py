@@ -5,6 +5,7 @@
                                                reported, the rest still checked; exit 2)
     pathway packs                              list the rule packs and versions loaded
     pathway packs describe [--pack ID] [--version V] [--format md|text]   a pack in words (docs/PATHWAY.md)
+    pathway packs retier [--workers N] [--batch N] [--quiet]   every patient re-tiered under the pack in force
     pathway serve [--host H] [--port P] [--workers N] [--no-scheduler]   migrate, serve the API + scheduler
     pathway keys create --role R --name N [--team CODE] [--source-system S]   an API key (its id and the
                                                            key, once)
@@ -32,6 +33,7 @@ from pathway.cli.admin import _create_key, _create_team, _list_keys, _list_teams
 from pathway.cli.demo import _demo
 from pathway.cli.evaluate import _evaluate
 from pathway.cli.packs import _describe_pack, _packs
+from pathway.cli.retier import _retier
 from pathway.cli.serve import _scheduler, _serve
 from pathway.clinical.errors import PathwayError
 
@@ -56,12 +58,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --check: list the pack's rules no case fired (exit 1 if any)",
     )
     packs = commands.add_parser("packs", help="list the rule packs and versions loaded")
-    describe = packs.add_subparsers(dest="packs_command").add_parser(
+    packs_commands = packs.add_subparsers(dest="packs_command")
+    describe = packs_commands.add_parser(
         "describe", help="a pack in words: rules, schedules, task catalogue, follow-through (docs/PATHWAY.md)"
     )
     describe.add_argument("--pack", default=None, help="the pack id (default: the default pack)")
     describe.add_argument("--version", default=None, help="the edition (default: the newest)")
     describe.add_argument("--format", choices=["md", "text"], default="md", help="Markdown (default) or text")
+    retier = packs_commands.add_parser(
+        "retier", help="re-tier every managed patient under the pack in force now (claimed, resumable)"
+    )
+    retier.add_argument("--workers", type=int, default=2, help="processes (patients split by id; default 2)")
+    retier.add_argument(
+        "--batch", type=int, default=None, help="patients a transaction (default 500; SQLite 50)"
+    )
+    retier.add_argument("--quiet", action="store_true", help="no progress on stderr")
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     create_key = keys.add_parser(
         "create", help="create an API key; its id and the key are printed once, on stdout (tab-separated)"
@@ -117,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "packs" and args.packs_command == "describe":
             return _describe_pack(args.pack, args.version, args.format)
+        if args.command == "packs" and args.packs_command == "retier":
+            return _retier(args.workers, args.batch, quiet=args.quiet)
         if args.command == "packs":
             return _packs()
         if args.command == "serve":

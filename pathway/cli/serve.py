@@ -62,6 +62,8 @@ def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int
     from pathway.clinical.clock import SystemClock
     from pathway.settings import read_settings
     from pathway.store.db import shown_url
+    from rules.evaluation import Evaluator
+    from rules.registry import PackRegistry
     from scheduler.runner import start_background
 
     settings = _settings()
@@ -76,13 +78,19 @@ def _serve(host: str, port: int, workers: int, *, scheduler: bool = True) -> int
     print(
         f"pathway: API on http://{host}:{port}/docs (database {shown_url(settings.database_url)})", flush=True
     )
-    stop_scheduler = start_background(settings, SystemClock(settings.tz)) if scheduler else None
+    # One rule engine a process (ENGINE-NOTES §1): with one worker the API and the scheduler share it.
+    evaluator = Evaluator(PackRegistry.from_directory()) if workers == 1 or scheduler else None
+    stop_scheduler = start_background(settings, SystemClock(settings.tz), evaluator) if scheduler else None
     if stop_scheduler is not None:
-        print("pathway: task scheduler running in this process (daily 06:00 and hourly runs)", flush=True)
+        print(
+            "pathway: task scheduler running in this process (daily 06:00 and hourly runs, the re-tier of"
+            " a new pack)",
+            flush=True,
+        )
     log_config = _log_config()
     try:
         if workers == 1:
-            app = create_app(settings)
+            app = create_app(settings, evaluator=evaluator)
             uvicorn.run(
                 app,
                 host=host,

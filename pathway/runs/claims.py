@@ -107,3 +107,14 @@ def unfinished_dates(session: Session, job: str) -> list[date]:
 def runs(session: Session, job_prefix: str = "") -> Sequence[SchedulerRun]:
     statement = select(SchedulerRun).where(_run.job.startswith(job_prefix))
     return session.scalars(statement.order_by(_run.business_date, _run.job)).all()
+
+
+def record_progress(session: Session, run_id: int, now: datetime, details: dict[str, Any]) -> None:
+    """Keep a long run's progress on its claim, and renew its lease (``started_at``: a run is taken
+    over only when it has made no progress for the lease)."""
+    session.execute(update(_run_table).where(_run.id == run_id).values(started_at=now, details=details))
+
+
+def run_details(session: Session, run_id: int) -> dict[str, Any]:
+    found = session.execute(select(_run.details).where(_run.id == run_id)).scalar()
+    return dict(found or {})

@@ -19,6 +19,7 @@ from pathway.store.db import make_engine, migrate
 from pathway.store.tables import Patient, Reading, Team
 from pathway.store.work_tables import CareTask
 from rules.registry import LoadedPack
+from tests.api.conftest import client, clock  # noqa: F401 - the API on each store (the re-tier's tests)
 from tests.conftest import DIALECTS, database
 
 DAY = timedelta(days=1)

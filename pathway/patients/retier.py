@@ -1,0 +1,101 @@
+"""The population re-tier (issue #18): every managed patient reassessed under the pack in force,
+in batches, after a pack change — so that a new edition reaches every patient at once, not only
+those for whom something new arrives.
+
+A batch is one transaction: the next managed patients after the cursor (in id order) are locked
+(``SKIP LOCKED``: one being written to is left to that write, which assesses it under the pack in
+force), the newest assessment of each is read, and each one not already made under this pack (id,
+version and file) is reassessed — the assessment stored and its tasks synced as after any
+reassessment. The caller records the progress (the cursor and the counts) in the same transaction
+before it commits, so a run killed mid-batch loses that batch only and goes on from the cursor;
+and since a patient already assessed under the pack is never assessed again, two runs racing, or a
+run repeated, assess each patient once for the same change.
+
+Never commits: the job or the command owns the transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from pathway.patients import reassessment, retier_store
+from pathway.patients.reassessment import PathwayConfig
+
+
+@dataclass
+class RetierProgress:
+    """Where a re-tier run stands; kept in its ``scheduler_run.details`` (JSON) after every batch."""
+
+    pack: str = ""  # "<id> <version> <sha256>": the pack the run assesses under
+    cursor: int = 0  # the last patient id done
+    total: int = 0  # managed patients when the run started (of this run's share)
+    seen: int = 0
+    assessed: int = 0
+    already_current: int = 0  # the newest assessment was made under this pack already
+    busy: int = 0  # being written to: that write assesses them under the pack in force
+    deferred: int = 0  # the engine failed: the patient awaits a reassessment (the next read or run)
+    tier_changes: dict[str, int] = field(default_factory=dict)  # "yellow→red": how many
+    finished: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, details: dict[str, Any]) -> RetierProgress:
+        known = {name: details[name] for name in cls.__dataclass_fields__ if name in details}
+        return cls(**known)
+
+
+def pack_key(config: PathwayConfig) -> str:
+    return f"{config.pack.id} {config.pack.version} {config.pack.sha256}"
+
+
+def start(session: Session, config: PathwayConfig, parts: int = 1) -> RetierProgress:
+    """A new run's progress: nothing done yet, the population counted (for the progress shown)."""
+    total = retier_store.managed_patient_count(session)
+    share = total if parts == 1 else -(-total // parts)  # an estimate: ids are not evenly spread
+    return RetierProgress(pack=pack_key(config), total=share)
+
+
+def retier_batch(
+    session: Session,
+    config: PathwayConfig,
+    now: datetime,
+    progress: RetierProgress,
+    *,
+    limit: int,
+    part: int = 0,
+    parts: int = 1,
+) -> bool:
+    """Reassess the next batch of the run (``progress`` is updated in place); False once there is
+    none left (the run is then ``finished``). ``part``/``parts`` split the population by id modulo
+    ``parts``, one share a process."""
+    ids = retier_store.managed_patients_after(session, progress.cursor, limit, part, parts)
+    if not ids:
+        progress.finished = True
+        return False
+    patients = retier_store.lock_patients_if_free(session, ids)
+    newest = retier_store.newest_assessments(session, [p.id for p in patients if p.id is not None])
+    progress.seen += len(ids)
+    progress.busy += len(ids) - len(patients)
+    key = (config.pack.id, config.pack.version, config.pack.sha256)
+    for patient in patients:
+        assert patient.id is not None
+        before = newest.get(patient.id)
+        if before is not None and (before.pack_id, before.pack_version, before.pack_sha256) == key:
+            progress.already_current += 1
+            continue
+        record = reassessment.reassess_or_defer(session, patient, config, now)
+        if record is None:
+            progress.deferred += 1
+            continue
+        progress.assessed += 1
+        if before is not None and before.tier != record.tier:
+            change = f"{before.tier}→{record.tier}"
+            progress.tier_changes[change] = progress.tier_changes.get(change, 0) + 1
+    progress.cursor = ids[-1]
+    return True

@@ -31,8 +31,7 @@ SQLITE_BATCH = 50  # SQLite has one writer: a shorter batch keeps the API's writ
 
 
 def retier_job(config: PathwayConfig, part: int = 0, parts: int = 1) -> str:
-    job = f"retier {config.pack.id} {config.pack.version} {config.pack.sha256[:12]}"
-    return job if parts == 1 else f"{job} part {part + 1}/{parts}"
+    return retier.run_name(config, part, parts)
 
 
 def _business_date(ctx: jobs.Context, job: str) -> date | None:

@@ -21,6 +21,7 @@ from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, mark
 from api.web.i18n import Translator
 from api.web.pages import TeamId, team_for
 from pathway.clinical.tiers import RiskTier
+from pathway.patients import retier
 from pathway.teams import indicator_store
 from pathway.teams.indicators import TeamIndicators
 from pathway.teams.rates import Rate
@@ -59,6 +60,7 @@ def dashboard_page(
     overdue = indicator_store.overdue_tasks(session, team_id, today)
     referrals = indicator_store.open_referrals_by_urgency(session, team_id, now)
     encounters = indicator_store.encounters_between(session, team_id, year_start, now)
+    edition = retier.edition_status(session, pathway)  # the whole population's, not the team's
     session.commit()  # the audit row
     engine, timezone = request.app.state.engine, team.timezone
     data, refreshing = state.dashboards.get(
@@ -78,6 +80,7 @@ def dashboard_page(
         "referrals_total": sum(referrals.values()),
         "encounters": encounters,
         "pack_version": pathway.pack.version,
+        "edition": edition,
     }
     if data is not None:
         order = {s: float(v) for s, v in pathway.targets.lipids.ldl_targets.items()}

@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from pathway.patients import reassessment, retier_store
 from pathway.patients.reassessment import PathwayConfig
+from pathway.runs import claims
 
 
 @dataclass
@@ -52,6 +53,50 @@ class RetierProgress:
 
 def pack_key(config: PathwayConfig) -> str:
     return f"{config.pack.id} {config.pack.version} {config.pack.sha256}"
+
+
+def run_name(config: PathwayConfig, part: int = 0, parts: int = 1) -> str:
+    """The claimed run (``scheduler_run.job``) of this edition's re-tier, or of one share of it."""
+    job = f"retier {config.pack.id} {config.pack.version} {config.pack.sha256[:12]}"
+    return job if parts == 1 else f"{job} part {part + 1}/{parts}"
+
+
+@dataclass(frozen=True)
+class EditionStatus:
+    """How far the re-tier of the pack in force has come (the dashboard's card): its runs summed —
+    the whole run, or the shares of ``pathway packs retier --workers`` and the whole run after them."""
+
+    seen: int
+    total: int
+    assessed: int
+    tier_changes: dict[str, int]
+    finished: bool
+    failed: str | None  # the error of an unfinished run that failed (it goes on when run again)
+    updated_at: datetime
+
+
+def edition_status(session: Session, config: PathwayConfig) -> EditionStatus | None:
+    """The re-tier of the pack in force so far; None if it never started."""
+    runs = claims.runs(session, run_name(config))
+    if not runs:
+        return None
+    whole = [r for r in runs if r.job == run_name(config)]
+    shares = [r for r in runs if r.job != run_name(config)]
+    every = [RetierProgress.of(r.details) for r in runs]
+    counted = [RetierProgress.of(r.details) for r in (shares or whole)]  # the population, once
+    changes: dict[str, int] = {}
+    for done in every:
+        for change, count in done.tier_changes.items():
+            changes[change] = changes.get(change, 0) + count
+    return EditionStatus(
+        seen=sum(p.seen for p in counted),
+        total=sum(p.total for p in counted),
+        assessed=sum(p.assessed for p in every),
+        tier_changes=dict(sorted(changes.items())),
+        finished=any(r.finished_at is not None for r in whole),
+        failed=next((r.error for r in runs if r.finished_at is None and r.error), None),
+        updated_at=max(r.finished_at or r.started_at for r in runs),
+    )
 
 
 def start(session: Session, config: PathwayConfig, parts: int = 1) -> RetierProgress:

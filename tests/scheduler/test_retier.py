@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from api.main import pathway_config
 from pathway.clinical.clock import CLINIC_TZ
-from pathway.patients import reassessment
+from pathway.patients import reassessment, retier
 from pathway.patients.reassessment import PathwayConfig
 from pathway.patients.retier import RetierProgress
 from pathway.runs import claims
@@ -117,7 +117,12 @@ def test_a_new_edition_re_tiers_every_managed_patient_once_and_their_tasks_follo
     assert yellow == set(changing)  # the tasks follow the new tier, the deceased patient has none
     assert run.job == retier_job(lowered)
     assert run.finished_at is not None
-    assert RetierProgress.of(run.details) == progress  # the dashboard reads what the run did
+    assert RetierProgress.of(run.details) == progress
+    with Session(_engine(client)) as session:
+        shown = retier.edition_status(session, lowered)  # the dashboard's card
+    assert shown is not None
+    assert (shown.seen, shown.total, shown.assessed, shown.finished) == (8, 8, 8, True)
+    assert shown.tier_changes == {"blue→yellow": 5}
 
 
 def test_a_finished_edition_is_not_re_tiered_again(

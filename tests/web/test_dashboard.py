@@ -12,6 +12,10 @@ from fastapi.testclient import TestClient
 from api.web import dashboard
 from api.web.common import build_state
 from api.web.session import WebSettings
+from pathway.clinical.clock import CLINIC_TZ
+from scheduler import jobs
+from scheduler.retier_job import run_retier
+from tests.api.conftest import SettableClock
 from tests.web.conftest import NOW, sign_in
 from tests.web.world import World
 
@@ -126,3 +130,31 @@ def test_the_dashboard_shows_the_medication_indicators_of_the_api(
         assert found is not None, name
         assert (int(found.group(1)), int(found.group(2))) == _counts(api[name]), name
     assert "降压药联合治疗率" in html or "Antihypertensive combination" in html
+
+
+def test_the_dashboard_shows_how_far_the_re_tier_of_the_pack_in_force_has_come(
+    client: TestClient, app: FastAPI, world: World
+) -> None:
+    sign_in(client, world.keys["team-a"])
+    assert 'data-section="retier"' not in client.get(f"/workbench/teams/{world.team_a}/dashboard").text
+
+    pack = app.state.registry.in_force("sangao-cn", on=None)
+    ctx = jobs.Context(
+        engine=app.state.engine,
+        clock=SettableClock(NOW),
+        rules=pack.pack.policy.follow_through,
+        default_zone=CLINIC_TZ,
+    )
+    progress = run_retier(ctx, app.state.pathway)
+    assert progress is not None
+
+    html = client.get(f"/workbench/teams/{world.team_a}/dashboard").text
+    card = re.search(
+        r'data-section="retier" data-seen="(\d+)" data-total="(\d+)" data-assessed="(\d+)"'
+        r' data-finished="(\w+)"',
+        html,
+    )
+    assert card is not None
+    assert card.groups() == (str(progress.seen), str(progress.total), str(progress.assessed), "true")
+    assert progress.seen == progress.total > 0
+    assert app.state.pathway.pack.version in html

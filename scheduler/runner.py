@@ -166,9 +166,9 @@ def run_blocking(settings: Settings, clock: Clock) -> None:
         ctx.engine.dispose()
 
 
-def run_once(settings: Settings, clock: Clock, *, retier: bool = True) -> dict[str, list[date]]:
-    """Catch up every missed run once (the re-tier of the pack in force included, unless told
-    not to), then return what this process ran."""
+def run_once(settings: Settings, clock: Clock, *, retier: bool = False) -> dict[str, list[date]]:
+    """Catch up every missed run once, then return what this process ran. The re-tier only when
+    asked (``pathway packs retier`` is the one-off command for it; a cron job stays short)."""
     ctx = context(settings, clock)
     try:
         ran = jobs.start_up(ctx)

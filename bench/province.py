@@ -1,0 +1,207 @@
+"""Province scale: a pack change over a large store — the population re-tier, the impact analysis,
+the daily issuing run and a big team's list (a benchmark, not a test; issue #18 item 4).
+
+    python -m bench.province [--patients 1000000] [--team-size 5000] [--sample 400] [--workers 2]
+                             [--requests 200] [--postgres-url URL] [--skip-impact]
+
+PostgreSQL only (the production store). The store is built as ``bench.schedule`` builds its county:
+``pathway demo --patients SAMPLE`` through the service layer (18 months of visits, labs, wearable
+streams, prescriptions, assessments, referrals and tasks), then the sample's rows cloned inside the
+database (``INSERT … SELECT``, ids shifted) until it holds ``--patients`` patients in teams of
+``--team-size``; then ``ANALYZE``. (The demo's 2,000 patients hold 26 readings, 5 visits and 3
+assessments each: 1,000,000 patients are ~26 M readings, ~5 M visits, ~3 M assessments.)
+
+Then, timed, each with wall time, patients/s and the peak RSS of the processes that did it:
+
+1. **daily issuing run** — ``scheduler.jobs.run_daily`` for today (claimed, one transaction).
+2. **team list** — ``GET /v1/teams/{id}/tasks`` of the first team (``--team-size`` patients) from a
+   real server, p50 / p99 / max.
+3. **impact analysis** — ``pathway packs impact --pack <the pack in force's file> --workers N``
+   (every patient under both editions, nothing stored), when the command exists.
+4. **population re-tier** — every assessment marked as made under an older edition of the pack
+   (``pack_sha256``), then ``pathway packs retier --workers N --quiet``: every managed patient
+   reassessed and its tasks synced, in claimed batches.
+
+Targets of issue #18 on 2 cores: re-tier and impact < 10 min each for 1,000,000 patients, issuing
+< 5 min, list p99 < 200 ms; a missed target is information (exit 0), a broken step exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+
+from bench.figures import emit
+from bench.ingest import fresh_database, redact
+from bench.schedule import (
+    DEFAULT_POSTGRES_URL,
+    Run,
+    clone,
+    count_rows,
+    create_teams,
+    daily_list,
+    issuing_run,
+    load_sample,
+    percentile_ms,
+    read_sample,
+)
+
+TARGET_RETIER_SECONDS = 600.0
+TARGET_IMPACT_SECONDS = 600.0
+TARGET_ISSUE_SECONDS = 300.0
+TARGET_LIST_P99_MS = 200.0
+
+
+@dataclass
+class Timed:
+    seconds: float = math.nan
+    peak_rss_mb: float = math.nan
+    output: str = ""
+
+
+@dataclass
+class Province:
+    run: Run
+    retier: Timed = field(default_factory=Timed)
+    impact: Timed | None = None
+
+
+def _pathway(url: str, *args: str) -> Timed:
+    """``pathway ARGS`` as a subprocess on ``url``: its wall time, peak RSS (its process tree's
+    largest) and output; a non-zero exit is a broken benchmark."""
+    env = {**os.environ, "PATHWAY_DATABASE_URL": url}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "pathway", *args], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"pathway {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
+    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return Timed(seconds, peak, done.stdout)
+
+
+def _older_edition(url: str) -> None:
+    from sqlalchemy import text
+
+    from pathway.store.db import make_engine
+
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE assessment SET pack_sha256 = 'bench-older-edition'"))
+        connection.execute(text("DELETE FROM scheduler_run WHERE job LIKE 'retier %'"))
+    engine.dispose()
+
+
+def _has_impact() -> bool:
+    done = subprocess.run(
+        [sys.executable, "-m", "pathway", "packs", "impact", "--help"], capture_output=True, text=True
+    )
+    return done.returncode == 0
+
+
+def build_and_measure(args: argparse.Namespace) -> Province:
+    from pathway.clinical.clock import SystemClock
+    from pathway.settings import Settings
+    from pathway.store.db import make_engine, migrate
+    from rules.registry import PackRegistry
+
+    run = Run("postgresql")
+    province = Province(run)
+    zone = Settings().tz
+    today = SystemClock(zone).now().date()
+    as_of = datetime.combine(today - timedelta(days=1), clock_time(9), tzinfo=zone)
+    with fresh_database("postgresql", args.postgres_url) as url:
+        print(f"fresh store {redact(url)}", flush=True)
+        migrate(url)
+        print(f"sample: pathway demo --patients {args.sample}", flush=True)
+        run.sample_seconds = load_sample(url, args.sample, as_of)
+        engine = make_engine(url)
+        try:
+            sample = read_sample(engine)
+            clones = args.patients - sample.patients
+            team_ids = create_teams(engine, math.ceil(clones / args.team_size))
+            print(f"clone: {clones:,} patients into {len(team_ids)} teams", flush=True)
+            started = time.perf_counter()
+            clone(engine, sample, clones, team_ids, args.team_size)
+            run.clone_seconds = time.perf_counter() - started
+            run.rows = count_rows(engine)
+        finally:
+            engine.dispose()
+        run.patients = run.rows["patient"]
+        print("store: " + ", ".join(f"{k} {v:,}" for k, v in run.rows.items()), flush=True)
+        print("1. the daily issuing run", flush=True)
+        issuing_run(run, url, today)
+        print(f"   {run.issue_seconds:.1f} s: {run.issue_report}", flush=True)
+        print(f"2. the list of a team of {args.team_size:,}", flush=True)
+        daily_list(run, url, today, args.requests)
+        if not args.skip_impact and _has_impact():
+            pack = PackRegistry.from_directory().get()
+            print(f"3. pathway packs impact --pack {pack.path} --workers {args.workers}", flush=True)
+            province.impact = _pathway(
+                url, "packs", "impact", "--pack", str(pack.path), "--workers", str(args.workers)
+            )
+            print(f"   {province.impact.seconds:.1f} s", flush=True)
+        print(
+            f"4. pathway packs retier --workers {args.workers} (after marking every assessment older)",
+            flush=True,
+        )
+        _older_edition(url)
+        province.retier = _pathway(url, "packs", "retier", "--workers", str(args.workers), "--quiet")
+        print(f"   {province.retier.seconds:.1f} s: {province.retier.output.strip()}", flush=True)
+    return province
+
+
+def report(province: Province, args: argparse.Namespace) -> None:
+    run, n = province.run, max(province.run.patients, 1)
+    p99 = percentile_ms(run.latencies, 0.99)
+    rows: list[tuple[str, str, str, bool]] = [
+        ("daily issuing run", f"{run.issue_seconds:.1f} s ({n / run.issue_seconds:,.0f} patients/s)",
+         f"< {TARGET_ISSUE_SECONDS:.0f} s", run.issue_seconds < TARGET_ISSUE_SECONDS),
+        (f"team list p99, team of {args.team_size:,}", f"{p99:.0f} ms", f"< {TARGET_LIST_P99_MS:.0f} ms",
+         p99 < TARGET_LIST_P99_MS),
+        ("population re-tier",
+         f"{province.retier.seconds:.1f} s ({n / province.retier.seconds:,.0f} patients/s,"
+         f" peak {province.retier.peak_rss_mb:.0f} MB)", f"< {TARGET_RETIER_SECONDS:.0f} s",
+         province.retier.seconds < TARGET_RETIER_SECONDS),
+    ]  # fmt: skip
+    if province.impact is not None:
+        impact = province.impact
+        rows.append(("impact analysis", f"{impact.seconds:.1f} s ({n / impact.seconds:,.0f} patients/s,"
+                     f" peak {impact.peak_rss_mb:.0f} MB)", f"< {TARGET_IMPACT_SECONDS:.0f} s",
+                     impact.seconds < TARGET_IMPACT_SECONDS))  # fmt: skip
+    print(f"\nprovince: {n:,} patients, {args.workers} worker process(es); store " +
+          ", ".join(f"{k} {v:,}" for k, v in run.rows.items()))  # fmt: skip
+    for name, value, target, ok in rows:
+        print(f"  {name:<36} {value:<52} {target:<10} {'pass' if ok else 'FAIL'}")
+        emit(f"province {name}", value, target, ok)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.province", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--patients", type=int, default=1_000_000)
+    parser.add_argument("--team-size", type=int, default=5000)
+    parser.add_argument("--sample", type=int, default=400)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument("--skip-impact", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        province = build_and_measure(args)
+    except Exception as error:  # a broken benchmark says so and exits 1
+        print(f"BROKEN: {type(error).__name__}: {error}", flush=True)
+        return 1
+    report(province, args)
+    return 1 if province.run.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,11 +24,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Set up, check the bundled cases, load the demo county into an empty store (once), then serve the API,
+# Set up, check the bundled cases (pack editions' cases each under the pack they name, without
+# coverage: they show an edition's edits, not every rule), load the demo county into an empty store (once), then serve the API,
 # the scheduler and the workbench on the embedded SQLite database.
 run: $(STAMP)
 	$(BIN)/pathway packs
 	$(BIN)/pathway evaluate --check --coverage tests/rules/cases/golden/*.json tests/rules/cases/spec/*.json
+	$(BIN)/pathway evaluate --check tests/rules/editions/*/*.json
 	$(BIN)/pathway demo --if-empty --base-url http://$(HOST):$(PORT)
 	$(BIN)/pathway serve --host $(HOST) --port $(PORT)
 

@@ -32,13 +32,13 @@ from pathway.patients.reassessment import PathwayConfig
 from pathway.settings import Settings
 from pathway.store.db import api_engine
 from rules.evaluation import Evaluator
-from rules.registry import DEFAULT_PACK_ID, PackRegistry
+from rules.registry import PackRegistry
 
 
 def pathway_config(evaluator: Evaluator, settings: Settings) -> PathwayConfig:
-    """The pack in force today, as the service needs it."""
+    """The deployment's pack (``PATHWAY_PACK_ID``) in force today, as the service needs it."""
     tz = settings.tz
-    pack = evaluator.registry.in_force(DEFAULT_PACK_ID, on=None)
+    pack = evaluator.registry.in_force(settings.pack_id, on=None)
     return PathwayConfig(
         pack=pack.ref,
         units=pack.pack.units,

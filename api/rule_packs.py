@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from api.deps import CurrentKey
+from pathway.patients.reassessment import PathwayConfig
 from rules.registry import PackRegistry
 
 router = APIRouter(prefix="/v1/rule-packs", tags=["rule-packs"])
@@ -26,8 +27,10 @@ class RulePackRead(BaseModel):
 
 @router.get("", response_model=list[RulePackRead], operation_id="rule-packs-list")
 def list_rule_packs(request: Request, _key: CurrentKey) -> list[RulePackRead]:
-    """Every pack version loaded, oldest first; the newest effective edition is the one in force."""
+    """Every edition of the pack this server assesses with (`PATHWAY_PACK_ID`), oldest first; the
+    newest effective edition is the one in force."""
     registry: PackRegistry = request.app.state.registry
+    config: PathwayConfig = request.app.state.pathway
     return [
         RulePackRead(
             id=p.pack.id,
@@ -40,4 +43,5 @@ def list_rule_packs(request: Request, _key: CurrentKey) -> list[RulePackRead]:
             title_en=p.pack.title.en,
         )
         for p in registry.all()
+        if p.pack.id == config.pack.id
     ]

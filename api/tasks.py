@@ -20,10 +20,11 @@ from pathway.access.permissions import Caller, Role
 from pathway.clinical.clock import Clock
 from pathway.clinical.policy import FollowThrough
 from pathway.ingest.inbound import MAX_ROW_ID, Inbound, Instant, Text
+from pathway.patients.reassessment import PathwayConfig
 from pathway.store.work_tables import CareTask, CareTaskEvent
 from pathway.tasks import actions, patient_tasks
 from pathway.tasks.status import TaskOutcome, UnknownTask, key_actor
-from rules.registry import DEFAULT_PACK_ID, PackRegistry
+from rules.registry import PackRegistry
 
 router = APIRouter(tags=["tasks"])
 TaskId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the task's id")]
@@ -174,7 +175,8 @@ class SnoozeIn(Inbound):
 
 async def _follow_through(request: Request) -> FollowThrough:
     registry: PackRegistry = request.app.state.registry
-    return registry.in_force(DEFAULT_PACK_ID, on=None).pack.policy.follow_through
+    config: PathwayConfig = request.app.state.pathway  # the deployment's pack in force
+    return registry.get(config.pack.id, config.pack.version).pack.policy.follow_through
 
 
 FollowThroughDep = Annotated[FollowThrough, Depends(_follow_through)]

@@ -15,6 +15,9 @@ from pathway.clinical.errors import PathwayError
 
 DEFAULT_DATABASE_URL = "sqlite:///pathway.db"
 DEFAULT_POOL_SIZE = 20
+# The rule pack a deployment assesses with (rules/packs/<id>/): the default pathway unless a county
+# selects its own edition. rules.registry.DEFAULT_PACK_ID names the same pack (a test checks).
+DEFAULT_PACK_ID = "sangao-cn"
 # How long an answer kept for an ``Idempotency-Key`` is replayed at least: the daily retention run
 # deletes older ones (a key sent again after that is processed as new: its readings come back
 # ``duplicate``). Gateways retry within minutes or hours; this covers one offline for weeks.
@@ -38,6 +41,9 @@ class Settings(BaseSettings):
     database_lock_timeout_seconds: float = Field(default=2, ge=0, le=3600)
     database_statement_timeout_seconds: float = Field(default=30, ge=0, le=86_400)
     clinic_timezone: str = "Asia/Shanghai"
+    # The pack id whose edition in force the API, the workbench, the scheduler and the demo use; an
+    # unknown id stops the program at start (the registry refuses it).
+    pack_id: str = Field(default=DEFAULT_PACK_ID, pattern=r"^[a-z][a-z0-9-]*$")
     # How long a server process trusts an authenticated key before asking the database again:
     # a revoked key stops working within this time. 0 asks the database on every request.
     key_cache_seconds: float = Field(default=15, ge=0, le=3600)

@@ -36,7 +36,7 @@ from pathway.runs.retention import Retention
 from pathway.settings import Settings
 from pathway.store.db import make_engine
 from rules.evaluation import Evaluator
-from rules.registry import DEFAULT_PACK_ID, PackRegistry
+from rules.registry import PackRegistry
 from scheduler import jobs
 from scheduler.retier_job import RETIER_JOB_ID, run_retier
 
@@ -46,8 +46,9 @@ JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None
 
 
 def context(settings: Settings, clock: Clock, registry: PackRegistry | None = None) -> jobs.Context:
-    """The jobs' context: an engine of its own and the follow-through rules of the pack in force."""
-    pack = (registry or PackRegistry.from_directory()).in_force(DEFAULT_PACK_ID, on=None)
+    """The jobs' context: an engine of its own and the follow-through rules of the deployment's pack
+    (``PATHWAY_PACK_ID``) in force."""
+    pack = (registry or PackRegistry.from_directory()).in_force(settings.pack_id, on=None)
     return jobs.Context(
         engine=make_engine(settings.database_url, settings.database_pool_size),
         clock=clock,

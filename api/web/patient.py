@@ -33,7 +33,7 @@ from pathway.referrals import referral_flow, referral_store
 from pathway.store.tables import AssessmentRecord, Referral
 from pathway.tasks import flag_store, patient_tasks
 from pathway.teams import team_store
-from rules.registry import DEFAULT_PACK_ID, PackRegistry
+from rules.registry import PackRegistry
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
 TIMELINE_ASSESSMENTS = 400  # the newest stored assessments the tier timeline reads
@@ -116,7 +116,7 @@ def patient_page(
     session.commit()  # the audit row and any reassessment
 
     registry: PackRegistry = request.app.state.registry
-    pack = registry.in_force(DEFAULT_PACK_ID, on=None).pack
+    pack = registry.get(pathway.pack.id, pathway.pack.version).pack
     bands = chart_values.glucose_bands(
         ((r.id, r.when) for r in pack.rules), pack.targets.glucose, pack.snapshot
     )

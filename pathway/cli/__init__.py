@@ -1,6 +1,8 @@
 """The ``pathway`` command: a thin shell over the functions the API and scheduler use.
 
     pathway evaluate CASE.json ...             print each assessment (one file: JSON; several: JSON lines)
+    pathway evaluate [--pack ID|FILE.yaml] ... with a built-in pack (default: the case's `pack`, else the
+                                               default pack) or an edited pack file
     pathway evaluate --check CASE.json ...     compare each case with its expect block (a bad file is
                                                reported, the rest still checked; exit 2)
     pathway packs                              list the rule packs and versions loaded
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from pathway.cli.admin import _create_key, _create_team, _list_keys, _list_teams, _revoke_key
 from pathway.cli.demo import _demo
-from pathway.cli.evaluate import _evaluate
+from pathway.cli.evaluate import _evaluate, pack_choice
 from pathway.cli.packs import _describe_pack, _packs
 from pathway.cli.retier import _retier
 from pathway.cli.serve import _scheduler, _serve
@@ -47,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--check", action="store_true", help="compare each result with the case's expect block"
     )
     evaluate.add_argument(
-        "--pack", type=Path, help="a rule-pack YAML file to use instead of the built-in packs"
+        "--pack",
+        metavar="ID|FILE.yaml",
+        help="a built-in pack id (default: the pack the case names, else the default pack), or a"
+        " rule-pack YAML file to use instead of the built-in packs",
     )
     evaluate.add_argument(
         "--pack-version", help="a built-in pack version (default: the one in force at as_of)"
@@ -148,12 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args.patients, args.seed, args.as_of, if_empty=args.if_empty, base_url=args.base_url)
         if args.command == "scheduler":
             return _scheduler(once=args.once)
+        pack_file, pack_id = pack_choice(args.pack)
         return _evaluate(
             args.cases,
             check=args.check,
-            pack_file=args.pack,
+            pack_file=pack_file,
             version=args.pack_version,
             coverage=args.coverage,
+            pack_id=pack_id,
         )
     except PathwayError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -10,8 +10,24 @@ from pathlib import Path
 from pathway.clinical.errors import PathwayError
 
 
+def pack_choice(value: str | None) -> tuple[Path | None, str | None]:
+    """``--pack``: a rule-pack file (``*.yaml``, or any existing file) or a built-in pack id."""
+    if value is None:
+        return None, None
+    path = Path(value)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return path, None
+    return None, value
+
+
 def _evaluate(
-    paths: list[Path], *, check: bool, pack_file: Path | None, version: str | None, coverage: bool = False
+    paths: list[Path],
+    *,
+    check: bool,
+    pack_file: Path | None,
+    version: str | None,
+    coverage: bool = False,
+    pack_id: str | None = None,
 ) -> int:
     from pathway.clinical.clock import clinic_date
     from pathway.ingest.cases import case_history, differences, read_case
@@ -26,12 +42,14 @@ def _evaluate(
     for path in paths:
         try:
             case = read_case(path)
+            # The pack: a file given, else the id given, else the one the case names, else the default.
+            chosen = pack_id or case.pack or DEFAULT_PACK_ID
             if pack_file is not None:
                 pack = registry.all()[0]
             elif version is not None:
-                pack = registry.get(DEFAULT_PACK_ID, version)
+                pack = registry.get(chosen, version)
             else:
-                pack = registry.in_force(DEFAULT_PACK_ID, on=clinic_date(case.as_of))
+                pack = registry.in_force(chosen, on=clinic_date(case.as_of))
             history = case_history(case, pack.pack.units, pack.pack.plausibility, pack.pack.medication)
         except PathwayError as error:
             # A bad file is reported and the others are still evaluated; the exit status is 2.

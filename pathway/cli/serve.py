@@ -13,10 +13,18 @@ if TYPE_CHECKING:
 
 
 def _settings() -> Settings:
-    """The ``PATHWAY_*`` settings, or one line naming the variable that is wrong (BadSetting)."""
-    from pathway.settings import Settings, read_settings
+    """The ``PATHWAY_*`` settings, or one line naming the variable that is wrong (BadSetting): also a
+    ``PATHWAY_PACK_ID`` that names no pack in ``rules/packs``."""
+    from pathway.clinical.errors import UnknownRulePack
+    from pathway.settings import BadSetting, Settings, read_settings
+    from rules.registry import PackRegistry
 
-    return read_settings(Settings)
+    settings = read_settings(Settings)
+    try:
+        PackRegistry.from_directory().in_force(settings.pack_id, on=None)
+    except UnknownRulePack:
+        raise BadSetting(f"no rule pack {settings.pack_id!r} in rules/packs", "PATHWAY_PACK_ID") from None
+    return settings
 
 
 def _migrate(url: str) -> None:

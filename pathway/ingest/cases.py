@@ -116,6 +116,9 @@ class CaseFile(BaseModel):
     """Unknown top-level keys (notes, authorship) are allowed; everything clinical is strict."""
 
     name: str = ""
+    # The rule pack the case is written for (its expectation holds for that pack); default: the
+    # default pack. ``pathway evaluate --pack`` overrides it.
+    pack: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]*$")
     as_of: Instant
     patient: CasePatient
     encounters: list[CaseEncounter] = Field(default_factory=list)

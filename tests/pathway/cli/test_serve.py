@@ -81,6 +81,7 @@ def test_serve_refuses_several_workers_on_sqlite(
         ("PATHWAY_CLINIC_TIMEZONE", "Mars/Olympus", "bad-setting (PATHWAY_CLINIC_TIMEZONE)"),
         ("PATHWAY_DATABASE_URL", "mysql://db/x", "bad-setting (PATHWAY_DATABASE_URL)"),
         ("PATHWAY_WEB_SESSION_SECRET", "changeme", "bad-setting (PATHWAY_WEB_SESSION_SECRET)"),
+        ("PATHWAY_PACK_ID", "sangao-atlantis", "bad-setting (PATHWAY_PACK_ID)"),
         ("PATHWAY_DATABASE_URL", "postgresql://pw:hunter2@127.0.0.1:1/x", "connection refused"),
         ("PATHWAY_DATABASE_URL", "sqlite:////no/such/folder/pathway.db", "no such file or directory"),
     ],

@@ -32,7 +32,7 @@ def _demo(
     from pathway.demo.county import LoadTally, TeamKey, county, where_to_look
     from pathway.demo.patient_plan import DemoPatient
     from pathway.demo.spec import load_county
-    from pathway.ingest import recording
+    from pathway.ingest import prescribing, recording
     from pathway.patients import patient_store, reassessment, registration
     from pathway.store.db import make_engine
     from rules.evaluation import Evaluator
@@ -85,6 +85,16 @@ def _demo(
                 tally.duplicates += item.status == "duplicate"
                 if item.error is not None:
                     tally.rejected.append(f"{plan.patient.external_id} {system} #{item.index}: {item.error}")
+        for posted, prescriptions in plan.prescriptions:  # as the EHR posted them, renewal by renewal
+            results = prescribing.record_prescriptions(
+                session, patient, prescriptions, source_system=plan.source_system, config=config, now=posted
+            )
+            for result in results:
+                stored = result.status in ("created", "updated")
+                new += stored
+                tally.prescriptions += stored
+                if result.error is not None:
+                    tally.rejected.append(f"{plan.patient.external_id} rx #{result.index}: {result.error}")
         record = None
         if created or new:  # assessed as the API did: when the last visit was posted, and now
             for moment in plan.assessed_at:
@@ -114,8 +124,9 @@ def _demo(
     loaded = time.perf_counter() - started
     print(
         f"pathway demo: {tally.patients:,} patients ({tally.created:,} new) in {len(teams)} teams loaded in "
-        f"{loaded:.1f} s: {tally.encounters:,} new visits, {tally.readings:,} new readings "
-        f"({tally.duplicates:,} already stored, {len(tally.rejected)} rejected), "
+        f"{loaded:.1f} s: {tally.encounters:,} new visits, {tally.readings:,} new readings, "
+        f"{tally.prescriptions:,} new prescriptions "
+        f"({tally.duplicates:,} readings already stored, {len(tally.rejected)} rejected), "
         f"{tally.assessments:,} assessments (as of {now.isoformat(timespec='minutes')})"
     )
     for line in tally.rejected[:10]:

@@ -42,6 +42,7 @@ class LoadTally:
     created: int = 0
     encounters: int = 0
     readings: int = 0
+    prescriptions: int = 0
     duplicates: int = 0
     rejected: list[str] = field(default_factory=list)
     assessments: int = 0

@@ -4,7 +4,9 @@ What a patient gets: an age, a sex and a mix of hypertension, diabetes and dysli
 and 六病 complications); quarterly-ish visits with BP and fasting glucose, lab panels (HbA1c, lipids,
 eGFR, UACR) before some of them, a wearable BP stream or a home glucose meter for some; and, for a
 few, a special history (:class:`~pathway.demo.spec.ScenarioKind`): a crisis BP at the visit or at
-home, a hyperglycaemia, a hypoglycaemia, a new complication, a patient lost to follow-up.
+home, a hyperglycaemia, a hypoglycaemia, a new complication, a patient lost to follow-up, resistant
+hypertension, a persistent adverse drug reaction, a lapsed 长处方. Their prescriptions and what the
+visits record about medication are :mod:`pathway.demo.medication_plan`'s.
 
 Deterministic: patient ``i`` of seed ``s`` is drawn from ``random.Random(f"{s}:{i}")`` alone, and
 its external id, encounter ids and reading ids derive from it. Times are relative to ``now``.
@@ -21,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from pathway.clinical.vocabulary import Complication, Condition, ReadingKind, ReadingSource, Sex
 from pathway.demo.draws import TENTH, pick, tenths, uniform, whole
+from pathway.demo.medication_plan import MedicationPlan, PrescriptionBatch
 from pathway.demo.spec import (
     AT_A_VISIT,
     BP_SCENARIOS,
@@ -46,6 +49,7 @@ class DemoPatient:
     patient: PatientIn
     encounters: tuple[EncounterIn, ...]
     readings: tuple[tuple[str, tuple[ReadingIn, ...]], ...]  # (source_system, batch), oldest first
+    prescriptions: tuple[PrescriptionBatch, ...]  # (when the EHR posted them, batch), oldest first
     # When the API assessed the patient: now; for a patient who missed the visit due after their
     # last one, also when that last visit was posted (its tasks are still open, and overdue by now).
     assessed_at: tuple[datetime, ...]
@@ -81,7 +85,19 @@ class PatientPlan:
         self.encounters: list[EncounterIn] = []
         self.lab: list[ReadingIn] = []
         self.home: list[ReadingIn] = []
+        self.uncontrolled: dict[str, bool] = {}  # routine visit id -> a value drawn uncontrolled
         self.scenario = self._scenario()
+        visits = spec.visits
+        self.medication = MedicationPlan(
+            spec.medication,
+            seed,
+            index,
+            self.ext,
+            now,
+            tz,
+            visits.clinic_hours,
+            visits.posted_minutes_after_visit,
+        )
 
     # drawing -------------------------------------------------------------------------------------
 
@@ -156,13 +172,18 @@ class PatientPlan:
             for system, items in ((spec.systems.lab, self.lab), (spec.systems.gateway, self.home))
             if items
         )
+        encounters = sorted(self.encounters, key=lambda e: e.at)
+        medication = self.medication.build(
+            conditions, self.complications, encounters, self.uncontrolled, self.scenario
+        )
         return DemoPatient(
             index=self.index,
             team_code=team.code,
             scenario=kind,
             patient=patient,
-            encounters=tuple(sorted(self.encounters, key=lambda e: e.at)),
+            encounters=medication.encounters,
             readings=batches,
+            prescriptions=medication.prescriptions,
             assessed_at=assessed,
         )
 
@@ -224,21 +245,28 @@ class PatientPlan:
             visits.lipids_every_days_dyslipidemia if has(Condition.DYSLIPIDEMIA) else visits.lipids_every_days
         )
         at = self.now
-        for number, days_ago in enumerate(self._visit_days(steady), start=1):
+        days = self._visit_days(steady)
+        resistant = self.kind is ScenarioKind.RESISTANT_HYPERTENSION
+        for number, days_ago in enumerate(days, start=1):
             at = self._at(days_ago, visits.clinic_hours)
             readings: list[EncounterReadingIn] = []
+            controls: list[Control] = []
             if has(Condition.HYPERTENSION) or self.rng.random() < visits.bp_share_without_hypertension:
                 control = Control.CONTROLLED if steady else self._controlled()
+                if resistant and number == len(days):  # above target at the last visit, on its regimen
+                    control = Control.UNCONTROLLED
                 readings.append(self._office_bp(self.values.bp[control]))
+                controls += [control] if has(Condition.HYPERTENSION) else []
             if has(Condition.DIABETES):
-                value = uniform(self.rng, self.values.fpg[self._controlled()])
+                controls.append(self._controlled())
+                value = uniform(self.rng, self.values.fpg[controls[-1]])
                 readings.append(EncounterReadingIn(kind=ReadingKind.FPG, value=tenths(value)))
             elif self.rng.random() < visits.fpg_share_without_diabetes:
                 value = uniform(self.rng, self.values.fpg_without_diabetes)
                 readings.append(EncounterReadingIn(kind=ReadingKind.FPG, value=tenths(value)))
-            self.encounters.append(
-                EncounterIn(at=at, source_encounter_id=f"{self.ext}-v{number:02d}", readings=readings)
-            )
+            visit = f"{self.ext}-v{number:02d}"
+            self.encounters.append(EncounterIn(at=at, source_encounter_id=visit, readings=readings))
+            self.uncontrolled[visit] = Control.UNCONTROLLED in controls
             drawn = at - timedelta(minutes=visits.lab_minutes_before_visit)
             if has(Condition.DIABETES) and (last_hba1c is None or last_hba1c - days_ago >= hba1c_every):
                 last_hba1c = days_ago

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from pathway.clinical.medication import Adherence
 from pathway.clinical.vocabulary import Complication, Condition, Sex, Symptom
 
 COUNTY_FILE = Path(__file__).with_name("county.yaml")
@@ -163,6 +164,10 @@ class ScenarioKind(StrEnum):
     HYPOGLYCAEMIA_HOME_MILD = "hypoglycaemia_home_mild"
     NEW_COMPLICATION = "new_complication"
     LOST = "lost"  # stopped coming: the last visit long ago
+    # medication (PATHWAY.md §7; pathway.demo.medication_plan)
+    RESISTANT_HYPERTENSION = "resistant_hypertension"  # above target at the last visit on its regimen
+    ADVERSE_REACTION_PERSISTENT = "adverse_reaction_persistent"  # a reaction at two visits in a row
+    SUPPLY_LAPSED = "supply_lapsed"  # stopped refilling: the last supply ended days_ago
 
 
 _IN_HOURS = {
@@ -179,7 +184,12 @@ AT_A_VISIT = {
     ScenarioKind.HYPERGLYCAEMIA,
     ScenarioKind.HYPOGLYCAEMIA_ENCOUNTER,
 }
-BP_SCENARIOS = {ScenarioKind.OFFICE_BP_CRISIS, ScenarioKind.HOME_BP_CRISIS, ScenarioKind.HOME_BP_UNCONFIRMED}
+BP_SCENARIOS = {
+    ScenarioKind.OFFICE_BP_CRISIS,
+    ScenarioKind.HOME_BP_CRISIS,
+    ScenarioKind.HOME_BP_UNCONFIRMED,
+    ScenarioKind.RESISTANT_HYPERTENSION,
+}
 GLUCOSE_SCENARIOS = {
     ScenarioKind.HYPERGLYCAEMIA,
     ScenarioKind.HYPOGLYCAEMIA_ENCOUNTER,
@@ -195,15 +205,100 @@ class ScenarioSpec(_Spec):
     days_ago: Span | None = None
     symptoms: list[Symptom] = Field(default_factory=list)
     complication: Complication | None = None
+    regimen: str | None = None  # the hypertension regimen (medication.regimens) it prescribes
 
     @model_validator(mode="after")
     def _timed(self) -> ScenarioSpec:
         if self.kind in _IN_HOURS and self.hours_ago is None:
             raise ValueError(f"scenario {self.kind.value} needs hours_ago")
-        if self.kind in (ScenarioKind.LOST, ScenarioKind.NEW_COMPLICATION) and self.days_ago is None:
+        dated = (ScenarioKind.LOST, ScenarioKind.NEW_COMPLICATION, ScenarioKind.SUPPLY_LAPSED)
+        if self.kind in dated and self.days_ago is None:
             raise ValueError(f"scenario {self.kind.value} needs days_ago")
         if self.kind is ScenarioKind.NEW_COMPLICATION and self.complication is None:
             raise ValueError("scenario new_complication needs a complication")
+        if self.kind is ScenarioKind.RESISTANT_HYPERTENSION and self.regimen is None:
+            raise ValueError("scenario resistant_hypertension needs a regimen")
+        return self
+
+
+# --- Medication (PATHWAY.md §7): what the EHR prescribes and records at the visits ---------------
+
+
+class Drug(_Spec):
+    """A drug of the county's formulary, as the EHR writes it (the pack maps its ATC code to classes)."""
+
+    atc: str = Field(min_length=1)
+    drug: str = Field(min_length=1)
+    dose: str = Field(min_length=1)
+    reaction: str | None = None  # the adverse reaction a patient on it reports
+
+
+class Regimen(_Spec):
+    label: str
+    weight: float = Field(gt=0)
+    drugs: list[str] = Field(min_length=1)  # formulary ids; the last is the add-on of a step-up
+
+
+class StatinIndication(_Spec):
+    """A share of the patients with any of these complications or conditions on lipid-lowering drugs."""
+
+    share: Share
+    complications: list[Complication] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class SupplyDays(_Spec):
+    days: int = Field(ge=1)
+    weight: float = Field(gt=0)
+
+
+class Lapse(_Spec):
+    """A share of the treated patients who stopped refilling: the last supply ended days_ago."""
+
+    label: str
+    share: Share
+    days_ago: Span
+
+
+class MedicationAnswers(_Spec):
+    """What a visit records about medication (用药情况, 服药依从性, 药物不良反应)."""
+
+    reviewed_share: Share
+    adherence_not_asked_share: Share
+    adherence: dict[Control, dict[Adherence, float]]
+    adverse_asked_share: Share
+    adverse_share: Share
+    interim_visit_days: int = Field(
+        gt=0
+    )  # the 复诊 of a persistent reaction, after (or before) the last visit
+
+
+class MedicationSpec(_Spec):
+    unrecorded_share: Share  # patients whose EHR sends no medication at all
+    history_days: int = Field(gt=0)  # how far back the EHR sends prescriptions
+    treated: dict[Condition, Share]  # on drug treatment for the condition (the rest: lifestyle only)
+    lipid_lowering: list[StatinIndication]
+    formulary: dict[str, Drug]
+    regimens: dict[Condition, list[Regimen]]  # by condition; dyslipidemia: the lipid-lowering ones
+    added_later_share: Share  # a regimen's last drug, or the lipid-lowering one, added at a later refill
+    supply_days: list[SupplyDays] = Field(min_length=1)
+    refill_early_days: Span
+    lapses: list[Lapse]
+    visits: MedicationAnswers
+
+    @model_validator(mode="after")
+    def _known_drugs(self) -> MedicationSpec:
+        for condition, regimens in self.regimens.items():
+            for regimen in regimens:
+                unknown = set(regimen.drugs) - set(self.formulary)
+                if unknown:
+                    raise ValueError(
+                        f"medication.regimens.{condition.value}.{regimen.label}: unknown {unknown}"
+                    )
+        if set(self.visits.adherence) != set(Control):
+            raise ValueError("medication.visits.adherence needs a controlled and an uncontrolled mix")
+        if sum(lapse.share for lapse in self.lapses) > 1:
+            raise ValueError("the lapse shares add up to more than 1")
         return self
 
 
@@ -221,6 +316,7 @@ class CountySpec(_Spec):
     streams: Streams
     values: Values
     scenarios: list[ScenarioSpec]
+    medication: MedicationSpec
 
     @model_validator(mode="after")
     def _shares(self) -> CountySpec:
@@ -228,6 +324,12 @@ class CountySpec(_Spec):
             raise ValueError("the scenario shares add up to more than 1")
         if len({t.code for t in self.teams}) != len(self.teams):
             raise ValueError("team codes must be unique")
+        hypertension = {r.label for r in self.medication.regimens.get(Condition.HYPERTENSION, [])}
+        for scenario in self.scenarios:
+            if scenario.regimen is not None and scenario.regimen not in hypertension:
+                raise ValueError(
+                    f"scenario {scenario.kind.value}: no hypertension regimen {scenario.regimen!r}"
+                )
         return self
 
 

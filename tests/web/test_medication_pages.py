@@ -386,6 +386,27 @@ def test_a_stop_before_the_start_is_refused_naming_the_day(ward: Ward) -> None:
     assert [r.id for r in ward.current("A-001")] == [rx.id]
 
 
+def test_changing_a_superseded_version_is_refused_as_a_conflict(ward: Ward) -> None:
+    ward.prescribe("A-001", _rx("rx-ccb", "C08CA01", "苯磺酸氨氯地平片", TODAY - timedelta(days=10), 56))
+    [old] = ward.current("A-001")
+    ward.prescribe("A-001", _rx("rx-new", "C10AA05", "阿托伐他汀钙片", TODAY, 28))
+    client = TestClient(ward.app)
+    csrf = sign_in(client, ward.world.keys["team-a"])
+    url = f"/workbench/patients/{ward.patient_id('A-001')}/prescriptions/{old.id}"
+    fields = {
+        "atc": "C08CA01",
+        "drug": "苯磺酸氨氯地平片",
+        "supply_days": 28,
+        "started_on": TODAY.isoformat(),
+    }
+    first = _post(client, url, csrf, **{**fields, "dose": "10 mg qd"})
+    assert first.status_code == 303, first.text
+    again = _post(client, url, csrf, **{**fields, "dose": "2.5 mg qd"})  # the stale form, resent
+    assert again.status_code == 409
+    assert "该处方已被更新" in again.text
+    assert sorted(r.dose or "" for r in ward.current("A-001")) == ["1 片 qd", "10 mg qd"]
+
+
 def test_another_teams_patient_and_a_missing_csrf_token_are_refused_and_nothing_stored(ward: Ward) -> None:
     client = TestClient(ward.app)
     csrf = sign_in(client, ward.world.keys["team-b"])

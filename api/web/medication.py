@@ -120,7 +120,7 @@ def _submit(
         prescribing.medication_table(pathway)
         notice = write(patient, now)
     except PathwayError as error:
-        if error.status in (401, 403, 404):
+        if error.status not in (409, 422):  # a refusal, an unknown record, a busy database: its page
             raise
         session.rollback()  # nothing of the form, nor its audit, is kept
         problem = FormError(error.code, error.field, error.detail)

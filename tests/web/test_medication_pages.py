@@ -179,6 +179,18 @@ def test_the_page_shows_medication_by_group_with_days_left_ended_and_lapsed_mark
     assert ward.count(PrescriptionRecord, "A-001") == 4
 
 
+def test_the_block_speaks_english_with_lang_en(ward: Ward) -> None:
+    ward.prescribe("A-001", _rx("rx-met", "A10BA02", "盐酸二甲双胍片", TODAY - timedelta(days=70), 60))
+    client = TestClient(ward.app)
+    sign_in(client, ward.world.keys["team-a"])
+    page = client.get(f"/workbench/patients/{ward.patient_id('A-001')}?lang=en").text
+    row = _row(_table(page, "glucose_lowering"), "盐酸二甲双胍片")
+    assert "Metformin" in row
+    assert "Supply ended 10 d ago" in row
+    assert "Glucose-lowering" in page
+    assert "med." not in re.sub(r'data-rule="[^"]*"|<code>[^<]*</code>', "", page)  # no key left untranslated
+
+
 def test_the_page_lists_the_visits_adherence_and_adverse_reactions_newest_first(ward: Ward) -> None:
     ward.visit(
         "A-001",

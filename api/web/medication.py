@@ -46,7 +46,6 @@ from pathway.teams import teams
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=WebRoute)
 PrescriptionId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 _ROLES = (Role.EHR, Role.TEAM)
-_BATCH_FIELD = "prescriptions.0."
 WORKBENCH_ID_PREFIX = "workbench-"
 """The source ids of visits and prescriptions entered on the workbench start so."""
 
@@ -136,10 +135,10 @@ def _form_page(
     session: Session,
     web: WebSession,
     pathway: PathwayConfig,
-    state: StateDep,
+    state: WebState,
     t: Translator,
     patient_id: int,
-    clock: ClockDep,
+    clock: Clock,
     which: str,
     form: dict[str, str],
     problem: FormError,

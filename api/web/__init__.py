@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from api.web import actions, dashboard_page, pages, patient
+from api.web import actions, dashboard_page, medication, pages, patient
 from api.web.common import STATIC_DIR, web_state
 
 __all__ = ["STATIC_DIR", "router"]
@@ -28,3 +28,4 @@ router.include_router(actions.router)
 router.include_router(pages.router)
 router.include_router(dashboard_page.router)
 router.include_router(patient.router)
+router.include_router(medication.router)

@@ -169,7 +169,7 @@ def logout(
     request: Request, form: FormDep, web: WebSessionDep, session: SessionDep, clock: ClockDep, state: StateDep
 ) -> Response:
     """End the session on the server (its cookie opens nothing any more, even if kept) and drop it."""
-    _check_csrf(request, web, form)
+    check_csrf(request, web, form)
     now = clock.now()
     state.sessions.end(session, web, now)
     permissions.audit(session, web.caller, "workbench.logout", None, now)
@@ -184,7 +184,7 @@ def logout(
 # --- A task's outcome, assignee, snooze ------------------------------------------------------------
 
 
-def _check_csrf(request: Request, web: WebSession, form: dict[str, str]) -> None:
+def check_csrf(request: Request, web: WebSession, form: dict[str, str]) -> None:
     given = form.get("csrf") or request.headers.get("x-csrf-token")
     if not same_token(web.csrf, given):
         raise CsrfFailed("the form's token does not match this session", "csrf")
@@ -215,7 +215,7 @@ def _act(
     """Run one change; answer JSON to the page's script, else redirect back with a notice or error."""
     back = safe_next(form.get("next"), f"{PREFIX}")
     try:
-        _check_csrf(request, web, form)
+        check_csrf(request, web, form)
         task = change()
     except PathwayError as error:
         if error.status in (401, 403, 404) and not wants_json(request):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from api.web.i18n_medication import MEDICATION_WORDS
 from pathway.teams.daily_tasks import SCREENING, WHAT_TO_DO
 
 Lang = Literal["zh", "en"]
@@ -298,6 +299,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "kind.ppg2h": ("餐后2h", "2-h post-meal"),
     "kind.rpg": ("随机", "random"),
     "month": ("{m}月", "{mon}"),
+    **MEDICATION_WORDS,
 }
 
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

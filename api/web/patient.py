@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import ClockDep, PathwayDep, PatientId, SessionDep, patient_for
 from api.tasks import FollowThroughDep
-from api.web import chart_values, charts
+from api.web import chart_values, charts, medication
 from api.web.common import PREFIX, StateDep, TDep, WebRoute, WebSessionDep, markup, render
 from api.web.pages import OUTCOMES, snooze_bounds, unsnoozable
 from pathway.access.permissions import Role
@@ -113,6 +113,7 @@ def patient_page(
     contact_flags = flag_store.shown_flags(session, patient_id)
     open_tasks = patient_tasks.tasks_of(session, patient_id, open_only=True)
     marks = _marks(list(patient_store.assessments_of(session, patient_id, limit=TIMELINE_ASSESSMENTS)))
+    medication_shown = medication.medication_block(session, patient, pathway, now, zone)
     session.commit()  # the audit row and any reassessment
 
     registry: PackRegistry = request.app.state.registry
@@ -135,6 +136,7 @@ def patient_page(
         "referral": referral,
         "loop": referral_loop(referral) if referral is not None else [],
         "open_tasks": open_tasks,
+        "medication": medication_shown,
         "plan": plan,
         "months": months,
         "charts": drawn,

@@ -132,19 +132,50 @@ def stop_prescription(
     (stop the current one), a prescription of another patient's or none 404."""
     assert patient.id is not None
     medication_table(config)  # the classes stored stay as they were, but the pack must know medication
-    row = prescription_store.prescription_of(session, patient.id, prescription_id)
-    if row is None or row.id is None or row.retracted_at is not None:
-        raise UnknownPrescription("no prescription of this patient's with this id", "prescription_id")
-    if row.superseded_at is not None:
-        raise PrescriptionSuperseded(
-            f"this prescription was superseded by {row.superseded_by}: stop that one", "prescription_id"
-        )
+    row = _current_version(session, patient, prescription_id, "stop")
     if row.stopped_on == stopped_on:
         return row, False
     values = {**_content(row), "stopped_on": stopped_on}
     _check_dates(values["started_on"], stopped_on, clinic_date(now, config.tz), "")
     new = _store(session, patient, row, values, row.source_system, row.source_prescription_id, now)
     return new, True
+
+
+def change_prescription(
+    session: Session,
+    patient: Patient,
+    prescription_id: int,
+    change: PrescriptionIn,
+    *,
+    config: PathwayConfig,
+    now: datetime,
+) -> PrescriptionItemResult:
+    """Record what one of the patient's prescriptions (by its id) now says (another drug, dose,
+    supply, classes): a new version under its own source system and id, validated exactly as
+    :func:`record_prescriptions` validates a batch item (``change``'s source id is not used). A
+    superseded version is 409, another patient's or none 404, as for :func:`stop_prescription`."""
+    assert patient.id is not None
+    medication_table(config)
+    row = _current_version(session, patient, prescription_id, "change")
+    item = change.model_copy(update={"source_prescription_id": row.source_prescription_id})
+    return record_prescriptions(
+        session, patient, [item], source_system=row.source_system, config=config, now=now
+    )[0]
+
+
+def _current_version(
+    session: Session, patient: Patient, prescription_id: int, verb: str
+) -> PrescriptionRecord:
+    """The prescription version with this id, if it is the patient's current one (404 / 409)."""
+    assert patient.id is not None
+    row = prescription_store.prescription_of(session, patient.id, prescription_id)
+    if row is None or row.id is None or row.retracted_at is not None:
+        raise UnknownPrescription("no prescription of this patient's with this id", "prescription_id")
+    if row.superseded_at is not None:
+        raise PrescriptionSuperseded(
+            f"this prescription was superseded by {row.superseded_by}: {verb} that one", "prescription_id"
+        )
+    return row
 
 
 def current_prescriptions(

@@ -267,3 +267,20 @@ def insert_symptom_once(session: Session, values: dict[str, Any]) -> None:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(insert(SymptomReport).values(**values).on_conflict_do_nothing())
+
+
+def medication_answers(session: Session, patient_id: int, limit: int) -> list[Encounter]:
+    """The patient's newest ``limit`` visits that recorded anything of the medication (reviewed,
+    adherence or an adverse-reaction answer), newest first."""
+    statement = (
+        select(Encounter)
+        .where(
+            Encounter.patient_id == patient_id,
+            col(Encounter.medications_reviewed)
+            | col(Encounter.adherence).is_not(None)
+            | col(Encounter.adverse_reaction).is_not(None),
+        )
+        .order_by(col(Encounter.at).desc(), col(Encounter.id).desc())
+        .limit(limit)
+    )
+    return list(session.exec(statement))

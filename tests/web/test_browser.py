@@ -173,6 +173,27 @@ def test_a_patient_page_draws_one_marker_per_reading(page: Page, served: Served)
     expect(page.locator("[data-section=assessment] .reason-row").first).to_be_visible()
 
 
+def test_a_prescription_added_on_the_patient_page_is_listed_under_its_group(
+    page: Page, served: Served
+) -> None:
+    _sign_in(page, served, served.world.keys["team-a"])
+    page.goto(f"{served.base}/workbench/patients/{served.world.patients['A-002']}")
+    block = page.locator("[data-section=medication]")
+    expect(block.locator("[data-empty-medication]")).to_be_visible()
+    block.locator("details.act summary", has_text="新增处方").click()
+    form = block.locator("form[data-form=add]")
+    form.locator("select[name=classes]").select_option("arb")
+    form.locator("input[name=drug]").fill("缬沙坦胶囊")
+    form.locator("input[name=dose]").fill("80 mg qd")
+    form.locator("input[name=supply_days]").fill("28")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*/patients/\d+\?notice=prescription_added#medication$"))
+    expect(page.locator(".notice.ok")).to_contain_text("已新增处方")
+    row = page.locator("table[data-group=antihypertensive] tr[data-prescription]", has_text="缬沙坦胶囊")
+    expect(row).to_have_attribute("data-days-left", "28")
+    expect(row).to_contain_text("ARB（沙坦类）")
+
+
 def test_another_teams_patient_is_refused(page: Page, served: Served) -> None:
     _sign_in(page, served, served.world.keys["team-a"])
     answer = page.goto(f"{served.base}/workbench/patients/{served.world.patients['B-001']}")

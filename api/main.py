@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -15,6 +13,7 @@ from api import (
     errors,
     fhir,
     medication,
+    pack_impact,
     patients,
     recording,
     referrals,
@@ -29,14 +28,12 @@ from api.limits import BodySizeLimit
 from api.rate_limit import RateLimiter
 from pathway.access.permissions import KeyCache
 from pathway.clinical.clock import Clock, SystemClock
-from pathway.clinical.errors import CandidatePackInvalid
 from pathway.clinical.horizon import reading_horizon
-from pathway.editions.replay import Edition, Editions
 from pathway.patients.reassessment import PathwayConfig
 from pathway.settings import Settings
 from pathway.store.db import api_engine
 from rules.evaluation import Evaluator
-from rules.registry import DEFAULT_PACK_ID, LoadedPack, PackRegistry
+from rules.registry import DEFAULT_PACK_ID, PackRegistry
 
 
 def pathway_config(evaluator: Evaluator, settings: Settings) -> PathwayConfig:
@@ -60,53 +57,6 @@ def pathway_config(evaluator: Evaluator, settings: Settings) -> PathwayConfig:
             if kind is not None
         ),
         medication=pack.pack.medication,
-    )
-
-
-def pack_edition(evaluator: Evaluator, loaded: LoadedPack, tz: ZoneInfo) -> Edition:
-    """One edition as an impact run evaluates with it (``evaluator`` must hold the pack)."""
-    return Edition(
-        pack=loaded.ref,
-        assess=lambda history, as_of: evaluator.assess(history, as_of, loaded, tz),
-        horizon=reading_horizon(loaded.pack.snapshot),
-        reads_prescriptions=loaded.pack.medication is not None,
-    )
-
-
-def impact_editions(
-    registry: PackRegistry,
-    candidate: LoadedPack,
-    against: str | None,
-    on: date,
-    tz: ZoneInfo,
-    evaluator: Evaluator | None = None,
-) -> Editions:
-    """The editions of an impact run: the registry's edition ``against`` (default: the one in force
-    ``on``) of the candidate's pack, and the candidate. ``evaluator`` holds the registry's packs (a
-    server's); without it, or for a candidate not in the registry, one is built for the run's packs.
-    A candidate with the id and version of a registered edition but other content is refused."""
-    pack_id = candidate.pack.id
-    baseline = registry.get(pack_id, against) if against is not None else registry.in_force(pack_id, on)
-    registered = {(p.pack.id, p.pack.version): p for p in registry.all()}.get(
-        (pack_id, candidate.pack.version)
-    )
-    if registered is not None and registered.sha256 != candidate.sha256:
-        raise CandidatePackInvalid(
-            f"pack {pack_id} version {candidate.pack.version} is registered with other content"
-            f" (sha256 {registered.sha256[:12]}…): a changed pack must bump its version",
-            "pack",
-        )
-    base_evaluator = evaluator or Evaluator(PackRegistry([baseline]))
-    if registered is not None and evaluator is not None:
-        candidate_evaluator = evaluator
-    elif registered is not None and registered.pack.version == baseline.pack.version:
-        candidate_evaluator = base_evaluator
-    else:
-        candidate_evaluator = Evaluator(PackRegistry([candidate]))
-    return Editions(
-        baseline=pack_edition(base_evaluator, baseline, tz),
-        candidate=pack_edition(candidate_evaluator, registered or candidate, tz),
-        tz=tz,
     )
 
 
@@ -139,6 +89,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(referrals.router)
     app.include_router(fhir.router)
     app.include_router(rule_packs.router)
+    app.include_router(pack_impact.router)
     app.include_router(tasks.router)
     app.include_router(teams.router)
     app.include_router(team_indicators.router)

@@ -20,7 +20,7 @@ def _editions(raw: bytes, name: str, against: str | None, as_of: datetime, tz_ke
     """The run's editions, built in the process that calls it (the CLI's, or a worker's)."""
     from zoneinfo import ZoneInfo
 
-    from api.main import impact_editions
+    from api.editions import impact_editions
     from pathway.clinical.clock import clinic_date
     from rules.registry import PackRegistry, parse_pack
 

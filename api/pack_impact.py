@@ -24,6 +24,7 @@ from pathway.access.permissions import require_role
 from pathway.clinical.clock import clinic_date
 from pathway.clinical.errors import CandidatePackInvalid, InvalidRulePack
 from pathway.editions.replay import measure_impact
+from pathway.ingest.inbound import Text
 from rules.evaluation import Evaluator
 from rules.registry import DEFAULT_PACK_ID, PackRegistry, parse_pack
 
@@ -34,10 +35,10 @@ class PackImpactRequest(BaseModel):
     """The candidate edition (its YAML text, or a registered version), the edition to compare it
     with (default: the one in force at ``as_of``) and the moment both evaluate (default: now)."""
 
-    pack_yaml: str | None = Field(default=None, description="the candidate pack, as a pack file's YAML text")
-    pack_id: str = Field(default=DEFAULT_PACK_ID, max_length=64, description="with pack_version")
-    pack_version: str | None = Field(default=None, max_length=64, description="a registered edition")
-    against: str | None = Field(default=None, max_length=64, description="the baseline edition's version")
+    pack_yaml: Text | None = Field(default=None, description="the candidate pack, as a pack file's YAML text")
+    pack_id: Text = Field(default=DEFAULT_PACK_ID, max_length=64, description="with pack_version")
+    pack_version: Text | None = Field(default=None, max_length=64, description="a registered edition")
+    against: Text | None = Field(default=None, max_length=64, description="the baseline edition's version")
     as_of: AwareDatetime | None = None
 
     @model_validator(mode="after")
@@ -90,7 +91,7 @@ class PackImpactRead(BaseModel):
     "/impact",
     response_model=PackImpactRead,
     operation_id="packs-impact",
-    responses=error_responses(403, 404, 422),
+    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
 )
 def pack_impact(
     body: PackImpactRequest, request: Request, key: CurrentKey, session: SessionDep, clock: ClockDep

@@ -123,10 +123,11 @@ def history_rows(
         if encounter_id is None and source != _CLINIC and at >= window.since:
             covered.add((patient_id, kind))
     for patient_id, reading_id, *rest in session.execute(_older_statement(ids, window)):
-        if (patient_id, rest[1]) not in covered or rest[1] in _PEAK_KINDS and rest[3] >= window.peaks_since:
+        _encounter_id, kind, _source, at, *_values = rest
+        if (patient_id, kind) not in covered or kind in _PEAK_KINDS and at >= window.peaks_since:
             readings[patient_id][reading_id] = tuple(rest)
     for patient_id, found in readings.items():
-        rows[patient_id].readings = sorted(found.values(), key=lambda row: (row[3], row[1]))
+        rows[patient_id].readings = sorted(found.values(), key=_time_and_kind)
     _add_the_rest(session, ids, rows)
     if with_prescriptions:
         prescriptions = (
@@ -217,3 +218,9 @@ def _add_the_rest(session: Session, ids: list[int], rows: dict[int, ClinicalRows
     )
     for patient_id, *rest in session.execute(complications.order_by(_complication.onset, _complication.id)):
         rows[patient_id].complications.append(tuple(rest))
+
+
+def _time_and_kind(row: tuple[Any, ...]) -> tuple[datetime, str]:
+    """The order of a history's readings: by time, then kind."""
+    _encounter_id, kind, _source, at, *_values = row
+    return at, kind

@@ -4,6 +4,7 @@ processes give the same report; an invalid pack is refused; the API route answer
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathway.cli import main
 from pathway.cli.impact import _editions
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.clinical.errors import CandidatePackInvalid
+from pathway.editions.impact import Outcome, outcome_of
 from pathway.editions.replay import measure_impact, measure_impact_in_workers
 from rules.registry import PACKS_DIR, PackRegistry, parse_pack
 from tests.api.conftest import register_patient, two_teams
@@ -181,3 +183,57 @@ def test_the_route_answers_the_report_and_refuses_a_bad_pack(client: TestClient)
     bad = client.post("/v1/packs/impact", json={"pack_yaml": "rules: [", "as_of": AS_OF.isoformat()})
     assert bad.status_code == 422
     assert bad.json()["code"] == "candidate-pack-invalid"
+
+
+def test_the_batched_read_assesses_each_patient_as_a_replay_of_that_moment(client: TestClient) -> None:
+    """The batch's histories (streams older than the short window included) give each patient the
+    assessment ``assessment:preview`` gives at the same moment, read one patient at a time."""
+    ids = _county(client)
+    stream = register_patient(client, "stream", team_code="jimo-01", conditions=["hypertension", "diabetes"])
+    readings = [
+        {"kind": kind, "source": "home", "measured_at": (AS_OF - timedelta(days=days)).isoformat(), **value}
+        for days, kind, value in (
+            (200, "bp", {"systolic": 162, "diastolic": 96}),
+            (60, "fpg", {"value": 9.4, "unit": "mmol/L"}),
+            (50, "fpg", {"value": 6.1, "unit": "mmol/L"}),
+            (3, "bp", {"systolic": 138, "diastolic": 86}),
+            (1, "bp", {"systolic": 142, "diastolic": 88}),
+        )
+    ]
+    response = client.post(f"/v1/patients/{stream}/readings", json=readings)
+    assert response.status_code == 201, response.text
+    assert response.json()["rejected"] == 0, response.text
+    ids["stream"] = stream
+    app: Any = client.app
+    registry: PackRegistry = app.state.registry
+    editions = impact_editions(registry, registry.get(), None, AS_OF.date(), CLINIC_TZ, app.state.evaluator)
+    seen: list[Any] = []
+
+    def recorded(history: Any, as_of: Any) -> Any:
+        assessment = editions.baseline.assess(history, as_of)
+        seen.append(assessment)
+        return assessment
+
+    spied = replace(editions, baseline=replace(editions.baseline, assess=recorded))
+    with Session(app.state.engine) as session:
+        report = measure_impact(session, spied, AS_OF, batch=3)
+    assert report.overall.patients == 7
+    assert report.changes == []
+    for patient_id, assessment in zip(sorted(ids.values()), seen, strict=True):
+        replay = client.post(
+            f"/v1/patients/{patient_id}/assessment:preview", params={"as_of": AS_OF.isoformat()}
+        )
+        assert replay.status_code == 200, replay.text
+        assert outcome_of(assessment) == _outcome(replay.json()), patient_id
+
+
+def _outcome(body: dict[str, Any]) -> Outcome:
+    referral = body.get("referral")
+    return Outcome(
+        tier=body["tier"],
+        level=body["level"],
+        referral=referral["urgency"] if referral else None,
+        follow_up_days=body["follow_up"]["interval_days"],
+        rules=frozenset(reason["rule_id"] for reason in body["reasons"]),
+        task_kinds=frozenset(task["kind"] for task in body["tasks"]),
+    )

@@ -13,6 +13,7 @@ from api import (
     errors,
     fhir,
     medication,
+    pack_impact,
     patients,
     recording,
     referrals,
@@ -81,12 +82,14 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.state.pathway = pathway_config(evaluator, settings)
     errors.install(app)
     app.state.registry = evaluator.registry
+    app.state.evaluator = evaluator
     app.include_router(patients.router)
     app.include_router(recording.router)
     app.include_router(medication.router)
     app.include_router(referrals.router)
     app.include_router(fhir.router)
     app.include_router(rule_packs.router)
+    app.include_router(pack_impact.router)
     app.include_router(tasks.router)
     app.include_router(teams.router)
     app.include_router(team_indicators.router)

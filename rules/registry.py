@@ -37,7 +37,11 @@ class LoadedPack:
 
 def load_pack(path: Path) -> LoadedPack:
     """Read and validate one pack file."""
-    raw = path.read_bytes()
+    return parse_pack(path.read_bytes(), path)
+
+
+def parse_pack(raw: bytes, path: Path) -> LoadedPack:
+    """Validate one pack's YAML text (``path``: where it came from, named in errors)."""
     try:
         data = yaml.safe_load(raw)
     except yaml.YAMLError as error:

@@ -8,6 +8,9 @@
     pathway packs                              list the rule packs and versions loaded
     pathway packs describe [--pack ID] [--version V] [--format md|text]   a pack in words (docs/PATHWAY.md)
     pathway packs retier [--workers N] [--batch N] [--quiet]   every patient re-tiered under the pack in force
+    pathway packs impact --pack NEW.yaml [--against V] [--as-of T] [--format text|json] [--csv PATH]
+                         [--workers N] [--quiet]   every stored patient under the edition in force
+                                               (or V) and NEW, compared; nothing stored
     pathway serve [--host H] [--port P] [--workers N] [--no-scheduler]   migrate, serve the API + scheduler
     pathway keys create --role R --name N [--team CODE] [--source-system S]   an API key (its id and the
                                                            key, once)
@@ -34,6 +37,7 @@ from pathlib import Path
 from pathway.cli.admin import _create_key, _create_team, _list_keys, _list_teams, _revoke_key
 from pathway.cli.demo import _demo
 from pathway.cli.evaluate import _evaluate, pack_choice
+from pathway.cli.impact import _impact
 from pathway.cli.packs import _describe_pack, _packs
 from pathway.cli.retier import _retier
 from pathway.cli.serve import _scheduler, _serve
@@ -78,6 +82,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--batch", type=int, default=None, help="patients a transaction (default 500; SQLite 50)"
     )
     retier.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    impact = packs_commands.add_parser(
+        "impact",
+        help="every stored patient under the edition in force and a candidate pack (nothing stored)",
+    )
+    impact.add_argument(
+        "--pack", required=True, type=Path, metavar="NEW.yaml", help="the candidate pack file"
+    )
+    impact.add_argument(
+        "--against", default=None, help="the edition to compare with (default: the one in force)"
+    )
+    impact.add_argument("--as-of", default=None, help="the moment both evaluate, ISO 8601 (default: now)")
+    impact.add_argument("--format", choices=["text", "json"], default="text", help="the report on stdout")
+    impact.add_argument(
+        "--csv", type=Path, default=None, metavar="PATH", help="the changed patients, one a row"
+    )
+    impact.add_argument("--workers", type=int, default=None, help="worker processes (default: min(2, CPUs))")
+    impact.add_argument("--quiet", action="store_true", help="no progress on stderr")
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     create_key = keys.add_parser(
         "create", help="create an API key; its id and the key are printed once, on stdout (tab-separated)"
@@ -131,6 +152,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
+        if args.command == "packs" and args.packs_command == "impact":
+            return _impact(
+                args.pack,
+                args.against,
+                args.as_of,
+                form=args.format,
+                csv_path=args.csv,
+                workers=args.workers,
+                quiet=args.quiet,
+            )
         if args.command == "packs" and args.packs_command == "describe":
             return _describe_pack(args.pack, args.version, args.format)
         if args.command == "packs" and args.packs_command == "retier":

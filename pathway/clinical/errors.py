@@ -14,6 +14,8 @@ PathwayError(code, detail, field)          status 400 unless a subclass says oth
 ├── DatabaseBusy            database-busy           503  no free connection, a lock or statement
 │                                                        timeout (Retry-After)
 ├── InvalidRulePack         invalid-rule-pack       500  a pack failed validation (names the rule)
+├── CandidatePackInvalid    candidate-pack-invalid  422  a submitted pack (an impact run's candidate)
+│                                                        failed validation, or reuses a version
 ├── UnknownRulePack         unknown-rule-pack       404  no pack with that id / version
 └── RuleEvaluationError     rule-evaluation-failed  500  the engine failed (names rule and pack)
 
@@ -111,6 +113,14 @@ class DatabaseBusy(PathwayError):
 class InvalidRulePack(PathwayError):
     code = "invalid-rule-pack"
     status = 500
+
+
+class CandidatePackInvalid(PathwayError):
+    """A pack submitted to be compared (``pathway packs impact``, ``POST /v1/packs/impact``) is not
+    a valid pack, or reuses the version of another edition with other content."""
+
+    code = "candidate-pack-invalid"
+    status = 422
 
 
 class UnknownRulePack(PathwayError):

@@ -43,6 +43,7 @@ ALLOWED: dict[str, set[Role]] = {
     "fhir-observation": {EHR, GATEWAY},
     "fhir-bundle": {EHR, GATEWAY},
     "rule-packs-list": {EHR, TEAM, GATEWAY},
+    "packs-impact": set(),  # admin only
     "tasks-list": PATIENT_READERS,
     "tasks-history": PATIENT_READERS,
     "tasks-outcome": PATIENT_READERS,
@@ -58,7 +59,7 @@ ALLOWED: dict[str, set[Role]] = {
     "fhir-request-medication": {EHR},
     "fhir-statement-medication": {EHR},
 }
-NO_PATIENT_DATA = {"rule-packs-list"}
+NO_PATIENT_DATA = {"rule-packs-list", "packs-impact"}
 
 
 @dataclass
@@ -133,6 +134,7 @@ def _request(operation: str, w: World) -> tuple[str, str, Any]:
         "fhir-observation": ("POST", "/v1/fhir/Observation", observation),
         "fhir-bundle": ("POST", "/v1/fhir", bundle),
         "rule-packs-list": ("GET", "/v1/rule-packs", None),
+        "packs-impact": ("POST", "/v1/packs/impact", {"pack_version": "2020.4"}),
         "tasks-list": ("GET", f"{p}/tasks", None),
         "tasks-history": ("GET", f"{task}/history", None),
         "tasks-outcome": ("POST", f"{task}/outcome", {"outcome": "unreachable", "note": "电话未接"}),

@@ -17,9 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from pathway.cli.progress import ProgressBar
 from pathway.cli.serve import _migrate, _settings
-
-BAR = 30  # characters of the progress bar
 
 
 def _part(part: int, parts: int, batch: int | None) -> None:
@@ -36,34 +35,24 @@ def _part(part: int, parts: int, batch: int | None) -> None:
         ctx.engine.dispose()
 
 
-def progress_line(details: list[dict[str, Any]], elapsed: float, *, bar: bool) -> str:
-    """``seen/total`` of the parts, the share done, the rate since start and the ETA."""
+def progress_counts(details: list[dict[str, Any]]) -> tuple[int, int]:
+    """(seen, total) over the parts' progress (a part not started yet counts nothing)."""
     seen = sum(int(d.get("seen", 0)) for d in details)
-    total = max(sum(int(d.get("total", 0)) for d in details), seen, 1)
-    assessed = sum(int(d.get("assessed", 0)) for d in details)
-    rate = seen / elapsed if elapsed > 0 else 0.0
-    left = (total - seen) / rate if rate > 0 else None
-    eta = "--:--" if left is None else f"{int(left // 60)}:{int(left % 60):02d}"
-    done = seen / total
-    head = f"[{'#' * int(BAR * done):<{BAR}}] " if bar else ""
-    counts = f"{seen:,}/{total:,} {100 * done:5.1f}%  {rate:,.0f} patients/s  ETA {eta}"
-    return f"{head}{counts}  assessed {assessed:,}"
+    total = max(sum(int(d.get("total", 0)) for d in details), seen)
+    return seen, total
 
 
-def _watch(read: Callable[[], list[dict[str, Any]]], alive: Callable[[], bool], out: TextIO) -> None:
-    tty = out.isatty()
-    started = time.monotonic()
-    last = 0.0
+def _watch(
+    read: Callable[[], list[dict[str, Any]]], alive: Callable[[], bool], out: TextIO, quiet: bool
+) -> None:
+    bar = ProgressBar(out, "patients", quiet=quiet)
     while alive():
         time.sleep(0.5)
-        now = time.monotonic()
-        if tty:
-            out.write("\r" + progress_line(read(), now - started, bar=True))
-            out.flush()
-        elif now - last >= 5:
-            out.write(progress_line(read(), now - started, bar=False) + "\n")
-            last = now
-    out.write(("\r" if tty else "") + progress_line(read(), time.monotonic() - started, bar=tty) + "\n")
+        seen, total = progress_counts(read())
+        if seen < total:
+            bar(seen, total)
+    _, total = progress_counts(read())
+    bar(total, total)
 
 
 def _retier(workers: int, batch: int | None, *, quiet: bool = False) -> int:
@@ -96,11 +85,7 @@ def _retier(workers: int, batch: int | None, *, quiet: bool = False) -> int:
     try:
         for process in processes:
             process.start()
-        if quiet:
-            for process in processes:
-                process.join()
-        else:
-            _watch(read, lambda: any(p.is_alive() for p in processes), sys.stderr)
+        _watch(read, lambda: any(p.is_alive() for p in processes), sys.stderr, quiet)
         failed = [p for p in processes if p.exitcode != 0]
         if failed:
             print(

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlmodel import Session, SQLModel
 
-from pathway.cli.retier import progress_line
+from pathway.cli.retier import progress_counts
 from pathway.store.db import make_engine
 from pathway.store.tables import AssessmentRecord, Patient
 from pathway.store.work_tables import SchedulerRun
@@ -58,14 +58,9 @@ def test_the_re_tier_command_splits_the_population_over_processes_and_runs_once(
     assert len(retier_jobs) == 3  # the two shares, and the edition's whole run after them
 
 
-def test_the_progress_line_shows_the_share_done_the_rate_and_the_eta() -> None:
-    parts = [{"seen": 300, "total": 500, "assessed": 290}, {"seen": 200, "total": 500, "assessed": 200}]
+def test_the_progress_counts_sum_the_parts_and_never_fall_below_what_was_seen() -> None:
+    parts = [{"seen": 300, "total": 500, "assessed": 290}, {"seen": 200, "total": 500}, {}]
 
-    line = progress_line(parts, elapsed=10.0, bar=True)
-
-    assert line.startswith("[" + "#" * 15 + " " * 15 + "]")
-    assert "500/1,000  50.0%" in line
-    assert "50 patients/s" in line
-    assert "ETA 0:10" in line
-    assert "assessed 490" in line
-    assert "ETA --:--" in progress_line([{}], elapsed=0.0, bar=False)
+    assert progress_counts(parts) == (500, 1000)
+    assert progress_counts([{"seen": 7, "total": 5}]) == (7, 7)  # the share's estimate was low
+    assert progress_counts([]) == (0, 0)

@@ -12,6 +12,7 @@ from api import (
     docs,
     errors,
     fhir,
+    fhir_read,
     medication,
     patients,
     recording,
@@ -86,6 +87,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(medication.router)
     app.include_router(referrals.router)
     app.include_router(fhir.router)
+    app.include_router(fhir_read.router)
     app.include_router(rule_packs.router)
     app.include_router(tasks.router)
     app.include_router(teams.router)

@@ -32,6 +32,7 @@ from pathway.exchange import fhir_resources, fhir_search, readout
 from pathway.exchange.capability import SearchParameter, Served, capability_statement
 from pathway.exchange.fhir_search import InvalidSearch
 from pathway.ingest.fhir import LOINC
+from pathway.ingest.inbound import Text
 from pathway.patients import care_plan, reassessment, registration
 from pathway.store.tables import Patient
 from pathway.teams.teams import UnknownTeam
@@ -192,7 +193,7 @@ def read_patient(
     return fhir_resources.patient(patient)
 
 
-PatientQuery = Annotated[str | None, Query(description="Patient/<id>")]
+PatientQuery = Annotated[Text | None, Query(description="Patient/<id>")]
 
 
 @router.get("/Observation", operation_id="fhir-search-observation", responses=_ERRORS)
@@ -204,10 +205,12 @@ def search_observations(
     pathway: PathwayDep,
     key: CurrentKey,
     patient: PatientQuery = None,
-    code: Annotated[list[str] | None, Query(description="LOINC system|code, comma-separated")] = None,
-    date: Annotated[list[str] | None, Query(description="ge2026-01-01, lt2026-03-01T08:00:00+08:00…")] = None,
-    count: Annotated[str | None, Query(alias="_count")] = None,
-    cursor: Annotated[str | None, Query(alias="_cursor", description="from a next link")] = None,
+    code: Annotated[list[Text] | None, Query(description="LOINC system|code, comma-separated")] = None,
+    date: Annotated[
+        list[Text] | None, Query(description="ge2026-01-01, lt2026-03-01T08:00:00+08:00…")
+    ] = None,
+    count: Annotated[Text | None, Query(alias="_count")] = None,
+    cursor: Annotated[Text | None, Query(alias="_cursor", description="from a next link")] = None,
 ) -> dict[str, Any]:
     """The patient's readings in force (a BP one Observation with systolic and diastolic
     components), by effective time then id."""
@@ -232,8 +235,8 @@ def search_risk_assessments(
     pathway: PathwayDep,
     key: CurrentKey,
     patient: PatientQuery = None,
-    count: Annotated[str | None, Query(alias="_count")] = None,
-    cursor: Annotated[str | None, Query(alias="_cursor")] = None,
+    count: Annotated[Text | None, Query(alias="_count")] = None,
+    cursor: Annotated[Text | None, Query(alias="_cursor")] = None,
 ) -> dict[str, Any]:
     """The current assessment: tier and level as predictions, each fired rule a basis (rule id,
     pack id and version)."""
@@ -255,8 +258,8 @@ def search_service_requests(
     clock: ClockDep,
     key: CurrentKey,
     patient: PatientQuery = None,
-    count: Annotated[str | None, Query(alias="_count")] = None,
-    cursor: Annotated[str | None, Query(alias="_cursor")] = None,
+    count: Annotated[Text | None, Query(alias="_count")] = None,
+    cursor: Annotated[Text | None, Query(alias="_cursor")] = None,
 ) -> dict[str, Any]:
     """The patient's referrals (上转) and where each stands, oldest first."""
     fhir_search.page_of(values)
@@ -275,12 +278,12 @@ def search_tasks(
     session: SessionDep,
     clock: ClockDep,
     key: CurrentKey,
-    owner: Annotated[str | None, Query(description="CareTeam/<id>")] = None,
+    owner: Annotated[Text | None, Query(description="CareTeam/<id>")] = None,
     status: Annotated[
-        list[str] | None, Query(description="ready, completed, failed, rejected, cancelled")
+        list[Text] | None, Query(description="ready, completed, failed, rejected, cancelled")
     ] = None,
-    count: Annotated[str | None, Query(alias="_count")] = None,
-    cursor: Annotated[str | None, Query(alias="_cursor")] = None,
+    count: Annotated[Text | None, Query(alias="_count")] = None,
+    cursor: Annotated[Text | None, Query(alias="_cursor")] = None,
 ) -> dict[str, Any]:
     """A team's tasks, by due time then id; a team key sees its own team's only (another team is
     404, as for one that does not exist)."""
@@ -312,8 +315,8 @@ def search_care_plans(
     pathway: PathwayDep,
     key: CurrentKey,
     patient: PatientQuery = None,
-    count: Annotated[str | None, Query(alias="_count")] = None,
-    cursor: Annotated[str | None, Query(alias="_cursor")] = None,
+    count: Annotated[Text | None, Query(alias="_count")] = None,
+    cursor: Annotated[Text | None, Query(alias="_cursor")] = None,
 ) -> dict[str, Any]:
     """This year's plan (年度照护计划): every activity planned or done."""
     fhir_search.page_of(values)

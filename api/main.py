@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import (
     care_plan,
+    cds_hooks,
     docs,
     errors,
     fhir,
@@ -88,6 +89,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(referrals.router)
     app.include_router(fhir.router)
     app.include_router(fhir_read.router)
+    app.include_router(cds_hooks.router)
     app.include_router(rule_packs.router)
     app.include_router(tasks.router)
     app.include_router(teams.router)

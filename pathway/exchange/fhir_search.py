@@ -56,7 +56,7 @@ def date_bounds(values: list[str], tz: ZoneInfo, parameter: str = "date") -> lis
 def _span(text: str, tz: ZoneInfo, parameter: str) -> tuple[datetime, datetime]:
     """The instants a date or dateTime value covers: a day (its start, the next day's start) or one."""
     try:
-        if len(text) == 10:
+        if "T" not in text:  # a date: the whole day
             day = date.fromisoformat(text)
             start = datetime.combine(day, time(), tzinfo=tz)
             return start, start + timedelta(days=1)

@@ -251,7 +251,7 @@ def test_every_read_of_a_patient_is_audited(client: TestClient) -> None:
         actions = session.exec(
             select(AuditEvent.action).where(
                 AuditEvent.patient_id == patient_id,
-                AuditEvent.action.startswith("fhir."),  # type: ignore[attr-defined]
+                AuditEvent.action.startswith("fhir."),
             )
         ).all()
     assert sorted(actions) == [

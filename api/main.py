@@ -9,9 +9,11 @@ from fastapi.staticfiles import StaticFiles
 
 from api import (
     care_plan,
+    cds_hooks,
     docs,
     errors,
     fhir,
+    fhir_read,
     medication,
     pack_impact,
     patients,
@@ -88,6 +90,8 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(medication.router)
     app.include_router(referrals.router)
     app.include_router(fhir.router)
+    app.include_router(fhir_read.router)
+    app.include_router(cds_hooks.router)
     app.include_router(rule_packs.router)
     app.include_router(pack_impact.router)
     app.include_router(tasks.router)

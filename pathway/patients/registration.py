@@ -80,3 +80,12 @@ def require_patient(session: Session, patient_id: int, *, for_update: bool = Fal
     if patient is None:
         raise UnknownPatient(f"no patient with id {patient_id}", "patient_id")
     return patient
+
+
+def patient_by_identifier(session: Session, source_system: str, external_id: str) -> Patient:
+    """The patient an outside system knows by (its system, its id), e.g. a FHIR identifier or a CDS
+    Hooks request; none is 404 ``unknown-patient``, as for an id."""
+    patient = patient_store.patient_by_external_id(session, source_system, external_id)
+    if patient is None:
+        raise UnknownPatient("no patient with that identifier", "identifier")
+    return patient

@@ -172,3 +172,8 @@ def advance(
     db.add(session, referral)
     sync.referral_moved(session, referral, now)
     return referral
+
+
+def referrals_of(session: Session, patient_id: int) -> list[Referral]:
+    """Every referral of the patient, newest first (the read-out's ServiceRequests, a CDS card's)."""
+    return list(referral_store.referrals_of(session, patient_id))

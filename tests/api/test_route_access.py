@@ -58,8 +58,17 @@ ALLOWED: dict[str, set[Role]] = {
     "prescriptions-list": PATIENT_READERS,
     "fhir-request-medication": {EHR},
     "fhir-statement-medication": {EHR},
+    "fhir-metadata": {EHR, TEAM, GATEWAY},
+    "fhir-read-patient": PATIENT_READERS,
+    "fhir-search-observation": PATIENT_READERS,
+    "fhir-search-riskassessment": PATIENT_READERS,
+    "fhir-search-servicerequest": PATIENT_READERS,
+    "fhir-search-task": PATIENT_READERS,
+    "fhir-search-careplan": PATIENT_READERS,
+    "cds-discovery": {EHR, TEAM, GATEWAY},
+    "cds-patient-view": PATIENT_READERS,
 }
-NO_PATIENT_DATA = {"rule-packs-list", "packs-impact"}
+NO_PATIENT_DATA = {"rule-packs-list", "packs-impact", "fhir-metadata", "cds-discovery"}
 
 
 @dataclass
@@ -113,6 +122,11 @@ def _request(operation: str, w: World) -> tuple[str, str, Any]:
     referral, task = f"/v1/referrals/{w.referral}", f"/v1/tasks/{w.task}"
     snooze = {"until": (AS_OF + timedelta(days=2)).isoformat(), "reason": "患者外出"}
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": observation}]}
+    cds_request = {
+        "hook": "patient-view",
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": {"userId": "Practitioner/1", "patientId": str(w.patient)},
+    }
     requests: dict[str, tuple[str, str, Any]] = {
         "patients-upsert": ("POST", "/v1/patients", {**patient_body, "team_code": "team-a"}),
         "patients-read": ("GET", p, None),
@@ -149,6 +163,15 @@ def _request(operation: str, w: World) -> tuple[str, str, Any]:
         "prescriptions-list": ("GET", f"{p}/prescriptions", None),
         "fhir-request-medication": ("POST", "/v1/fhir/MedicationRequest", medication_request),
         "fhir-statement-medication": ("POST", "/v1/fhir/MedicationStatement", medication_statement),
+        "fhir-metadata": ("GET", "/v1/fhir/metadata", None),
+        "fhir-read-patient": ("GET", f"/v1/fhir/Patient/{w.patient}", None),
+        "fhir-search-observation": ("GET", f"/v1/fhir/Observation?patient={w.patient}", None),
+        "fhir-search-riskassessment": ("GET", f"/v1/fhir/RiskAssessment?patient={w.patient}", None),
+        "fhir-search-servicerequest": ("GET", f"/v1/fhir/ServiceRequest?patient={w.patient}", None),
+        "fhir-search-task": ("GET", f"/v1/fhir/Task?owner=CareTeam/{w.team_a}", None),
+        "fhir-search-careplan": ("GET", f"/v1/fhir/CarePlan?patient={w.patient}", None),
+        "cds-discovery": ("GET", "/cds-services", None),
+        "cds-patient-view": ("POST", "/cds-services/sangao-pathway", cds_request),
     }
     return requests[operation]
 
@@ -197,9 +220,22 @@ def test_every_route_has_an_access_decision(client: TestClient) -> None:
     assert operations == set(ALLOWED)
 
 
+def _plain(response: Any) -> dict[str, Any]:
+    """The error body in our shape; a FHIR read-out's OperationOutcome read as one (its one issue's
+    code and diagnostics), refused if it carries more than that issue."""
+    body: dict[str, Any] = response.json()
+    if body.get("resourceType") != "OperationOutcome":
+        return body
+    if set(body) != {"resourceType", "issue"} or len(body["issue"]) != 1:
+        return {"outcome": body}
+    issue = body["issue"][0]
+    plain = {"code": issue["details"]["coding"][0]["code"], "message": issue["diagnostics"]}
+    return {**plain, **({"field": issue["expression"][0]} if "expression" in issue else {})}
+
+
 def _refusal_problem(operation: str, who: str, response: Any) -> str | None:
     """None if ``response`` is a clean refusal; else what is wrong with it."""
-    body = response.json()
+    body = _plain(response)
     if response.status_code != 403 or body.get("code") != "forbidden":
         return f"{operation} as {who}: {response.status_code} {response.text[:200]}"
     if not set(body) <= {"code", "message", "field"}:
@@ -220,7 +256,7 @@ def test_a_role_outside_the_route_is_refused_with_no_data(client: TestClient, wo
 
 def _unknown_problem(operation: str, who: str, response: Any) -> str | None:
     """None if ``response`` is the 404 of an unknown id (nothing else); else what is wrong with it."""
-    body = response.json()
+    body = _plain(response)
     if response.status_code != 404 or not str(body.get("code", "")).startswith("unknown-"):
         return f"{operation} as {who}: {response.status_code} {response.text[:200]}"
     if not set(body) <= {"code", "message", "field"}:
@@ -248,6 +284,11 @@ def test_the_own_teams_key_is_let_through(client: TestClient, world: World) -> N
         "team-indicators",
         "team-contact-flags",
         "care-plan",
+        "fhir-read-patient",
+        "fhir-search-observation",
+        "fhir-search-task",
+        "fhir-search-careplan",
+        "cds-patient-view",
     )
     for operation in (*own_team, "tasks-list"):
         assert _call(client, operation, world, world.keys["team-a"]).status_code == 200, operation

@@ -3,10 +3,12 @@
 - :func:`start_background` — a BackgroundScheduler inside ``pathway serve`` (single machine);
   returns the function that stops it.
 - :func:`run_blocking` — a BlockingScheduler for ``pathway scheduler`` (its own process).
-- :func:`run_once` — catch up every missed run, then return (``pathway scheduler --once``, cron).
+- :func:`run_once` — catch up every missed run and deliver the webhooks due, then return
+  (``pathway scheduler --once``, cron).
 
 Jobs: per time zone in use, the daily run (06:00) and the hourly run; once, the retention run
-(03:00, clinic time zone). Every start also runs the retention run if today's is not done.
+(03:00, clinic time zone); webhook delivery every ``PATHWAY_WEBHOOK_INTERVAL_SECONDS``. Every start
+also runs the retention run if today's is not done.
 
 Triggers name the time zone (scheduler and trigger both), ``misfire_grace_time=None`` and
 ``coalesce=True`` so a run delayed by downtime still happens once, and every start catches up
@@ -29,6 +31,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from pathway.clinical.clock import Clock
+from pathway.events.delivery import DeliveryPolicy
 from pathway.runs.retention import Retention
 from pathway.settings import Settings
 from pathway.store.db import make_engine
@@ -38,6 +41,7 @@ from scheduler import jobs
 log = logging.getLogger("pathway.scheduler")
 
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+WEBHOOKS_JOB = "webhooks"
 
 
 def context(settings: Settings, clock: Clock, registry: PackRegistry | None = None) -> jobs.Context:
@@ -49,6 +53,14 @@ def context(settings: Settings, clock: Clock, registry: PackRegistry | None = No
         rules=pack.pack.policy.follow_through,
         default_zone=settings.tz,
         retention=Retention(settings.idempotency_retention_days, settings.audit_retention_days),
+        webhooks=DeliveryPolicy(
+            batch_size=settings.webhook_batch_size,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            backoff_base_seconds=settings.webhook_backoff_base_seconds,
+            backoff_cap_seconds=settings.webhook_backoff_cap_seconds,
+            max_failures=settings.webhook_max_failures,
+            interval_seconds=settings.webhook_interval_seconds,
+        ),
     )
 
 
@@ -64,6 +76,13 @@ def build_scheduler(ctx: jobs.Context, *, blocking: bool) -> BaseScheduler:
         CronTrigger(hour=jobs.RETENTION_AT.hour, minute=jobs.RETENTION_AT.minute, timezone=ctx.default_zone),
         args=[ctx],
         id=jobs.RETENTION_JOB,
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        jobs.deliver_webhooks,
+        IntervalTrigger(seconds=ctx.webhooks.interval_seconds, timezone=ctx.default_zone),
+        args=[ctx],
+        id=WEBHOOKS_JOB,
         replace_existing=True,
     )
     scheduler.add_job(
@@ -143,6 +162,7 @@ def run_once(settings: Settings, clock: Clock) -> dict[str, list[date]]:
     ctx = context(settings, clock)
     try:
         ran = jobs.start_up(ctx)
+        jobs.deliver_webhooks(ctx)
     finally:
         ctx.engine.dispose()
     _log_caught_up(ran)

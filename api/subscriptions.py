@@ -3,7 +3,7 @@ events, admins to one team's or every team's; the secret is accepted once and ne
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -47,7 +47,12 @@ class SubscriptionRead(BaseModel):
 
     @classmethod
     def of(cls, subscription: WebhookSubscription) -> SubscriptionRead:
-        return cls.model_validate(subscription, from_attributes=True)
+        """In UTC, as stored (a subscription just created is shown as it will be read)."""
+        read = cls.model_validate(subscription, from_attributes=True)
+        disabled = read.disabled_at.astimezone(UTC) if read.disabled_at else None
+        return read.model_copy(
+            update={"created_at": read.created_at.astimezone(UTC), "disabled_at": disabled}
+        )
 
 
 class AttemptRead(BaseModel):

@@ -38,6 +38,7 @@ def _seed(url: str, hook: str) -> dict[int, list[int]]:
         session.add(team)
         session.flush()
         key, _plaintext = permissions.create_key(session, Role.ADMIN, "faults", now)
+        assert key.id is not None
         session.add(
             WebhookSubscription(
                 url=hook, kinds=["tier_changed"], secret=SECRET, secret_prefix=SECRET[:4],

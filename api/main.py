@@ -20,6 +20,7 @@ from api import (
     recording,
     referrals,
     rule_packs,
+    subscriptions,
     tasks,
     team_indicators,
     teams,
@@ -98,6 +99,7 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(teams.router)
     app.include_router(team_indicators.router)
     app.include_router(care_plan.router)
+    app.include_router(subscriptions.router)
     app.include_router(web.router)
     app.mount("/workbench/static", StaticFiles(directory=web.STATIC_DIR), name="workbench-static")
     docs.install(app)

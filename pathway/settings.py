@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     # One line a request (method, path, status, duration, the key's prefix; never a key or a body),
     # logged as ``pathway.access`` at INFO; ``pathway serve`` prints it on stdout.
     access_log: bool = True
+    # Webhook delivery by the scheduler (operational, not clinical): how often it runs, how many
+    # deliveries a round claims, the receiver's time to answer, the retry backoff (base·2^n seconds,
+    # capped) and the consecutive failed attempts after which a subscription is disabled.
+    webhook_interval_seconds: float = Field(default=5, gt=0, le=3600)
+    webhook_batch_size: int = Field(default=50, ge=1, le=1000)
+    webhook_timeout_seconds: float = Field(default=5, gt=0, le=60)
+    webhook_backoff_base_seconds: float = Field(default=5, gt=0, le=3600)
+    webhook_backoff_cap_seconds: float = Field(default=3600, gt=0, le=86_400)
+    webhook_max_failures: int = Field(default=16, ge=1, le=1000)
 
     @field_validator("database_url")
     @classmethod

@@ -10,6 +10,9 @@ retried until the next trigger or start, which picks up every unfinished busines
 The retention run (:func:`run_retention`, 03:00 clinic time and at every start) is claimed the same
 way, once a business date: it deletes kept Idempotency-Key answers past their retention and, only
 when configured, audit rows past theirs (:mod:`pathway.runs.retention`).
+
+Webhook delivery (:func:`deliver_webhooks`, every few seconds) is not claimed as a run: each
+delivery is claimed on its own (:mod:`pathway.events.delivery`), so schedulers share the work.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from sqlmodel import Session
 
 from pathway.clinical.clock import Clock
 from pathway.clinical.policy import FollowThrough
+from pathway.events import delivery
+from pathway.events.delivery import DeliveryPolicy
 from pathway.runs import claims
 from pathway.runs.retention import Retention, purge_expired
 from pathway.tasks import issuing, issuing_store
@@ -74,6 +79,7 @@ class Context:
     lease: timedelta = timedelta(minutes=30)
     worker: str = field(default_factory=worker_name)
     retention: Retention = Retention()
+    webhooks: DeliveryPolicy = DeliveryPolicy()
 
 
 def daily_job(zone: str) -> str:
@@ -250,3 +256,37 @@ def start_up(ctx: Context) -> dict[str, list[date]]:
     with contextlib.suppress(Exception):
         run_retention(ctx)
     return ran
+
+
+def deliver_webhooks(ctx: Context, rounds: int = 20) -> int:
+    """Route new events to the subscriptions, then send what is due, round by round, until nothing
+    is due (or ``rounds`` rounds); how many attempts were made.
+
+    Each round claims a batch in its own committed transaction, POSTs each delivery holding no
+    connection, and records each attempt in a transaction of its own: a scheduler killed at any
+    point loses nothing (a claimed delivery is sent again once the claim is released). Claims of
+    a dead process of this host are released at once, others' when their lease runs out.
+    """
+    policy, attempts = ctx.webhooks, 0
+    for _round in range(rounds):
+        now = ctx.clock.now()
+        with Session(ctx.engine) as session:
+            dead = [w for w in delivery.claimants(session, now) if w != ctx.worker and died_on_this_host(w)]
+            if dead:
+                log.warning("webhooks: releasing the claims of %s, which died", ", ".join(dead))
+                delivery.release(session, dead)
+            routed = delivery.route(session, now, policy)
+            session.commit()
+            due = delivery.claim(session, now, ctx.worker, policy)
+            session.commit()
+        if not due:
+            if routed == 0:
+                break
+            continue
+        for item in due:
+            outcome = delivery.send(item, ctx.clock.now(), policy)
+            with Session(ctx.engine) as session:
+                delivery.record(session, item, outcome, ctx.clock.now(), ctx.worker, policy)
+                session.commit()
+            attempts += 1
+    return attempts

@@ -3,12 +3,13 @@
 - :func:`start_background` — a BackgroundScheduler inside ``pathway serve`` (single machine);
   returns the function that stops it.
 - :func:`run_blocking` — a BlockingScheduler for ``pathway scheduler`` (its own process).
-- :func:`run_once` — catch up every missed run, then return (``pathway scheduler --once``, cron).
+- :func:`run_once` — catch up every missed run and deliver the webhooks due, then return
+  (``pathway scheduler --once``, cron).
 
 Jobs: per time zone in use, the daily run (06:00) and the hourly run; once, the retention run
-(03:00, clinic time zone); the population re-tier under the pack in force (at start, then hourly: a
-new edition is re-tiered once, :mod:`scheduler.retier_job`). Every start also runs the retention
-run if today's is not done.
+(03:00, clinic time zone); webhook delivery every ``PATHWAY_WEBHOOK_INTERVAL_SECONDS``; the
+population re-tier under the pack in force (at start, then hourly: a new edition is re-tiered
+once, :mod:`scheduler.retier_job`). Every start also runs the retention run if today's is not done.
 
 Triggers name the time zone (scheduler and trigger both), ``misfire_grace_time=None`` and
 ``coalesce=True`` so a run delayed by downtime still happens once, and every start catches up
@@ -31,6 +32,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from pathway.clinical.clock import Clock
+from pathway.events.delivery import DeliveryPolicy
 from pathway.patients.reassessment import PathwayConfig
 from pathway.runs.retention import Retention
 from pathway.settings import Settings
@@ -43,6 +45,7 @@ from scheduler.retier_job import RETIER_JOB_ID, run_retier
 log = logging.getLogger("pathway.scheduler")
 
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+WEBHOOKS_JOB = "webhooks"
 
 
 def context(settings: Settings, clock: Clock, registry: PackRegistry | None = None) -> jobs.Context:
@@ -55,6 +58,14 @@ def context(settings: Settings, clock: Clock, registry: PackRegistry | None = No
         rules=pack.pack.policy.follow_through,
         default_zone=settings.tz,
         retention=Retention(settings.idempotency_retention_days, settings.audit_retention_days),
+        webhooks=DeliveryPolicy(
+            batch_size=settings.webhook_batch_size,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            backoff_base_seconds=settings.webhook_backoff_base_seconds,
+            backoff_cap_seconds=settings.webhook_backoff_cap_seconds,
+            max_failures=settings.webhook_max_failures,
+            interval_seconds=settings.webhook_interval_seconds,
+        ),
     )
 
 
@@ -81,6 +92,13 @@ def build_scheduler(
         CronTrigger(hour=jobs.RETENTION_AT.hour, minute=jobs.RETENTION_AT.minute, timezone=ctx.default_zone),
         args=[ctx],
         id=jobs.RETENTION_JOB,
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        jobs.deliver_webhooks,
+        IntervalTrigger(seconds=ctx.webhooks.interval_seconds, timezone=ctx.default_zone),
+        args=[ctx],
+        id=WEBHOOKS_JOB,
         replace_existing=True,
     )
     scheduler.add_job(
@@ -173,6 +191,7 @@ def run_once(settings: Settings, clock: Clock, *, retier: bool = False) -> dict[
     ctx = context(settings, clock)
     try:
         ran = jobs.start_up(ctx)
+        jobs.deliver_webhooks(ctx)
         if retier:
             run_retier(ctx, pathway_of(settings, None))
     finally:

@@ -22,6 +22,7 @@
     pathway teams list                                     every GP team
     pathway scheduler [--once]                 issue tasks: daily 06:00 + hourly runs, catching up missed days
     pathway demo [--patients N] [--seed S] [--as-of T]   load a synthetic county, run a day of scheduling
+    pathway webhook-echo [--port P] [--secret S]   a receiver that checks signatures and prints events
 
 Exit codes: 0 ok, 1 a case differs from its expectation, 2 bad input (one line naming the field).
 This is the composition root: it builds the registry and the engine, and imports them lazily.
@@ -41,6 +42,7 @@ from pathway.cli.impact import _impact
 from pathway.cli.packs import _describe_pack, _packs
 from pathway.cli.retier import _retier
 from pathway.cli.serve import _scheduler, _serve
+from pathway.cli.webhooks import _webhook_echo
 from pathway.clinical.errors import PathwayError
 
 
@@ -150,6 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--base-url", default="http://127.0.0.1:8000", help="where the server will be, for the URLs printed"
     )
+    echo = commands.add_parser(
+        "webhook-echo", help="a webhook receiver that checks signatures and prints each event (a demo)"
+    )
+    echo.add_argument("--host", default="127.0.0.1")
+    echo.add_argument("--port", type=int, default=8099)
+    echo.add_argument("--secret", help="the subscription's secret (without it, signatures are not checked)")
     args = parser.parse_args(argv)
     try:
         if args.command == "packs" and args.packs_command == "impact":
@@ -182,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _create_team(args.code, args.name, args.level)
         if args.command == "demo":
             return _demo(args.patients, args.seed, args.as_of, if_empty=args.if_empty, base_url=args.base_url)
+        if args.command == "webhook-echo":
+            return _webhook_echo(args.host, args.port, args.secret)
         if args.command == "scheduler":
             return _scheduler(once=args.once)
         pack_file, pack_id = pack_choice(args.pack)

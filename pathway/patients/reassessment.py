@@ -27,6 +27,7 @@ from pathway.clinical.horizon import ReadingHorizon
 from pathway.clinical.medication import MedicationTable
 from pathway.clinical.parameters import IndicatorDefinitions, Plausibility, Targets, Units
 from pathway.clinical.vocabulary import PatientStatus
+from pathway.events import outbox
 from pathway.patients import display_store, history_store, patient_store
 from pathway.patients.history import history_from_rows, history_of
 from pathway.referrals import referral_flow
@@ -196,7 +197,9 @@ def _store_assessment(
         "follow_up_due": result.follow_up.due,
         "result": result.to_json(),
     }
+    previous = outbox.previous_assessment(session, patient.id)
     record = AssessmentRecord(id=patient_store.insert_assessment(session, values), **values)
+    outbox.assessment_stored(session, record, previous, patient.team_id)  # tier changed, red, crisis
     if patient.status == PatientStatus.ACTIVE.value:  # management ended: no new referrals or tasks
         if referral_flow.quiet_after_return(session, record):  # returned (下转), nothing new since
             sync.sync_from_assessment(

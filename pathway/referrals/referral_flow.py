@@ -17,6 +17,8 @@ from pathway.clinical import fact_evidence
 from pathway.clinical.errors import PathwayError
 from pathway.clinical.tiers import ReferralUrgency
 from pathway.clinical.vocabulary import PatientStatus
+from pathway.events import outbox
+from pathway.events.outbox import EventKind
 from pathway.referrals import referral_store
 from pathway.store import db
 from pathway.store.tables import AssessmentRecord, Patient, Referral
@@ -72,6 +74,7 @@ def refer_from_assessment(session: Session, record: AssessmentRecord, now: datet
         updated_at=now,
     )
     db.add(session, referral)
+    outbox.referral_moved(session, EventKind.REFERRAL_OPENED, referral, now)
     return referral
 
 
@@ -134,6 +137,7 @@ def refer_by_hand(
         updated_at=now,
     )
     db.add(session, referral)
+    outbox.referral_moved(session, EventKind.REFERRAL_OPENED, referral, now)
     return referral
 
 
@@ -167,6 +171,7 @@ def advance(
         referral.return_note = return_note
         referral.return_follow_up_due = return_follow_up_due
         referral.returned_at = now
+        outbox.referral_moved(session, EventKind.REFERRAL_RETURNED, referral, now)
     db.add(session, referral)
     sync.referral_moved(session, referral, now)
     db.add(session, referral)

@@ -229,3 +229,93 @@ class PatientFlag(SQLModel, table=True):
     raised_at: datetime
     last_contact_at: datetime | None = None
     cleared_at: datetime | None = None
+
+
+# --- Events out (issue 17): the outbox, webhook subscriptions, deliveries and their attempts ------
+
+_UNROUTED = text("routed_at IS NULL")
+_PENDING = text("status = 'pending'")
+
+
+class OutboxEvent(SQLModel, table=True):
+    """Something that happened to a patient (a tier changed, a referral opened, a task overdue…),
+    written in the transaction that caused it. It carries ids and the tier, never free text about
+    the patient. ``routed_at`` is set once the scheduler has queued it for every subscription."""
+
+    __tablename__ = "outbox_event"
+    __table_args__ = (
+        Index("ix_outbox_event_unrouted", "id", sqlite_where=_UNROUTED, postgresql_where=_UNROUTED),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    occurred_at: datetime
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON_TYPE)
+    routed_at: datetime | None = None
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """A URL that receives events of some kinds: a team's (its patients' events) or, with no team,
+    every event (an admin's). The secret signs each delivery, so it is kept; it is never shown after
+    creation (``secret_prefix`` identifies it). Disabled after repeated failures, with the reason."""
+
+    __tablename__ = "webhook_subscription"
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=2000)
+    kinds: list[str] = Field(default_factory=list, sa_type=JSON_TYPE)
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    secret: str = Field(max_length=200)
+    secret_prefix: str = Field(max_length=8)
+    created_by: int = Field(foreign_key="api_key.id")
+    created_at: datetime
+    consecutive_failures: int = 0
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = Field(default=None, max_length=500)
+    deleted_at: datetime | None = None
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscription: pending until the receiver answers 2xx. Per (subscription,
+    patient) only the oldest pending one is sent, so a patient's events arrive in order. A claim
+    (``claimed_by`` until ``claimed_until``) keeps two schedulers from sending the same attempt."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id"),
+        Index(
+            "ix_webhook_delivery_pending",
+            "subscription_id",
+            "patient_id",
+            "event_id",
+            sqlite_where=_PENDING,
+            postgresql_where=_PENDING,
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="webhook_subscription.id")
+    event_id: int = Field(foreign_key="outbox_event.id")
+    patient_id: int
+    status: str = Field(max_length=16)  # pending | delivered | cancelled (subscription deleted)
+    attempts: int
+    next_attempt_at: datetime
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_until: datetime | None = None
+    delivered_at: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """The delivery log: every attempt to send a delivery, with the answer or the failure."""
+
+    __tablename__ = "webhook_attempt"
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="webhook_delivery.id", index=True)
+    attempt: int
+    at: datetime
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=500)
+    duration_ms: int
+    succeeded: bool

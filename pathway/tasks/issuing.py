@@ -1,7 +1,8 @@
 """The scheduler's runs over tasks and patients (PATHWAY.md §5): bulk statements, never a loop over patients.
 
 - :func:`issue_due` — the daily run of one business date: issue what falls due, mark overdue,
-  escalate, clear and raise ``missed_3m`` / ``lost_to_follow_up`` flags.
+  escalate, clear and raise ``missed_3m`` / ``lost_to_follow_up`` flags; the tasks marked overdue
+  or escalated and the flags raised are events in the outbox (:mod:`pathway.events.outbox`).
 - :func:`issue_hourly` — issue the pack's hourly kinds (rechecks, urgent referrals) as they fall due.
 
 Each is idempotent: a second run of the same date changes nothing and records nothing. The callers
@@ -18,6 +19,8 @@ from sqlmodel import Session
 
 from pathway.clinical.clock import CLINIC_TZ
 from pathway.clinical.policy import FollowThrough
+from pathway.events import outbox
+from pathway.events.outbox import EventKind
 from pathway.tasks import flag_store, issuing_store
 from pathway.tasks.issuing_store import RunEvent, Scope
 from pathway.tasks.status import SCHEDULER, FlagKind
@@ -81,10 +84,12 @@ def issue_due(
         report.issued += issuing_store.issue_due_by_date(
             session, scope, day, now, RunEvent(SCHEDULER, "issued", on)
         )
-        report.overdue += issuing_store.mark_overdue(
+        overdue = issuing_store.mark_overdue(
             session, scope, day, now, RunEvent(SCHEDULER, "overdue", on, overdue_on=day)
         )
-        report.escalated += issuing_store.escalate(
+        outbox.tasks_marked(session, EventKind.TASK_OVERDUE, overdue, now)
+        report.overdue += len(overdue)
+        escalated = issuing_store.escalate(
             session,
             scope,
             escalation.tier.value,
@@ -92,6 +97,8 @@ def issue_due(
             now,
             RunEvent(SCHEDULER, "escalated", {**on, "to": escalation.to}, escalation.source, overdue_on=day),
         )
+        outbox.tasks_marked(session, EventKind.TASK_ESCALATED, escalated, now)
+        report.escalated += len(escalated)
         flags = [f.value for f in FlagKind]
         report.flags_cleared += flag_store.clear_flags(session, scope, flags, now)
         for flag, spec in (
@@ -101,6 +108,7 @@ def issue_due(
             # No contact for N days or more: the last contact's date is N or more days before ``day``.
             before = _start_of(day - timedelta(days=spec.no_contact_days - 1), tz)
             raised = flag_store.raise_flag(session, scope, flag.value, before, day, now)
+            outbox.flags_raised(session, flag.value, raised, now)
             setattr(report, flag.value, getattr(report, flag.value) + len(raised))
     return report
 

@@ -119,8 +119,8 @@ def _mark(
     values: dict[str, Any],
     event: RunEvent,
     now: datetime,
-) -> int:
-    """Mark the open tasks in scope matching ``where`` and record an event for each; how many.
+) -> list[int]:
+    """Mark the open tasks in scope matching ``where`` and record an event for each; their ids.
 
     PostgreSQL: one statement — the rows are locked in id order (a ``FOR UPDATE`` CTE), updated, and
     their events inserted from the UPDATE's RETURNING. Runs that overlap (two dates, the daily and
@@ -140,7 +140,7 @@ def _mark(
             update(task_table).where(condition).values(**values).returning(_task.id, _task.due_date)
         ).all()
         add_events(session, [event.row(int(i), d, now) for i, d in marked])
-        return len(marked)
+        return [int(i) for i, _d in marked]
     locked = select(_task.id).where(condition).order_by(_task.id).with_for_update().cte("locked")
     locked_ids = func.array(select(locked.c.id).scalar_subquery())
     changed = (
@@ -168,21 +168,23 @@ def _mark(
         details,
     ).select_from(changed)
     columns = ["task_id", "at", "actor", "action", "from_status", "to_status", "outcome", "note", "details"]
-    statement = insert(_event).from_select(columns, rows).returning(_event.c.id)
-    return len(session.execute(statement).all())
+    statement = insert(_event).from_select(columns, rows).returning(_event.c.task_id)
+    return [int(i) for (i,) in session.execute(statement)]
 
 
 def issue_due_by_date(
     session: Session, scope: Scope, business_date: date, now: datetime, event: RunEvent
 ) -> int:
     """Issue every open task due on or before ``business_date`` not issued yet; how many."""
-    return _mark(
-        session,
-        scope,
-        [_task.issued_at.is_(None), _task.due_date <= business_date],
-        {"issued_at": now, "updated_at": now},
-        event,
-        now,
+    return len(
+        _mark(
+            session,
+            scope,
+            [_task.issued_at.is_(None), _task.due_date <= business_date],
+            {"issued_at": now, "updated_at": now},
+            event,
+            now,
+        )
     )
 
 
@@ -190,18 +192,22 @@ def issue_due_by_time(
     session: Session, scope: Scope, kinds: Sequence[str], until: datetime, now: datetime, event: RunEvent
 ) -> int:
     """Issue open tasks of ``kinds`` due before ``until`` not issued yet; how many."""
-    return _mark(
-        session,
-        scope,
-        [_task.issued_at.is_(None), _task.kind.in_(list(kinds)), _task.due_at < until],
-        {"issued_at": now, "updated_at": now},
-        event,
-        now,
+    return len(
+        _mark(
+            session,
+            scope,
+            [_task.issued_at.is_(None), _task.kind.in_(list(kinds)), _task.due_at < until],
+            {"issued_at": now, "updated_at": now},
+            event,
+            now,
+        )
     )
 
 
-def mark_overdue(session: Session, scope: Scope, business_date: date, now: datetime, event: RunEvent) -> int:
-    """Mark open tasks due before ``business_date`` as overdue (once); how many."""
+def mark_overdue(
+    session: Session, scope: Scope, business_date: date, now: datetime, event: RunEvent
+) -> list[int]:
+    """Mark open tasks due before ``business_date`` as overdue (once); their ids."""
     return _mark(
         session,
         scope,
@@ -214,8 +220,9 @@ def mark_overdue(session: Session, scope: Scope, business_date: date, now: datet
 
 def escalate(
     session: Session, scope: Scope, tier: str, due_on_or_before: date, now: datetime, event: RunEvent
-) -> int:
-    """Escalate (once) open tasks of ``tier`` due on or before a date, unless snoozed past ``now``."""
+) -> list[int]:
+    """Escalate (once) open tasks of ``tier`` due on or before a date, unless snoozed past ``now``;
+    their ids."""
     return _mark(
         session,
         scope,

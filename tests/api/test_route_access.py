@@ -67,8 +67,22 @@ ALLOWED: dict[str, set[Role]] = {
     "fhir-search-careplan": PATIENT_READERS,
     "cds-discovery": {EHR, TEAM, GATEWAY},
     "cds-patient-view": PATIENT_READERS,
+    "subscriptions-create": {TEAM},
+    "subscriptions-list": {TEAM},
+    "subscriptions-read": {TEAM},
+    "subscriptions-delete": {TEAM},
+    "subscriptions-enable": {TEAM},
+    "subscriptions-deliveries": {TEAM},
 }
-NO_PATIENT_DATA = {"rule-packs-list", "packs-impact", "fhir-metadata", "cds-discovery"}
+# Routes about no patient, team or subscription of another's: another team's key is answered too.
+NO_PATIENT_DATA = {
+    "rule-packs-list",
+    "packs-impact",
+    "fhir-metadata",
+    "cds-discovery",
+    "subscriptions-create",
+    "subscriptions-list",
+}
 
 
 @dataclass
@@ -80,6 +94,7 @@ class World:
     task: int
     team_a: int
     keys: dict[str, str]
+    subscription: int
 
 
 def _request(operation: str, w: World) -> tuple[str, str, Any]:
@@ -120,6 +135,8 @@ def _request(operation: str, w: World) -> tuple[str, str, Any]:
     visit = {"at": at, "readings": [{"kind": "bp", "systolic": 150, "diastolic": 92}]}
     as_of = AS_OF.isoformat().replace("+", "%2B")
     referral, task = f"/v1/referrals/{w.referral}", f"/v1/tasks/{w.task}"
+    subscription = f"/v1/subscriptions/{w.subscription}"
+    hook = {"url": "http://127.0.0.1:9/hook", "kinds": ["tier_changed"], "secret": "s" * 32}
     snooze = {"until": (AS_OF + timedelta(days=2)).isoformat(), "reason": "患者外出"}
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": observation}]}
     cds_request = {
@@ -172,6 +189,12 @@ def _request(operation: str, w: World) -> tuple[str, str, Any]:
         "fhir-search-careplan": ("GET", f"/v1/fhir/CarePlan?patient={w.patient}", None),
         "cds-discovery": ("GET", "/cds-services", None),
         "cds-patient-view": ("POST", "/cds-services/sangao-pathway", cds_request),
+        "subscriptions-create": ("POST", "/v1/subscriptions", hook),
+        "subscriptions-list": ("GET", "/v1/subscriptions", None),
+        "subscriptions-read": ("GET", subscription, None),
+        "subscriptions-delete": ("DELETE", subscription, None),
+        "subscriptions-enable": ("POST", f"{subscription}/enable", None),
+        "subscriptions-deliveries": ("GET", f"{subscription}/deliveries", None),
     }
     return requests[operation]
 
@@ -206,7 +229,10 @@ def world(client: TestClient) -> World:
         "team-b": new_key(app, TEAM, team="team-b"),
         "gateway-unlinked": new_key(app, GATEWAY),
     }
-    return World(patient, referral.json()["id"], tasks[0]["id"], team_a_id, keys)
+    hook = {"url": "http://127.0.0.1:9/hook", "kinds": ["tier_changed"], "secret": "s" * 32, "team": "team-a"}
+    subscription = client.post("/v1/subscriptions", json=hook)
+    assert subscription.status_code == 201, subscription.text
+    return World(patient, referral.json()["id"], tasks[0]["id"], team_a_id, keys, subscription.json()["id"])
 
 
 def _call(client: TestClient, operation: str, w: World, key: str) -> Any:

@@ -100,7 +100,7 @@ def test_marking_overdue_reads_the_open_tasks_not_the_closed_history(county: tup
         marked = issuing_store.mark_overdue(session, Scope((team,), False), D, NOW, event_)
         session.rollback()  # the EXPLAIN ANALYZE marked them first: the statement itself found none
 
-    assert marked == 0
+    assert marked == []
     (plan,) = plans
     assert plan["Actual Rows"] == NEWLY_OVERDUE
     task_reads = [(node, rows) for node, relation, rows in _relation_scans(plan) if relation == "care_task"]

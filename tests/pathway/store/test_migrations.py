@@ -40,6 +40,10 @@ TABLES = {
     "patient_flag",
     "workbench_session",
     "server_secret",
+    "outbox_event",
+    "webhook_subscription",
+    "webhook_delivery",
+    "webhook_attempt",
 }
 
 

@@ -9,6 +9,7 @@ year and recent, and readings on both sides of the year's first instant.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -192,8 +193,14 @@ def test_the_patient_page_of_the_bounded_read_is_the_page_of_the_whole_history(
     monkeypatch.setattr(care_plan, "history_shown", whole_history)
     whole = browser.get(url)
     assert whole.status_code == 200
-    assert bounded.text == whole.text
+    assert _without_form_ids(bounded.text) == _without_form_ids(whole.text)
     assert 'data-chart="bp"' in bounded.text
+
+
+def _without_form_ids(page: str) -> str:
+    """The page without the fresh source id each prescription form carries (a double submit is
+    stored once), which differs from one render to the next by design."""
+    return re.sub(r"workbench-[0-9a-f]{32}", "workbench-<id>", page)
 
 
 def test_the_patient_page_reads_the_stream_of_its_window_only(client: TestClient, patient_id: int) -> None:

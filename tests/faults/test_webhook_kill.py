@@ -87,6 +87,7 @@ def test_a_scheduler_killed_mid_delivery_then_restarted_loses_no_event(
     log = tmp_path / "scheduler.log"
     with receiving(receiver):
         by_patient = _seed(postgres_url, receiver.url)
+        seeded = {e for events in by_patient.values() for e in events}
         first = _scheduler(postgres_url, log)
         deadline = time.monotonic() + 90
         killed_in_flight = False
@@ -105,15 +106,23 @@ def test_a_scheduler_killed_mid_delivery_then_restarted_loses_no_event(
         for _run in range(10):  # each run delivers what is due, then exits
             second = _scheduler(postgres_url, log, "--once")
             assert second.wait(timeout=120) == 0, log.read_text()
-            if len(set(receiver.accepted_ids())) == PATIENTS * EACH:
+            if seeded <= set(receiver.accepted_ids()):
                 break
 
-    received = receiver.accepted_ids()
-    everything = sorted(e for events in by_patient.values() for e in events)
+    # The scheduler's start also re-tiers these never-assessed patients under the pack in force
+    # (scheduler.retier_job), which emits events of its own after the seeded ones: left out here.
+    received = [e for e in receiver.accepted_ids() if e in seeded]
+    everything = sorted(seeded)
     assert sorted(set(received)) == everything  # nothing lost
     assert len(received) - len(set(received)) <= 10  # at most the killed batch again
     for patient, events in by_patient.items():
-        firsts = list(dict.fromkeys(int(e["id"]) for e in receiver.accepted if e["patient_id"] == patient))
+        firsts = list(
+            dict.fromkeys(
+                int(e["id"])
+                for e in receiver.accepted
+                if e["patient_id"] == patient and int(e["id"]) in seeded
+            )
+        )
         assert firsts == events  # in order per patient
     assert receiver.bad_signatures == 0
     engine = make_engine(postgres_url)

@@ -12,6 +12,8 @@ from api import (
     docs,
     errors,
     fhir,
+    fhir_bundle,
+    fhir_registration,
     medication,
     patients,
     recording,
@@ -86,6 +88,8 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(medication.router)
     app.include_router(referrals.router)
     app.include_router(fhir.router)
+    app.include_router(fhir_bundle.router)
+    app.include_router(fhir_registration.router)
     app.include_router(rule_packs.router)
     app.include_router(tasks.router)
     app.include_router(teams.router)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
+from api.fhir_outcome import FHIR_JSON, BundleRejected, outcome_of, wants_outcome
 from pathway.clinical.errors import DatabaseBusy, InvalidInput, PathwayError, from_validation
 
 # Starlette's own refusals (an unknown route, a method the route does not take…) in our shape.
@@ -49,7 +50,15 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(PathwayError)
-    async def pathway_error(_request: Request, error: PathwayError) -> JSONResponse:
+    async def pathway_error(request: Request, error: PathwayError) -> JSONResponse:
+        if isinstance(error, BundleRejected) or wants_outcome(
+            request.url.path, request.headers.get("accept")
+        ):
+            problems = error.problems if isinstance(error, BundleRejected) else [error]
+            outcome = outcome_of(*problems).model_dump(exclude_none=True)
+            return JSONResponse(
+                status_code=error.status, content=outcome, headers=error.headers, media_type=FHIR_JSON
+            )
         return JSONResponse(status_code=error.status, content=error.as_dict(), headers=error.headers)
 
     @app.exception_handler(RequestValidationError)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from api.deps import ClockDep, CurrentKey, PathwayDep, SessionDep, patient_for
 from api.errors import error_responses
+from api.fhir_outcome import OperationOutcome, entry_outcome
 from pathway.access import permissions
 from pathway.access.permissions import Role
 from pathway.clinical.errors import InvalidInput, PathwayError
@@ -43,7 +44,13 @@ OBSERVATION_EXAMPLE = {
 
 
 class FhirEntryResult(ItemResult):
+    """One entry's outcome; ``patient_id`` our patient (a Patient entry: the one registered),
+    ``encounter_id`` the visit an Encounter (and its Observations) became; a rejected entry's
+    ``outcome`` is its ``error`` as a FHIR OperationOutcome (``expression``: the element's FHIRPath)."""
+
     patient_id: int | None = None
+    encounter_id: int | None = None
+    outcome: OperationOutcome | None = None
 
 
 class FhirResult(BaseModel):
@@ -67,10 +74,6 @@ def _parsed_observation(
     observation: Annotated[dict[str, Any], Body(examples=[OBSERVATION_EXAMPLE])],
 ) -> Any:
     return fhir.parse_observation(observation)
-
-
-def _parsed_bundle(bundle: Annotated[dict[str, Any], Body()]) -> fhir.ParsedBundle:
-    return fhir.parse_bundle(bundle)
 
 
 @router.post(
@@ -101,45 +104,8 @@ def post_observation(
     identifier's system, value); a gateway's by the key's registered system.
     """
     permissions.require_role(key, Role.EHR, Role.GATEWAY)
-    mapped = _mapped(observation, key, source, "Observation")
-    return _store(session, clock, pathway, key, [(0, mapped)], {}, lambda _: "Observation")
-
-
-@router.post(
-    "",
-    response_model=FhirResult,
-    status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 413, 422, 429, 503),
-    operation_id="fhir-bundle",
-)
-def post_bundle(
-    parsed: Annotated[fhir.ParsedBundle, Depends(_parsed_bundle)],
-    session: SessionDep,
-    clock: ClockDep,
-    pathway: PathwayDep,
-    key: CurrentKey,
-    source: ReadingSource | None = None,
-) -> FhirResult:
-    """A Bundle of Observations: each entry is created, a duplicate, amended, retracted, or rejected
-    with the reason (as ``POST /v1/fhir/Observation`` says, per entry)."""
-    permissions.require_role(key, Role.EHR, Role.GATEWAY)
-    mapped: list[tuple[int, Mapped | fhir_medication.MappedMedication]] = []
-    rejected = {index: ItemError(**error.as_dict()) for index, error in parsed.rejected.items()}
-    for index, observation in parsed.observations:
-        field = f"Bundle.entry.{index}.resource"
-        try:
-            mapped.append((index, _mapped(observation, key, source, field)))
-        except PathwayError as error:
-            rejected[index] = ItemError(**error.as_dict())
-    for index, resource in parsed.medications:
-        field = f"Bundle.entry.{index}.resource"
-        try:
-            permissions.require_role(key, Role.EHR)  # a gateway relays measurements, not prescriptions
-            medication = fhir_medication.parse_medication(resource, field)
-            mapped.append((index, fhir_medication.map_medication(medication, field)))
-        except PathwayError as error:
-            rejected[index] = ItemError(**error.as_dict())
-    return _store(session, clock, pathway, key, mapped, dict(sorted(rejected.items())), _entry_field)
+    mapped = mapped_observation(observation, key, source, "Observation")
+    return store_entries(session, clock, pathway, key, [(0, mapped)], {}, lambda _: "Observation")
 
 
 def _medication_route(kind: str) -> Callable[..., FhirResult]:
@@ -156,7 +122,7 @@ def _medication_route(kind: str) -> Callable[..., FhirResult]:
         mapped = fhir_medication.map_medication(fhir_medication.parse_medication(resource, kind), kind)
         if isinstance(mapped.item, PrescriptionIn):
             prescribing.check_prescription(mapped.item, config=pathway, now=clock.now(), where=kind)
-        return _store(session, clock, pathway, key, [(0, mapped)], {}, lambda _: kind)
+        return store_entries(session, clock, pathway, key, [(0, mapped)], {}, lambda _: kind)
 
     post_medication.__doc__ = (
         f"One FHIR R4 {kind} (PATHWAY.md §7): medicationCodeableConcept with an ATC coding "
@@ -180,11 +146,11 @@ for _kind in ("MedicationRequest", "MedicationStatement"):
     )(_medication_route(_kind))
 
 
-def _entry_field(index: int) -> str:
+def entry_field(index: int) -> str:
     return f"Bundle.entry.{index}.resource"
 
 
-def _mapped(observation: Any, key: CurrentKey, source: ReadingSource | None, field: str) -> Mapped:
+def mapped_observation(observation: Any, key: CurrentKey, source: ReadingSource | None, field: str) -> Mapped:
     """The observation mapped with the key's role's default source; a source the role may not post
     is refused (``source-not-allowed``, naming ``source`` or the category it came from)."""
     mapped = fhir.map_observation(observation, source, field, permissions.DEFAULT_FHIR_SOURCE[key.role])
@@ -193,7 +159,7 @@ def _mapped(observation: Any, key: CurrentKey, source: ReadingSource | None, fie
     return mapped
 
 
-def _store(
+def store_entries(
     session: SessionDep,
     clock: ClockDep,
     pathway: PathwayDep,
@@ -201,7 +167,12 @@ def _store(
     mapped: list[tuple[int, Mapped | fhir_medication.MappedMedication]],
     rejected: dict[int, ItemError],
     field_of: Callable[[int], str],
+    *,
+    commit: bool = True,
+    alone: bool | None = None,
 ) -> FhirResult:
+    """The entries stored per patient, each patient reassessed; committed unless ``commit`` is
+    false (a transaction Bundle commits only if no entry was rejected)."""
     now = clock.now()
     results: dict[int, FhirEntryResult] = {
         index: FhirEntryResult(index=index, status="rejected", error=error)
@@ -210,7 +181,7 @@ def _store(
     by_patient: dict[int, list[tuple[int, Mapped | fhir_medication.MappedMedication]]] = {}
     for index, item in mapped:
         by_patient.setdefault(item.patient_id, []).append((index, item))
-    single = len(mapped) == 1 and not rejected
+    single = (len(mapped) == 1 and not rejected) if alone is None else alone  # a refusal is the answer
     for patient_id, items in sorted(by_patient.items()):  # patients locked in one order: no deadlock
         try:
             patient = patient_for(
@@ -266,8 +237,17 @@ def _store(
         permissions.audit_new_versions(session, key, (o.status for o in outcomes), patient_id, now)
         changed = any(o.status in ("created", "amended", "retracted") for o in outcomes)
         reassessment.reassess_after_ingest(session, patient, pathway, now, stored_any=changed)
-    session.commit()
-    entries = [results[i] for i in sorted(results)]
+    if commit:
+        session.commit()
+    return summary(results.values())
+
+
+def summary(results: Iterable[FhirEntryResult]) -> FhirResult:
+    """The answer: the entries in order (a rejected one with its OperationOutcome), and the counts."""
+    entries = [
+        e.model_copy(update={"outcome": entry_outcome(e.error)}) if e.error is not None else e
+        for e in sorted(results, key=lambda e: e.index)
+    ]
     return FhirResult(
         created=sum(e.status == "created" for e in entries),
         duplicate=sum(e.status == "duplicate" for e in entries),

@@ -13,7 +13,9 @@ from api import (
     docs,
     errors,
     fhir,
+    fhir_bundle,
     fhir_read,
+    fhir_registration,
     medication,
     pack_impact,
     patients,
@@ -93,6 +95,8 @@ def create_app(settings: Settings, clock: Clock | None = None, evaluator: Evalua
     app.include_router(fhir.router)
     app.include_router(fhir_read.router)
     app.include_router(cds_hooks.router)
+    app.include_router(fhir_bundle.router)
+    app.include_router(fhir_registration.router)
     app.include_router(rule_packs.router)
     app.include_router(pack_impact.router)
     app.include_router(tasks.router)

@@ -94,6 +94,7 @@ RETRACTING_STATUSES = frozenset({"entered-in-error", "cancelled"})
 SOURCE_SYSTEM_LENGTH = 64
 R = TypeVar("R", bound=BaseModel)
 MEDICATION_RESOURCE_TYPES = frozenset({"MedicationRequest", "MedicationStatement"})
+REGISTRATION_RESOURCE_TYPES = frozenset({"Patient", "Condition", "Encounter"})
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,10 @@ class ParsedBundle:
     rejected: dict[int, PathwayError]
     # MedicationRequest / MedicationStatement entries as sent (pathway.ingest.fhir_medication parses them)
     medications: list[tuple[int, Any]] = field(default_factory=list)
+    # Patient / Condition / Encounter entries as sent (pathway.ingest.fhir_patient parses them)
+    registrations: list[tuple[int, Any]] = field(default_factory=list)
+    kind: str | None = None  # Bundle.type: "transaction" stores all or nothing
+    full_urls: dict[int, str] = field(default_factory=dict)  # entry.fullUrl, what other entries reference
 
 
 def parse_observation(data: Any, field: str = "Observation") -> Observation:
@@ -164,16 +169,23 @@ def parse_bundle(data: Any) -> ParsedBundle:
         Bundle.model_validate(shell)
     except ValidationError as error:
         raise InvalidInput(f"not a valid FHIR R4 Bundle: {_first(error)}", _where("Bundle", error)) from error
-    parsed = ParsedBundle([], {})
+    parsed = ParsedBundle([], {}, kind=data.get("type") if isinstance(data.get("type"), str) else None)
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        if isinstance(entry, dict) and isinstance(entry.get("fullUrl"), str):
+            parsed.full_urls[index] = entry["fullUrl"]
     for index, resource in enumerate(resources):
         where = f"Bundle.entry.{index}.resource"
         kind = resource.get("resourceType") if isinstance(resource, dict) else None
         try:
             if kind in MEDICATION_RESOURCE_TYPES:
                 parsed.medications.append((index, resource))
+            elif kind in REGISTRATION_RESOURCE_TYPES:
+                parsed.registrations.append((index, resource))
             elif kind != "Observation":
                 raise UnknownCode(
-                    "only Observation, MedicationRequest and MedicationStatement entries are accepted", where
+                    "only Observation, MedicationRequest, MedicationStatement, Patient, Condition and "
+                    "Encounter entries are accepted",
+                    where,
                 )
             else:
                 parsed.observations.append((index, parse_observation(resource, where)))

@@ -85,3 +85,8 @@ def assessments_of(session: Session, patient_id: int, limit: int = 100) -> Seque
         .limit(limit)
     )
     return session.exec(statement).all()
+
+
+def complications_of(session: Session, patient_id: int) -> list[PatientComplication]:
+    statement = select(PatientComplication).where(col(PatientComplication.patient_id) == patient_id)
+    return list(session.exec(statement.order_by(col(PatientComplication.code))).all())

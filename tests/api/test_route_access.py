@@ -58,6 +58,9 @@ ALLOWED: dict[str, set[Role]] = {
     "prescriptions-list": PATIENT_READERS,
     "fhir-request-medication": {EHR},
     "fhir-statement-medication": {EHR},
+    "fhir-patient": {EHR},
+    "fhir-condition": {EHR},
+    "fhir-encounter": {EHR},
     "fhir-metadata": {EHR, TEAM, GATEWAY},
     "fhir-read-patient": PATIENT_READERS,
     "fhir-search-observation": PATIENT_READERS,
@@ -131,6 +134,26 @@ def _request(operation: str, w: World) -> tuple[str, str, Any]:
             "code": "mmol/L",
         },
     }
+    fhir_patient = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "ehr", "value": "A2"}],
+        "gender": "female",
+        "birthDate": "1962-03-04",
+        "generalPractitioner": [{"reference": "Organization/team-a"}],
+    }
+    condition = {
+        "resourceType": "Condition",
+        "subject": {"reference": f"Patient/{w.patient}"},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "E11"}]},
+    }
+    encounter = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"code": "AMB"},
+        "identifier": [{"system": "his", "value": "visit-1"}],
+        "subject": {"reference": f"Patient/{w.patient}"},
+        "period": {"start": at},
+    }
     patient_body = {"source_system": "ehr", "external_id": "A1", "sex": "male", "birth_date": "1960-01-01"}
     visit = {"at": at, "readings": [{"kind": "bp", "systolic": 150, "diastolic": 92}]}
     as_of = AS_OF.isoformat().replace("+", "%2B")
@@ -180,6 +203,9 @@ def _request(operation: str, w: World) -> tuple[str, str, Any]:
         "prescriptions-list": ("GET", f"{p}/prescriptions", None),
         "fhir-request-medication": ("POST", "/v1/fhir/MedicationRequest", medication_request),
         "fhir-statement-medication": ("POST", "/v1/fhir/MedicationStatement", medication_statement),
+        "fhir-patient": ("POST", "/v1/fhir/Patient", fhir_patient),
+        "fhir-condition": ("POST", "/v1/fhir/Condition", condition),
+        "fhir-encounter": ("POST", "/v1/fhir/Encounter", encounter),
         "fhir-metadata": ("GET", "/v1/fhir/metadata", None),
         "fhir-read-patient": ("GET", f"/v1/fhir/Patient/{w.patient}", None),
         "fhir-search-observation": ("GET", f"/v1/fhir/Observation?patient={w.patient}", None),

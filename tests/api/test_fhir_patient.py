@@ -176,3 +176,23 @@ def test_a_batch_with_a_bad_entry_stores_the_others(client: TestClient) -> None:
     assert [e["status"] for e in entries] == ["created", "rejected", "created"]
     assert entries[1]["outcome"]["issue"][0]["expression"] == ["Bundle.entry[1].resource.code"]
     assert _stored(client, entries[0]["patient_id"])[0].conditions == ["dyslipidemia"]
+
+
+def test_an_encounter_alone_is_a_visit_stored_once(client: TestClient) -> None:
+    patient_id = client.post("/v1/fhir/Patient", json=_patient()).json()["entries"][0]["patient_id"]
+    visit = _visit(f"Patient/{patient_id}")
+
+    first = client.post("/v1/fhir/Encounter", json=visit)
+    again = client.post("/v1/fhir/Encounter", json=visit)
+
+    assert first.status_code == 201, first.text
+    (entry,) = first.json()["entries"]
+    assert (entry["status"], entry["patient_id"]) == ("created", patient_id)
+    assert again.status_code in (200, 201), again.text
+    assert again.json()["entries"][0]["status"] == "duplicate"
+    assert again.json()["entries"][0]["encounter_id"] == entry["encounter_id"] is not None
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        stored = session.exec(select(Encounter).where(Encounter.patient_id == patient_id)).all()
+    assert [(e.source_encounter_id, e.at.isoformat()) for e in stored] == [
+        ("visit-1", "2026-03-01T00:40:00+00:00")
+    ]

@@ -17,7 +17,7 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, SQLModel, col, select
 
 from pathway.clinical.vocabulary import GLUCOSE_KINDS, ReadingSource
-from pathway.store.rows import IN_FORCE, READING_COLUMNS, ClinicalRows
+from pathway.store.rows import IN_FORCE, PRESCRIPTION_COLUMNS, READING_COLUMNS, ClinicalRows
 from pathway.store.tables import (
     CareCheckRecord,
     Encounter,
@@ -43,16 +43,8 @@ _OUTSIDE_A_VISIT = and_(_reading.encounter_id.is_(None), _reading.source != _CLI
 _PEAK_KINDS = sorted(kind.value for kind in GLUCOSE_KINDS)
 _PRESCRIPTION_COLUMNS = (
     _prescription.patient_id,
-    _prescription.classes,
-    _prescription.drug,
-    _prescription.started_on,
-    _prescription.supply_days,
-    _prescription.dose,
-    _prescription.stopped_on,
-    _prescription.recorded_at,
-    _prescription.source_prescription_id,
-    _prescription.traceability_codes,
-)
+    *PRESCRIPTION_COLUMNS,
+)  # the patient, then a PrescriptionRow
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,14 @@ from sqlalchemy.types import TypeEngine
 from sqlmodel import Session, SQLModel
 
 from pathway.clinical.vocabulary import ReadingKind, ReadingSource
-from pathway.store.rows import IN_FORCE, READING_COLUMNS, ClinicalRows, ReadingRow, in_force
+from pathway.store.rows import (
+    IN_FORCE,
+    PRESCRIPTION_COLUMNS,
+    READING_COLUMNS,
+    ClinicalRows,
+    ReadingRow,
+    in_force,
+)
 from pathway.store.tables import (
     CareCheckRecord,
     Encounter,
@@ -298,17 +305,7 @@ def history_rows(session: Session, patient_id: int, recent: RecentReadings | Non
 
 
 _prescription = _TABLES[PrescriptionRecord.__tablename__].c
-_PRESCRIPTION_COLUMNS = (
-    _prescription.classes,
-    _prescription.drug,
-    _prescription.started_on,
-    _prescription.supply_days,
-    _prescription.dose,
-    _prescription.stopped_on,
-    _prescription.recorded_at,
-    _prescription.source_prescription_id,
-    _prescription.traceability_codes,
-)
+_PRESCRIPTION_COLUMNS = PRESCRIPTION_COLUMNS
 _AS_OF: BindParameter[datetime] = bindparam("as_of", type_=_prescription.recorded_at.type)
 _PRESCRIPTIONS = (
     select_columns(*_PRESCRIPTION_COLUMNS)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_
 from sqlmodel import SQLModel
 
-from pathway.store.tables import Reading
+from pathway.store.tables import PrescriptionRecord, Reading
 
 _reading = SQLModel.metadata.tables[Reading.__tablename__].c
 # The columns of a reading that a history is built from, in ReadingRow's order. The numbers and
@@ -59,6 +59,21 @@ ReadingRow = tuple[
 PrescriptionRow = tuple[Any, ...]
 """A prescription as a history reads it: classes, drug, started_on, supply_days, dose, stopped_on,
 recorded_at, source id, traceability codes (:func:`pathway.patients.history_store.prescription_rows`)."""
+
+_prescription = SQLModel.metadata.tables[PrescriptionRecord.__tablename__].c
+# The columns of a PrescriptionRow, in its order (one patient's read, and the batch reads of the
+# indicators and the impact analysis, which put the patient id before them).
+PRESCRIPTION_COLUMNS = (
+    _prescription.classes,
+    _prescription.drug,
+    _prescription.started_on,
+    _prescription.supply_days,
+    _prescription.dose,
+    _prescription.stopped_on,
+    _prescription.recorded_at,
+    _prescription.source_prescription_id,
+    _prescription.traceability_codes,
+)
 
 
 @dataclass

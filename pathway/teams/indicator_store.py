@@ -16,7 +16,7 @@ from sqlalchemy.sql.expression import BindParameter
 from sqlmodel import Session, SQLModel, col, select
 
 from pathway.clinical.vocabulary import ReadingSource, is_self_measured
-from pathway.store.rows import IN_FORCE, READING_COLUMNS, ClinicalRows
+from pathway.store.rows import IN_FORCE, PRESCRIPTION_COLUMNS, READING_COLUMNS, ClinicalRows
 from pathway.store.sql import IS_OPEN
 from pathway.store.tables import (
     CareCheckRecord,
@@ -43,19 +43,10 @@ _symptom = _TABLES[SymptomReport.__tablename__].c
 _complication = _TABLES[PatientComplication.__tablename__].c
 _check = _TABLES[CareCheckRecord.__tablename__].c
 _prescription = _TABLES[PrescriptionRecord.__tablename__].c
-# In PrescriptionRow's order (pathway.store.rows), after the patient id.
 _PRESCRIPTION_COLUMNS = (
     _prescription.patient_id,
-    _prescription.classes,
-    _prescription.drug,
-    _prescription.started_on,
-    _prescription.supply_days,
-    _prescription.dose,
-    _prescription.stopped_on,
-    _prescription.recorded_at,
-    _prescription.source_prescription_id,
-    _prescription.traceability_codes,
-)
+    *PRESCRIPTION_COLUMNS,
+)  # the patient, then a PrescriptionRow
 
 
 def team_patients(

@@ -3,6 +3,7 @@ the daily issuing run and a big team's list (a benchmark, not a test; issue #18 
 
     python -m bench.province [--patients 1000000] [--team-size 5000] [--sample 400] [--workers 2]
                              [--requests 200] [--postgres-url URL] [--skip-impact]
+                             [--store NAME [--build-only]]
 
 PostgreSQL only (the production store). The store is built as ``bench.schedule`` builds its county:
 ``pathway demo --patients SAMPLE`` through the service layer (18 months of visits, labs, wearable
@@ -10,6 +11,11 @@ streams, prescriptions, assessments, referrals and tasks), then the sample's row
 database (``INSERT … SELECT``, ids shifted) until it holds ``--patients`` patients in teams of
 ``--team-size``; then ``ANALYZE``. (The demo's 2,000 patients hold 26 readings, 5 visits and 3
 assessments each: 1,000,000 patients are ~26 M readings, ~5 M visits, ~3 M assessments.)
+
+With ``--store NAME`` the store is the database NAME, kept afterwards: built there if it holds no
+patients yet, else measured as it is (a 1,000,000-patient store takes a while to build; the steps
+below leave it reusable — the re-tier marks every assessment older first). ``--build-only`` stops
+after building it.
 
 Then, timed, each with wall time, patients/s and the peak RSS of the processes that did it:
 
@@ -29,15 +35,18 @@ Targets of issue #18 on 2 cores: re-tier and impact < 10 min each for 1,000,000 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import time as clock_time
+from typing import Any
 
 from bench.figures import emit
 from bench.ingest import fresh_database, redact
@@ -107,6 +116,40 @@ def _has_impact() -> bool:
     return done.returncode == 0
 
 
+@contextlib.contextmanager
+def _store(args: argparse.Namespace) -> Iterator[str]:
+    """A fresh database (removed afterwards), or with ``--store`` the named one (created if missing,
+    kept)."""
+    if args.store is None:
+        with fresh_database("postgresql", args.postgres_url) as url:
+            yield url
+        return
+    from sqlalchemy import create_engine, text
+
+    from pathway.store.db import database_url
+
+    admin = create_engine(database_url(args.postgres_url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            known = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": args.store}
+            ).first()
+            if known is None:
+                connection.execute(text(f'CREATE DATABASE "{args.store}"'))
+    finally:
+        admin.dispose()
+    yield args.postgres_url.rsplit("/", 1)[0] + f"/{args.store}"
+
+
+def _patients(engine: Any) -> int:
+    from sqlalchemy import inspect, text
+
+    if not inspect(engine).has_table("patient"):
+        return 0
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM patient")).scalar_one())
+
+
 def build_and_measure(args: argparse.Namespace) -> Province:
     from pathway.clinical.clock import SystemClock
     from pathway.settings import Settings
@@ -118,25 +161,32 @@ def build_and_measure(args: argparse.Namespace) -> Province:
     zone = Settings().tz
     today = SystemClock(zone).now().date()
     as_of = datetime.combine(today - timedelta(days=1), clock_time(9), tzinfo=zone)
-    with fresh_database("postgresql", args.postgres_url) as url:
-        print(f"fresh store {redact(url)}", flush=True)
-        migrate(url)
-        print(f"sample: pathway demo --patients {args.sample}", flush=True)
-        run.sample_seconds = load_sample(url, args.sample, as_of)
+    with _store(args) as url:
         engine = make_engine(url)
         try:
-            sample = read_sample(engine)
-            clones = args.patients - sample.patients
-            team_ids = create_teams(engine, math.ceil(clones / args.team_size))
-            print(f"clone: {clones:,} patients into {len(team_ids)} teams", flush=True)
-            started = time.perf_counter()
-            clone(engine, sample, clones, team_ids, args.team_size)
-            run.clone_seconds = time.perf_counter() - started
+            if _patients(engine) == 0:
+                print(f"building the store {redact(url)}", flush=True)
+                migrate(url)
+                print(f"sample: pathway demo --patients {args.sample}", flush=True)
+                run.sample_seconds = load_sample(url, args.sample, as_of)
+                sample = read_sample(engine)
+                clones = args.patients - sample.patients
+                team_ids = create_teams(engine, math.ceil(clones / args.team_size))
+                print(f"clone: {clones:,} patients into {len(team_ids)} teams", flush=True)
+                started = time.perf_counter()
+                clone(engine, sample, clones, team_ids, args.team_size)
+                run.clone_seconds = time.perf_counter() - started
+                print(f"   built in {run.sample_seconds + run.clone_seconds:.0f} s", flush=True)
+            else:
+                print(f"the store {redact(url)} as it is", flush=True)
+                migrate(url)
             run.rows = count_rows(engine)
         finally:
             engine.dispose()
         run.patients = run.rows["patient"]
         print("store: " + ", ".join(f"{k} {v:,}" for k, v in run.rows.items()), flush=True)
+        if args.build_only:
+            return province
         print("1. the daily issuing run", flush=True)
         issuing_run(run, url, today)
         print(f"   {run.issue_seconds:.1f} s: {run.issue_report}", flush=True)
@@ -193,12 +243,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--skip-impact", action="store_true")
+    parser.add_argument("--store", help="a database kept for the next run (built if it holds no patients)")
+    parser.add_argument("--build-only", action="store_true", help="with --store: build it and stop")
     args = parser.parse_args(argv)
     try:
         province = build_and_measure(args)
     except Exception as error:  # a broken benchmark says so and exits 1
         print(f"BROKEN: {type(error).__name__}: {error}", flush=True)
         return 1
+    if args.build_only:
+        return 0
     report(province, args)
     return 1 if province.run.failures else 0
 

@@ -2,7 +2,7 @@
 counted (:mod:`pathway.editions.impact`). Nothing is stored: the run only reads.
 
 The patients are read in keyset pages of ids (:func:`batches`); each batch's histories in a
-handful of statements (:func:`pathway.editions.impact_store.history_rows`), each history read as a
+handful of statements (:func:`pathway.patients.history.batch_rows`), each history read as a
 replay at ``as_of`` reads it (:func:`pathway.patients.reassessment.preview`). :func:`measure_impact`
 runs in the caller's process and session; :func:`measure_impact_in_workers` spreads the batches over
 worker processes, each of which builds its own editions (its own rule engine: a durable_rules
@@ -27,8 +27,7 @@ from pathway.clinical.history import PatientHistory
 from pathway.clinical.horizon import ReadingHorizon
 from pathway.editions import impact_store
 from pathway.editions.impact import NO_TEAM, ImpactReport, outcome_of
-from pathway.editions.impact_store import Window
-from pathway.patients.history import history_from_rows
+from pathway.patients.history import Window, batch_rows, history_from_rows
 from pathway.store.db import make_engine
 
 BATCH = 500  # patients a batch: one set of statements, one unit of work for a worker
@@ -87,7 +86,7 @@ def impact_of_batch(
     medication = base.reads_prescriptions or candidate.reads_prescriptions
     with_prescriptions = [p.id for p in patients if p.id is not None and medication and p.has_prescriptions]
     ids = [p.id for p in patients if p.id is not None]
-    rows = impact_store.history_rows(session, ids, window_of(editions, as_of), with_prescriptions)
+    rows = batch_rows(session, ids, window_of(editions, as_of), with_prescriptions)
     for patient in patients:
         assert patient.id is not None
         mine = rows[patient.id]

@@ -55,9 +55,22 @@ def assessment_stored(
     previous: tuple[str, str | None] | None,
     team_id: int | None,
 ) -> None:
+    """Store the events of a new assessment (:func:`assessment_events`)."""
+    event_store.insert_events(session, assessment_events(record, previous, team_id))
+
+
+def assessments_stored(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Store the events of a batch of new assessments (:func:`assessment_events` of each): one
+    executemany (the population re-tier)."""
+    event_store.insert_events(session, rows)
+
+
+def assessment_events(
+    record: AssessmentRecord, previous: tuple[str, str | None] | None, team_id: int | None
+) -> list[dict[str, Any]]:
     """The events of a new assessment compared with the one before: tier changed, red tier
-    entered, crisis (an emergency referral called for). None when nothing changed (the usual case
-    for a stream of home readings)."""
+    entered, crisis (an emergency referral called for), as rows to store; none when nothing changed
+    (the usual case for a stream of home readings)."""
     before_tier, before_urgency = previous if previous is not None else (None, None)
     ids: dict[str, Any] = {
         "tier": record.tier,
@@ -77,7 +90,7 @@ def assessment_stored(
         rows.append(
             _row(EventKind.CRISIS, record.evaluated_at, record.patient_id, team_id, rule_id=rule_id, **ids)
         )
-    event_store.insert_events(session, rows)
+    return rows
 
 
 def referral_moved(session: Session, kind: EventKind, referral: Referral, now: datetime) -> None:

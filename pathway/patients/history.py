@@ -33,8 +33,9 @@ from pathway.clinical.vocabulary import (
     Sex,
     Symptom,
 )
-from pathway.patients import history_store
-from pathway.store.rows import PrescriptionRow, ReadingRow
+from pathway.patients import batch_history_store, history_store
+from pathway.patients.batch_history_store import Window as Window  # the batch read's window
+from pathway.store.rows import ClinicalRows, PrescriptionRow, ReadingRow
 from pathway.store.tables import Patient
 
 
@@ -83,6 +84,40 @@ def history_of(
     return history_from_rows(
         patient, rows.complications, rows.readings, rows.encounters, rows.symptoms, rows.checks, medication
     )
+
+
+def batch_rows(
+    session: Session, patient_ids: Sequence[int], window: Window, with_prescriptions: Sequence[int] = ()
+) -> dict[int, ClinicalRows]:
+    """The rows of a batch of patients' histories as a read at ``window.until`` reads each (a replay
+    of a past moment, or with ``until`` None a reassessment now), in seven statements for the batch:
+    :func:`pathway.patients.batch_history_store.history_rows`."""
+    return batch_history_store.history_rows(session, patient_ids, window, with_prescriptions)
+
+
+def histories_of(
+    session: Session,
+    patients: Sequence[Patient],
+    *,
+    evaluated_at: datetime,
+    horizon: ReadingHorizon,
+    prescriptions: bool = True,
+) -> dict[int, PatientHistory]:
+    """:func:`history_of` of each of a batch of patients (by id) as a reassessment at ``evaluated_at``
+    reads it, in seven statements for the batch instead of one or two a patient."""
+    window = Window(since=evaluated_at - horizon.every, peaks_since=evaluated_at - horizon.peaks, until=None)
+    ids = [p.id for p in patients if p.id is not None]
+    medication = [p.id for p in patients if p.id is not None and prescriptions and p.has_prescriptions]
+    rows = batch_rows(session, ids, window, medication)
+    histories = {}
+    for patient in patients:
+        assert patient.id is not None
+        mine = rows[patient.id]
+        histories[patient.id] = history_from_rows(
+            patient, mine.complications, mine.readings, mine.encounters, mine.symptoms, mine.checks,
+            mine.prescriptions,
+        )  # fmt: skip
+    return histories
 
 
 def history_from_rows(

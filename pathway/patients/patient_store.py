@@ -60,6 +60,15 @@ def insert_assessment(session: Session, values: dict[str, Any]) -> int:
     return int(session.execute(_INSERT_ASSESSMENT, values).scalar_one())
 
 
+def insert_assessments(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
+    """Store a batch of assessments, one a patient, in multi-row INSERTs with RETURNING; their ids by
+    patient. (The order of RETURNING is not asked for: on SQLite that makes it one row a statement.)"""
+    if not rows:
+        return {}
+    statement = insert(_assessment).returning(_assessment.c.id, _assessment.c.patient_id)
+    return {int(patient_id): int(i) for i, patient_id in session.execute(statement, rows)}
+
+
 def replace_complications(session: Session, patient_id: int, items: list[PatientComplication]) -> None:
     session.execute(delete(PatientComplication).where(col(PatientComplication.patient_id) == patient_id))
     session.add_all(items)

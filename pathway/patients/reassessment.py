@@ -10,7 +10,7 @@ symptoms, checks) is recorded by :mod:`pathway.ingest.recording`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,9 +29,9 @@ from pathway.clinical.parameters import IndicatorDefinitions, Plausibility, Targ
 from pathway.clinical.vocabulary import PatientStatus
 from pathway.events import outbox
 from pathway.patients import display_store, history_store, patient_store
-from pathway.patients.history import history_from_rows, history_of
+from pathway.patients.history import histories_of, history_from_rows, history_of
 from pathway.referrals import referral_flow
-from pathway.store.tables import AssessmentRecord, Patient
+from pathway.store.tables import AssessmentRecord, Patient, Referral
 from pathway.tasks import sync
 
 log = logging.getLogger("pathway.service")
@@ -180,11 +180,85 @@ def _evaluate(session: Session, patient: Patient, config: PathwayConfig, now: da
         return None
 
 
-def _store_assessment(
-    session: Session, patient: Patient, result: Assessment, now: datetime, referral_tasks: frozenset[str]
+def reassess_many(
+    session: Session,
+    patients: Sequence[Patient],
+    config: PathwayConfig,
+    now: datetime,
+    previous: Mapping[int, tuple[str, str | None]],
+) -> dict[int, AssessmentRecord | None]:
+    """:func:`reassess_or_defer` of a batch of patients the caller has locked, with ``previous``
+    the (tier, referral urgency) of each one's newest stored assessment: the histories read, the
+    assessments stored, their events, referrals and tasks written together — a dozen statements for
+    the batch instead of eight or more a patient (the population re-tier). What is stored is what
+    :func:`reassess_or_defer` of each in turn would store; a patient the engine fails on awaits a
+    reassessment (None)."""
+    histories = histories_of(
+        session,
+        patients,
+        evaluated_at=now,
+        horizon=config.reading_horizon,
+        prescriptions=config.medication is not None,
+    )
+    evaluated: list[tuple[Patient, Assessment]] = []
+    outcome: dict[int, AssessmentRecord | None] = {}
+    for patient in patients:
+        assert patient.id is not None
+        try:
+            evaluated.append((patient, config.assess(histories[patient.id], now)))
+        except Exception:  # as in _evaluate: the engine failed, the data stays
+            log.exception("evaluation failed for patient %s; it awaits a reassessment", patient.id)
+            outcome[patient.id] = None
+            if patient.reassessment_due_since is None:
+                patient.reassessment_due_since = now
+                session.add(patient)
+    values = [_assessment_values(patient, result, now) for patient, result in evaluated]
+    ids = patient_store.insert_assessments(session, values)
+    records = [AssessmentRecord(id=ids[row["patient_id"]], **row) for row in values]
+    active = referral_flow.active_referrals(
+        session, [r.patient_id for r in records if r.referral_urgency is not None]
+    )
+    outbox.assessments_stored(
+        session,
+        [
+            row
+            for (patient, _), record in zip(evaluated, records, strict=True)
+            for row in outbox.assessment_events(record, previous.get(record.patient_id), patient.team_id)
+        ],
+    )
+    synced: list[tuple[Patient, AssessmentRecord]] = []
+    for (patient, _), record in zip(evaluated, records, strict=True):
+        outcome[record.patient_id] = record
+        if patient.status == PatientStatus.ACTIVE.value:
+            synced.append((patient, _referred(session, record, now, config.referral_tasks, active)))
+        if patient.reassessment_due_since is not None:
+            patient.reassessment_due_since = None
+            session.add(patient)
+    sync.sync_from_assessments(session, synced, now)
+    return outcome
+
+
+def _referred(
+    session: Session,
+    record: AssessmentRecord,
+    now: datetime,
+    referral_tasks: frozenset[str],
+    active: Mapping[int, Referral] | None = None,
 ) -> AssessmentRecord:
+    """The referral an active patient's new assessment calls for, opened or upgraded — or kept
+    quiet after a return (下转), the assessment then without its referral's tasks; the assessment
+    its tasks follow. ``active``: the batch's active referrals, read together (else each is read)."""
+    if record.referral_urgency is None:  # neither opens nor quiets anything: no statement
+        return record
+    if referral_flow.quiet_after_return(session, record, active):
+        return referral_flow.without_referral_tasks(record, referral_tasks)
+    referral_flow.refer_from_assessment(session, record, now, active)
+    return record
+
+
+def _assessment_values(patient: Patient, result: Assessment, now: datetime) -> dict[str, Any]:
     assert patient.id is not None
-    values: dict[str, Any] = {
+    return {
         "patient_id": patient.id,
         "as_of": now,
         "evaluated_at": now,
@@ -197,17 +271,19 @@ def _store_assessment(
         "follow_up_due": result.follow_up.due,
         "result": result.to_json(),
     }
+
+
+def _store_assessment(
+    session: Session, patient: Patient, result: Assessment, now: datetime, referral_tasks: frozenset[str]
+) -> AssessmentRecord:
+    assert patient.id is not None
+    values = _assessment_values(patient, result, now)
     previous = outbox.previous_assessment(session, patient.id)
     record = AssessmentRecord(id=patient_store.insert_assessment(session, values), **values)
     outbox.assessment_stored(session, record, previous, patient.team_id)  # tier changed, red, crisis
     if patient.status == PatientStatus.ACTIVE.value:  # management ended: no new referrals or tasks
-        if referral_flow.quiet_after_return(session, record):  # returned (下转), nothing new since
-            sync.sync_from_assessment(
-                session, patient, referral_flow.without_referral_tasks(record, referral_tasks), now
-            )
-        else:
-            referral_flow.refer_from_assessment(session, record, now)
-            sync.sync_from_assessment(session, patient, record, now)
+        # returned (下转) with nothing new since: quiet, the tasks without the referral's
+        sync.sync_from_assessment(session, patient, _referred(session, record, now, referral_tasks), now)
     if patient.reassessment_due_since is not None:
         patient.reassessment_due_since = None
         session.add(patient)

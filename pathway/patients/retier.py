@@ -6,8 +6,10 @@ A batch is one transaction: the next managed patients after the cursor (in id or
 (``SKIP LOCKED``: one being written to is left to that write, which assesses it under the pack in
 force), the newest assessment of each is read, and each one not already made under this pack (id,
 version and file) is reassessed — the assessment stored and its tasks synced as after any
-reassessment. The caller records the progress (the cursor and the counts) in the same transaction
-before it commits, so a run killed mid-batch loses that batch only and goes on from the cursor;
+reassessment, the batch's histories read and its assessments, events and tasks written together
+(:func:`pathway.patients.reassessment.reassess_many`). The caller records the progress (the cursor
+and the counts) in the same transaction before it commits, so a run killed mid-batch loses that
+batch only and goes on from the cursor;
 and since a patient already assessed under the pack is never assessed again, two runs racing, or a
 run repeated, assess each patient once for the same change.
 
@@ -25,6 +27,7 @@ from sqlmodel import Session
 from pathway.patients import reassessment, retier_store
 from pathway.patients.reassessment import PathwayConfig
 from pathway.runs import claims
+from pathway.store.tables import Patient
 
 
 @dataclass
@@ -128,13 +131,17 @@ def retier_batch(
     progress.seen += len(ids)
     progress.busy += len(ids) - len(patients)
     key = (config.pack.id, config.pack.version, config.pack.sha256)
+    due: list[Patient] = []
     for patient in patients:
         assert patient.id is not None
         before = newest.get(patient.id)
         if before is not None and (before.pack_id, before.pack_version, before.pack_sha256) == key:
             progress.already_current += 1
-            continue
-        record = reassessment.reassess_or_defer(session, patient, config, now)
+        else:
+            due.append(patient)
+    previous = {i: (n.tier, n.referral_urgency) for i, n in newest.items()}
+    for patient_id, record in reassessment.reassess_many(session, due, config, now, previous).items():
+        before = newest.get(patient_id)
         if record is None:
             progress.deferred += 1
             continue

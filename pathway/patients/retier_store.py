@@ -21,12 +21,14 @@ _assessment = SQLModel.metadata.tables[AssessmentRecord.__tablename__].c
 
 @dataclass(frozen=True)
 class NewestAssessment:
-    """What the re-tier needs of a patient's newest assessment: the pack it was made under, its tier."""
+    """What the re-tier needs of a patient's newest assessment: the pack it was made under, its tier
+    and referral urgency (what the events of the next one compare with)."""
 
     pack_id: str
     pack_version: str
     pack_sha256: str
     tier: str
+    referral_urgency: str | None
 
 
 def managed_patients_after(
@@ -58,6 +60,7 @@ def newest_assessments(session: Session, patient_ids: Sequence[int]) -> dict[int
         _assessment.pack_version,
         _assessment.pack_sha256,
         _assessment.tier,
+        _assessment.referral_urgency,
     ).where(_assessment.id.in_(newest))
     return {int(row[0]): NewestAssessment(*row[1:]) for row in session.execute(statement)}
 

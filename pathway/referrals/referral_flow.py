@@ -8,6 +8,7 @@ referral of the patient is open, its referral tasks are resolved (:func:`pathway
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -47,14 +48,32 @@ class InvalidTransition(PathwayError):
     status = 409
 
 
-def refer_from_assessment(session: Session, record: AssessmentRecord, now: datetime) -> Referral | None:
-    """Open (or upgrade) the referral an assessment calls for; None when it calls for none."""
+def active_referrals(session: Session, patient_ids: Sequence[int]) -> dict[int, Referral]:
+    """The active referral of each of a batch of patients that has one, in one statement: what
+    :func:`refer_from_assessment` and :func:`quiet_after_return` read of each, read together."""
+    return referral_store.active_referrals(session, patient_ids, ACTIVE) if patient_ids else {}
+
+
+def _active(session: Session, patient_id: int, known: Mapping[int, Referral] | None) -> Referral | None:
+    if known is not None:
+        return known.get(patient_id)
+    return referral_store.active_referral(session, patient_id, ACTIVE)
+
+
+def refer_from_assessment(
+    session: Session,
+    record: AssessmentRecord,
+    now: datetime,
+    active_known: Mapping[int, Referral] | None = None,
+) -> Referral | None:
+    """Open (or upgrade) the referral an assessment calls for; None when it calls for none.
+    ``active_known``: the active referrals of a batch, read by :func:`active_referrals`."""
     urgency = record.referral_urgency
     if urgency is None:
         return None
     result_referral = record.result.get("referral") or {}
     rule_id = result_referral.get("rule_id")
-    active = referral_store.active_referral(session, record.patient_id, ACTIVE)
+    active = _active(session, record.patient_id, active_known)
     if active is not None:
         if active.status == "open" and _URGENCY_ORDER.index(urgency) < _URGENCY_ORDER.index(active.urgency):
             active.urgency = urgency
@@ -78,7 +97,9 @@ def refer_from_assessment(session: Session, record: AssessmentRecord, now: datet
     return referral
 
 
-def quiet_after_return(session: Session, record: AssessmentRecord) -> bool:
+def quiet_after_return(
+    session: Session, record: AssessmentRecord, active_known: Mapping[int, Referral] | None = None
+) -> bool:
     """Whether the referral this assessment calls for is kept quiet by a return (下转).
 
     Once a referral from a rule is returned, the receiving institution has seen what that rule saw:
@@ -90,7 +111,7 @@ def quiet_after_return(session: Session, record: AssessmentRecord) -> bool:
     rule_id = referral.get("rule_id")
     if record.referral_urgency is None or rule_id is None:
         return False
-    if referral_store.active_referral(session, record.patient_id, ACTIVE) is not None:
+    if _active(session, record.patient_id, active_known) is not None:
         return False
     returned = referral_store.latest_returned_referral(session, record.patient_id, rule_id)
     if returned is None or returned.returned_at is None:

@@ -23,6 +23,18 @@ def active_referral(session: Session, patient_id: int, statuses: Sequence[str]) 
     return session.exec(statement).first()
 
 
+def active_referrals(
+    session: Session, patient_ids: Sequence[int], statuses: Sequence[str]
+) -> dict[int, Referral]:
+    """:func:`active_referral` of each of ``patient_ids`` that has one, in one statement."""
+    statement = (
+        select(Referral)
+        .where(col(Referral.patient_id).in_(list(patient_ids)), col(Referral.status).in_(statuses))
+        .order_by(col(Referral.created_at), col(Referral.id))
+    )
+    return {referral.patient_id: referral for referral in session.exec(statement)}  # the newest wins
+
+
 def latest_returned_referral(session: Session, patient_id: int, rule_id: str) -> Referral | None:
     """The patient's referral from ``rule_id`` returned (下转) most recently, if any."""
     statement = (

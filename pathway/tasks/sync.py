@@ -6,6 +6,7 @@ until it is done.
   first firing starts the clock), and evidence resolves it (a new encounter, reading or check, the
   referral loop moving, the assessment no longer calling for it — the pack says which, per kind).
   A need the team already closed by hand is not reopened until new evidence arrives.
+- :func:`sync_from_assessments`: the same for a batch of patients, read and written together.
 - :func:`referral_moved`: the referral loop moved; once no referral is open, its tasks resolve.
 
 The GP team's actions are in :mod:`pathway.tasks.actions`, the scheduler's daily and hourly runs in
@@ -16,7 +17,7 @@ Nothing here commits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +29,7 @@ from pathway.clinical.policy import EVIDENCE_NO_LONGER_CALLED, EVIDENCE_REFERRAL
 from pathway.store.tables import AssessmentRecord, Patient, Referral
 from pathway.tasks import task_store
 from pathway.tasks.status import ENGINE, TaskStatus, event
-from pathway.tasks.task_store import OPEN, TaskRow
+from pathway.tasks.task_store import OPEN, PatientTaskState, TaskRow
 
 # Closed by hand with these, a need stays closed until new evidence (unreachable: tried again).
 _HANDLED = [s.value for s in (TaskStatus.DONE, TaskStatus.REFUSED, TaskStatus.MOVED, TaskStatus.DECEASED)]
@@ -82,17 +83,62 @@ def sync_from_assessment(
 ) -> TaskSync:
     """Bring the patient's open tasks in line with a new assessment (one read, at most three writes)."""
     assert patient.id is not None
+    state = task_store.patient_task_state(session, patient.id, patient.team_id, _HANDLED)
+    writes = _Writes()
+    done = _plan(patient, record, state, now, writes)
+    _apply(session, writes, now)
+    return done
+
+
+def sync_from_assessments(
+    session: Session, assessed: Sequence[tuple[Patient, AssessmentRecord]], now: datetime
+) -> None:
+    """:func:`sync_from_assessment` of a batch of patients, each with its new assessment, in three
+    reads and at most three writes for the whole batch (the population re-tier)."""
+    states = task_store.patient_task_states(
+        session, [(p.id, p.team_id) for p, _ in assessed if p.id is not None], _HANDLED
+    )
+    writes = _Writes()
+    for patient, record in assessed:
+        assert patient.id is not None
+        _plan(patient, record, states[patient.id], now, writes)
+    _apply(session, writes, now)
+
+
+@dataclass
+class _Writes:
+    """What syncs call for, written together: task updates, upserts and the events of both."""
+
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    upserts: list[dict[str, Any]] = field(default_factory=list)
+    # (patient, kind, subject) → (action, details) of each upserted task: its event once its id is known
+    pending: dict[tuple[int, str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _apply(session: Session, writes: _Writes, now: datetime) -> None:
+    task_store.update_open_tasks(session, writes.changes)
+    ids = task_store.upsert_many(session, writes.upserts)
+    for key, (action, details) in writes.pending.items():
+        writes.events.append(
+            event(ids[key], now, ENGINE, action, None if action == "opened" else OPEN, OPEN, details=details)
+        )
+    task_store.add_events(session, writes.events)
+
+
+def _plan(
+    patient: Patient, record: AssessmentRecord, state: PatientTaskState, now: datetime, writes: _Writes
+) -> TaskSync:
+    """The writes that bring one patient's tasks (``state``) in line with its new assessment."""
+    assert patient.id is not None
     result = record.result
     called = {(c.kind, c.subject): c for c in (_Called.of(item) for item in result.get("tasks", []))}
     seen = {key: datetime.fromisoformat(at) for key, at in (result.get("evidence") or {}).items()}
-    state = task_store.patient_task_state(session, patient.id, patient.team_id, _HANDLED)
     zone: tzinfo = (
         ZoneInfo(state.team_timezone)
         if state.team_timezone
         else datetime.fromisoformat(result["as_of"]).tzinfo or CLINIC_TZ
     )
-    changes: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
     still_open: dict[tuple[str, str], TaskRow] = {}
     resolved: list[tuple[str, str]] = []
     for row in state.open:
@@ -101,46 +147,38 @@ def sync_from_assessment(
         if found is not None:
             note, details = found
             resolved.append(key)
-            changes.append(_change(row.id, TaskStatus.RESOLVED, row.tier, row.team_id, now))
-            events.append(
+            writes.changes.append(_change(row.id, TaskStatus.RESOLVED, row.tier, row.team_id, now))
+            writes.events.append(
                 event(row.id, now, ENGINE, "resolved", OPEN, TaskStatus.RESOLVED, note=note, details=details)
             )
             continue
         still_open[key] = row
         if key not in called and (row.tier, row.team_id) != (record.tier, patient.team_id):
-            changes.append(_change(row.id, TaskStatus.OPEN, record.tier, patient.team_id, now))
+            writes.changes.append(_change(row.id, TaskStatus.OPEN, record.tier, patient.team_id, now))
             details = {"tier": [row.tier, record.tier], "team_id": [row.team_id, patient.team_id]}
-            events.append(event(row.id, now, ENGINE, "updated", OPEN, TaskStatus.OPEN, details=details))
+            writes.events.append(
+                event(row.id, now, ENGINE, "updated", OPEN, TaskStatus.OPEN, details=details)
+            )
 
     handled = {(t.kind, t.subject): t for t in state.handled}
-    upserts: list[dict[str, Any]] = []
-    pending: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    opened: list[tuple[str, str]] = []
+    updated: list[tuple[str, str]] = []
     for key, task in called.items():
         current = still_open.get(key)
         if current is None:
             if _already_done(task, seen, state.open_referral_since, handled.get(key)):
                 continue
-            upserts.append(_new_row(patient, record, task, zone, seen, now))
-            pending[key] = ("opened", {"due_at": task.due.isoformat(), "rule_ids": task.rule_ids})
+            writes.upserts.append(_new_row(patient, record, task, zone, seen, now))
+            opening = {"due_at": task.due.isoformat(), "rule_ids": task.rule_ids, "assessment_id": record.id}
+            writes.pending[(patient.id, *key)] = ("opened", opening)
+            opened.append(key)
             continue
         merged = _merge(current, task, patient, record, zone, now)
         if merged is not None:
-            upserts.append(merged[0])
-            pending[key] = ("updated", merged[1])
-
-    task_store.update_open_tasks(session, changes)
-    ids = task_store.upsert_open_tasks(session, upserts)
-    for key, (action, details) in pending.items():
-        details["assessment_id"] = record.id
-        events.append(
-            event(ids[key], now, ENGINE, action, None if action == "opened" else OPEN, OPEN, details=details)
-        )
-    task_store.add_events(session, events)
-    return TaskSync(
-        opened=[k for k, (a, _) in pending.items() if a == "opened"],
-        updated=[k for k, (a, _) in pending.items() if a == "updated"],
-        resolved=resolved,
-    )
+            writes.upserts.append(merged[0])
+            writes.pending[(patient.id, *key)] = ("updated", {**merged[1], "assessment_id": record.id})
+            updated.append(key)
+    return TaskSync(opened=opened, updated=updated, resolved=resolved)
 
 
 def _latest(keys: Sequence[str], seen: dict[str, datetime]) -> datetime | None:

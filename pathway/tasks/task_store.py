@@ -162,6 +162,51 @@ def patient_task_state(
     )
 
 
+def patient_task_states(
+    session: Session, patients: Sequence[tuple[int, int | None]], handled_statuses: Sequence[str]
+) -> dict[int, PatientTaskState]:
+    """:func:`patient_task_state` of each of a batch of patients ((id, team id) pairs) in three
+    statements for the batch (the population re-tier): the teams' time zones, the open referrals,
+    the open and latest-handled tasks."""
+    ids = [patient_id for patient_id, _ in patients]
+    if not ids:
+        return {}
+    teams = sorted({team_id for _, team_id in patients if team_id is not None})
+    zones: dict[int, str | None] = {}
+    if teams:
+        zones = {
+            int(i): z for i, z in session.execute(select(_team.id, _team.timezone).where(_team.id.in_(teams)))
+        }
+    referrals = (
+        select(_referral.patient_id, func.min(_referral.created_at))
+        .where(_referral.patient_id.in_(ids), _referral.status == OPEN)
+        .group_by(_referral.patient_id)
+    )
+    open_since = {int(patient_id): at for patient_id, at in session.execute(referrals)}
+    latest_handled = (
+        select(func.max(_task.id))
+        .where(_task.patient_id.in_(ids), _task.status.in_(list(handled_statuses)))
+        .group_by(_task.patient_id, _task.kind, _task.subject)
+    )
+    tasks: dict[int, list[TaskRow]] = {patient_id: [] for patient_id in ids}
+    statement = (
+        select(_task.patient_id, *_TASK_COLUMNS)
+        .where(_task.patient_id.in_(ids), or_(IS_OPEN, _task.id.in_(latest_handled)))
+        .order_by(_task.id)
+    )
+    for patient_id, *row in session.execute(statement):
+        tasks[int(patient_id)].append(TaskRow(*row))
+    return {
+        patient_id: PatientTaskState(
+            team_timezone=zones.get(team_id) if team_id is not None else None,
+            open_referral_since=open_since.get(patient_id),
+            open=[t for t in tasks[patient_id] if t.status == OPEN],
+            handled=[t for t in tasks[patient_id] if t.status != OPEN],
+        )
+        for patient_id, team_id in patients
+    }
+
+
 _UPDATE_OPEN = (
     update(task_table)
     .where(_task.id == bindparam("b_id"), IS_OPEN)
@@ -205,7 +250,7 @@ def _on_conflict(statement: Any) -> Any:
         index_elements=[_task.patient_id, _task.kind, _task.subject],
         index_where=_OPEN_PREDICATE,
         set_={name: statement.excluded[name] for name in _UPSERT_SET},
-    ).returning(_task.id, _task.kind, _task.subject)
+    ).returning(_task.id, _task.patient_id, _task.kind, _task.subject)
 
 
 # Built once per dialect (compiled once, then cached). SQLite: the rows go as executemany
@@ -230,10 +275,14 @@ _UPSERT_OPEN = {
 
 
 def upsert_open_tasks(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
-    """Insert open tasks, or update the open task of the same (patient, kind, subject): one statement.
+    """Insert one patient's open tasks, or update its open task of the same (kind, subject): one
+    statement. Returns the task ids by (kind, subject)."""
+    return {(kind, subject): task_id for (_, kind, subject), task_id in upsert_many(session, rows).items()}
 
-    Returns the task ids by (kind, subject).
-    """
+
+def upsert_many(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[int, str, str], int]:
+    """:func:`upsert_open_tasks` of any number of patients (one statement); the task ids by
+    (patient, kind, subject)."""
     if not rows:
         return {}
     dialect = session.get_bind().dialect.name
@@ -243,7 +292,7 @@ def upsert_open_tasks(session: Session, rows: list[dict[str, Any]]) -> dict[tupl
     else:
         parameters = rows[0] if len(rows) == 1 else rows
     found = session.execute(_UPSERT_OPEN[dialect], parameters).all()
-    return {(kind, subject): int(task_id) for task_id, kind, subject in found}
+    return {(int(patient), kind, subject): int(task_id) for task_id, patient, kind, subject in found}
 
 
 def add_events(session: Session, rows: list[dict[str, Any]]) -> None:

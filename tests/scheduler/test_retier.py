@@ -17,13 +17,14 @@ from sqlmodel import Session, col, select
 
 from api.main import pathway_config
 from pathway.clinical.clock import CLINIC_TZ
-from pathway.patients import reassessment, retier
+from pathway.patients import retier
 from pathway.patients.reassessment import PathwayConfig
 from pathway.patients.retier import RetierProgress
 from pathway.runs import claims
 from pathway.settings import Settings
 from pathway.store.tables import AssessmentRecord, Patient
 from pathway.store.work_tables import CareTask
+from pathway.tasks import sync
 from rules.evaluation import Evaluator
 from rules.registry import LoadedPack, PackRegistry, load_pack
 from scheduler import jobs
@@ -176,17 +177,17 @@ def test_a_batch_that_fails_half_way_is_redone_whole_and_no_patient_twice(
     client: TestClient, default_pack: LoadedPack, lowered: PathwayConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _county(client)
-    real = reassessment.reassess_or_defer
+    real = sync.sync_from_assessments
     calls = 0
 
-    def fail_on_the_fifth(*args: Any) -> Any:
+    def fail_in_the_second_batch(*args: Any) -> Any:  # its assessments stored, its tasks not yet
         nonlocal calls
         calls += 1
-        if calls == 5:
+        if calls == 2:
             raise RuntimeError("the database went away")
         return real(*args)
 
-    monkeypatch.setattr(reassessment, "reassess_or_defer", fail_on_the_fifth)
+    monkeypatch.setattr(sync, "sync_from_assessments", fail_in_the_second_batch)
     with pytest.raises(RuntimeError):
         run_retier(_context(client, default_pack), lowered, batch=3)
     assert sum(_assessed_under(client, LOWERED).values()) == 3  # the second batch rolled back

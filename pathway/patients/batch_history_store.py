@@ -19,6 +19,7 @@ from sqlmodel import Session, SQLModel
 
 from pathway.clinical.vocabulary import GLUCOSE_KINDS, ReadingSource
 from pathway.store.rows import IN_FORCE, PRESCRIPTION_COLUMNS, READING_COLUMNS, ClinicalRows
+from pathway.store.sql import among
 from pathway.store.tables import (
     CareCheckRecord,
     Encounter,
@@ -73,7 +74,7 @@ def history_rows(
     rows = {patient_id: ClinicalRows() for patient_id in ids}
     if not ids:
         return rows
-    mine = _reading.patient_id.in_(ids)
+    mine = among(session, _reading.patient_id, ids)
     recent = select_columns(_reading.patient_id, _reading.id, *READING_COLUMNS).where(
         mine,
         IN_FORCE,
@@ -92,7 +93,7 @@ def history_rows(
         encounter_id, kind, source, at = rest[:4]
         if encounter_id is None and source != _CLINIC and at >= window.since:
             covered.add((patient_id, kind))
-    for patient_id, reading_id, *rest in session.execute(_older_statement(ids, window)):
+    for patient_id, reading_id, *rest in session.execute(_older_statement(session, ids, window)):
         _encounter_id, kind, _source, at, *_values = rest
         if (patient_id, kind) not in covered or kind in _PEAK_KINDS and at >= window.peaks_since:
             readings[patient_id][reading_id] = tuple(rest)
@@ -111,7 +112,7 @@ def history_rows(
         prescriptions = (
             select_columns(*_PRESCRIPTION_COLUMNS)
             .where(
-                _prescription.patient_id.in_(list(with_prescriptions)),
+                among(session, _prescription.patient_id, with_prescriptions),
                 *in_force,
                 _prescription.retracted_at.is_(None),
             )
@@ -122,11 +123,14 @@ def history_rows(
     return rows
 
 
-def _older_statement(ids: list[int], window: Window) -> Any:
+def _older_statement(session: Session, ids: list[int], window: Window) -> Any:
     """Readings outside a visit before ``since``: the latest of each (patient, kind), and of each
     glucose kind from ``peaks_since`` on those at the highest value."""
     older = and_(
-        _reading.patient_id.in_(ids), _OUTSIDE_A_VISIT, IN_FORCE, _reading.measured_at < window.since
+        among(session, _reading.patient_id, ids),
+        _OUTSIDE_A_VISIT,
+        IN_FORCE,
+        _reading.measured_at < window.since,
     )
     latest = (
         select_columns(_reading.patient_id, _reading.kind, func.max(_reading.measured_at).label("at"))
@@ -179,19 +183,21 @@ def _add_the_rest(session: Session, ids: list[int], rows: dict[int, ClinicalRows
         _encounter.medications_reviewed,
         _encounter.adherence,
         _encounter.adverse_reaction,
-    ).where(_encounter.patient_id.in_(ids))
+    ).where(among(session, _encounter.patient_id, ids))
     for patient_id, *rest in session.execute(encounters):
         rows[patient_id].encounters.append(tuple(rest))
     symptoms = select_columns(_symptom.patient_id, _symptom.encounter_id, _symptom.code, _symptom.at).where(
-        _symptom.patient_id.in_(ids)
+        among(session, _symptom.patient_id, ids)
     )
     for patient_id, *rest in session.execute(symptoms.order_by(_symptom.at, _symptom.id)):
         rows[patient_id].symptoms.append(tuple(rest))
-    checks = select_columns(_check.patient_id, _check.kind, _check.at).where(_check.patient_id.in_(ids))
+    checks = select_columns(_check.patient_id, _check.kind, _check.at).where(
+        among(session, _check.patient_id, ids)
+    )
     for patient_id, *rest in session.execute(checks.order_by(_check.at, _check.id)):
         rows[patient_id].checks.append(tuple(rest))
     complications = select_columns(_complication.patient_id, _complication.code, _complication.onset).where(
-        _complication.patient_id.in_(ids)
+        among(session, _complication.patient_id, ids)
     )
     for patient_id, *rest in session.execute(complications.order_by(_complication.onset, _complication.id)):
         rows[patient_id].complications.append(tuple(rest))

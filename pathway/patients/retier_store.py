@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, SQLModel
 
 from pathway.clinical.vocabulary import PatientStatus
+from pathway.store.sql import among
 from pathway.store.tables import AssessmentRecord, Patient
 
 _patient = SQLModel.metadata.tables[Patient.__tablename__].c
@@ -51,7 +52,7 @@ def newest_assessments(session: Session, patient_ids: Sequence[int]) -> dict[int
         return {}
     newest = (
         select(func.max(_assessment.id))
-        .where(_assessment.patient_id.in_(patient_ids))
+        .where(among(session, _assessment.patient_id, patient_ids))
         .group_by(_assessment.patient_id)
     )
     statement = select(
@@ -73,7 +74,7 @@ def lock_patients_if_free(session: Session, patient_ids: Sequence[int]) -> list[
         return []
     statement = (
         select(Patient)
-        .where(_patient.id.in_(patient_ids))
+        .where(among(session, _patient.id, patient_ids))
         .order_by(_patient.id)
         .with_for_update(key_share=True, skip_locked=True)  # the lock every patient write takes
         .execution_options(populate_existing=True)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
+from pathway.store.sql import among
 from pathway.store.tables import Referral
 
 
@@ -29,7 +30,7 @@ def active_referrals(
     """:func:`active_referral` of each of ``patient_ids`` that has one, in one statement."""
     statement = (
         select(Referral)
-        .where(col(Referral.patient_id).in_(list(patient_ids)), col(Referral.status).in_(statuses))
+        .where(among(session, col(Referral.patient_id), patient_ids), col(Referral.status).in_(statuses))
         .order_by(col(Referral.created_at), col(Referral.id))
     )
     return {referral.patient_id: referral for referral in session.exec(statement)}  # the newest wins

@@ -41,7 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, SQLModel
 
-from pathway.store.sql import IS_OPEN
+from pathway.store.sql import IS_OPEN, among
 from pathway.store.tables import Referral, Team
 from pathway.store.work_tables import CareTask, CareTaskEvent
 
@@ -175,23 +175,26 @@ def patient_task_states(
     zones: dict[int, str | None] = {}
     if teams:
         zones = {
-            int(i): z for i, z in session.execute(select(_team.id, _team.timezone).where(_team.id.in_(teams)))
+            int(i): z
+            for i, z in session.execute(
+                select(_team.id, _team.timezone).where(among(session, _team.id, teams))
+            )
         }
     referrals = (
         select(_referral.patient_id, func.min(_referral.created_at))
-        .where(_referral.patient_id.in_(ids), _referral.status == OPEN)
+        .where(among(session, _referral.patient_id, ids), _referral.status == OPEN)
         .group_by(_referral.patient_id)
     )
     open_since = {int(patient_id): at for patient_id, at in session.execute(referrals)}
     latest_handled = (
         select(func.max(_task.id))
-        .where(_task.patient_id.in_(ids), _task.status.in_(list(handled_statuses)))
+        .where(among(session, _task.patient_id, ids), _task.status.in_(list(handled_statuses)))
         .group_by(_task.patient_id, _task.kind, _task.subject)
     )
     tasks: dict[int, list[TaskRow]] = {patient_id: [] for patient_id in ids}
     statement = (
         select(_task.patient_id, *_TASK_COLUMNS)
-        .where(_task.patient_id.in_(ids), or_(IS_OPEN, _task.id.in_(latest_handled)))
+        .where(among(session, _task.patient_id, ids), or_(IS_OPEN, _task.id.in_(latest_handled)))
         .order_by(_task.id)
     )
     for patient_id, *row in session.execute(statement):

@@ -1,6 +1,6 @@
 """Every benchmark, one table: ``python -m bench`` (or ``make bench``).
 
-Runs the rule, ingest, scheduling, load, history, workbench and floor benchmarks in turn — each
+Runs the rule, ingest, scheduling, load, history, workbench, floor and ratio benchmarks in turn — each
 in its own process, on SQLite and PostgreSQL where it measures a store — and prints one table of
 the headline figures they report (figure, value, target, pass/FAIL), with each benchmark's exit
 status. The detailed output of each is printed as it runs. ``--quick`` shortens every run (for a
@@ -34,6 +34,7 @@ def suite(quick: bool) -> list[tuple[str, list[str]]]:
         ),
         ("workbench", ["bench.workbench", "--patients", "300" if quick else "2000"]),
         ("floor", ["bench.floor", "--seconds", "3" if quick else "10"]),
+        ("ratio", ["bench.ratio", "--seconds", "5" if quick else "20", "--repeat", "1" if quick else "3"]),
     ]
 
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs, for a smoke check")
     parser.add_argument(
-        "--only", nargs="*", help="run only these (rules ingest schedule load history workbench floor)"
+        "--only", nargs="*", help="run only these (rules ingest schedule load history workbench floor ratio)"
     )
     args = parser.parse_args(argv)
     results = []

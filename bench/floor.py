@@ -46,6 +46,10 @@ class Scenario:
     name: str
     method: str
     path: str
+    cycle: tuple[str, ...] = ()  # if set, each client sends these paths in turn (``path`` is unused)
+
+    def paths(self) -> tuple[str, ...]:
+        return self.cycle or (self.path,)
 
 
 @dataclass
@@ -80,6 +84,30 @@ def scenarios(statements: int) -> list[Scenario]:
         Scenario(f"{statements} statements + commit", "POST", f"/floor/sqlalchemy?n={statements}"),
         Scenario(f"{statements} statements + commit, psycopg cursor", "POST", f"/floor/driver?n={n}"),
     ]
+
+
+CYCLE = 20  # requests in the cycle of a fractional statement count: steps of 0.05 statements
+
+
+def statements_scenario(statements: float) -> Scenario:
+    """The SQLAlchemy route with ``statements`` statements + commit on average.
+
+    A whole number is one route; a fraction mixes the two nearest, ``n`` and ``n + 1``, in a cycle
+    of 20 requests (8.5: ten of 8 and ten of 9), so the mean is ``statements`` to 0.05. The cost of
+    a request is close to linear in its statements, so this is a linear interpolation between the
+    two routes, measured in one run under one load rather than computed from two.
+    """
+    low = int(statements)
+    high = round((statements - low) * CYCLE)
+    if high in (0, CYCLE):
+        n = low + high // CYCLE
+        return Scenario(f"{n} statements + commit", "POST", f"/floor/sqlalchemy?n={n}")
+    # spread the longer requests evenly through the cycle (as Bresenham would)
+    cycle = tuple(
+        f"/floor/sqlalchemy?n={low + ((i + 1) * high // CYCLE - i * high // CYCLE)}" for i in range(CYCLE)
+    )
+    mean = low + high / CYCLE
+    return Scenario(f"{mean:g} statements + commit ({low} and {low + 1})", "POST", cycle[0], cycle)
 
 
 def process_tree(root: int) -> list[int]:
@@ -151,11 +179,13 @@ def drive(port: int, scenario: Scenario, concurrency: int, seconds: float, resul
         headers = {"Content-Type": "application/json"}
         latencies: list[float] = []
         errors = 0
+        paths, turn = scenario.paths(), k
         start.wait()
         while time.perf_counter() < deadline[0]:
             sent = time.perf_counter()
             payload = body if scenario.method == "POST" else None
-            connection.request(scenario.method, scenario.path, payload, headers)
+            connection.request(scenario.method, paths[turn % len(paths)], payload, headers)
+            turn += 1
             response = connection.getresponse()
             response.read()
             if response.status == 200:

@@ -125,12 +125,8 @@ def run(args: argparse.Namespace) -> int:
     return 1 if found else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    assert __doc__ is not None
-    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="duration of the traffic (60)")
-    parser.add_argument("--workers", type=int, default=2, help="server processes (2; SQLite runs one)")
-    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
+def add_world_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the world and its traffic, shared with bench.ratio."""
     parser.add_argument("--patients", type=int, default=600, help="patients registered (600)")
     parser.add_argument("--teams", type=int, default=3, help="GP teams (3)")
     parser.add_argument("--gateways", type=int, default=6, help="gateway keys (6)")
@@ -141,6 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         help="server limit per key and process, req/s (200, its default; 0: off); clients pace at 90%%",
     )  # fmt: skip
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="server for the temp database")
+
+
+def main(argv: list[str] | None = None) -> int:
+    assert __doc__ is not None
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="duration of the traffic (60)")
+    parser.add_argument("--workers", type=int, default=2, help="server processes (2; SQLite runs one)")
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
+    add_world_options(parser)
     parser.add_argument(
         "--history-days", type=int, default=0,
         help="days of stored history per patient before the traffic (0; PostgreSQL): bench/load_history.py",

@@ -200,9 +200,14 @@ class ClientStats:
 
 
 class Client:
-    def __init__(self, k: int, port: int, world: World, began: list[float], deadline: list[float]) -> None:
+    def __init__(
+        self, k: int, port: int, world: World, began: list[float], deadline: list[float], run: int = 0
+    ) -> None:
         self.k, self.port, self.world = k, port, world
-        self.rng = random.Random(world.seed * 1_000 + k)
+        # Run 0 is bench.load's; later runs on the same world (bench.ratio) draw other traffic
+        # and use other idempotency keys, so a repeat never replays an earlier run's key by chance.
+        self.rng = random.Random(world.seed * 1_000 + k + 7_919 * run)
+        self._prefix = f"r{run}-" if run else ""
         self.stats = ClientStats()
         self._began, self._deadline = began, deadline
         self._sent: deque[Sent] = deque(maxlen=8)
@@ -263,7 +268,7 @@ class Client:
         body = [reading_body(self.world, self.rng, p, n) for n in self.world.take_readings(p.index, count)]
         path = f"/v1/patients/{p.id}/readings?source_system={p.gateway.name}"
         self._batches += 1
-        idempotency_key = f"t{self.k}-b{self._batches}"
+        idempotency_key = f"{self._prefix}t{self.k}-b{self._batches}"
         self.stats.readings_sent += count
         status, _, answer = self.request(
             "POST readings", p.gateway, "POST", path, body, **{"Idempotency-Key": idempotency_key}
@@ -305,7 +310,7 @@ class Client:
         self._batches += 1
         status, _, answer = self.request(
             "POST readings (resend)", sent.key, "POST", sent.path, sent.body,
-            **{"Idempotency-Key": f"t{self.k}-b{self._batches}"},
+            **{"Idempotency-Key": f"{self._prefix}t{self.k}-b{self._batches}"},
         )  # fmt: skip
         if answer is None:
             return
@@ -384,9 +389,25 @@ class Traffic:
         return min((counts[w] / WINDOW_SECONDS for w in range(windows)), default=math.nan)
 
 
-def run_traffic(port: int, world: World, concurrency: int, seconds: float) -> Traffic:
+def merge(total: ClientStats, s: ClientStats) -> None:
+    """Add one client's (or one run's) figures to ``total``."""
+    total.calls.extend(s.calls)
+    for name in (
+        "transport_errors", "readings_sent", "created", "duplicate", "rejected", "fresh_duplicates",
+        "replays", "replay_mismatches", "resends", "resend_mismatches", "visit_resends",
+        "visit_resend_mismatches",
+    ):  # fmt: skip
+        setattr(total, name, getattr(total, name) + getattr(s, name))
+    total.acked.update(s.acked)
+    total.visits.update(s.visits)
+    total.list_items = max(total.list_items, s.list_items)
+    for note in s.notes:
+        total.note(note)
+
+
+def run_traffic(port: int, world: World, concurrency: int, seconds: float, run: int = 0) -> Traffic:
     began, deadline = [0.0], [math.inf]
-    clients = [Client(k, port, world, began, deadline) for k in range(concurrency)]
+    clients = [Client(k, port, world, began, deadline, run) for k in range(concurrency)]
     start = threading.Barrier(concurrency + 1)
     threads = [threading.Thread(target=c.run, args=(start,), name=f"load-{c.k}") for c in clients]
     for thread in threads:
@@ -400,27 +421,15 @@ def run_traffic(port: int, world: World, concurrency: int, seconds: float) -> Tr
     elapsed = time.perf_counter() - began[0]
     total = ClientStats()
     for c in clients:
-        s = c.stats
-        total.calls.extend(s.calls)
-        for name in (
-            "transport_errors", "readings_sent", "created", "duplicate", "rejected", "fresh_duplicates",
-            "replays", "replay_mismatches", "resends", "resend_mismatches", "visit_resends",
-            "visit_resend_mismatches",
-        ):  # fmt: skip
-            setattr(total, name, getattr(total, name) + getattr(s, name))
-        total.acked.update(s.acked)
-        total.visits.update(s.visits)
-        total.list_items = max(total.list_items, s.list_items)
-        for note in s.notes:
-            total.note(note)
+        merge(total, c.stats)
     return Traffic(elapsed, total, time.process_time() - cpu0)
 
 
-def run_measured(port: int, url: str, world: World, args: argparse.Namespace) -> Traffic:
+def run_measured(port: int, url: str, world: World, args: argparse.Namespace, run: int = 0) -> Traffic:
     """:func:`run_traffic`, with the CPU time of the server, of PostgreSQL and of the machine."""
     servers, backends = server_processes(port), database_backends(url)
     before, machine_before = cpu_ticks(servers + backends), machine_ticks()
-    traffic = run_traffic(port, world, args.concurrency, args.seconds)
+    traffic = run_traffic(port, world, args.concurrency, args.seconds, run)
     backends = sorted(set(backends) | set(database_backends(url)))  # pool connections opened meanwhile
     after, machine_after = cpu_ticks(servers + backends), machine_ticks()
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

@@ -117,7 +117,8 @@ def provision(url: str, args: argparse.Namespace, per_second: float) -> World:
     from pathway.store.db import make_engine
 
     def key(session: Session, role: permissions.Role, name: str, team: str | None = None) -> Key:
-        row, token = permissions.create_key(session, role, name, now, team)
+        # a gateway or ehr key posts only as its registered source system: the name the clients send
+        row, token = permissions.create_key(session, role, name, now, team, source_system=name)
         assert row.id is not None
         return Key(name, row.id, token, Pacer(per_second * PACE_SHARE, burst))
 

@@ -9,7 +9,8 @@ PostgreSQL only (the production store). The store is built as ``bench.schedule``
 ``pathway demo --patients SAMPLE`` through the service layer (18 months of visits, labs, wearable
 streams, prescriptions, assessments, referrals and tasks), then the sample's rows cloned inside the
 database (``INSERT … SELECT``, ids shifted) until it holds ``--patients`` patients in teams of
-``--team-size``; then ``ANALYZE``. (The demo's 2,000 patients hold 26 readings, 5 visits and 3
+``--team-size``; then ``ANALYZE``. (Not ``COPY`` from the client: the rows never leave the server,
+one statement a table and copy of the sample, and every clone is a history the service layer wrote.) (The demo's 2,000 patients hold 26 readings, 5 visits and 3
 assessments each: 1,000,000 patients are ~26 M readings, ~5 M visits, ~3 M assessments.)
 
 With ``--store NAME`` the store is the database NAME, kept afterwards: built there if it holds no

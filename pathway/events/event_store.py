@@ -79,18 +79,6 @@ def tasks_of(session: Session, task_ids: Sequence[int]) -> list[tuple[int, int, 
     return found
 
 
-def latest_tier(session: Session, patient_id: int) -> tuple[str, str | None] | None:
-    """(tier, referral urgency) of the patient's newest stored assessment (its (patient, id) index)."""
-    statement = (
-        select(_assessment.tier, _assessment.referral_urgency)
-        .where(_assessment.patient_id == patient_id)
-        .order_by(_assessment.id.desc())
-        .limit(1)
-    )
-    row = session.execute(statement).first()
-    return (str(row[0]), row[1]) if row is not None else None
-
-
 # --- Routing and delivery (the scheduler) -----------------------------------------------------
 
 

@@ -44,11 +44,6 @@ def _row(
     }
 
 
-def previous_assessment(session: Session, patient_id: int) -> tuple[str, str | None] | None:
-    """(tier, referral urgency) of the patient's newest assessment, read before storing the next."""
-    return event_store.latest_tier(session, patient_id)
-
-
 def assessment_stored(
     session: Session,
     record: AssessmentRecord,

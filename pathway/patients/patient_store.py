@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, literal_column
+from sqlalchemy import select as select_columns
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 
 from pathway.store.tables import AssessmentRecord, Patient, PatientComplication
@@ -52,12 +54,36 @@ def lock_patient_if_free(session: Session, patient_id: int) -> Patient | None:
 
 _TABLES = SQLModel.metadata.tables
 _assessment = _TABLES[AssessmentRecord.__tablename__]
-_INSERT_ASSESSMENT = insert(_assessment).returning(_assessment.c.id)
+_before = aliased(_assessment, name="before")
+# The inserted row's columns, qualified (SQLAlchemy renders RETURNING's own columns bare, which in
+# the subquery SQLite reads as the alias's: ambiguous).
+_INSERTED_PATIENT: Any = literal_column(f"{AssessmentRecord.__tablename__}.patient_id")
+_INSERTED_ID: Any = literal_column(f"{AssessmentRecord.__tablename__}.id")
 
 
-def insert_assessment(session: Session, values: dict[str, Any]) -> int:
-    """Store one assessment (a Core INSERT, no ORM object); its id."""
-    return int(session.execute(_INSERT_ASSESSMENT, values).scalar_one())
+def _of_the_one_before(column: Any) -> Any:
+    """``column`` of the patient's assessment stored just before the inserted one (a correlated
+    subquery of RETURNING: the (patient, id) index, newest first; patient writes take turns)."""
+    return (
+        select_columns(column)
+        .where(_before.c.patient_id == _INSERTED_PATIENT, _before.c.id < _INSERTED_ID)
+        .order_by(_before.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+_INSERT_ASSESSMENT = insert(_assessment).returning(
+    _assessment.c.id, _of_the_one_before(_before.c.tier), _of_the_one_before(_before.c.referral_urgency)
+)
+
+
+def insert_assessment(session: Session, values: dict[str, Any]) -> tuple[int, tuple[str, str | None] | None]:
+    """Store one assessment (a Core INSERT, no ORM object): its id, and the (tier, referral
+    urgency) of the one stored before it, if any — what the outbox's events compare with — in the
+    same round trip."""
+    assessment_id, tier, urgency = session.execute(_INSERT_ASSESSMENT, values).one()
+    return int(assessment_id), (str(tier), urgency) if tier is not None else None
 
 
 def insert_assessments(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:

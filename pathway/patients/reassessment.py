@@ -278,8 +278,8 @@ def _store_assessment(
 ) -> AssessmentRecord:
     assert patient.id is not None
     values = _assessment_values(patient, result, now)
-    previous = outbox.previous_assessment(session, patient.id)
-    record = AssessmentRecord(id=patient_store.insert_assessment(session, values), **values)
+    assessment_id, previous = patient_store.insert_assessment(session, values)
+    record = AssessmentRecord(id=assessment_id, **values)
     outbox.assessment_stored(session, record, previous, patient.team_id)  # tier changed, red, crisis
     if patient.status == PatientStatus.ACTIVE.value:  # management ended: no new referrals or tasks
         # returned (下转) with nothing new since: quiet, the tasks without the referral's

@@ -10,8 +10,9 @@ PostgreSQL only (the production store). The store is built as ``bench.schedule``
 streams, prescriptions, assessments, referrals and tasks), then the sample's rows cloned inside the
 database (``INSERT … SELECT``, ids shifted) until it holds ``--patients`` patients in teams of
 ``--team-size``; then ``ANALYZE``. (Not ``COPY`` from the client: the rows never leave the server,
-one statement a table and copy of the sample, and every clone is a history the service layer wrote.) (The demo's 2,000 patients hold 26 readings, 5 visits and 3
-assessments each: 1,000,000 patients are ~26 M readings, ~5 M visits, ~3 M assessments.)
+one statement a table and copy of the sample, and every clone is a history the service layer
+wrote.) A sample of 400 holds 18 readings, 5 visits, 10 prescriptions and 1.1 assessments a
+patient: 1,000,000 patients are ~18 M readings, ~5 M visits, ~1.1 M assessments.
 
 With ``--store NAME`` the store is the database NAME, kept afterwards: built there if it holds no
 patients yet, else measured as it is (a 1,000,000-patient store takes a while to build; the steps

@@ -24,11 +24,11 @@ Then, timed, each with wall time, patients/s and the peak RSS of the processes t
 1. **daily issuing run** — ``scheduler.jobs.run_daily`` for today (claimed, one transaction).
 2. **team list** — ``GET /v1/teams/{id}/tasks`` of the first team (``--team-size`` patients) from a
    real server, p50 / p99 / max.
-3. **impact analysis** — ``pathway packs impact --pack <the pack in force's file> --workers N``
-   (every patient under both editions, nothing stored), when the command exists.
-4. **population re-tier** — every assessment marked as made under an older edition of the pack
+3. **population re-tier** — every assessment marked as made under an older edition of the pack
    (``pack_sha256``), then ``pathway packs retier --workers N --quiet``: every managed patient
    reassessed and its tasks synced, in claimed batches.
+4. **impact analysis** — ``pathway packs impact --pack <the pack in force's file> --workers N``
+   (every patient under both editions, nothing stored), unless ``--skip-impact``.
 
 Targets of issue #18 on 2 cores: re-tier and impact < 10 min each for 1,000,000 patients, issuing
 < 5 min, list p99 < 200 ms; a missed target is information (exit 0), a broken step exits 1.
@@ -194,20 +194,20 @@ def build_and_measure(args: argparse.Namespace) -> Province:
         print(f"   {run.issue_seconds:.1f} s: {run.issue_report}", flush=True)
         print(f"2. the list of a team of {args.team_size:,}", flush=True)
         daily_list(run, url, today, args.requests)
-        if not args.skip_impact and _has_impact():
-            pack = PackRegistry.from_directory().get()
-            print(f"3. pathway packs impact --pack {pack.path} --workers {args.workers}", flush=True)
-            province.impact = _pathway(
-                url, "packs", "impact", "--pack", str(pack.path), "--workers", str(args.workers)
-            )
-            print(f"   {province.impact.seconds:.1f} s", flush=True)
         print(
-            f"4. pathway packs retier --workers {args.workers} (after marking every assessment older)",
+            f"3. pathway packs retier --workers {args.workers} (after marking every assessment older)",
             flush=True,
         )
         _older_edition(url)
         province.retier = _pathway(url, "packs", "retier", "--workers", str(args.workers), "--quiet")
         print(f"   {province.retier.seconds:.1f} s: {province.retier.output.strip()}", flush=True)
+        if not args.skip_impact and _has_impact():
+            pack = PackRegistry.from_directory().get()
+            print(f"4. pathway packs impact --pack {pack.path} --workers {args.workers}", flush=True)
+            province.impact = _pathway(
+                url, "packs", "impact", "--pack", str(pack.path), "--workers", str(args.workers)
+            )
+            print(f"   {province.impact.seconds:.1f} s", flush=True)
     return province
 
 

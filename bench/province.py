@@ -25,7 +25,7 @@ Then, timed, each with wall time, patients/s and the peak RSS of the processes t
 2. **team list** — ``GET /v1/teams/{id}/tasks`` of the first team (``--team-size`` patients) from a
    real server, p50 / p99 / max.
 3. **population re-tier** — every assessment marked as made under an older edition of the pack
-   (``pack_sha256``), then ``pathway packs retier --workers N --quiet``: every managed patient
+   (``pack_sha256``), then ``pathway packs retier --workers N``: every managed patient
    reassessed and its tasks synced, in claimed batches.
 4. **impact analysis** — ``pathway packs impact --pack <the pack in force's file> --workers N``
    (every patient under both editions, nothing stored), unless ``--skip-impact``.
@@ -125,16 +125,24 @@ def evaluation_floor(url: str, patients: int) -> float:
 
 def _pathway(url: str, *args: str) -> Timed:
     """``pathway ARGS`` as a subprocess on ``url``: its wall time, peak RSS (its process tree's
-    largest) and output; a non-zero exit is a broken benchmark."""
+    largest) and output, shown as it comes (its progress lines: rate and ETA); a non-zero exit is a
+    broken benchmark."""
     env = {**os.environ, "PATHWAY_DATABASE_URL": url}
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pathway", *args], env=env, capture_output=True, text=True)
+    command = [sys.executable, "-m", "pathway", *args]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        print(f"    | {line}", end="", flush=True)
+        lines.append(line)
+    status = process.wait()
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"pathway {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
+    if status != 0:
+        raise RuntimeError(f"pathway {' '.join(args)} exited {status}: {''.join(lines)[-2000:]}")
     peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    return Timed(seconds, peak, done.stdout)
+    return Timed(seconds, peak, "".join(line for line in lines if not line.startswith("[")))
 
 
 def _older_edition(url: str) -> None:
@@ -245,7 +253,7 @@ def build_and_measure(args: argparse.Namespace) -> Province:
             flush=True,
         )
         _older_edition(url)
-        province.retier = _pathway(url, "packs", "retier", "--workers", str(args.workers), "--quiet")
+        province.retier = _pathway(url, "packs", "retier", "--workers", str(args.workers))
         print(f"   {province.retier.seconds:.1f} s: {province.retier.output.strip()}", flush=True)
         if not args.skip_impact and _has_impact():
             pack = PackRegistry.from_directory().get()

@@ -53,6 +53,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -81,6 +82,19 @@ TARGET_BATCH_READINGS_PS = 10_000.0
 
 class BenchmarkBroken(Exception):
     """The benchmark could not measure (not a missed target)."""
+
+
+def reported(measure: Callable[[], int]) -> int:
+    """``measure()``'s exit status; a broken benchmark says so (``BROKEN …``) and exits 1 — never a
+    hidden traceback, never a figure."""
+    try:
+        return measure()
+    except BenchmarkBroken as error:
+        print(f"BROKEN {error}")
+    except Exception as error:  # a broken benchmark is reported, never hidden
+        traceback.print_exc()
+        print(f"BROKEN {type(error).__name__}: {error}")
+    return 1
 
 
 # --- synthetic data -------------------------------------------------------------------------------

@@ -58,14 +58,13 @@ import os
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 from bench.ingest import (
     DEFAULT_POSTGRES_URL,
-    BenchmarkBroken,
     fresh_database,
     redact,
+    reported,
     running_server,
 )
 from bench.load_check import print_endpoints, print_table, problems, server_log_problems, verify
@@ -167,14 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.seed}, rate limit {args.rate_limit:g}/s per key (clients pace at {PACE_SHARE:.0%}); "
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
     )
-    try:
-        return run(args)
-    except BenchmarkBroken as error:
-        print(f"BROKEN {error}")
-    except Exception as error:  # a broken benchmark is reported, never hidden
-        traceback.print_exc()
-        print(f"BROKEN {type(error).__name__}: {error}")
-    return 1
+    return reported(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -55,14 +55,11 @@ from bench.ingest import fresh_database, redact
 from bench.schedule import (
     DEFAULT_POSTGRES_URL,
     Run,
-    clone,
+    build_store,
     count_rows,
-    create_teams,
     daily_list,
     issuing_run,
-    load_sample,
     percentile_ms,
-    read_sample,
 )
 
 TARGET_RETIER_SECONDS = 600.0
@@ -215,15 +212,7 @@ def build_and_measure(args: argparse.Namespace) -> Province:
             if _patients(engine) == 0:
                 print(f"building the store {redact(url)}", flush=True)
                 migrate(url)
-                print(f"sample: pathway demo --patients {args.sample}", flush=True)
-                run.sample_seconds = load_sample(url, args.sample, as_of)
-                sample = read_sample(engine)
-                clones = args.patients - sample.patients
-                team_ids = create_teams(engine, math.ceil(clones / args.team_size))
-                print(f"clone: {clones:,} patients into {len(team_ids)} teams", flush=True)
-                started = time.perf_counter()
-                clone(engine, sample, clones, team_ids, args.team_size)
-                run.clone_seconds = time.perf_counter() - started
+                build_store(run, url, engine, args, as_of, "")
                 print(f"   built in {run.sample_seconds + run.clone_seconds:.0f} s", flush=True)
             else:
                 print(f"the store {redact(url)} as it is", flush=True)

@@ -31,12 +31,11 @@ import statistics
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 from bench.figures import emit
 from bench.floor import Result, floor_server, measure, statements_scenario
-from bench.ingest import BenchmarkBroken, fresh_database, redact, running_server
+from bench.ingest import fresh_database, redact, reported, running_server
 from bench.load import add_world_options
 from bench.load_check import problems, server_log_problems, verify
 from bench.load_client import ClientStats, Traffic, merge, register, run_measured
@@ -160,14 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         f"at {PACE_SHARE:.0%}); Python {sys.version.split()[0]}, {os.cpu_count()} CPUs",
         flush=True,
     )
-    try:
-        return run(args)
-    except BenchmarkBroken as error:
-        print(f"BROKEN {error}")
-    except Exception as error:  # a broken benchmark is reported, never hidden
-        traceback.print_exc()
-        print(f"BROKEN {type(error).__name__}: {error}")
-    return 1
+    return reported(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -267,6 +267,21 @@ def clone(engine: Any, sample: Sample, clones: int, team_ids: list[int], team_si
             connection.execute(text("ANALYZE"))
 
 
+def build_store(run: Run, url: str, engine: Any, args: argparse.Namespace, as_of: datetime, say: str) -> None:
+    """The benchmark's county on a migrated, empty store: ``pathway demo --patients args.sample``
+    (1.), then its rows cloned until the store holds ``args.patients`` patients in teams of
+    ``args.team_size`` (2.); the seconds of each kept in ``run``. ``say``: the prefix of its lines."""
+    print(f"{say}1. sample: pathway demo --patients {args.sample} --as-of {as_of.isoformat()}", flush=True)
+    run.sample_seconds = load_sample(url, args.sample, as_of)
+    sample = read_sample(engine)
+    clones = args.patients - sample.patients
+    team_ids = create_teams(engine, math.ceil(clones / args.team_size))
+    print(f"{say}2. clone: {clones:,} patients into {len(team_ids)} teams", flush=True)
+    started = time.perf_counter()
+    clone(engine, sample, clones, team_ids, args.team_size)
+    run.clone_seconds = time.perf_counter() - started
+
+
 def count_rows(engine: Any) -> dict[str, int]:
     from sqlalchemy import func, select
 
@@ -430,17 +445,9 @@ def run_database(kind: str, args: argparse.Namespace) -> Run:
         with fresh_database(kind, args.postgres_url) as url:
             print(f"[{kind}] fresh store {redact(url)}", flush=True)
             migrate(url)
-            print(f"[{kind}] 1. sample: pathway demo --patients {args.sample} --as-of {as_of.isoformat()}")
-            run.sample_seconds = load_sample(url, args.sample, as_of)
             engine = make_engine(url)
             try:
-                sample = read_sample(engine)
-                clones = args.patients - sample.patients
-                team_ids = create_teams(engine, math.ceil(clones / args.team_size))
-                print(f"[{kind}] 2. clone: {clones:,} patients into {len(team_ids)} teams", flush=True)
-                started = time.perf_counter()
-                clone(engine, sample, clones, team_ids, args.team_size)
-                run.clone_seconds = time.perf_counter() - started
+                build_store(run, url, engine, args, as_of, f"[{kind}] ")
                 run.rows = count_rows(engine)
             finally:
                 engine.dispose()

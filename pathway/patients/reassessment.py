@@ -141,9 +141,7 @@ def reassess_or_defer(
     as awaiting a reassessment (the next read, ingest or scheduler run completes it): None."""
     result = _evaluate(session, patient, config, now)
     if result is None:
-        if patient.reassessment_due_since is None:
-            patient.reassessment_due_since = now
-            session.add(patient)
+        _await_reassessment(session, patient, now)
         return None
     return _store_assessment(session, patient, result, now, config.referral_tasks)
 
@@ -173,11 +171,26 @@ def _evaluate(session: Session, patient: Patient, config: PathwayConfig, now: da
         horizon=config.reading_horizon,
         prescriptions=config.medication is not None,
     )
+    return _assessed(config, history, now, patient.id)
+
+
+def _assessed(
+    config: PathwayConfig, history: PatientHistory, now: datetime, patient_id: int | None
+) -> Assessment | None:
+    """The engine's assessment of a history read, or None if it failed (logged)."""
     try:
         return config.assess(history, now)
     except Exception:  # the engine (C core, pack, snapshot code): never lose the data it was given
-        log.exception("evaluation failed for patient %s; it awaits a reassessment", patient.id)
+        log.exception("evaluation failed for patient %s; it awaits a reassessment", patient_id)
         return None
+
+
+def _await_reassessment(session: Session, patient: Patient, now: datetime) -> None:
+    """The engine failed: keep what was stored and mark the patient as awaiting a reassessment (the
+    next read, ingest or scheduler run completes it)."""
+    if patient.reassessment_due_since is None:
+        patient.reassessment_due_since = now
+        session.add(patient)
 
 
 def reassess_many(
@@ -204,14 +217,12 @@ def reassess_many(
     outcome: dict[int, AssessmentRecord | None] = {}
     for patient in patients:
         assert patient.id is not None
-        try:
-            evaluated.append((patient, config.assess(histories[patient.id], now)))
-        except Exception:  # as in _evaluate: the engine failed, the data stays
-            log.exception("evaluation failed for patient %s; it awaits a reassessment", patient.id)
+        result = _assessed(config, histories[patient.id], now, patient.id)
+        if result is None:
             outcome[patient.id] = None
-            if patient.reassessment_due_since is None:
-                patient.reassessment_due_since = now
-                session.add(patient)
+            _await_reassessment(session, patient, now)
+        else:
+            evaluated.append((patient, result))
     values = [_assessment_values(patient, result, now) for patient, result in evaluated]
     ids = patient_store.insert_assessments(session, values)
     records = [AssessmentRecord(id=ids[row["patient_id"]], **row) for row in values]

@@ -119,6 +119,45 @@ def test_a_crisis_reading_later_in_the_burst_moves_the_open_recheck_to_it(
     assert [e["action"] for e in history] == ["opened", "updated"]
 
 
+def _lab_ldl(at: datetime) -> dict[str, Any]:
+    return {"kind": "ldl_c", "value": 1.6, "source": "lab", "measured_at": at.isoformat()}
+
+
+def test_a_recheck_never_done_stays_open_through_other_readings_within_the_24_hours(
+    client: TestClient, clock: SettableClock
+) -> None:
+    patient = register_patient(client, "lab-within")
+    clock.at = _at(6, 1)
+    crisis = {**_wearable_bp(118, 110, _at(6)), "source": "home"}  # diastolic alone is a crisis
+    assert client.post(f"/v1/patients/{patient}/readings", json=[crisis]).status_code == 201
+    opened = _open_tasks(client, patient)["bp_recheck"]
+
+    later = datetime(2026, 3, 2, 5, 59, tzinfo=CLINIC_TZ)  # 23 h 59 min after the crisis reading
+    clock.at = later
+    assert client.post(f"/v1/patients/{patient}/readings", json=[_lab_ldl(later)]).status_code == 201
+    assert _open_tasks(client, patient)["bp_recheck"]["id"] == opened["id"]  # a lab value is no recheck
+
+
+def test_a_recheck_no_longer_called_for_once_the_crisis_is_24_hours_old_is_resolved_saying_so(
+    client: TestClient, clock: SettableClock
+) -> None:
+    """Found by the property test: the stored recheck outlived the assessment's call for it."""
+    patient = register_patient(client, "lab-after")
+    clock.at = _at(6, 0)
+    crisis = {**_wearable_bp(118, 110, _at(6)), "source": "home"}
+    assert client.post(f"/v1/patients/{patient}/readings", json=[crisis]).status_code == 201
+    opened = _open_tasks(client, patient)["bp_recheck"]
+
+    after = datetime(2026, 3, 2, 6, 0, tzinfo=CLINIC_TZ)
+    clock.at = after.replace(second=30)
+    assert client.post(f"/v1/patients/{patient}/readings", json=[_lab_ldl(after)]).status_code == 201
+    assert "bp_recheck" not in {t["kind"] for t in _preview(client, patient, clock.at)["tasks"]}
+    assert "bp_recheck" not in _open_tasks(client, patient)
+    history = client.get(f"/v1/tasks/{opened['id']}/history").json()
+    last = history[-1]
+    assert (last["action"], last["note"]) == ("resolved", "the assessment no longer calls for it")
+
+
 def test_a_loose_clinic_crisis_in_the_evening_is_its_own_encounter_not_averaged_into_the_visit(
     client: TestClient, clock: SettableClock
 ) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 from pathway.clinical.clock import CLINIC_TZ
@@ -93,6 +93,15 @@ def _open_tasks(client: TestClient, patient_id: int) -> dict[tuple[str, str], di
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(drawn=events, birth=st.sampled_from(BIRTH_DATES), later=st.integers(0, 240))
+# Found here: a home crisis never rechecked, then a lab value once it is 24 h old (the recheck lapsed).
+@example(
+    drawn=[
+        ("home", 0, {"kind": "bp", "systolic": 118, "diastolic": 110}, "home"),
+        ("lab", 24 * 60, {"kind": "ldl_c", "value": 1.6}, "lab"),
+    ],
+    birth=BIRTH_DATES[0],
+    later=0,
+)
 def test_the_stored_tier_and_tasks_agree_with_pathway_evaluate(
     client: TestClient,
     clock: SettableClock,

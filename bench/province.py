@@ -40,7 +40,6 @@ import argparse
 import contextlib
 import math
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -121,11 +120,11 @@ def evaluation_floor(url: str, patients: int) -> float:
 
 
 def _pathway(url: str, *args: str) -> Timed:
-    """``pathway ARGS`` as a subprocess on ``url``: its wall time, peak RSS (its process tree's
-    largest) and output, shown as it comes (its progress lines: rate and ETA); a non-zero exit is a
-    broken benchmark."""
+    """``pathway ARGS`` as a subprocess on ``url``: its wall time, peak RSS (the largest of its own
+    process tree: ``wait4`` on it, not ``RUSAGE_CHILDREN``, which keeps the largest child this
+    benchmark ever had, the store's build included) and output, shown as it comes (its progress
+    lines: rate and ETA); a non-zero exit is a broken benchmark."""
     env = {**os.environ, "PATHWAY_DATABASE_URL": url}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     command = [sys.executable, "-m", "pathway", *args]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -134,11 +133,12 @@ def _pathway(url: str, *args: str) -> Timed:
     for line in process.stdout:
         print(f"    | {line}", end="", flush=True)
         lines.append(line)
-    status = process.wait()
+    _, raw, usage = os.wait4(process.pid, 0)
+    process.returncode = status = os.waitstatus_to_exitcode(raw)
     seconds = time.perf_counter() - started
     if status != 0:
         raise RuntimeError(f"pathway {' '.join(args)} exited {status}: {''.join(lines)[-2000:]}")
-    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    peak = usage.ru_maxrss / 1024
     return Timed(seconds, peak, "".join(line for line in lines if not line.startswith("[")))
 
 

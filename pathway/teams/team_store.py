@@ -101,16 +101,28 @@ _LIST_COLUMNS = (
 
 def daily_list(session: Session, query: ListQuery, tier_rank: dict[str, int]) -> tuple[int, Sequence[Any]]:
     """(total, page) of the team's tasks on the list of the query's day (:func:`_list_filter`):
-    priority, then days overdue (oldest due first), then tier (``tier_rank``, 0 worst)."""
+    priority, then days overdue (oldest due first), then tier (``tier_rank``, 0 worst).
+
+    The page is cut from the tasks alone (counted in the same scan), then joined to its patients:
+    a list of 20,000 tasks looks up 50 patients, not 20,000."""
     conditions = _list_filter(query)
-    tier_order = case(tier_rank, value=_task.tier, else_=len(tier_rank))
-    statement = (
-        select_columns(*_LIST_COLUMNS, func.count().over().label("total"))  # counted in the same scan
-        .join(_patient_table, _patient.id == _task.patient_id)
+    tier_order = case(tier_rank, value=_task.tier, else_=len(tier_rank)).label("tier_order")
+    task_columns = [c for c in _LIST_COLUMNS if c.table is _task_table]
+    cut = (
+        select_columns(*task_columns, tier_order, func.count().over().label("total"))
         .where(*conditions)
         .order_by(_task.priority, _task.due_date, tier_order, _task.due_at, _task.id)
         .limit(query.limit)
         .offset(query.offset)
+        .subquery("page")
+    )
+    named = {c.name: cut.c[c.name] for c in task_columns}
+    statement = (
+        select_columns(
+            *(named[c.name] if c.table is _task_table else c for c in _LIST_COLUMNS), cut.c.total
+        )
+        .join_from(cut, _patient_table, _patient.id == cut.c.patient_id)
+        .order_by(cut.c.priority, cut.c.due_date, cut.c.tier_order, cut.c.due_at, cut.c.id)
     )
     page = session.execute(statement).all()
     if page:
